@@ -1,0 +1,1 @@
+"""The prodflow command line."""

@@ -1,0 +1,1 @@
+"""prodflow gateway."""

@@ -1,0 +1,21 @@
+"""An async CouchDB client over httpx, coded to the CouchDB 3 API."""
+
+from prodflow_core.couch.changes import Change, ChangesFollower
+from prodflow_core.couch.client import BulkResult, CouchClient, CouchDatabase, ViewResult
+from prodflow_core.couch.design import DesignDocument, View, sync_design_documents
+from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound
+
+__all__ = [
+    "BulkResult",
+    "Change",
+    "ChangesFollower",
+    "CouchClient",
+    "CouchDatabase",
+    "CouchError",
+    "DesignDocument",
+    "DocumentConflict",
+    "DocumentNotFound",
+    "View",
+    "ViewResult",
+    "sync_design_documents",
+]

@@ -1,0 +1,123 @@
+"""A ``_changes`` follower that resumes from a checkpoint stored after each handled batch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.errors import CouchError
+
+_log = logging.getLogger("prodflow.couch.changes")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of ``_changes``."""
+
+    id: str
+    seq: str
+    deleted: bool
+    doc: dict[str, Any] | None
+
+
+ChangeHandler = Callable[[list[Change]], Awaitable[None]]
+
+
+def _to_change(row: dict[str, Any]) -> Change:
+    seq = row["seq"]
+    return Change(
+        id=str(row["id"]),
+        seq=seq if isinstance(seq, str) else str(seq),
+        deleted=bool(row.get("deleted", False)),
+        doc=row.get("doc"),
+    )
+
+
+class ChangesFollower:
+    """Follow a database's ``_changes`` and hand each batch to ``handle``.
+
+    The sequence after a batch is stored in ``_local/checkpoint-<consumer>`` only after ``handle`` returned,
+    so a follower killed mid-batch sees that batch again on restart: delivery is at least once, and handlers
+    must be idempotent. A consumer seen for the first time starts at ``start`` (``"0"`` or ``"now"``).
+    """
+
+    def __init__(
+        self,
+        db: CouchDatabase,
+        consumer: str,
+        handle: ChangeHandler,
+        *,
+        include_docs: bool = True,
+        batch_size: int = 500,
+        longpoll_s: float = 20.0,
+        start: str = "0",
+        retry_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.consumer = consumer
+        self.handle = handle
+        self.include_docs = include_docs
+        self.batch_size = batch_size
+        self.longpoll_s = longpoll_s
+        self.start = start
+        self.retry_s = retry_s
+        self.since: str | None = None
+
+    @property
+    def checkpoint_id(self) -> str:
+        return f"checkpoint-{self.consumer}"
+
+    async def load_checkpoint(self) -> str:
+        """The stored sequence, or the start position for a new consumer."""
+        stored = await self.db.get_local(self.checkpoint_id)
+        if stored and "seq" in stored:
+            return str(stored["seq"])
+        return await self.db.update_seq() if self.start == "now" else self.start
+
+    async def save_checkpoint(self, seq: str) -> None:
+        await self.db.put_local(self.checkpoint_id, {"seq": seq, "consumer": self.consumer})
+
+    async def poll_once(self, *, wait: bool = True) -> int:
+        """Fetch and handle one batch; returns how many changes were handled."""
+        if self.since is None:
+            self.since = await self.load_checkpoint()
+        batch = await self.db.changes(
+            since=self.since,
+            limit=self.batch_size,
+            include_docs=self.include_docs,
+            longpoll_s=self.longpoll_s if wait else None,
+        )
+        if batch.results:
+            await self.handle([_to_change(row) for row in batch.results])
+        if batch.last_seq != self.since:
+            await self.save_checkpoint(batch.last_seq)
+            self.since = batch.last_seq
+        return len(batch.results)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Follow until ``stop`` is set (or the task is cancelled); transient errors are retried."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except (httpx.HTTPError, CouchError) as exc:
+                _log.warning("changes of %s for %s failed: %s; retrying", self.db.name, self.consumer, exc)
+                await _sleep_or_stop(stop, self.retry_s)
+            except Exception:
+                # The checkpoint was not advanced: the batch is handed over again after the pause.
+                _log.exception("handling changes of %s for %s failed; retrying", self.db.name, self.consumer)
+                await _sleep_or_stop(stop, self.retry_s)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,345 @@
+"""Async CouchDB client: databases, documents with ``_rev``, bulk writes, views, ``_find`` and ``_changes``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound, error_for
+
+Doc = dict[str, Any]
+DEFAULT_BULK_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The outcome of one document in a ``_bulk_docs`` call."""
+
+    id: str
+    rev: str | None
+    error: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """Rows of a view query."""
+
+    rows: list[dict[str, Any]]
+    total_rows: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class ChangesBatch:
+    """One batch of ``_changes`` results and the sequence to resume after it."""
+
+    results: list[dict[str, Any]]
+    last_seq: str
+    pending: int | None = None
+
+
+def _seq(value: Any) -> str:
+    # CouchDB 3 sequences are opaque strings; PouchDB Server's are integers. Keep both as text.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _doc_path(doc_id: str) -> str:
+    if doc_id.startswith(("_design/", "_local/")):
+        prefix, _, rest = doc_id.partition("/")
+        return f"{prefix}/{quote(rest, safe='')}"
+    return quote(doc_id, safe="")
+
+
+class CouchClient:
+    """A connection to one CouchDB server (credentials may be given in the URL)."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 60.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url + "/",
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def __aenter__(self) -> CouchClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def db(self, name: str) -> CouchDatabase:
+        """A handle on database ``name`` (nothing is sent)."""
+        return CouchDatabase(self, name)
+
+    async def info(self) -> Doc:
+        """The server's welcome document (``GET /``)."""
+        info: Doc = await self.request("GET", "")
+        return info
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,
+        ok_statuses: Iterable[int] = (),
+    ) -> Any:
+        """Send one request and decode its JSON answer; error statuses raise :class:`CouchError`."""
+        kwargs: dict[str, Any] = {"params": _encode_params(params)}
+        if json_body is not None:
+            kwargs["content"] = json.dumps(json_body, separators=(",", ":")).encode()
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code >= 400 and response.status_code not in set(ok_statuses):
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": "unknown", "reason": response.text[:200]}
+            raise error_for(response.status_code, str(body.get("error", "")), str(body.get("reason", "")))
+        return response.json() if response.content else None
+
+
+def _encode_params(params: dict[str, Any] | None) -> dict[str, str] | None:
+    """View/changes parameters: keys and booleans JSON-encoded as CouchDB expects."""
+    if not params:
+        return None
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        if name in {"key", "startkey", "endkey", "start_key", "end_key"} or isinstance(value, bool):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+class CouchDatabase:
+    """One CouchDB database."""
+
+    def __init__(self, client: CouchClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._base = quote(name, safe="")
+
+    def _path(self, rest: str = "") -> str:
+        return f"{self._base}/{rest}" if rest else self._base
+
+    async def ensure(self) -> None:
+        """Create the database unless it exists."""
+        await self.client.request("PUT", self._path(), ok_statuses=(412,))
+
+    async def drop(self) -> None:
+        """Delete the database if it exists."""
+        await self.client.request("DELETE", self._path(), ok_statuses=(404,))
+
+    async def info(self) -> Doc:
+        """``GET /db``: doc count, update sequence, ..."""
+        return await self.client.request("GET", self._path())  # type: ignore[no-any-return]
+
+    async def get(self, doc_id: str) -> Doc:
+        """The document ``doc_id``; :class:`DocumentNotFound` if absent."""
+        return await self.client.request("GET", self._path(_doc_path(doc_id)))  # type: ignore[no-any-return]
+
+    async def get_or_none(self, doc_id: str) -> Doc | None:
+        """The document ``doc_id`` or ``None``."""
+        try:
+            return await self.get(doc_id)
+        except DocumentNotFound:
+            return None
+
+    async def put(self, doc: Doc) -> str:
+        """Write ``doc`` (its ``_rev`` must be current); sets and returns the new ``_rev``.
+
+        Raises :class:`DocumentConflict` when the stored revision differs.
+        """
+        answer = await self.client.request("PUT", self._path(_doc_path(doc["_id"])), json_body=doc)
+        doc["_rev"] = answer["rev"]
+        return str(answer["rev"])
+
+    async def delete(self, doc_id: str, rev: str) -> None:
+        """Delete one revision of a document."""
+        await self.client.request("DELETE", self._path(_doc_path(doc_id)), params={"rev": rev})
+
+    async def update(
+        self, doc_id: str, change: Callable[[Doc], Doc | None], *, attempts: int = 10
+    ) -> Doc | None:
+        """Read-modify-write with ``_rev``: on a conflict re-read and re-apply ``change``, never overwrite.
+
+        ``change`` gets the current document (``{"_id": doc_id}`` if absent) and returns the new one, or ``None``
+        to leave it as it is. Returns the written document, or ``None`` if nothing was written.
+        """
+        for _ in range(attempts):
+            current = await self.get_or_none(doc_id) or {"_id": doc_id}
+            new = change(current)
+            if new is None:
+                return None
+            try:
+                await self.put(new)
+            except DocumentConflict:
+                continue
+            return new
+        raise DocumentConflict(409, "conflict", f"{doc_id}: still conflicting after {attempts} attempts")
+
+    async def bulk_docs(
+        self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK
+    ) -> list[BulkResult]:
+        """Write ``docs`` with ``_bulk_docs`` in chunks; per-document errors (conflicts) come back as results."""
+        results: list[BulkResult] = []
+        for start in range(0, len(docs), chunk_size):
+            chunk = docs[start : start + chunk_size]
+            answer = await self.client.request(
+                "POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)}
+            )
+            for doc, row in zip(chunk, answer, strict=True):
+                result = BulkResult(
+                    id=str(row.get("id", doc.get("_id"))),
+                    rev=row.get("rev"),
+                    error=row.get("error"),
+                    reason=row.get("reason"),
+                )
+                if result.ok and result.rev:
+                    doc["_rev"] = result.rev
+                results.append(result)
+        return results
+
+    async def all_docs(
+        self, *, keys: Sequence[str] | None = None, include_docs: bool = False, **params: Any
+    ) -> ViewResult:
+        """``_all_docs``, optionally for given ``keys`` (sent in the body)."""
+        query = {"include_docs": include_docs, **params}
+        if keys is not None:
+            answer = await self.client.request(
+                "POST", self._path("_all_docs"), params=query, json_body={"keys": list(keys)}
+            )
+        else:
+            answer = await self.client.request("GET", self._path("_all_docs"), params=query)
+        return ViewResult(
+            rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset")
+        )
+
+    async def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
+        """The existing documents among ``doc_ids``, by id (one request)."""
+        if not doc_ids:
+            return {}
+        rows = (await self.all_docs(keys=doc_ids, include_docs=True)).rows
+        return {row["id"]: row["doc"] for row in rows if row.get("doc")}
+
+    async def view(
+        self,
+        ddoc: str,
+        view: str,
+        *,
+        keys: Sequence[Any] | None = None,
+        **params: Any,
+    ) -> ViewResult:
+        """Query ``_design/ddoc/_view/view``; ``reduce``, ``group``, ``group_level``, key ranges as parameters."""
+        path = self._path(f"_design/{quote(ddoc, safe='')}/_view/{quote(view, safe='')}")
+        if keys is not None:
+            answer = await self.client.request("POST", path, params=params, json_body={"keys": list(keys)})
+        else:
+            answer = await self.client.request("GET", path, params=params)
+        return ViewResult(
+            rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset")
+        )
+
+    async def find(
+        self,
+        selector: Doc,
+        *,
+        fields: Sequence[str] | None = None,
+        sort: Sequence[Any] | None = None,
+        limit: int | None = None,
+        skip: int | None = None,
+        bookmark: str | None = None,
+        use_index: str | Sequence[str] | None = None,
+    ) -> tuple[list[Doc], str | None]:
+        """Mango ``_find``: the matching documents and the bookmark of the next page."""
+        body: Doc = {"selector": selector}
+        for name, value in (
+            ("fields", fields),
+            ("sort", sort),
+            ("limit", limit),
+            ("skip", skip),
+            ("bookmark", bookmark),
+            ("use_index", use_index),
+        ):
+            if value is not None:
+                body[name] = list(value) if isinstance(value, tuple) else value
+        answer = await self.client.request("POST", self._path("_find"), json_body=body)
+        return list(answer["docs"]), answer.get("bookmark")
+
+    async def create_index(self, fields: Sequence[str], *, name: str, ddoc: str | None = None) -> None:
+        """Create a Mango index (idempotent)."""
+        body: Doc = {"index": {"fields": list(fields)}, "name": name, "type": "json"}
+        if ddoc:
+            body["ddoc"] = ddoc
+        await self.client.request("POST", self._path("_index"), json_body=body)
+
+    async def changes(
+        self,
+        *,
+        since: str = "0",
+        limit: int | None = None,
+        include_docs: bool = False,
+        longpoll_s: float | None = None,
+    ) -> ChangesBatch:
+        """One batch of ``_changes`` after ``since``.
+
+        With ``longpoll_s`` the request waits up to that long for a change. PouchDB Server ignores the
+        ``timeout`` parameter of a longpoll feed, so the wait is also bounded here on the client: a read
+        timeout is an empty batch. This is the one place that works around it.
+        """
+        params: dict[str, Any] = {"since": since, "limit": limit, "include_docs": include_docs}
+        timeout: float | None = None
+        if longpoll_s is not None:
+            params.update(feed="longpoll", timeout=int(longpoll_s * 1000), heartbeat=None)
+            timeout = longpoll_s + 5.0
+        try:
+            answer = await self.client.request("GET", self._path("_changes"), params=params, timeout=timeout)
+        except httpx.ReadTimeout:
+            return ChangesBatch(results=[], last_seq=since)
+        return ChangesBatch(
+            results=list(answer["results"]), last_seq=_seq(answer["last_seq"]), pending=answer.get("pending")
+        )
+
+    async def update_seq(self) -> str:
+        """The current update sequence (where a follower starting ``now`` begins)."""
+        return _seq((await self.info())["update_seq"])
+
+    async def get_local(self, name: str) -> Doc | None:
+        """A ``_local`` document (not replicated, not in ``_changes``)."""
+        return await self.get_or_none(f"_local/{name}")
+
+    async def put_local(self, name: str, body: Doc) -> None:
+        """Write a ``_local`` document, overwriting the current revision."""
+        doc_id = f"_local/{name}"
+        current = await self.get_or_none(doc_id)
+        doc = {**body, "_id": doc_id}
+        if current and "_rev" in current:
+            doc["_rev"] = current["_rev"]
+        await self.put(doc)
+
+
+__all__ = ["BulkResult", "ChangesBatch", "CouchClient", "CouchDatabase", "CouchError", "Doc", "ViewResult"]

@@ -1,0 +1,153 @@
+"""The shared event stream: CloudEvents 1.0 documents in the ``prodflow-events`` database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prodflow_core.couch.changes import Change, ChangesFollower
+from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.errors import DocumentConflict
+
+TYPE_PREFIX = "org.prodflow."
+EVENT_ID_PREFIX = "evt-"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(now_ms: int | None = None) -> str:
+    """A ULID-style id: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return EVENT_ID_PREFIX + "".join(reversed(chars))
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with a ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in JSON form, as stored in ``prodflow-events`` (``_id`` = ``id``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    specversion: str = "1.0"
+    id: str = Field(default_factory=new_event_id)
+    source: str
+    type: str
+    subject: str | None = None
+    time: str = Field(default_factory=utc_now)
+    datacontenttype: str = "application/json"
+    experiment: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def short_type(self) -> str:
+        """The type without the ``org.prodflow.`` prefix (``job.completed``)."""
+        return self.type.removeprefix(TYPE_PREFIX)
+
+    def document(self) -> dict[str, Any]:
+        """The CouchDB document of this event."""
+        return {"_id": self.id, **self.model_dump(exclude_none=True)}
+
+
+def make_event(
+    short_type: str,
+    source: str,
+    *,
+    subject: str | None = None,
+    experiment: str | None = None,
+    data: dict[str, Any] | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """An event of type ``org.prodflow.<short_type>`` from ``source`` (``/services/<name>``)."""
+    fields: dict[str, Any] = {
+        "source": source,
+        "type": TYPE_PREFIX + short_type,
+        "subject": subject,
+        "experiment": experiment,
+        "data": data or {},
+    }
+    if event_id:
+        fields["id"] = event_id
+    return CloudEvent(**fields)
+
+
+class EventPublisher:
+    """Publishes events as documents; publishing the same id twice is harmless."""
+
+    def __init__(self, db: CouchDatabase, source: str) -> None:
+        self.db = db
+        self.source = source
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Store one event."""
+        with contextlib.suppress(DocumentConflict):  # already published: the id is the idempotency key
+            await self.db.put(event.document())
+
+    async def publish_many(self, events: Iterable[CloudEvent]) -> None:
+        """Store several events in one ``_bulk_docs``; already-published ids are skipped."""
+        docs = [e.document() for e in events]
+        if docs:
+            await self.db.bulk_docs(docs)
+
+    async def emit(
+        self,
+        short_type: str,
+        *,
+        subject: str | None = None,
+        experiment: str | None = None,
+        data: dict[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> CloudEvent:
+        """Build an event from this publisher's source and store it."""
+        event = make_event(
+            short_type, self.source, subject=subject, experiment=experiment, data=data, event_id=event_id
+        )
+        await self.publish(event)
+        return event
+
+
+def event_of(change: Change) -> CloudEvent | None:
+    """The event carried by a change of ``prodflow-events``, or ``None`` (deleted, design or foreign doc)."""
+    if change.deleted or change.doc is None or not change.id.startswith(EVENT_ID_PREFIX):
+        return None
+    return CloudEvent.model_validate(change.doc)
+
+
+EventHandler = Callable[[CloudEvent, str], Awaitable[None]]
+
+
+def event_follower(
+    db: CouchDatabase,
+    consumer: str,
+    handle: EventHandler,
+    *,
+    types: Iterable[str] | None = None,
+    start: str = "0",
+    longpoll_s: float = 20.0,
+) -> ChangesFollower:
+    """A follower of the event stream that calls ``handle(event, seq)`` for each event of ``types``.
+
+    ``types`` are short types (``request.approved``); ``None`` means all. Filtering happens here, on the
+    client, since PouchDB Server has no ``filter=_selector``.
+    """
+    wanted = {TYPE_PREFIX + t for t in types} if types is not None else None
+
+    async def on_batch(changes: list[Change]) -> None:
+        for change in changes:
+            event = event_of(change)
+            if event is not None and (wanted is None or event.type in wanted):
+                await handle(event, change.seq)
+
+    return ChangesFollower(db, consumer, on_batch, include_docs=True, start=start, longpoll_s=longpoll_s)

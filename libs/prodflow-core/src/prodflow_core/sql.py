@@ -1,0 +1,62 @@
+"""SQL through sqlmodel and async SQLAlchemy: SQLite by default, PostgreSQL (asyncpg) by URL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def normalise_url(url: str) -> str:
+    """Use the async drivers: ``sqlite://`` → ``sqlite+aiosqlite://``, ``postgresql://`` → ``+asyncpg``."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers run beside the one writer; busy_timeout waits for the lock instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (SQLite files get WAL and a busy timeout)."""
+    url = normalise_url(url)
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+async def create_tables(engine: AsyncEngine, metadata: Any = None) -> None:
+    """Create the tables of ``metadata`` (default: every SQLModel table imported) if they are missing."""
+    async with engine.begin() as conn:
+        await conn.run_sync((metadata or SQLModel.metadata).create_all)
+
+
+def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with maker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]

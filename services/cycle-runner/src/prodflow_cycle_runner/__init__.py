@@ -1,0 +1,1 @@
+"""prodflow cycle-runner: LEGEND production cycles: tree, config.json, software, Snakemake runs, reprocessing."""

@@ -1,0 +1,1 @@
+"""HTTP routes of cycle-runner, one module per resource."""

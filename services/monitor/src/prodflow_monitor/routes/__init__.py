@@ -1,0 +1,1 @@
+"""HTTP routes of monitor, one module per resource."""

@@ -1,0 +1,1 @@
+"""prodflow request-api: Production requests, approval, jobs.json and the module & run catalog."""

@@ -1,0 +1,1 @@
+"""HTTP routes of request-api, one module per resource."""

@@ -1,0 +1,22 @@
+"""Settings of submitter (env prefix ``SUBMITTER_``; shared ones ``PRODFLOW_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from prodflow_core.settings import ServiceSettings
+
+DEFAULT_PORT = 8002
+
+
+class SubmitterSettings(ServiceSettings):
+    """Settings of submitter."""
+
+    model_config = SettingsConfigDict(env_prefix="SUBMITTER_", extra="ignore", populate_by_name=True)
+
+    port: int = DEFAULT_PORT
+    database_url: str | None = None
+
+    def sql_url(self) -> str:
+        """The SQL database: ``SUBMITTER_DATABASE_URL`` or an SQLite file under the data folder."""
+        return self.database_url or self.sqlite_url("submitter")

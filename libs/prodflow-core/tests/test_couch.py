@@ -58,11 +58,7 @@ async def test_view_with_count_reduce_and_group_level(fresh_db: MakeDb) -> None:
     db = await fresh_db("view")
     ddoc = DesignDocument(
         "jobs",
-        {
-            "by_label_status": View(
-                "function(doc){ if(doc.type==='job') emit([doc.label, doc.status], 1); }", "_count"
-            )
-        },
+        {"by_label_status": View("function(doc){ if(doc.type==='job') emit([doc.label, doc.status], 1); }", "_count")},
     )
     assert await sync_design_documents(db, [ddoc]) == ["_design/jobs"]
     assert await sync_design_documents(db, [ddoc]) == []  # idempotent: unchanged documents are not rewritten
@@ -118,9 +114,7 @@ async def test_follower_killed_mid_stream_resumes_from_checkpoint(fresh_db: Make
     crash_after = 100
     while await restarted.poll_once(wait=False):
         pass
-    assert seen == [
-        f"e{i:03d}" for i in range(60)
-    ]  # nothing missed, nothing seen twice after a handled batch
+    assert seen == [f"e{i:03d}" for i in range(60)]  # nothing missed, nothing seen twice after a handled batch
 
 
 async def test_longpoll_returns_when_a_change_arrives(fresh_db: MakeDb) -> None:

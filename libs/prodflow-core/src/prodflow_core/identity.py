@@ -66,9 +66,7 @@ def _mac(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
 
 
-def sign_identity(
-    identity: Identity, secret: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None
-) -> str:
+def sign_identity(identity: Identity, secret: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
     """The header value that carries ``identity`` for ``ttl_s`` seconds."""
     issued = time.time() if now is None else now
     payload = _b64(
@@ -114,9 +112,7 @@ def current_identity(request: Request) -> Identity:
     """FastAPI dependency: the verified identity of the caller, or a 401 problem."""
     header = request.headers.get(IDENTITY_HEADER)
     if not header:
-        raise Problem(
-            401, "Unauthenticated", "call through the gateway with a bearer token", kind="unauthenticated"
-        )
+        raise Problem(401, "Unauthenticated", "call through the gateway with a bearer token", kind="unauthenticated")
     try:
         return verify_identity(header, _secret_of(request))
     except IdentityError as exc:

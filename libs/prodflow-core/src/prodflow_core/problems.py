@@ -116,9 +116,7 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
 def validation_problem(errors: Sequence[dict[str, Any]]) -> Problem:
     """A 422 problem listing each field pydantic refused."""
     fields = [
-        FieldError(
-            field=_loc_to_field(e.get("loc", ())), message=str(e.get("msg", "")), type=str(e.get("type", ""))
-        )
+        FieldError(field=_loc_to_field(e.get("loc", ())), message=str(e.get("msg", "")), type=str(e.get("type", "")))
         for e in errors
     ]
     return Problem(

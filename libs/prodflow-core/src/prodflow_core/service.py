@@ -29,19 +29,22 @@ def create_service_app(
     lifespan: Lifespan,
     routers: Sequence[APIRouter],
     description: str = "",
+    serve_docs: bool = True,
 ) -> FastAPI:
     """A service app: its routers, problem+json errors, request-id middleware, JSON logs and ``/healthz``.
 
     The lifespan registers health checks in ``app.state.health_checks`` (name → async callable that raises
-    when the dependency is down).
+    when the dependency is down). ``serve_docs=False`` leaves ``/openapi.json`` and ``/docs`` to the caller.
     """
     configure_logging(name, settings.log_level, settings.log_json)
+    docs: dict[str, Any] = {} if serve_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}
     app = FastAPI(
         title=title,
         version=__version__,
         description=description,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        **docs,
     )
     app.state.service_name = name
     app.state.settings = settings
@@ -49,9 +52,10 @@ def create_service_app(
     app.state.health_checks = {}
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    # Added last so that a service's own /healthz route (the gateway's) takes precedence.
+    app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     return app
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
 from prodflow_core.couch.client import CouchClient, CouchDatabase
-from prodflow_core.couch.server import couch_server
+from prodflow_core.couch.server import couch_server, free_port
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +44,22 @@ async def fresh_db(couch: CouchClient) -> AsyncIterator[Callable[[str], Awaitabl
     yield make
     for db in made:
         await db.drop()
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, *, port: int | None = None, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread (lifespan included); yields its URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"app did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

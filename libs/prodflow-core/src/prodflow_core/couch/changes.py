@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,18 +27,19 @@ class Change:
     deleted: bool
     doc: dict[str, Any] | None
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Change:
+        """A change from one ``results`` row of ``_changes``."""
+        seq = row["seq"]
+        return cls(
+            id=str(row["id"]),
+            seq=seq if isinstance(seq, str) else json.dumps(seq),
+            deleted=bool(row.get("deleted", False)),
+            doc=row.get("doc"),
+        )
+
 
 ChangeHandler = Callable[[list[Change]], Awaitable[None]]
-
-
-def _to_change(row: dict[str, Any]) -> Change:
-    seq = row["seq"]
-    return Change(
-        id=str(row["id"]),
-        seq=seq if isinstance(seq, str) else str(seq),
-        deleted=bool(row.get("deleted", False)),
-        doc=row.get("doc"),
-    )
 
 
 class ChangesFollower:
@@ -95,7 +97,7 @@ class ChangesFollower:
             longpoll_s=self.longpoll_s if wait else None,
         )
         if batch.results:
-            await self.handle([_to_change(row) for row in batch.results])
+            await self.handle([Change.from_row(row) for row in batch.results])
         if batch.last_seq != self.since:
             await self.save_checkpoint(batch.last_seq)
             self.since = batch.last_seq

@@ -63,9 +63,7 @@ def _doc_path(doc_id: str) -> str:
 class CouchClient:
     """A connection to one CouchDB server (credentials may be given in the URL)."""
 
-    def __init__(
-        self, url: str, *, timeout: float = 60.0, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.url + "/",
@@ -182,9 +180,7 @@ class CouchDatabase:
         """Delete one revision of a document."""
         await self.client.request("DELETE", self._path(_doc_path(doc_id)), params={"rev": rev})
 
-    async def update(
-        self, doc_id: str, change: Callable[[Doc], Doc | None], *, attempts: int = 10
-    ) -> Doc | None:
+    async def update(self, doc_id: str, change: Callable[[Doc], Doc | None], *, attempts: int = 10) -> Doc | None:
         """Read-modify-write with ``_rev``: on a conflict re-read and re-apply ``change``, never overwrite.
 
         ``change`` gets the current document (``{"_id": doc_id}`` if absent) and returns the new one, or ``None``
@@ -202,16 +198,12 @@ class CouchDatabase:
             return new
         raise DocumentConflict(409, "conflict", f"{doc_id}: still conflicting after {attempts} attempts")
 
-    async def bulk_docs(
-        self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK
-    ) -> list[BulkResult]:
+    async def bulk_docs(self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK) -> list[BulkResult]:
         """Write ``docs`` with ``_bulk_docs`` in chunks; per-document errors (conflicts) come back as results."""
         results: list[BulkResult] = []
         for start in range(0, len(docs), chunk_size):
             chunk = docs[start : start + chunk_size]
-            answer = await self.client.request(
-                "POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)}
-            )
+            answer = await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)})
             for doc, row in zip(chunk, answer, strict=True):
                 result = BulkResult(
                     id=str(row.get("id", doc.get("_id"))),
@@ -235,9 +227,7 @@ class CouchDatabase:
             )
         else:
             answer = await self.client.request("GET", self._path("_all_docs"), params=query)
-        return ViewResult(
-            rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset")
-        )
+        return ViewResult(rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset"))
 
     async def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
         """The existing documents among ``doc_ids``, by id (one request)."""
@@ -260,9 +250,7 @@ class CouchDatabase:
             answer = await self.client.request("POST", path, params=params, json_body={"keys": list(keys)})
         else:
             answer = await self.client.request("GET", path, params=params)
-        return ViewResult(
-            rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset")
-        )
+        return ViewResult(rows=answer["rows"], total_rows=answer.get("total_rows"), offset=answer.get("offset"))
 
     async def find(
         self,

@@ -46,9 +46,7 @@ class DesignDocument:
 
 
 def _same(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return bool(
-        stored.get("views") == wanted["views"] and stored.get("language", "javascript") == wanted["language"]
-    )
+    return bool(stored.get("views") == wanted["views"] and stored.get("language", "javascript") == wanted["language"])
 
 
 async def sync_design_documents(db: CouchDatabase, documents: list[DesignDocument]) -> list[str]:

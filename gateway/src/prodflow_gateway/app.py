@@ -1,0 +1,80 @@
+"""The gateway app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from prodflow_core.service import Workers, couch_resources, create_service_app
+from prodflow_core.sql import create_tables, make_engine, session_maker
+
+from prodflow_gateway import models  # noqa: F401  (registers the tables)
+from prodflow_gateway.events import EventBell
+from prodflow_gateway.openapi import MergedOpenAPI
+from prodflow_gateway.routes import events, health, proxy, tokens
+from prodflow_gateway.settings import GatewaySettings
+from prodflow_gateway.tokens import TokenLookup, ensure_first_admin
+
+NAME = "gateway"
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway; ``uvicorn prodflow_gateway.app:create_app --factory`` serves it."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.sql_url())
+        await create_tables(engine)
+        sessions = session_maker(engine)
+        app.state.sessions = sessions
+        app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
+        await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
+        timeout = httpx.Timeout(settings.proxy_timeout_s, connect=settings.connect_timeout_s)
+        workers = Workers()
+        async with (
+            httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=500)) as http,
+            couch_resources(app, settings) as couch,
+        ):
+            app.state.http = http
+            app.state.events_db = couch.db(settings.events_db)
+            app.state.bell = EventBell(app.state.events_db)
+            app.state.openapi = MergedOpenAPI(http, settings.service_urls())
+            workers.start("event-bell", app.state.bell.run(workers.stop))
+            try:
+                yield
+            finally:
+                await workers.aclose()
+                await engine.dispose()
+
+    app = create_service_app(
+        name=NAME,
+        title="prodflow",
+        description="Production management for particle-physics experiments: one API for every service.",
+        settings=settings,
+        lifespan=lifespan,
+        routers=[tokens.router, events.router, health.router, proxy.router],
+        serve_docs=False,  # the merged document below replaces the gateway's own
+    )
+    app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
+    return app
+
+
+def _own_spec(app: FastAPI) -> dict[str, Any]:
+    return get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+
+
+async def _openapi(request: Request) -> JSONResponse:
+    return JSONResponse(await request.app.state.openapi.spec(_own_spec(request.app)))
+
+
+async def _docs(_request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="prodflow API")

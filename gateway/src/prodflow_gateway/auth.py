@@ -1,0 +1,58 @@
+"""Who is calling: the bearer token turned into an identity, and the coarse checks the gateway makes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from prodflow_core.identity import Identity
+from prodflow_core.problems import Problem
+
+from prodflow_gateway.tokens import TokenLookup
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _unauthenticated(detail: str) -> Problem:
+    return Problem(
+        401, "Unauthenticated", detail, kind="unauthenticated", headers={"WWW-Authenticate": 'Bearer realm="prodflow"'}
+    )
+
+
+async def authenticate(request: Request) -> Identity:
+    """FastAPI dependency: the identity of the bearer token, or a 401 problem."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise _unauthenticated("send 'Authorization: Bearer <token>'")
+    lookup: TokenLookup = request.app.state.tokens
+    identity = await lookup.identity(secret.strip())
+    if identity is None:
+        raise _unauthenticated("unknown, revoked or expired token")
+    return identity
+
+
+Caller = Annotated[Identity, Depends(authenticate)]
+
+
+def check_access(identity: Identity, method: str, experiment: str | None) -> None:
+    """Reads need ``reader``, writes ``requester`` (services check finer roles); a named experiment must be bound."""
+    role = "reader" if method.upper() in READ_METHODS else "requester"
+    if not identity.has_role(role):
+        raise Problem(
+            403, "Forbidden", f"{identity.user!r} lacks the {role!r} role", kind="forbidden", required_role=role
+        )
+    if experiment is not None:
+        identity.require_experiment(experiment)
+
+
+def require_admin(identity: Caller) -> Identity:
+    """FastAPI dependency: an admin caller."""
+    if not identity.has_role("admin"):
+        raise Problem(
+            403, "Forbidden", f"{identity.user!r} lacks the 'admin' role", kind="forbidden", required_role="admin"
+        )
+    return identity
+
+
+AdminCaller = Annotated[Identity, Depends(require_admin)]

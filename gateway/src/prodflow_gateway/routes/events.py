@@ -1,0 +1,42 @@
+"""``/api/events``: the event stream as Server-Sent Events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import StreamingResponse
+
+from prodflow_gateway.auth import Caller
+from prodflow_gateway.events import sse_stream
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "CloudEvents as SSE; id = CouchDB seq"}},
+)
+async def events(
+    request: Request,
+    identity: Caller,
+    last_event_id: Annotated[str | None, Header(max_length=512)] = None,
+    since: Annotated[str | None, Query(max_length=512, description="resume after this id (like Last-Event-ID)")] = None,
+    types: Annotated[str | None, Query(max_length=2000, description="comma-separated short types")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000, description="close after this many events")] = None,
+) -> StreamingResponse:
+    """Follow the shared event stream: events of the caller's experiments, from ``Last-Event-ID`` (or now) on."""
+    wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
+    body = sse_stream(
+        request.app.state.events_db,
+        request.app.state.bell,
+        identity,
+        since=last_event_id or since,
+        types=wanted,
+        heartbeat_s=request.app.state.settings.sse_heartbeat_s,
+        max_events=limit,
+    )
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,48 @@
+"""Settings of the gateway (env prefix ``GATEWAY_``; shared ones ``PRODFLOW_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prodflow_core.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+DEFAULT_PORT = 8000
+
+
+class GatewaySettings(ServiceSettings):
+    """Settings of the gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    port: int = DEFAULT_PORT
+    database_url: str | None = None
+    request_api_url: str = "http://127.0.0.1:8001"
+    submitter_url: str = "http://127.0.0.1:8002"
+    monitor_url: str = "http://127.0.0.1:8003"
+    cycle_runner_url: str = "http://127.0.0.1:8004"
+    proxy_timeout_s: float = 60.0
+    connect_timeout_s: float = 5.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    identity_ttl_s: int = 60
+    bootstrap_token: str | None = None
+    admin_token_file: Path | None = None
+    sse_heartbeat_s: float = 15.0
+    token_cache_s: float = 10.0
+
+    def sql_url(self) -> str:
+        """The SQL database: ``GATEWAY_DATABASE_URL`` or an SQLite file under the data folder."""
+        return self.database_url or self.sqlite_url("gateway")
+
+    def admin_token_path(self) -> Path:
+        """Where the first admin token is written (mode 0600)."""
+        return self.admin_token_file or self.data_dir / "gateway-admin-token"
+
+    def service_urls(self) -> dict[str, str]:
+        """Base URL of each service, by service name."""
+        return {
+            "request-api": self.request_api_url,
+            "submitter": self.submitter_url,
+            "monitor": self.monitor_url,
+            "cycle-runner": self.cycle_runner_url,
+        }

@@ -1,0 +1,77 @@
+"""A gateway in front of a real echo service, both served by uvicorn on loopback, and a real CouchDB-API server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from fastapi import APIRouter, Depends, Request
+
+from prodflow_core.identity import Identity, current_identity
+from prodflow_core.service import create_service_app
+from prodflow_core.settings import ServiceSettings
+from prodflow_core.testing import serving
+from prodflow_core.couch.server import free_port
+from prodflow_gateway.app import create_app
+from prodflow_gateway.settings import GatewaySettings
+
+ADMIN_TOKEN = "pf_test-admin-token"
+
+
+def echo_app(settings: ServiceSettings) -> Any:
+    """A stand-in service (mounted where request-api lives) that shows what the gateway forwarded."""
+    router = APIRouter()
+
+    @router.api_route("/api/requests/echo", methods=["GET", "POST"])
+    async def echo(request: Request, identity: Annotated[Identity, Depends(current_identity)]) -> dict[str, Any]:
+        body = await request.body()
+        return {
+            "user": identity.user,
+            "roles": sorted(identity.roles),
+            "experiments": sorted(identity.experiments),
+            "request_id": request.headers.get("x-request-id"),
+            "authorization": request.headers.get("authorization"),
+            "body_bytes": len(body),
+            "query": str(request.url.query),
+        }
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> Any:
+        yield
+
+    return create_service_app(name="echo", title="echo", settings=settings, lifespan=lifespan, routers=[router])
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: GatewaySettings
+
+
+@pytest.fixture(scope="module")
+def stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data: Path = tmp_path_factory.mktemp("gateway")
+    events_db = f"events-{uuid.uuid4().hex[:8]}"
+    service_settings = ServiceSettings(couchdb_url=couch_url, data_dir=data, log_json=False, events_db=events_db)
+    with serving(echo_app(service_settings)) as echo_url:
+        settings = GatewaySettings(
+            couchdb_url=couch_url,
+            data_dir=data,
+            log_json=False,
+            events_db=events_db,
+            bootstrap_token=ADMIN_TOKEN,
+            request_api_url=echo_url,
+            submitter_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there: "down"
+            monitor_url=f"http://127.0.0.1:{free_port()}",
+            cycle_runner_url=f"http://127.0.0.1:{free_port()}",
+            max_body_bytes=1024 * 1024,
+            sse_heartbeat_s=0.5,
+        )
+        with serving(create_app(settings)) as url:
+            yield Stack(url=url, settings=settings)

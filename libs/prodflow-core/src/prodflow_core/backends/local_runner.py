@@ -1,0 +1,241 @@
+"""The ``local`` backend's on-disk queue and the detached wrapper that runs one job.
+
+Standard library only: the wrapper is started as ``python local_runner.py run <job folder>`` (a file, not
+``-m``, so it starts without importing prodflow). Everything a job's state needs is in files, written
+atomically, so any process (submitter, monitor, after a restart) can read it:
+
+    <root>/lock                         flock around claiming, so the concurrency limit holds across processes
+    <root>/queue/<seq>-<n>              one entry per queued job (content: the job's name), FIFO by <seq>
+    <root>/active/<n>                   one entry per started job until its slot is released
+    <root>/jobs/<name>/spec.json        {name, command, output_dir, env, walltime_s, submitted_at}
+    <root>/jobs/<name>/claimed          start time of the claim (the job left the queue)
+    <root>/jobs/<name>/pid.json         {pid, start_ticks, started_at} of the wrapper
+    <root>/jobs/<name>/result.json      {exit_code, signal, finished_at, timed_out}
+    <root>/jobs/<name>/cancelled        cancel() was asked for
+    <root>/jobs/<name>/stdout.log, stderr.log
+
+A job's name is also its backend id. Whenever a wrapper finishes it claims and starts the next queued jobs, so
+the queue drains even while no service is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+RUNNER = Path(__file__).resolve()
+START_GRACE_S = 60.0  # a claimed job without pid.json after this long has lost its wrapper
+KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL this long after
+DEFAULT_MAX_RUNNING = 4
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def folder_name(name: str) -> str:
+    """A job name as a folder name (names of prodflow jobs pass through unchanged)."""
+    return quote(name, safe="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a file atomically: a reader sees the old content or the whole new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def start_ticks(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, or ``None`` if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in {"Z", "X"}:
+        return None
+    return int(fields[19])
+
+
+def wrapper_alive(pid_info: dict[str, Any]) -> bool:
+    """True if the wrapper recorded in ``pid.json`` still runs (the start time guards against pid reuse)."""
+    ticks = start_ticks(int(pid_info["pid"]))
+    return ticks is not None and ticks == pid_info.get("start_ticks")
+
+
+class WorkRoot:
+    """The local backend's folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.queue = root / "queue"
+        self.active = root / "active"
+        self.jobs = root / "jobs"
+
+    def ensure(self) -> None:
+        for folder in (self.queue, self.active, self.jobs):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, name: str) -> Path:
+        return self.jobs / folder_name(name)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.ensure()
+        with open(self.root / "lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def holds_slot(self, name: str) -> bool:
+        """True while a started job still runs (or is starting)."""
+        job = self.job_dir(name)
+        if (job / "result.json").exists():
+            return False
+        pid_info = read_json(job / "pid.json")
+        if pid_info is not None:
+            return wrapper_alive(pid_info)
+        claimed = read_json(job / "claimed")
+        return claimed is not None and time.time() - float(claimed.get("t", 0)) < START_GRACE_S
+
+    def pump(self, max_running: int) -> list[str]:
+        """Release the slots of finished jobs and start queued ones up to ``max_running``; returns those started."""
+        started: list[str] = []
+        with self.locked():
+            running = 0
+            for entry in list(self.active.iterdir()):
+                if self.holds_slot(entry.read_text()):
+                    running += 1
+                else:
+                    entry.unlink(missing_ok=True)
+            for entry in sorted(self.queue.iterdir()):
+                if running >= max_running:
+                    break
+                name = entry.read_text()
+                entry.unlink(missing_ok=True)
+                job = self.job_dir(name)
+                if (job / "cancelled").exists() or not (job / "spec.json").exists():
+                    continue
+                write_json(job / "claimed", {"t": time.time()})
+                (self.active / folder_name(name)).write_text(name)
+                _spawn(job)
+                started.append(name)
+                running += 1
+        return started
+
+
+def _spawn(job: Path) -> None:
+    # The launcher forks the wrapper and exits at once, so the wrapper is nobody's child here (no zombies) and
+    # lives in its own session, beyond the life of the process that started it.
+    launcher = subprocess.Popen(
+        [sys.executable, "-I", str(RUNNER), "run", str(job)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+    launcher.wait()
+
+
+class _Cancel:
+    def __init__(self) -> None:
+        self.asked_at: float | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.asked_at is None:
+            self.asked_at = time.monotonic()
+
+
+def _stop(child: subprocess.Popen[bytes], since: float) -> None:
+    sig = signal.SIGKILL if time.monotonic() - since > KILL_GRACE_S else signal.SIGTERM
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, sig)
+
+
+def run_job(job: Path) -> int:
+    """Run the job of folder ``job`` to its end and record the outcome (the wrapper's body)."""
+    spec = read_json(job / "spec.json")
+    if spec is None:
+        return 2
+    ticks = start_ticks(os.getpid())
+    write_json(job / "pid.json", {"pid": os.getpid(), "start_ticks": ticks, "started_at": now_iso()})
+    cancel = _Cancel()
+    signal.signal(signal.SIGTERM, cancel)
+    signal.signal(signal.SIGINT, cancel)
+    output_dir = Path(spec["output_dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
+    walltime = spec.get("walltime_s")
+    deadline = time.monotonic() + float(walltime) if walltime else None
+    timed_out = False
+    with open(job / "stdout.log", "ab") as out, open(job / "stderr.log", "ab") as err:
+        child = subprocess.Popen(
+            ["/bin/sh", "-c", spec["command"]],
+            cwd=output_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            process_group=0,
+        )
+        while True:
+            try:
+                child.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() > deadline and cancel.asked_at is None:
+                timed_out = True
+                cancel.asked_at = time.monotonic()
+            if cancel.asked_at is not None:
+                _stop(child, cancel.asked_at)
+    code = child.returncode
+    write_json(
+        job / "result.json",
+        {
+            "exit_code": code if code >= 0 else 128 - code,
+            "signal": -code if code < 0 else None,
+            "finished_at": now_iso(),
+            "timed_out": timed_out,
+        },
+    )
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] != "run":
+        print("usage: local_runner.py run <job folder>", file=sys.stderr)
+        return 2
+    if os.fork() > 0:
+        os._exit(0)
+    job = Path(argv[2])
+    run_job(job)
+    spec = read_json(job / "spec.json") or {}
+    WorkRoot(job.parent.parent).pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

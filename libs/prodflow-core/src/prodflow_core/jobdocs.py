@@ -1,0 +1,141 @@
+"""Job documents (FORMATS.md): their ids, the job state machine and the ``_design/jobs`` design document.
+
+Shared by submitter (creates job documents, moves ``waiting`` → ``submitted``) and monitor (moves them on),
+so both apply the same rules. Everything here is plain data and pure functions over job documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from prodflow_core.couch.design import DesignDocument, View
+
+JOB_DATABASES: Final = ("data-production", "data-processing")
+"""The two databases that hold job documents (``production`` → ``data-production``)."""
+
+DATABASE_OF_KIND: Final = {"production": "data-production", "processing": "data-processing"}
+
+WAITING: Final = "waiting"
+SUBMITTED: Final = "submitted"
+RUNNING: Final = "running"
+TRANSFERRING: Final = "transferring"
+COMPLETED: Final = "completed"
+UNSATISFIED: Final = "unsatisfied"
+FAILED: Final = "failed"
+PART_FAIL: Final = "partFail"
+CANCELLED: Final = "cancelled"
+
+STATUSES: Final = (WAITING, UNSATISFIED, SUBMITTED, RUNNING, TRANSFERRING, COMPLETED, FAILED, PART_FAIL, CANCELLED)
+FINAL_STATUSES: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+"""Statuses a job never leaves on its own (``failed`` here means: attempts exhausted, or not retried)."""
+ACTIVE_STATUSES: Final = frozenset({SUBMITTED, RUNNING, TRANSFERRING})
+"""Statuses in which the job holds a slot at its site (what ``max_running`` counts is submitted + running)."""
+RETRYABLE_STATUSES: Final = frozenset({FAILED, PART_FAIL})
+
+TRANSITIONS: Final[Mapping[str, frozenset[str]]] = {
+    WAITING: frozenset({SUBMITTED, UNSATISFIED, CANCELLED}),
+    UNSATISFIED: frozenset({WAITING, CANCELLED}),
+    # submitted/running → waiting: the backend lost the job ("missing"), it is handed out again.
+    SUBMITTED: frozenset({RUNNING, FAILED, COMPLETED, TRANSFERRING, WAITING, CANCELLED}),
+    RUNNING: frozenset({TRANSFERRING, COMPLETED, FAILED, PART_FAIL, WAITING, CANCELLED}),
+    TRANSFERRING: frozenset({COMPLETED, PART_FAIL, FAILED, CANCELLED}),
+    PART_FAIL: frozenset({WAITING, FAILED, CANCELLED}),
+    FAILED: frozenset({WAITING}),  # retry: same pass, attempt + 1
+    COMPLETED: frozenset(),
+    CANCELLED: frozenset(),
+}
+"""Allowed moves of ``status`` (FORMATS.md). ``failed → waiting`` is the retry of a failed job."""
+
+_ID_FIELD = re.compile(r"^[^:\s]+$")
+
+
+class InvalidTransition(ValueError):
+    """A status change the job state machine does not allow."""
+
+    def __init__(self, job_id: str, current: str, wanted: str) -> None:
+        super().__init__(f"{job_id}: {current!r} → {wanted!r} is not allowed")
+        self.job_id = job_id
+        self.current = current
+        self.wanted = wanted
+
+
+def job_id(label: str, module: str, run: int, chunk: int, pass_number: int) -> str:
+    """The deterministic ``_id`` of a job: ``job:<label>:<module>:<run>:<chunk>:p<pass>``."""
+    for name, value in (("label", label), ("module", module)):
+        if not _ID_FIELD.match(value):
+            raise ValueError(f"{name} {value!r} may not be empty or contain ':' or spaces")
+    return f"job:{label}:{module}:{run}:{chunk}:p{pass_number}"
+
+
+def parse_job_id(doc_id: str) -> tuple[str, str, int, int, int]:
+    """``(label, module, run, chunk, pass)`` of a job ``_id``; ``ValueError`` if it is not one."""
+    parts = doc_id.split(":")
+    if len(parts) != 6 or parts[0] != "job" or not parts[5].startswith("p"):
+        raise ValueError(f"not a job id: {doc_id!r}")
+    return parts[1], parts[2], int(parts[3]), int(parts[4]), int(parts[5][1:])
+
+
+def job_seed(doc_id: str) -> int:
+    """The job's random seed: a stable 31-bit number derived from its id (same id → same seed)."""
+    return int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def can_transition(current: str, wanted: str) -> bool:
+    """True if the state machine allows ``current`` → ``wanted``."""
+    return wanted in TRANSITIONS.get(current, frozenset())
+
+
+def transition(doc: dict[str, Any], wanted: str, at: str, reason: str = "") -> dict[str, Any]:
+    """A copy of ``doc`` moved to ``wanted``, with the move appended to ``history`` and ``updated_at`` set.
+
+    Raises :class:`InvalidTransition` when the move is not allowed. ``failed | partFail → waiting`` (a retry)
+    increments ``attempt``; ``submitted | running → waiting`` (lost by the backend) keeps it and clears
+    ``backend``.
+    """
+    current = str(doc.get("status"))
+    if not can_transition(current, wanted):
+        raise InvalidTransition(str(doc.get("_id")), current, wanted)
+    new = dict(doc)
+    new["status"] = wanted
+    new["history"] = [*doc.get("history", []), {"status": wanted, "at": at, "reason": reason}]
+    new["updated_at"] = at
+    if wanted == WAITING and current in RETRYABLE_STATUSES:
+        new["attempt"] = int(doc.get("attempt", 1)) + 1
+        new["backend"] = None
+        new["outputs"] = []
+    elif wanted == WAITING:
+        new["backend"] = None
+    return new
+
+
+def backend_job_name(doc: Mapping[str, Any]) -> str:
+    """The name a job carries at its backend: its id plus attempt, unique per try, reused on a re-send."""
+    return f"{doc['_id']}:a{int(doc.get('attempt', 1))}"
+
+
+def job_output_dir(output_root: Path, doc_id: str) -> Path:
+    """Where a job writes its outputs below a site's ``output_root`` (the monitor copies them from there)."""
+    label, module, run, chunk, pass_number = parse_job_id(doc_id)
+    return output_root / label / module / f"{run}_{chunk}_p{pass_number}"
+
+
+def _emit_if_job(body: str) -> str:
+    return f"function (doc) {{ if (doc.type === 'job') {{ {body} }} }}"
+
+
+JOBS_DESIGN: Final = DesignDocument(
+    name="jobs",
+    views={
+        "by_status": View(_emit_if_job("emit(doc.status, 1);"), "_count"),
+        "by_label_status": View(_emit_if_job("emit([doc.label, doc.status], 1);"), "_count"),
+        "by_label_mrp": View(_emit_if_job("emit([doc.label, doc.module, doc.run, doc.pass], doc.status);")),
+        "by_site_status": View(_emit_if_job("emit([doc.site, doc.status], 1);"), "_count"),
+        "events_by_label": View(_emit_if_job("emit([doc.label, doc.status], doc.events || 0);"), "_sum"),
+        "outputs_by_label": View(_emit_if_job("emit([doc.label, doc.module, doc.run, doc.pass], doc.outputs || []);")),
+    },
+)
+"""``_design/jobs`` exactly as FORMATS.md lists it; the same in both job databases."""

@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Depends, Request
-
+from prodflow_core.couch.server import free_port
 from prodflow_core.identity import Identity, current_identity
 from prodflow_core.service import create_service_app
 from prodflow_core.settings import ServiceSettings
 from prodflow_core.testing import serving
-from prodflow_core.couch.server import free_port
 from prodflow_gateway.app import create_app
 from prodflow_gateway.settings import GatewaySettings
 

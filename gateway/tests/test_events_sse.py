@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import httpx
 import pytest
-
 from gateway_stack import ADMIN_TOKEN, Stack
 from prodflow_core.couch.client import CouchClient
 from prodflow_core.events import EventPublisher, make_event
@@ -70,16 +67,13 @@ async def test_resume_with_last_event_id_delivers_exactly_the_later_events(stack
 
 
 async def test_live_events_arrive_and_other_experiments_are_hidden(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
-        legend = admin.post(
+    async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        created = await admin.post(
             "/api/auth/tokens", json={"user": "lena", "roles": ["reader"], "experiments": ["legend"]}
-        ).json()["token"]
-    received: list[dict[str, object]] = []
-    reader = threading.Thread(target=lambda: received.extend(_read_sse(stack, legend, limit=2)))
-    reader.start()
-    time.sleep(1.0)  # the stream starts "now": publish after the client connected
+        )
+    reader = asyncio.create_task(asyncio.to_thread(_read_sse, stack, created.json()["token"], 2))
+    await asyncio.sleep(1.0)  # the stream starts "now": publish after the client connected
     await _publish(stack, 2, experiment="snoplus", prefix="hidden")
     await _publish(stack, 2, experiment="legend", prefix="live")
-    reader.join(timeout=20)
-    assert not reader.is_alive()
+    received = await asyncio.wait_for(reader, timeout=20)
     assert [f["data"]["subject"] for f in received] == ["live0", "live1"]  # type: ignore[index]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from gateway_stack import ADMIN_TOKEN, Stack
 
 pytestmark = pytest.mark.integration

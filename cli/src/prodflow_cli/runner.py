@@ -1,0 +1,207 @@
+"""The embedded runner: a CouchDB-API server, every service and the gateway as local processes.
+
+Everything lives under one data folder (SQLite files, the CouchDB data, logs, the admin token). Ctrl-C (SIGINT)
+or SIGTERM stops every process group it started, then the CouchDB-API server; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prodflow_core.couch.server import LocalCouchServer, wait_until_up
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to start one service: its name, app factory and port offset from the gateway's port."""
+
+    name: str
+    factory: str
+    offset: int
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("request-api", "prodflow_request_api.app:create_app", 1),
+    ServiceSpec("submitter", "prodflow_submitter.app:create_app", 2),
+    ServiceSpec("monitor", "prodflow_monitor.app:create_app", 3),
+    ServiceSpec("cycle-runner", "prodflow_cycle_runner.app:create_app", 4),
+    ServiceSpec("gateway", "prodflow_gateway.app:create_app", 0),
+)
+
+
+class RunnerError(RuntimeError):
+    """A process failed to start or died."""
+
+
+def identity_secret(data_dir: Path) -> str:
+    """``PRODFLOW_IDENTITY_SECRET``, or a random secret kept in the data folder (0600) across restarts."""
+    if env := os.environ.get("PRODFLOW_IDENTITY_SECRET"):
+        return env
+    path = data_dir / "identity-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+@dataclass
+class EmbeddedSystem:
+    """The whole system on one machine."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    couch_port: int = 5984
+    couch: LocalCouchServer | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url_of(self, service: ServiceSpec) -> str:
+        return f"http://{self.host}:{self.port + service.offset}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def environment(self, couch_url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PRODFLOW_COUCHDB_URL=couch_url,
+            PRODFLOW_IDENTITY_SECRET=identity_secret(self.data_dir),
+            PRODFLOW_DATA_DIR=str(self.data_dir),
+        )
+        for spec in SERVICES:
+            if spec.name != "gateway":
+                env[f"GATEWAY_{spec.name.upper().replace('-', '_')}_URL"] = self.url_of(spec)
+        env.setdefault("SUBMITTER_REQUEST_API_URL", self.url_of(SERVICES[0]))
+        return env
+
+    def start_couch(self) -> str:
+        if url := os.environ.get("PRODFLOW_COUCHDB_URL"):
+            wait_until_up(url)
+            return url
+        self.couch = LocalCouchServer(
+            data_dir=self.data_dir / "couch",
+            port=self.couch_port,
+            host=self.host,
+            log_path=self.data_dir / "logs" / "couchdb.log",
+        )
+        return self.couch.start()
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        """Start everything and wait until every process answers its health check."""
+        for folder in (self.data_dir, self.data_dir / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        env = self.environment(self.start_couch())
+        for spec in SERVICES:
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                spec.factory,
+                "--factory",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port + spec.offset),
+                "--no-access-log",
+            ]
+            with open(self.data_dir / "logs" / f"{spec.name}.log", "ab") as log:
+                self.procs[spec.name] = subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        deadline = time.monotonic() + timeout_s
+        for spec in SERVICES:
+            self._wait_healthy(spec, deadline)
+
+    def _wait_healthy(self, spec: ServiceSpec, deadline: float) -> None:
+        proc = self.procs[spec.name]
+        # The gateway's /healthz reports the whole system; its own liveness is the OpenAPI route.
+        url = self.url_of(spec) + ("/docs" if spec.name == "gateway" else "/healthz")
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RunnerError(f"{spec.name} exited with {proc.returncode}; see {self.log_of(spec.name)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RunnerError(f"{spec.name} did not become healthy; see {self.log_of(spec.name)}")
+
+    def log_of(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    def admin_token(self) -> str | None:
+        path = self.data_dir / "gateway-admin-token"
+        return path.read_text().strip() if path.exists() else None
+
+    def died(self) -> str | None:
+        """The name of a process that exited on its own, if any."""
+        return next((name for name, proc in self.procs.items() if proc.poll() is not None), None)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Stop the gateway first, then the services, then CouchDB; SIGKILL what ignores SIGTERM."""
+        for name in reversed(list(self.procs)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.procs[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+        if self.couch is not None:
+            self.couch.stop()
+            self.couch = None
+
+
+def run_until_interrupted(system: EmbeddedSystem, say: Callable[[str], None] = print) -> int:
+    """Start ``system``, print where it is, and keep it up until SIGINT/SIGTERM; returns the exit code."""
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    out = say
+    code = 0
+    try:
+        system.start()
+        out(f"prodflow is up: gateway {system.gateway_url}  (API docs {system.gateway_url}/docs)")
+        for spec in SERVICES[:-1]:
+            out(f"  {spec.name:<13} {system.url_of(spec)}")
+        out(f"  couchdb       {system.couch.url if system.couch else os.environ.get('PRODFLOW_COUCHDB_URL')}")
+        out(f"  data          {system.data_dir}   logs in {system.data_dir / 'logs'}")
+        token = system.admin_token()
+        out(f"  admin token   {token}" if token else "  admin token   (created earlier: use a token you made)")
+        out(f"  pids          {' '.join(str(p.pid) for p in system.procs.values())}")
+        out("Press Ctrl-C to stop.")
+        while not stopping:
+            if dead := system.died():
+                out(f"{dead} stopped unexpectedly; see {system.log_of(dead)}; stopping everything")
+                code = 1
+                break
+            time.sleep(0.5)
+    except RunnerError as exc:
+        out(f"prodflow up failed: {exc}")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        system.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        out("prodflow stopped.")
+    return code

@@ -1,0 +1,71 @@
+"""docker-compose.yml agrees with the code: commands, ports and every variable a service reads."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prodflow_cli.runner import SERVICES
+from prodflow_core.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _settings_class(factory: str) -> type[ServiceSettings]:
+    module = importlib.import_module(factory.split(".")[0] + ".settings")
+    classes = [
+        c
+        for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, ServiceSettings) and c is not ServiceSettings and c.__module__ == module.__name__
+    ]
+    assert len(classes) == 1, classes
+    return classes[0]
+
+
+def _env_names(cls: type[ServiceSettings]) -> set[str]:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    names = set()
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        choices = getattr(alias, "choices", None)
+        names |= {str(c) for c in choices if str(c).isupper()} if choices else {(prefix + name).upper()}
+    return names
+
+
+@pytest.mark.parametrize("spec", SERVICES, ids=[s.name for s in SERVICES])
+def test_compose_service_matches_code(spec: Any) -> None:
+    compose = _compose()["services"]
+    assert {"couchdb", "postgres"} <= set(compose)
+    assert compose["couchdb"]["image"] == "couchdb:3" and compose["postgres"]["image"] == "postgres:16"
+    service = compose[spec.name]
+    cls = _settings_class(spec.factory)
+    port = cls.model_fields["port"].default
+    command = service["command"]
+    assert command[:3] == ["uvicorn", spec.factory, "--factory"]
+    assert command[command.index("--port") + 1] == str(port)
+    env = service["environment"]
+    unknown = set(env) - _env_names(cls)
+    assert not unknown, f"{spec.name} sets variables its settings do not read: {unknown}"
+    assert env["PRODFLOW_COUCHDB_URL"].startswith("http://admin:")
+    assert any(k.endswith("_DATABASE_URL") and "@postgres:5432/" in v for k, v in env.items())
+    if spec.name == "gateway":
+        assert service["ports"] == [f"{port}:{port}"]
+
+
+def test_gateway_points_at_each_service_by_its_port() -> None:
+    compose = _compose()["services"]
+    env = compose["gateway"]["environment"]
+    for spec in SERVICES:
+        if spec.name == "gateway":
+            continue
+        port = _settings_class(spec.factory).model_fields["port"].default
+        assert env[f"GATEWAY_{spec.name.upper().replace('-', '_')}_URL"] == f"http://{spec.name}:{port}"

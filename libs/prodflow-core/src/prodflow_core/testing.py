@@ -63,3 +63,6 @@ def serving(app: ASGIApp, *, port: int | None = None, timeout_s: float = 30.0) -
     finally:
         server.should_exit = True
         thread.join(timeout_s)
+
+
+from prodflow_core.testing_slurm import slurm  # noqa: E402, F401 - the Slurm fixture, registered with this plugin

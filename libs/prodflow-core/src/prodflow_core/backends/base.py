@@ -97,3 +97,4 @@ class Backend(abc.ABC):
 
     async def resume(self) -> None:
         """Called once when a service starts: pick up work left by an earlier process (default: nothing)."""
+        return None

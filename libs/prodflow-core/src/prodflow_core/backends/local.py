@@ -123,8 +123,14 @@ class LocalBackend(Backend):
                 (job / "cancelled").write_text(runner.now_iso())
                 pid_info = runner.read_json(job / "pid.json")
                 if pid_info is not None and runner.wrapper_alive(pid_info):
+                    # The wrapper stops the job's process group (TERM, then KILL) and records the exit.
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid_info["pid"]), signal.SIGTERM)
+                    continue
+                child = runner.read_json(job / "child.json")
+                if child is not None and runner.wrapper_alive({"pid": child["pgid"], **child}):
+                    with contextlib.suppress(ProcessLookupError):  # an orphan of a dead wrapper
+                        os.killpg(int(child["pgid"]), signal.SIGKILL)
 
     def purge(self, backend_ids: Sequence[str]) -> None:
         """Delete the folders of finished jobs (their logs); outputs in their output folders are kept."""

@@ -10,6 +10,7 @@ atomically, so any process (submitter, monitor, after a restart) can read it:
     <root>/jobs/<name>/spec.json        {name, command, output_dir, env, walltime_s, submitted_at}
     <root>/jobs/<name>/claimed          start time of the claim (the job left the queue)
     <root>/jobs/<name>/pid.json         {pid, start_ticks, started_at} of the wrapper
+    <root>/jobs/<name>/child.json       {pgid, start_ticks} of the job's own process group
     <root>/jobs/<name>/result.json      {exit_code, signal, finished_at, timed_out}
     <root>/jobs/<name>/cancelled        cancel() was asked for
     <root>/jobs/<name>/stdout.log, stderr.log
@@ -179,11 +180,16 @@ def run_job(job: Path) -> int:
     spec = read_json(job / "spec.json")
     if spec is None:
         return 2
-    ticks = start_ticks(os.getpid())
-    write_json(job / "pid.json", {"pid": os.getpid(), "start_ticks": ticks, "started_at": now_iso()})
     cancel = _Cancel()
     signal.signal(signal.SIGTERM, cancel)
     signal.signal(signal.SIGINT, cancel)
+    ticks = start_ticks(os.getpid())
+    write_json(job / "pid.json", {"pid": os.getpid(), "start_ticks": ticks, "started_at": now_iso()})
+    if (job / "cancelled").exists():  # cancelled between claim and start: never run it
+        write_json(
+            job / "result.json", {"exit_code": None, "signal": None, "finished_at": now_iso(), "timed_out": False}
+        )
+        return 0
     output_dir = Path(spec["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
@@ -200,12 +206,15 @@ def run_job(job: Path) -> int:
             stderr=err,
             process_group=0,
         )
+        write_json(job / "child.json", {"pgid": child.pid, "start_ticks": start_ticks(child.pid)})
         while True:
             try:
                 child.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if cancel.asked_at is None and (job / "cancelled").exists():
+                cancel.asked_at = time.monotonic()  # asked before our signal handler was in place
             if deadline is not None and time.monotonic() > deadline and cancel.asked_at is None:
                 timed_out = True
                 cancel.asked_at = time.monotonic()

@@ -42,7 +42,7 @@ MinJobAge=3600
 DefMemPerCPU=100
 MaxArraySize=100001
 MaxJobCount=200000
-SchedulerParameters=defer
+SchedulerParameters=bf_interval=1,sched_min_interval=100000
 NodeName=localhost CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
@@ -61,6 +61,7 @@ class SlurmCluster:
         self.jobcomp_log = folder / "log" / "jobcomp.log"
         self.ctld_port = ctld_port
         self.d_port = d_port
+        self.munged_pid: int | None = None
 
     def env(self) -> dict[str, str]:
         """The environment for Slurm clients (``sbatch``, ``squeue``, ...)."""
@@ -82,7 +83,7 @@ class SlurmCluster:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start slurmctld and slurmd and wait until the node is idle."""
-        _ensure_munged()
+        self.munged_pid = _ensure_munged()
         self.write_config()
         for daemon in ("slurmctld", "slurmd"):
             subprocess.run([daemon, "-f", str(self.conf)], env=self.env(), check=True, timeout=30)
@@ -97,13 +98,17 @@ class SlurmCluster:
         raise SlurmUnavailable(f"the Slurm node did not become idle; see {self.folder / 'log'}")
 
     def stop(self) -> None:
-        """Stop both daemons by the pids in their pid files."""
+        """Stop both daemons by the pids in their pid files, then munged if this cluster started it."""
         for daemon in ("slurmd", "slurmctld"):
             pid_file = self.folder / f"{daemon}.pid"
             with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
                 pid = int(pid_file.read_text().strip())
                 os.kill(pid, signal.SIGTERM)
                 _wait_gone(pid, 10.0)
+        if self.munged_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.munged_pid, signal.SIGTERM)
+                _wait_gone(self.munged_pid, 10.0)
 
 
 def _wait_gone(pid: int, timeout_s: float) -> None:
@@ -118,15 +123,19 @@ def _wait_gone(pid: int, timeout_s: float) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _ensure_munged() -> None:
+def _ensure_munged() -> int | None:
+    """Start munged unless one answers; returns the pid of the one started here."""
     if subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode == 0:
-        return  # a munged already answers
+        return None  # a munged already answers (maybe another session's): leave it alone
     if not Path("/etc/munge/munge.key").exists():
         subprocess.run(["mungekey", "-c"], check=True, timeout=30)
     run_dir = Path("/run/munge")
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.chown(run_dir, "munge", "munge")
     subprocess.run(["munged", "--force"], check=True, timeout=30)
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return int(Path("/run/munge/munged.pid").read_text().strip())
+    return None
 
 
 def missing_requirement() -> str | None:

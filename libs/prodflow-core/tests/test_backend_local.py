@@ -1,0 +1,131 @@
+"""The local backend: real detached processes, a concurrency limit, state in files, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend, make_backend
+from prodflow_core.backends.local_runner import read_json
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _job(tmp_path: Path, name: str, command: str, walltime_s: int | None = None) -> BackendJob:
+    return BackendJob(name=name, command=command, output_dir=tmp_path / "out" / name, walltime_s=walltime_s)
+
+
+async def _wait_final(backend: LocalBackend, ids: list[str], timeout_s: float = 30.0) -> dict[str, BackendStatus]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = await backend.status(ids)
+        if all(s.state.is_final or s.state == BackendStatus.MISSING for s in states.values()):
+            return {k: v.state for k, v in states.items()}
+        assert time.monotonic() < deadline, states
+        await asyncio.sleep(0.1)
+
+
+async def test_jobs_run_with_exit_codes_logs_and_outputs(tmp_path: Path) -> None:
+    backend = make_backend("local", {"work_dir": str(tmp_path / "work"), "max_running": 2})
+    assert isinstance(backend, LocalBackend)
+    jobs = [
+        _job(tmp_path, "ok", "echo hello; echo data > result.txt"),
+        _job(tmp_path, "bad", "echo oops >&2; exit 3"),
+    ]
+    ids = await backend.submit(jobs)
+    assert ids == ["ok", "bad"]
+    assert await _wait_final(backend, ids) == {"ok": BackendStatus.COMPLETED, "bad": BackendStatus.FAILED}
+    states = await backend.status(ids)
+    assert states["bad"].exit_code == 3 and states["ok"].exit_code == 0
+    assert states["ok"].started_at and states["ok"].finished_at
+    assert (tmp_path / "out" / "ok" / "result.txt").read_text() == "data\n"
+    _out, err = backend.log_paths("bad")
+    assert err.read_text() == "oops\n" and backend.log_paths("ok")[0].read_text() == "hello\n"
+
+
+async def test_concurrency_limit_holds_and_queue_drains_without_the_caller(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=2)
+    marker = tmp_path / "running"
+    marker.mkdir()
+    # Each job records itself as running, checks how many run at once, then leaves.
+    command = (
+        f"touch {marker}/$PRODFLOW_JOB_NAME; ls {marker} | wc -l > peak; sleep 0.4; rm {marker}/$PRODFLOW_JOB_NAME"
+    )
+    ids = await backend.submit([_job(tmp_path, f"j{i}", command) for i in range(6)])
+    first = await backend.status(ids)
+    assert sum(s.state == BackendStatus.RUNNING for s in first.values()) <= 2
+    # Nobody calls submit or status from here on: finishing wrappers start the queued jobs.
+    await asyncio.sleep(3.0)
+    final = await _wait_final(backend, ids)
+    assert set(final.values()) == {BackendStatus.COMPLETED}
+    peaks = [int((tmp_path / "out" / f"j{i}" / "peak").read_text()) for i in range(6)]
+    assert max(peaks) <= 2
+
+
+async def test_resubmitting_a_name_does_not_run_it_twice(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=2)
+    job = _job(tmp_path, "once", "echo x >> runs.txt")
+    await backend.submit([job])
+    await _wait_final(backend, ["once"])
+    assert await backend.submit([job]) == ["once"]
+    await asyncio.sleep(0.5)
+    assert (tmp_path / "out" / "once" / "runs.txt").read_text() == "x\n"
+    assert await backend.lookup(["once", "never"]) == {"once": "once"}
+
+
+async def test_cancel_running_and_queued_jobs(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    ids = await backend.submit([_job(tmp_path, "long", "sleep 30"), _job(tmp_path, "queued", "echo never > x")])
+    deadline = time.monotonic() + 10
+    while (await backend.status(["long"]))["long"].state != BackendStatus.RUNNING:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert (await backend.status(["queued"]))["queued"].state == BackendStatus.PENDING
+    await backend.cancel(ids)
+    assert await _wait_final(backend, ids, 15) == {"long": BackendStatus.CANCELLED, "queued": BackendStatus.CANCELLED}
+    assert not (tmp_path / "out" / "queued" / "x").exists()
+    await backend.cancel(["long", "unknown"])  # already finished or unknown: harmless
+
+
+async def test_walltime_kills_the_job(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    await backend.submit([_job(tmp_path, "slow", "sleep 20", walltime_s=1)])
+    await _wait_final(backend, ["slow"], 15)
+    state = (await backend.status(["slow"]))["slow"]
+    assert state.state == BackendStatus.FAILED and state.reason == "walltime exceeded"
+
+
+async def test_killed_wrapper_is_missing_and_a_resend_runs_it_again(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    await backend.submit([_job(tmp_path, "victim", "sleep 30")])
+    job_dir = tmp_path / "work" / "jobs" / "victim"
+    deadline = time.monotonic() + 10
+    while read_json(job_dir / "pid.json") is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    pid = json.loads((job_dir / "pid.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)  # the wrapper dies without writing result.json (its child runs on, orphaned)
+    await asyncio.sleep(0.3)
+    lost = (await backend.status(["victim"]))["victim"]
+    assert lost.state == BackendStatus.MISSING and "died" in lost.reason
+    assert (await backend.status(["nope"]))["nope"].state == BackendStatus.MISSING
+    # Its slot is released, and submitting the same name again starts a fresh run.
+    await backend.submit([_job(tmp_path, "victim", "echo again > again.txt")])
+    assert (await _wait_final(backend, ["victim"]))["victim"] == BackendStatus.COMPLETED
+    lost_dirs = list((tmp_path / "work" / "jobs").glob("victim.lost-*"))
+    assert len(lost_dirs) == 1
+    orphan = json.loads((lost_dirs[0] / "child.json").read_text())["pgid"]
+    os.killpg(orphan, signal.SIGKILL)
+
+
+async def test_a_new_backend_object_sees_jobs_of_an_earlier_one(tmp_path: Path) -> None:
+    first = LocalBackend(tmp_path / "work", max_running=1)
+    await first.submit([_job(tmp_path, "a", "sleep 0.3"), _job(tmp_path, "b", "true")])
+    second = LocalBackend(tmp_path / "work", max_running=1)  # e.g. the monitor, or the submitter restarted
+    await second.resume()
+    assert set((await _wait_final(second, ["a", "b"])).values()) == {BackendStatus.COMPLETED}

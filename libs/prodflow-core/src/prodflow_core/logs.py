@@ -63,6 +63,8 @@ class RequestIdMiddleware:
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode())
         rid = incoming.decode("latin-1")[:128] if incoming else uuid.uuid4().hex
         token = request_id.set(rid)
+        # Kept in the scope too: errors that escape every middleware are answered after the context var is reset.
+        scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

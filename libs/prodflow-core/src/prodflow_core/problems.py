@@ -149,8 +149,16 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    _log.exception("unhandled error on %s %s", request.method, request.url.path)
-    problem = Problem(500, "Internal server error", "the service failed; see its log", kind="internal")
+    rid = getattr(request.state, "request_id", None)
+    _log.error("unhandled error on %s %s (request %s)", request.method, request.url.path, rid, exc_info=exc)
+    problem = Problem(
+        500,
+        "Internal server error",
+        "the service failed; see its log",
+        kind="internal",
+        headers={"X-Request-ID": rid} if rid else None,
+        request_id=rid,
+    )
     return problem_response(problem, request.url.path)
 
 

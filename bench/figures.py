@@ -1,0 +1,48 @@
+"""The one table every benchmark prints: a figure beside its baseline measured in the same run, as a ratio."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measurement and the baseline it is compared with (ratio = value / baseline_value)."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline_value if self.baseline_value else float("inf")
+
+
+def timed(action: Callable[[], object], repeat: int = 3) -> float:
+    """The best wall time of ``repeat`` runs of ``action``, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def print_table(figures: Iterable[Figure], as_json: bool = False) -> None:
+    """Print the figures as a table (or JSON lines for bench/run.py)."""
+    rows = list(figures)
+    if as_json:
+        for row in rows:
+            print(json.dumps({**asdict(row), "ratio": row.ratio}))
+        return
+    print(f"{'figure':<46} {'value':>12} {'baseline':<34} {'baseline value':>14} {'ratio':>7}")
+    for row in rows:
+        print(
+            f"{row.name:<46} {row.value:>10.4g} {row.unit:<1} {row.baseline:<34} {row.baseline_value:>12.4g} "
+            f"{row.unit:<1} {row.ratio:>7.2f}"
+        )

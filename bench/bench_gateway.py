@@ -16,17 +16,16 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from figures import Figure, print_table  # noqa: E402
+from figures import Figure, print_table
+from prodflow_core.couch.server import couch_server
+from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from prodflow_core.testing import serving
+from prodflow_gateway.app import create_app as create_gateway
+from prodflow_gateway.settings import GatewaySettings
+from prodflow_monitor.app import create_app as create_monitor
+from prodflow_monitor.settings import MonitorSettings
 
-from prodflow_core.couch.server import couch_server  # noqa: E402
-from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity  # noqa: E402
-from prodflow_core.testing import serving  # noqa: E402
-from prodflow_gateway.app import create_app as create_gateway  # noqa: E402
-from prodflow_gateway.settings import GatewaySettings  # noqa: E402
-from prodflow_monitor.app import create_app as create_monitor  # noqa: E402
-from prodflow_monitor.settings import MonitorSettings  # noqa: E402
-
-TOKEN = "pf_bench-admin"
+TOKEN = "pf_bench-admin"  # noqa: S105 - a throw-away token for the benchmark
 
 
 async def _calls(url: str, path: str, headers: dict[str, str], n: int, concurrency: int) -> float:
@@ -51,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, couch_server(in_memory=True) as couch_url:
         data = Path(tmp)
-        secret = "bench-secret"
+        secret = "bench-secret"  # noqa: S105 - a throw-away secret for the benchmark
         monitor = create_monitor(
             MonitorSettings(couchdb_url=couch_url, data_dir=data, identity_secret=secret, log_level="WARNING")
         )

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prodflow_core.events import event_follower
+from prodflow_core.service import Workers, couch_resources, create_service_app
+from prodflow_core.sql import make_engine, session_maker
+from sqlalchemy import text
 
-from prodflow_core.service import couch_resources, create_service_app
+from prodflow_request_api.catalog import load_seed
+from prodflow_request_api.catalog_store import seed_catalog
+from prodflow_request_api.following import CONSUMER, FOLLOWED, RequestFollower
+from prodflow_request_api.mail import SmtpConfig
+from prodflow_request_api.models import create_request_tables
+from prodflow_request_api.outbox import Outbox
+from prodflow_request_api.routes import catalog, requests
 from prodflow_request_api.settings import RequestApiSettings
 
 NAME = "request-api"
+_log = logging.getLogger("prodflow.request_api")
 
 
 def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
@@ -19,8 +31,53 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with couch_resources(app, settings):
-            yield
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.sql_url())
+        workers = Workers()
+        try:
+            await create_request_tables(engine)
+            app.state.sessions = sessions = session_maker(engine)
+            async with sessions() as session:
+                added = await seed_catalog(session, load_seed(settings.catalog_seed))
+            if added:
+                _log.info("catalog seeded for %s", ", ".join(added))
+
+            async def sql_alive() -> None:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+            app.state.health_checks["sql"] = sql_alive
+            async with couch_resources(app, settings):
+                outbox = Outbox(
+                    sessions,
+                    app.state.events,
+                    SmtpConfig.from_settings(settings),
+                    max_attempts=settings.mail_max_attempts,
+                    retry_s=settings.mail_retry_s,
+                    poll_s=settings.outbox_poll_s,
+                )
+                app.state.outbox = outbox
+                if not settings.smtp_host:
+                    _log.warning("REQUEST_API_SMTP_HOST is not set: approval mails wait in the outbox")
+                workers.start("mail-outbox", outbox.run_mail(workers.stop))
+                workers.start("event-outbox", outbox.run_events(workers.stop))
+                following = None
+                if settings.follow_events:
+                    handler = RequestFollower(sessions, outbox.wake)
+                    follower = event_follower(
+                        app.state.events.db, CONSUMER, handler, types=FOLLOWED, longpoll_s=settings.events_longpoll_s
+                    )
+                    following = workers.start("event-follower", follower.run(workers.stop))
+                try:
+                    yield
+                finally:
+                    if following is not None:
+                        # Safe to cut short: the checkpoint only moves after a batch was handled.
+                        following.cancel()
+                    await workers.aclose()
+        finally:
+            await engine.dispose()
 
     return create_service_app(
         name=NAME,
@@ -28,5 +85,5 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
         description="Production requests, approval, jobs.json and the module & run catalog.",
         settings=settings,
         lifespan=lifespan,
-        routers=[],
+        routers=[requests.router, catalog.router],
     )

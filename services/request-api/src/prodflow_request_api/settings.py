@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8001
 
 
 class RequestApiSettings(ServiceSettings):
-    """Settings of request-api."""
+    """Settings of request-api.
+
+    Mail goes out over SMTP (``REQUEST_API_SMTP_HOST``/``_PORT``/``_FROM``); without a host, approval mails wait in
+    the outbox until one is configured. ``REQUEST_API_MAILING_LISTS`` (JSON, experiment → addresses) overrides the
+    mailing list the catalog gives an experiment.
+    """
 
     model_config = SettingsConfigDict(env_prefix="REQUEST_API_", extra="ignore", populate_by_name=True)
 
     port: int = DEFAULT_PORT
     database_url: str | None = None
+
+    catalog_seed: Path | None = None
+    """A YAML catalog loaded at start for experiments not yet in the database (default: the packaged one)."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "prodflow@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = 30.0
+    mailing_lists: dict[str, list[str]] = {}
+
+    mail_max_attempts: int = 12
+    mail_retry_s: float = 30.0
+    """First pause after a failed delivery; doubled after each further failure, capped at one hour."""
+    outbox_poll_s: float = 5.0
+    """How often the outbox workers look for due mails and unpublished events without being woken."""
+    follow_events: bool = True
+    """Follow the event stream (campaign.created, label.completed) to move requests on."""
+    events_longpoll_s: float = 20.0
+    """How long one longpoll of the event stream waits for news (also bounds how long shutdown waits for it)."""
 
     def sql_url(self) -> str:
         """The SQL database: ``REQUEST_API_DATABASE_URL`` or an SQLite file under the data folder."""

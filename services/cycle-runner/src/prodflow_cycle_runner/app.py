@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-
+from prodflow_core.events import EventPublisher
 from prodflow_core.service import couch_resources, create_service_app
+from prodflow_core.sql import make_engine, session_maker
+
+from prodflow_cycle_runner.models import CycleRow, RunRow
+from prodflow_cycle_runner.routes import ROUTERS
+from prodflow_cycle_runner.runner import RunQueue
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 
 NAME = "cycle-runner"
@@ -19,8 +25,29 @@ def create_app(settings: CycleRunnerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with couch_resources(app, settings):
-            yield
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.root().mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.sql_url())
+        async with engine.begin() as conn:
+            tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
+            await conn.run_sync(lambda c: CycleRow.metadata.create_all(c, tables=tables))
+        app.state.sessions = session_maker(engine)
+        try:
+            async with couch_resources(app, settings):
+                events: EventPublisher = app.state.events
+
+                async def publish(short_type: str, subject: str, experiment: str, data: dict[str, Any]) -> None:
+                    await events.emit(short_type, subject=subject, experiment=experiment or None, data=data)
+
+                app.state.publish = publish
+                app.state.queue = RunQueue(app.state.sessions, settings, publish)
+                await app.state.queue.recover()
+                try:
+                    yield
+                finally:
+                    await app.state.queue.aclose()
+        finally:
+            await engine.dispose()
 
     return create_service_app(
         name=NAME,
@@ -28,5 +55,5 @@ def create_app(settings: CycleRunnerSettings | None = None) -> FastAPI:
         description="LEGEND production cycles: tree, config.json, software, Snakemake runs, reprocessing.",
         settings=settings,
         lifespan=lifespan,
-        routers=[],
+        routers=ROUTERS,
     )

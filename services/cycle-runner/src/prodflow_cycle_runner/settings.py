@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8004
+DEFAULT_PKG_VERSIONS = {
+    "pygama": "pygama==2.6.2",
+    "dspeed": "dspeed==2.4.3",
+    "legend-pydataobj": "legend-pydataobj==2.0.3",
+    "legend-lh5io": "legend-lh5io==0.3.0",
+}
 
 
 class CycleRunnerSettings(ServiceSettings):
@@ -16,7 +23,29 @@ class CycleRunnerSettings(ServiceSettings):
 
     port: int = DEFAULT_PORT
     database_url: str | None = None
+    production_root: Path | None = None
+    """Where cycles live (default ``<data_dir>/cycles``); nothing a request names may leave it."""
+    env_store: Path | None = None
+    """Shared environments keyed by the hash of their pins (default ``<production_root>/.envs``)."""
+    uv: str = "uv"
+    git: str = "git"
+    python: str = "3.11"
+    snakemake_requirement: str = "snakemake>=9,<10"
+    slurm_plugin_requirement: str = "snakemake-executor-plugin-slurm>=1.0"
+    default_pkg_versions: dict[str, str] = DEFAULT_PKG_VERSIONS
+    git_protocols: str = "file:git:http:https:ssh"
+    progress_interval_s: float = 2.0
+    cancel_grace_s: float = 10.0
+    max_cores: int = 256
 
     def sql_url(self) -> str:
         """The SQL database: ``CYCLE_RUNNER_DATABASE_URL`` or an SQLite file under the data folder."""
         return self.database_url or self.sqlite_url("cycle-runner")
+
+    def root(self) -> Path:
+        """The production root, resolved."""
+        return (self.production_root or self.data_dir / "cycles").resolve()
+
+    def envs(self) -> Path:
+        """The shared environment store, resolved."""
+        return (self.env_store or self.root() / ".envs").resolve()

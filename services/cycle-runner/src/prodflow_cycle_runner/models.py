@@ -1,0 +1,51 @@
+"""SQL tables of cycle-runner: cycles and their runs (Snakemake runs and software installs share one queue)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+KINDS = ("snakemake", "install")
+
+
+class CycleRow(SQLModel, table=True):
+    """A production cycle: its folder, checkouts and software."""
+
+    __tablename__ = "cycles"
+
+    name: str = Field(primary_key=True)
+    experiment: str = Field(index=True)
+    setup: str
+    path: str
+    created_at: datetime
+    created_by: str
+    checkouts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    software: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RunRow(SQLModel, table=True):
+    """One queued, running or finished operation on a cycle: a Snakemake run or a software install."""
+
+    __tablename__ = "cycle_runs"
+
+    id: str = Field(primary_key=True)
+    cycle: str = Field(index=True, foreign_key="cycles.name")
+    kind: str = Field(index=True)
+    state: str = Field(index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    requested_by: str
+    created_at: datetime = Field(index=True)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    pid: int | None = None
+    cancel_requested: bool = False
+    message: str = ""
+    progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    log_path: str = ""
+    events_path: str = ""

@@ -1,0 +1,119 @@
+"""Request bodies and responses of cycle-runner's API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from prodflow_core.strict import StrictModel
+from pydantic import BaseModel, Field
+
+
+class RepositoryRef(StrictModel):
+    """A git repository at a ref (branch, tag or commit)."""
+
+    url: str = Field(description="file://, https://, ssh:// or user@host:path")
+    ref: str = Field("main", description="branch, tag or commit")
+
+
+class SoftwareRepository(RepositoryRef):
+    """A package checked out into ``software/python/src/<name>`` and installed from there (prodenv's ``-c``)."""
+
+    name: str
+
+
+class ExecEnv(StrictModel):
+    """The container prefix every command of the cycle runs under (``cmd arg <command>``)."""
+
+    cmd: str = ""
+    arg: str = ""
+
+
+class CycleCreate(StrictModel):
+    """``POST /api/cycles``."""
+
+    name: str = Field(description="folder name under the production root", examples=["ref-v2.0.0"])
+    experiment: str = "legend"
+    setup: str = "l200"
+    dataflow: RepositoryRef
+    metadata: RepositoryRef
+    software: list[SoftwareRepository] = Field(default_factory=list, max_length=20)
+    pkg_versions: dict[str, str] | None = Field(None, description="pinned packages; default: the service's pins")
+    execenv: ExecEnv = Field(default_factory=ExecEnv)
+
+
+class SoftwareInstall(StrictModel):
+    """``POST /api/cycles/{name}/software``."""
+
+    reinstall: bool = Field(False, description="rebuild the environment from scratch (prodenv's -r)")
+
+
+class RunCreate(StrictModel):
+    """``POST /api/cycles/{name}/runs``."""
+
+    targets: list[str] = Field(min_length=1, max_length=500, examples=[["all-l200-p03-r001-phy-dsp.gen"]])
+    cores: int = Field(1, ge=1, le=4096, description="Snakemake -j / --cores")
+    executor: Literal["local", "slurm"] = "local"
+    options: list[str] = Field(default_factory=list, max_length=50, examples=[["keep-going", "latency-wait=30"]])
+
+
+class InvalidationCreate(StrictModel):
+    """``POST /api/cycles/{name}/invalidate``: a target pattern or a tier with a key selection."""
+
+    target: str | None = Field(None, description="a .gen target, e.g. all-l200-p03-r001-phy-dsp.gen")
+    tier: str | None = None
+    experiment: str | None = None
+    period: str | None = None
+    run: str | None = None
+    datatype: str | None = None
+    timestamp: str | None = None
+    dry_run: bool = Field(True, description="only show what would be removed")
+    trash: bool = Field(True, description="move files to generated/tmp/trash/<id> instead of deleting them")
+
+
+class CycleOut(BaseModel):
+    """A cycle as the API shows it."""
+
+    name: str
+    experiment: str
+    setup: str
+    path: str
+    state: str
+    created_at: datetime
+    created_by: str
+    checkouts: dict[str, Any]
+    software: dict[str, Any]
+    active_run: str | None = None
+    queued_runs: int = 0
+    links: dict[str, str]
+
+
+class RunOut(BaseModel):
+    """A run or install as the API shows it."""
+
+    id: str
+    cycle: str
+    kind: str
+    state: str
+    request: dict[str, Any]
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    message: str
+    progress: dict[str, Any]
+    links: dict[str, str]
+
+
+class InvalidationOut(BaseModel):
+    """What an invalidation removes (dry run) or removed."""
+
+    id: str
+    dry_run: bool
+    tiers: list[str]
+    selection: dict[str, str]
+    count: int
+    bytes: int
+    files: list[dict[str, Any]]
+    trash: str | None

@@ -1,0 +1,129 @@
+"""The Snakemake command line of a run: targets, cores, executor and a whitelist of options.
+
+Options are given by name (``keep-going``) or ``name=value`` (``latency-wait=30``); anything not listed here is
+refused, so a request cannot reach options that write outside the cycle, run arbitrary code or change the
+workflow (``--snakefile``, ``--directory``, ``--config``, ``--wrapper-prefix``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodflow_cycle_runner.confinement import UnsafeInput
+
+_RULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_RESOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}=[A-Za-z0-9_.:+-]{1,100}$")
+EXECUTORS = ("local", "slurm")
+FLAGS = frozenset(
+    {
+        "keep-going",
+        "rerun-incomplete",
+        "dry-run",
+        "printshellcmds",
+        "forceall",
+        "touch",
+        "notemp",
+        "ignore-incomplete",
+        "keep-incomplete",
+        "quiet",
+        "verbose",
+        "show-failed-logs",
+        "nolock",
+    }
+)
+_TRIGGERS = {"mtime", "params", "input", "software-env", "code"}
+
+
+def _int(low: int, high: int) -> Callable[[str], list[str]]:
+    def check(value: str) -> list[str]:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return [value]
+
+    return check
+
+
+def _words(pattern: re.Pattern[str], what: str, allowed: set[str] | None = None) -> Callable[[str], list[str]]:
+    def check(value: str) -> list[str]:
+        words = [w for w in value.split(",") if w]
+        bad = [w for w in words if not pattern.match(w) or (allowed is not None and w not in allowed)]
+        if not words or bad:
+            raise ValueError(f"{', '.join(bad) or 'nothing'}: not {what}")
+        return words
+
+    return check
+
+
+VALUED: dict[str, Callable[[str], list[str]]] = {
+    "latency-wait": _int(0, 3600),
+    "restart-times": _int(0, 10),
+    "max-jobs-per-second": _int(1, 1000),
+    "jobs": _int(1, 100000),
+    "forcerun": _words(_RULE, "rule names"),
+    "until": _words(_RULE, "rule names"),
+    "omit-from": _words(_RULE, "rule names"),
+    "allowed-rules": _words(_RULE, "rule names"),
+    "rerun-triggers": _words(re.compile(r"^[a-z-]+$"), "rerun triggers", _TRIGGERS),
+    "default-resources": _words(_RESOURCE, "name=value resources"),
+}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A checked run request."""
+
+    targets: list[str]
+    cores: int
+    executor: str
+    options: list[str]
+
+
+def option_args(options: Sequence[str]) -> list[str]:
+    """The arguments of whitelisted options; :class:`UnsafeInput` for the first unknown or bad one."""
+    args: list[str] = []
+    for index, option in enumerate(options):
+        name, sep, value = option.removeprefix("--").partition("=")
+        field = f"options.{index}"
+        if not sep and name in FLAGS:
+            args.append(f"--{name}")
+        elif sep and name in VALUED:
+            try:
+                args += [f"--{name}", *VALUED[name](value)]
+            except ValueError as exc:
+                raise UnsafeInput(field, f"--{name}: {exc}") from exc
+        else:
+            allowed = ", ".join(sorted(FLAGS)) + ", " + ", ".join(f"{k}=..." for k in sorted(VALUED))
+            raise UnsafeInput(field, f"{option!r} is not an allowed option (allowed: {allowed})")
+    return args
+
+
+def _base(snakemake: Path, prefix: Sequence[str]) -> list[str]:
+    return [*prefix, str(snakemake), "--snakefile", "workflow/Snakefile", "--configfile", "config.json", "--nocolor"]
+
+
+def unlock_argv(snakemake: Path, prefix: Sequence[str] = ()) -> list[str]:
+    """``snakemake --unlock`` for the cycle (after a run that was killed without cleaning up)."""
+    return [*_base(snakemake, prefix), "--unlock"]
+
+
+def argv(
+    snakemake: Path,
+    invocation: Invocation,
+    *,
+    prefix: Sequence[str] = (),
+    events_path: Path | None = None,
+) -> list[str]:
+    """The full command line, run from the cycle folder."""
+    if invocation.executor not in EXECUTORS:
+        raise UnsafeInput("executor", f"must be one of {', '.join(EXECUTORS)}")
+    args = [*_base(snakemake, prefix), "--cores", str(invocation.cores)]
+    if invocation.executor != "local":
+        args += ["--executor", invocation.executor]
+        if not any(o.removeprefix("--").startswith("jobs=") for o in invocation.options):
+            args += ["--jobs", str(invocation.cores)]
+    if events_path is not None:
+        args += ["--logger", "prodflow", "--logger-prodflow-events", str(events_path)]
+    return [*args, *option_args(invocation.options), "--", *invocation.targets]

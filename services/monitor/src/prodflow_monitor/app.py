@@ -6,9 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prodflow_core.service import Workers, couch_resources, create_service_app
 
-from prodflow_core.service import couch_resources, create_service_app
+from prodflow_monitor.loop import MonitorLoop
+from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.routes import grab, jobs, labels, metrics
 from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sites import SiteDirectory
 
 NAME = "monitor"
 
@@ -19,14 +23,30 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with couch_resources(app, settings):
-            yield
+        async with couch_resources(app, settings) as couch:
+            sites = SiteDirectory(settings.submitter_url, settings.identity_secret, ttl_s=settings.sites_ttl_s)
+            loop = MonitorLoop(couch, settings, sites, app.state.events, app.state.metrics)
+            await loop.prepare()
+            app.state.loop = loop
+            app.state.job_databases = list(loop.dbs.values())
+            workers = Workers()
+            if settings.run_loop:
+                for follower in loop.followers():
+                    workers.start(f"changes-{follower.db.name}", follower.run(workers.stop))
+                workers.start("monitor-cycle", loop.run(workers.stop))
+            try:
+                yield
+            finally:
+                await workers.aclose()
+                await sites.aclose()
 
-    return create_service_app(
+    app = create_service_app(
         name=NAME,
         title="prodflow monitor",
         description="Follows job documents, drives job state, registers outputs, serves status and the grabber.",
         settings=settings,
         lifespan=lifespan,
-        routers=[],
+        routers=[jobs.router, labels.router, grab.router, metrics.router],
     )
+    app.state.metrics = MonitorMetrics()
+    return app

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
+from prodflow_core.jobdocs import JOB_DATABASES
 from prodflow_core.settings import ServiceSettings
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8003
 
@@ -16,6 +17,27 @@ class MonitorSettings(ServiceSettings):
 
     port: int = DEFAULT_PORT
     database_url: str | None = None
+    databases: tuple[str, ...] = JOB_DATABASES
+    submitter_url: str = "http://127.0.0.1:8002"
+    sites_ttl_s: float = Field(60.0, description="How long the sites fetched from submitter are reused")
+    replica_index: int = Field(0, ge=0, description="This replica's number, 0 .. replicas - 1")
+    replicas: int = Field(1, ge=1, le=1024, description="How many monitor replicas share the job space")
+    run_loop: bool = Field(True, description="Drive job state (False: serve the API only)")
+    cycle_s: float = Field(5.0, gt=0, description="Longest pause between two cycles of backend polling")
+    status_batch: int = Field(500, ge=1, description="Backend ids per status call")
+    resync_s: float = Field(300.0, gt=0, description="Re-read the index of active jobs this often (safety net)")
+    lost_grace_s: float = Field(60.0, ge=0, description="A job unknown to its backend this soon after submission")
+    transfer_concurrency: int = Field(8, ge=1)
+    transfer_attempts: int = Field(5, ge=1, description="Failed output transfers before the job is partFail")
+    transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
+    changes_batch: int = Field(1000, ge=1)
+    changes_longpoll_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _replica_in_range(self) -> MonitorSettings:
+        if self.replica_index >= self.replicas:
+            raise ValueError(f"replica_index {self.replica_index} must be below replicas {self.replicas}")
+        return self
 
     def sql_url(self) -> str:
         """The SQL database: ``MONITOR_DATABASE_URL`` or an SQLite file under the data folder."""

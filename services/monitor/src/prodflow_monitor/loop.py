@@ -1,0 +1,477 @@
+"""The monitor loop: follow both job databases, poll backends for active jobs, move documents, copy outputs.
+
+Per database, a ``_changes`` follower keeps the set of this replica's active jobs (``submitted``, ``running``,
+``transferring``) up to date, announces ``job.*`` events for the states it sees and checks labels whose jobs
+became final. A cycle asks each site's backend about the active jobs in batches, writes the moves with
+``_bulk_docs`` (a 409 means: re-read, decide again, write again; never overwrite) and copies the outputs of
+finished jobs. A cycle's work is proportional to the active jobs, never to every job ever made; the index of
+active jobs (``by_status``) is re-read only at start and every ``resync_s`` as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodflow_core.backends import Backend, BackendError, BackendState, LocalBackend
+from prodflow_core.backends.local_runner import read_json
+from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase, sync_design_documents
+from prodflow_core.events import EventPublisher, utc_now
+from prodflow_core.jobdocs import (
+    ACTIVE_STATUSES,
+    COMPLETED,
+    FINAL_STATUSES,
+    TRANSFERRING,
+    InvalidTransition,
+    job_output_dir,
+    parse_job_id,
+)
+
+from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
+from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, Move, after_part_fail, apply_moves, decide
+from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sharding import Shard
+from prodflow_monitor.sites import Site, SiteDirectory, policy_for
+from prodflow_monitor.storage import OutputFile, TransferError, transfer_outputs
+from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final, label_status_counts
+
+_log = logging.getLogger("prodflow.monitor.loop")
+
+Doc = dict[str, Any]
+_KEPT_FIELDS = ("_id", "_rev", "status", "attempt", "updated_at", "site", "backend", "policy", "label", "experiment")
+MIN_CYCLE_GAP_S = 0.2
+WRITE_ROUNDS = 10
+
+
+def rev_number(doc: Mapping[str, Any]) -> int:
+    """The generation of a document's ``_rev`` (``3-abc`` → 3)."""
+    rev = str(doc.get("_rev", "0-"))
+    return int(rev.split("-", 1)[0] or 0)
+
+
+def watched_form(doc: Mapping[str, Any]) -> Doc:
+    """The part of a job document the loop keeps in memory between cycles."""
+    kept = {name: doc[name] for name in _KEPT_FIELDS if name in doc}
+    kept["history"] = list(doc.get("history") or [])[-2:]
+    return kept
+
+
+def backend_id_of(doc: Mapping[str, Any]) -> str | None:
+    backend = doc.get("backend")
+    if isinstance(backend, Mapping) and backend.get("id"):
+        return str(backend["id"])
+    return None
+
+
+def output_folder(doc: Mapping[str, Any], site: Site | None, backend: Backend | None) -> Path | None:
+    """Where the job wrote its outputs.
+
+    In order: the job's own ``output_dir`` (or ``backend.output_dir``) as submitter recorded it; the site's
+    ``options.output_root`` with :func:`job_output_dir`; for the ``local`` backend, the folder its job spec names.
+    """
+    for value in (doc.get("output_dir"), (doc.get("backend") or {}).get("output_dir")):
+        if value:
+            return Path(str(value))
+    if site is not None and site.options.get("output_root"):
+        return job_output_dir(Path(str(site.options["output_root"])), str(doc["_id"]))
+    backend_id = backend_id_of(doc)
+    if isinstance(backend, LocalBackend) and backend_id:
+        spec = read_json(backend.root.job_dir(backend_id) / "spec.json")
+        if spec and spec.get("output_dir"):
+            return Path(str(spec["output_dir"]))
+    return None
+
+
+def destination_of(doc: Mapping[str, Any], storage_element: str) -> str:
+    """The storage element folder of a job's outputs: ``<se>/<label>/<module>/<run>_<chunk>_p<pass>``."""
+    label, module, run, chunk, pass_number = parse_job_id(str(doc["_id"]))
+    return f"{storage_element.rstrip('/')}/{label}/{module}/{run}_{chunk}_p{pass_number}"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (for logs, tests and the benchmark)."""
+
+    polled: int = 0
+    moved: int = 0
+    transferred: int = 0
+    transfer_failures: int = 0
+    seconds: float = 0.0
+    moves: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Transfer:
+    outputs: list[OutputFile] | None
+    error: str | None
+
+
+class MonitorLoop:
+    """One replica's share of the job space in every job database (see the module docstring)."""
+
+    def __init__(
+        self,
+        couch: CouchClient,
+        settings: MonitorSettings,
+        sites: SiteDirectory,
+        events: EventPublisher,
+        metrics: MonitorMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sites = sites
+        self.events = events
+        self.metrics = metrics or MonitorMetrics()
+        self.shard = Shard(settings.replica_index, settings.replicas)
+        self.dbs: dict[str, CouchDatabase] = {name: couch.db(name) for name in settings.databases}
+        self.active: dict[str, dict[str, Doc]] = {name: {} for name in self.dbs}
+        self.wake = asyncio.Event()
+        self.seen = SeenStates()
+        self.default_storage_element = f"file://{(settings.data_dir / 'se').resolve()}"
+        self._transfer_after: dict[str, float] = {}
+        self._transfer_gate = asyncio.Semaphore(settings.transfer_concurrency)
+        self._last_resync = 0.0
+        self._unknown_sites: set[str] = set()
+
+    @property
+    def consumer(self) -> str:
+        """The name of this replica's ``_changes`` checkpoints."""
+        return f"monitor-{self.shard}"
+
+    async def prepare(self) -> None:
+        """Create the databases, sync the design documents, pin the feed checkpoints and load active jobs."""
+        for db in self.dbs.values():
+            await db.ensure()
+            await sync_design_documents(db, DESIGN_DOCUMENTS)
+            follower = self._follower(db.name)
+            if await db.get_local(follower.checkpoint_id) is None:
+                # Pin "now" as the start, so a crash before the first batch still resumes from here.
+                await follower.save_checkpoint(await db.update_seq())
+        await self.resync()
+
+    def followers(self) -> list[ChangesFollower]:
+        """One ``_changes`` follower per job database."""
+        return [self._follower(name) for name in self.dbs]
+
+    def _follower(self, name: str) -> ChangesFollower:
+        async def handle(changes: list[Change]) -> None:
+            await self.on_changes(name, changes)
+
+        return ChangesFollower(
+            self.dbs[name],
+            self.consumer,
+            handle,
+            batch_size=self.settings.changes_batch,
+            longpoll_s=self.settings.changes_longpoll_s,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle until ``stop`` is set: at once when the feed brings new active jobs, else every ``cycle_s``."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                if time.monotonic() - self._last_resync > self.settings.resync_s:
+                    await self.resync()
+                await self.cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("monitor cycle failed; trying again")
+            await _wait(stop, MIN_CYCLE_GAP_S)
+            waker = asyncio.ensure_future(self.wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waker, stopper}, timeout=self.settings.cycle_s, return_when=asyncio.FIRST_COMPLETED)
+            for task in (waker, stopper):
+                task.cancel()
+
+    # --- the active set ------------------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Re-read this replica's active jobs from the ``by_status`` index (start-up and safety net)."""
+        for name, db in self.dbs.items():
+            rows = (await db.view("jobs", "by_status", keys=sorted(ACTIVE_STATUSES), reduce=False)).rows
+            ids = [row["id"] for row in rows if self.shard.owns_job(row["id"])]
+            fresh: dict[str, Doc] = {}
+            for start in range(0, len(ids), 1000):
+                docs = await db.get_many(ids[start : start + 1000])
+                fresh.update({doc_id: watched_form(doc) for doc_id, doc in docs.items() if self._watchable(doc)})
+            self.active[name] = fresh
+            self.metrics.active.labels(name).set(len(fresh))
+        self._last_resync = time.monotonic()
+
+    @staticmethod
+    def _watchable(doc: Mapping[str, Any]) -> bool:
+        status = doc.get("status")
+        return status == TRANSFERRING or (status in POLLED_STATUSES and backend_id_of(doc) is not None)
+
+    def track(self, database: str, doc: Mapping[str, Any]) -> bool:
+        """Keep or drop ``doc`` in the active set (older revisions than the one held are ignored); True if new."""
+        jobs = self.active[database]
+        held = jobs.get(str(doc["_id"]))
+        if held is not None and rev_number(held) > rev_number(doc):
+            return False
+        if self._watchable(doc):
+            jobs[str(doc["_id"])] = watched_form(doc)
+            new = held is None
+        else:
+            jobs.pop(str(doc["_id"]), None)
+            self._transfer_after.pop(str(doc["_id"]), None)
+            new = False
+        self.metrics.active.labels(database).set(len(jobs))
+        return new
+
+    # --- the feed ------------------------------------------------------------------------------------------
+
+    async def on_changes(self, database: str, changes: list[Change]) -> None:
+        """Handle one batch of a job database's ``_changes``: track, announce, check labels."""
+        docs: list[Doc] = []
+        woke = False
+        for change in changes:
+            if change.deleted:
+                self.active[database].pop(change.id, None)
+                continue
+            doc = change.doc
+            if not doc or doc.get("type") != "job" or not self.shard.owns_job(change.id):
+                continue
+            woke = self.track(database, doc) or woke
+            docs.append(doc)
+        if woke:
+            self.wake.set()
+        fresh = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+        events = job_events(database, fresh)
+        if events:
+            await self.events.publish_many(events)
+            for event in events:
+                self.metrics.events.labels(event.short_type).inc()
+        self.seen.remember(fresh)
+        finals = {str(doc["label"]): doc.get("experiment") for doc in docs if doc.get("status") in FINAL_STATUSES}
+        await self.check_labels(database, finals)
+
+    async def check_labels(self, database: str, labels: Mapping[str, str | None]) -> None:
+        """Emit ``label.completed`` for each of ``labels`` whose jobs are all final, once per outcome."""
+        db = self.dbs[database]
+        for label, experiment in sorted(labels.items()):
+            counts = await label_status_counts(db, label)
+            if not is_label_final(counts):
+                continue
+            marker_name = f"monitor-label-completed:{label}"
+            marker = await db.get_local(marker_name) or {}
+            if marker.get("counts") == counts:
+                continue  # this outcome was announced already
+            generation = int(marker.get("generation", 0)) + 1
+            await self.events.publish(label_completed_event(database, label, experiment, counts, generation))
+            await db.put_local(marker_name, {"counts": counts, "generation": generation})
+            self.metrics.events.labels("label.completed").inc()
+            _log.info("label %s of %s completed: %s", label, database, counts)
+
+    # --- the cycle -----------------------------------------------------------------------------------------
+
+    async def cycle(self) -> CycleReport:
+        """Poll backends for every active job of this replica, apply the moves, copy finished jobs' outputs."""
+        report = CycleReport()
+        started = time.monotonic()
+        for name in self.dbs:
+            await self._poll_database(name, report)
+            await self._transfer_database(name, report)
+        report.seconds = time.monotonic() - started
+        self.metrics.cycle_seconds.observe(report.seconds)
+        if report.polled or report.moved:
+            _log.debug("cycle: %s", report)
+        return report
+
+    async def _poll_database(self, database: str, report: CycleReport) -> None:
+        by_site: dict[str | None, list[Doc]] = {}
+        for doc in self.active[database].values():
+            if doc.get("status") in POLLED_STATUSES:
+                by_site.setdefault(doc.get("site"), []).append(doc)
+        for site_name, docs in sorted(by_site.items(), key=lambda item: str(item[0])):
+            site = await self.sites.site(site_name)
+            if site is None:
+                if site_name not in self._unknown_sites:
+                    _log.warning("jobs of unknown site %r are not polled (submitter does not list it)", site_name)
+                    self._unknown_sites.add(str(site_name))
+                continue
+            try:
+                backend = self.sites.backend(site)
+            except BackendError as exc:
+                _log.warning("site %s: %s", site.name, exc)
+                continue
+            for start in range(0, len(docs), self.settings.status_batch):
+                batch = docs[start : start + self.settings.status_batch]
+                await self._poll_batch(database, site, backend, batch, report)
+
+    async def _poll_batch(
+        self, database: str, site: Site, backend: Backend, docs: list[Doc], report: CycleReport
+    ) -> None:
+        ids = {str(doc["_id"]): str(backend_id_of(doc)) for doc in docs}
+        began = time.monotonic()
+        try:
+            states = await backend.status(sorted(set(ids.values())))
+        except BackendError as exc:
+            self.metrics.backend_errors.labels(site.name).inc()
+            _log.warning("status of %d jobs at %s failed: %s", len(ids), site.name, exc)
+            return
+        finally:
+            self.metrics.backend_seconds.labels(backend.name).observe(time.monotonic() - began)
+        report.polled += len(ids)
+        now = time.time()
+        wanted: dict[str, BackendState] = {}
+        to_cancel: list[str] = []
+        for doc in docs:
+            state = states.get(ids[str(doc["_id"])])
+            decision = self._decide(doc, state, site, now)
+            if decision:
+                wanted[str(doc["_id"])] = state  # type: ignore[assignment]
+                if decision.cancel_at_backend:
+                    to_cancel.append(ids[str(doc["_id"])])
+        if to_cancel:
+            with contextlib.suppress(BackendError):
+                await backend.cancel(to_cancel)
+        if not wanted:
+            return
+        at = utc_now()
+
+        def change(fresh: Doc) -> Doc | None:
+            state = wanted[str(fresh["_id"])]
+            if backend_id_of(fresh) != state.backend_id:
+                return None  # sent again meanwhile: this state is about an earlier try
+            decision = self._decide(fresh, state, site, time.time())
+            return apply_moves(fresh, decision.moves, at, state) if decision else None
+
+        await self.write(database, list(wanted), change, report)
+
+    def _decide(self, doc: Mapping[str, Any], state: BackendState | None, site: Site, now: float) -> Decision:
+        return decide(
+            doc,
+            state,
+            policy_for(doc, site),
+            now,
+            max_walltime_s=site.max_walltime_s,
+            lost_grace_s=self.settings.lost_grace_s,
+        )
+
+    async def write(
+        self, database: str, ids: list[str], change: Callable[[Doc], Doc | None], report: CycleReport
+    ) -> list[Doc]:
+        """Apply ``change`` to the current documents ``ids`` with ``_bulk_docs``; conflicts are re-read and redone."""
+        db = self.dbs[database]
+        written: list[Doc] = []
+        pending = ids
+        for _ in range(WRITE_ROUNDS):
+            if not pending:
+                break
+            current = await db.get_many(pending)
+            new_docs: list[Doc] = []
+            for doc_id in pending:
+                doc = current.get(doc_id)
+                if doc is None:
+                    continue
+                try:
+                    new = change(doc)
+                except InvalidTransition as exc:
+                    _log.warning("%s", exc)
+                    new = None
+                if new is None:
+                    self.track(database, doc)
+                else:
+                    new_docs.append(new)
+            pending = []
+            for new, result in zip(new_docs, await db.bulk_docs(new_docs), strict=True):
+                if result.ok:
+                    written.append(new)
+                    self._count_moves(database, new, report)
+                    self.track(database, new)
+                elif result.error == "conflict":
+                    self.metrics.conflicts.labels(database).inc()
+                    pending.append(str(new["_id"]))
+                else:
+                    _log.warning("writing %s failed: %s %s", new["_id"], result.error, result.reason)
+        if pending:
+            _log.warning("%d jobs still conflicting after %d rounds; next cycle", len(pending), WRITE_ROUNDS)
+        return written
+
+    def _count_moves(self, database: str, doc: Doc, report: CycleReport) -> None:
+        status = str(doc.get("status"))
+        report.moved += 1
+        report.moves[status] = report.moves.get(status, 0) + 1
+        self.metrics.moves.labels(database, status).inc()
+
+    # --- outputs -------------------------------------------------------------------------------------------
+
+    async def _transfer_database(self, database: str, report: CycleReport) -> None:
+        now = time.monotonic()
+        docs = [
+            doc
+            for doc in self.active[database].values()
+            if doc.get("status") == TRANSFERRING and self._transfer_after.get(str(doc["_id"]), 0.0) <= now
+        ]
+        if not docs:
+            return
+        results = await asyncio.gather(*(self._transfer(doc) for doc in docs))
+        outcome = {str(doc["_id"]): result for doc, result in zip(docs, results, strict=True)}
+        sites = {str(doc["_id"]): await self.sites.site(doc.get("site")) for doc in docs}
+        at = utc_now()
+
+        def change(fresh: Doc) -> Doc | None:
+            if fresh.get("status") != TRANSFERRING:
+                return None
+            result = outcome[str(fresh["_id"])]
+            if result.outputs is not None:
+                new = apply_moves(fresh, [Move(COMPLETED, f"{len(result.outputs)} outputs registered")], at)
+                new["outputs"] = [output.as_json() for output in result.outputs]
+                new.pop("transfer", None)
+                return new
+            attempts = int((fresh.get("transfer") or {}).get("attempts", 0)) + 1
+            if attempts >= self.settings.transfer_attempts:
+                reason = f"outputs not transferred after {attempts} tries: {result.error}"
+                policy = policy_for(fresh, sites[str(fresh["_id"])])
+                new = apply_moves(fresh, after_part_fail(fresh, reason, policy), at)
+                new.pop("transfer", None)
+                return new
+            return {**fresh, "transfer": {"attempts": attempts, "error": result.error, "at": at}, "updated_at": at}
+
+        written = await self.write(database, list(outcome), change, report)
+        for doc in written:
+            transfer = doc.get("transfer")
+            if transfer:
+                report.transfer_failures += 1
+                delay = self.settings.transfer_backoff_s * 2 ** (int(transfer["attempts"]) - 1)
+                self._transfer_after[str(doc["_id"])] = time.monotonic() + delay
+            elif doc.get("status") == COMPLETED:
+                report.transferred += 1
+
+    async def _transfer(self, doc: Doc) -> _Transfer:
+        site = await self.sites.site(doc.get("site"))
+        try:
+            backend = self.sites.backend(site) if site is not None else None
+        except BackendError:
+            backend = None
+        folder = output_folder(doc, site, backend)
+        if folder is None:
+            self.metrics.transfers.labels("failed").inc()
+            return _Transfer(None, "the job's output folder is unknown (no output_dir, no site output_root)")
+        se = (site.storage_element if site is not None else "") or self.default_storage_element
+        async with self._transfer_gate:
+            try:
+                outputs = await asyncio.to_thread(transfer_outputs, folder, destination_of(doc, se))
+            except TransferError as exc:
+                self.metrics.transfers.labels("failed").inc()
+                _log.warning("transfer of %s failed: %s", doc["_id"], exc)
+                return _Transfer(None, str(exc))
+        self.metrics.transfers.labels("ok").inc()
+        self.metrics.transfer_bytes.inc(sum(output.size for output in outputs))
+        return _Transfer(outputs, None)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+__all__ = ["CycleReport", "MonitorLoop", "destination_of", "output_folder"]

@@ -1,0 +1,64 @@
+"""Prometheus metrics of one monitor process (its own registry, so several apps in one process stay apart)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class MonitorMetrics:
+    """The counters, gauges and histograms ``/metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Gauge(
+            "prodflow_jobs",
+            "Job documents by database and status (reduce view)",
+            ["database", "status"],
+            registry=self.registry,
+        )
+        self.active = Gauge(
+            "prodflow_monitor_active_jobs",
+            "Jobs this replica watches at their backend",
+            ["database"],
+            registry=self.registry,
+        )
+        self.moves = Counter(
+            "prodflow_monitor_transitions",
+            "Job status moves written by this replica",
+            ["database", "status"],
+            registry=self.registry,
+        )
+        self.conflicts = Counter(
+            "prodflow_monitor_conflicts",
+            "Writes refused with 409 and re-applied on a fresh read",
+            ["database"],
+            registry=self.registry,
+        )
+        self.transfers = Counter(
+            "prodflow_monitor_transfers",
+            "Output transfers to storage elements by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.transfer_bytes = Counter(
+            "prodflow_monitor_transfer_bytes",
+            "Bytes copied to storage elements and verified",
+            registry=self.registry,
+        )
+        self.events = Counter("prodflow_monitor_events", "Events published by type", ["type"], registry=self.registry)
+        self.cycle_seconds = Histogram(
+            "prodflow_monitor_cycle_seconds",
+            "Duration of one polling cycle",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.backend_seconds = Histogram(
+            "prodflow_monitor_backend_status_seconds",
+            "Duration of one backend status call",
+            ["backend"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.backend_errors = Counter(
+            "prodflow_monitor_backend_errors", "Backend status calls that failed", ["site"], registry=self.registry
+        )

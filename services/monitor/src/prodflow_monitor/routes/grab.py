@@ -1,0 +1,57 @@
+"""``/api/grab``: the grabber's manifest of a label's output files, and the label's .exactly."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from prodflow_core.identity import Reader
+from prodflow_core.jobdocs import COMPLETED
+
+from prodflow_monitor.deps import JobDatabases, require_label
+from prodflow_monitor.grabber import Selection, build_manifest, exactly_lines, render_exactly
+
+router = APIRouter(prefix="/api/grab", tags=["grab"])
+
+PassQuery = Annotated[int | None, Query(alias="pass")]
+
+
+@router.get("/{label}", summary="Manifest of a label's output files (URL, size, adler32)")
+async def get_manifest(
+    label: str,
+    identity: Reader,
+    dbs: JobDatabases,
+    module: str | None = None,
+    run: int | None = None,
+    pass_number: PassQuery = None,
+    status: str | None = COMPLETED,
+) -> dict[str, Any]:
+    """Files of the selected jobs (``status`` defaults to ``completed``; empty ``status=`` means any)."""
+    experiment = await require_label(dbs, label, identity)
+    selection = Selection(module=module, run=run, pass_number=pass_number, status=status or None)
+    return await build_manifest(dbs, label, selection, experiment)
+
+
+@router.get(
+    "/{label}/exactly",
+    summary="The label's jobs as an .exactly file",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def get_exactly(
+    label: str,
+    identity: Reader,
+    dbs: JobDatabases,
+    module: str | None = None,
+    run: int | None = None,
+    pass_number: PassQuery = None,
+    status: str | None = None,
+) -> PlainTextResponse:
+    """``module run pass`` per line, sorted, newline-terminated, no header."""
+    await require_label(dbs, label, identity)
+    selection = Selection(module=module, run=run, pass_number=pass_number, status=status or None)
+    body = render_exactly(await exactly_lines(dbs, label, selection))
+    return PlainTextResponse(
+        body, headers={"Content-Disposition": f'attachment; filename="{label}.exactly"'}, media_type="text/plain"
+    )

@@ -1,0 +1,73 @@
+"""``/api/jobs``: job documents, filtered and paged by view key, and one job with its history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from prodflow_core.identity import Reader
+from prodflow_core.jobdocs import STATUSES
+from prodflow_core.problems import FieldError, Problem
+
+from prodflow_monitor.deps import JobDatabases
+from prodflow_monitor.listing import JobFilter, list_jobs
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+def _bad_query(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Validation Error",
+        message,
+        kind="validation",
+        errors=[FieldError(field=f"query.{field}", message=message)],
+    )
+
+
+@router.get("", summary="List jobs (filters: label, status, module, run, pass, site, database)")
+async def get_jobs(
+    identity: Reader,
+    dbs: JobDatabases,
+    label: str | None = None,
+    status: str | None = None,
+    module: str | None = None,
+    run: int | None = None,
+    pass_number: Annotated[int | None, Query(alias="pass")] = None,
+    site: str | None = None,
+    database: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of jobs (without their history) and the cursor of the next page (``next``, ``null`` at the end)."""
+    if status is not None and status not in STATUSES:
+        raise _bad_query("status", f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    selected = dbs
+    if database is not None:
+        selected = [db for db in dbs if db.name == database]
+        if not selected:
+            raise _bad_query("database", f"unknown database {database!r}")
+    selection = JobFilter(label=label, status=status, module=module, run=run, pass_number=pass_number, site=site)
+    try:
+        page = await list_jobs(
+            selected,
+            selection,
+            limit=limit,
+            cursor=cursor,
+            visible=lambda doc: identity.can_access(str(doc.get("experiment"))),
+        )
+    except ValueError as exc:
+        raise _bad_query("cursor", str(exc)) from exc
+    items = [{key: value for key, value in doc.items() if key not in {"history", "_rev"}} for doc in page.items]
+    return {"items": items, "count": len(items), "next": page.next}
+
+
+@router.get("/{job_id}", summary="One job with its history")
+async def get_job(job_id: str, identity: Reader, dbs: JobDatabases) -> dict[str, Any]:
+    """The job document (``database`` tells which database holds it)."""
+    for db in dbs:
+        doc = await db.get_or_none(job_id)
+        if doc is not None and doc.get("type") == "job":
+            identity.require_experiment(str(doc.get("experiment")))
+            return {**doc, "database": db.name}
+    raise Problem(404, "Not Found", f"no job {job_id!r}", kind="not-found")

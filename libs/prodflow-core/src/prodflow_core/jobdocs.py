@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from prodflow_core.couch.design import DesignDocument, View
+from prodflow_core.couch.client import CouchClient, CouchDatabase
+from prodflow_core.couch.design import DesignDocument, View, sync_design_documents
 
 JOB_DATABASES: Final = ("data-production", "data-processing")
 """The two databases that hold job documents (``production`` → ``data-production``)."""
@@ -139,3 +140,20 @@ JOBS_DESIGN: Final = DesignDocument(
     },
 )
 """``_design/jobs`` exactly as FORMATS.md lists it; the same in both job databases."""
+
+
+async def ensure_job_databases(
+    client: CouchClient, extra_designs: Sequence[DesignDocument] = (), *, prefix: str = ""
+) -> dict[str, CouchDatabase]:
+    """Create both job databases if missing and sync ``_design/jobs`` (plus ``extra_designs``) into each.
+
+    Returns them by their FORMATS.md name; ``prefix`` is put before the real database names (tests, or several
+    deployments sharing one CouchDB).
+    """
+    databases: dict[str, CouchDatabase] = {}
+    for name in JOB_DATABASES:
+        db = client.db(prefix + name)
+        await db.ensure()
+        await sync_design_documents(db, [JOBS_DESIGN, *extra_designs])
+        databases[name] = db
+    return databases

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from prodflow_core.events import CloudEvent, event_follower
+from prodflow_core.jobdocs import ensure_job_databases
+from prodflow_core.service import Workers, couch_resources, create_service_app
+from prodflow_core.sql import make_engine, session_maker
+from sqlalchemy import text
 
-from prodflow_core.service import couch_resources, create_service_app
+from prodflow_submitter.following import CONSUMER, FOLLOWED, on_request_approved
+from prodflow_submitter.jobstore import SUBMITTER_DESIGN
+from prodflow_submitter.models import create_submitter_tables
+from prodflow_submitter.queue import SubmissionLoop
+from prodflow_submitter.request_api import RequestApi
+from prodflow_submitter.routes import campaigns, labels, sites
+from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.settings import SubmitterSettings
+from prodflow_submitter.sites import load_sites
 
 NAME = "submitter"
+_log = logging.getLogger("prodflow.submitter")
 
 
 def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
@@ -19,8 +35,51 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with couch_resources(app, settings):
-            yield
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.sql_url())
+        workers = Workers()
+        request_api = RequestApi(
+            settings.request_api_url, settings.identity_secret, timeout_s=settings.catalog_timeout_s
+        )
+        try:
+            await create_submitter_tables(engine)
+            sessions = session_maker(engine)
+            loaded = await load_sites(sessions, settings)
+            if loaded:
+                _log.info("sites loaded: %s", ", ".join(loaded))
+
+            async def sql_alive() -> None:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+            app.state.health_checks["sql"] = sql_alive
+            async with couch_resources(app, settings) as client:
+                databases = await ensure_job_databases(client, [SUBMITTER_DESIGN], prefix=settings.job_database_prefix)
+                runtime = Runtime(settings, sessions, databases, app.state.events, request_api)
+                app.state.runtime = runtime
+                app.state.loop = loop = SubmissionLoop(runtime)
+                if settings.run_submission_loop:
+                    workers.start("submission-loop", loop.run(workers.stop))
+                if settings.follow_events:
+
+                    async def handle(event: CloudEvent, _seq: str) -> None:
+                        await on_request_approved(runtime, event)
+
+                    follower = event_follower(
+                        client.db(settings.events_db),
+                        CONSUMER,
+                        handle,
+                        types=FOLLOWED,
+                        longpoll_s=settings.changes_longpoll_s,
+                    )
+                    workers.start("request-follower", _cancelled_on(workers.stop, follower.run(workers.stop)))
+                try:
+                    yield
+                finally:
+                    await workers.aclose()
+        finally:
+            await request_api.aclose()
+            await engine.dispose()
 
     return create_service_app(
         name=NAME,
@@ -28,5 +87,19 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
         description="Campaigns from jobs.json: job documents, .exactly, sites and compute backends.",
         settings=settings,
         lifespan=lifespan,
-        routers=[],
+        routers=[campaigns.router, labels.router, sites.router],
     )
+
+
+async def _cancelled_on(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until ``stop``, then cancel it at once.
+
+    For a ``_changes`` follower, whose long poll may hold the connection until a change comes (PouchDB Server
+    ignores the poll's timeout); cancelling it is safe, its checkpoint is only stored after handling.
+    """
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopping):
+        pending.cancel()
+    await asyncio.gather(task, stopping, return_exceptions=True)

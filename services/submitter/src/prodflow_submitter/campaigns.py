@@ -1,0 +1,152 @@
+"""Expanding a jobs.json into job documents (FORMATS.md): pure functions over plain data, no I/O.
+
+One document per (label, module, run, chunk, pass), with the deterministic ``_id`` of
+:func:`prodflow_core.jobdocs.job_id`, so expanding the same file twice gives the same documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prodflow_core import jobdocs
+from prodflow_core.jobs_json import EventMode, dumps, event_mode
+from prodflow_core.problems import FieldError
+
+from prodflow_submitter.exactly import Entry
+from prodflow_submitter.schemas import JobsFile, ModuleEntry
+
+SOFTWARE_OF_EXPERIMENT = {"snoplus": "rat", "legend": "remage"}
+
+
+class ExpansionError(ValueError):
+    """The jobs.json cannot be expanded; ``errors`` names each bad field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What a submission is: the file, where it goes and which pass; everything :func:`expand` needs."""
+
+    jobs: JobsFile
+    experiment: str
+    default_label: str | None
+    database: str
+    site: str
+    pass_number: int
+    campaign_id: str
+    request_id: str | None = None
+    run_list: Sequence[int] | None = None
+    ratdb_tag: str | None = None
+
+
+@dataclass
+class Expansion:
+    """The job documents of a plan, its .exactly entries and a summary per module."""
+
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    exactly: set[Entry] = field(default_factory=set)
+    modules: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({m["label"] for m in self.modules})
+
+
+def content_sha256(parts: dict[str, Any]) -> str:
+    """The SHA-256 of a submission's content (canonical JSON), its idempotency fingerprint."""
+    return hashlib.sha256(dumps(parts)).hexdigest()
+
+
+def entry_label(entry: ModuleEntry, plan: CampaignPlan) -> str | None:
+    """A module's label: its own, else the submission's, else the file's."""
+    return entry.label or plan.default_label or plan.jobs.label
+
+
+def _split(total: int, per_job: int) -> list[int]:
+    n = math.ceil(total / per_job)
+    return [per_job] * (n - 1) + [total - per_job * (n - 1)]
+
+
+def _unique(runs: Sequence[int]) -> list[int]:
+    return list(dict.fromkeys(runs))
+
+
+def job_slots(entry: ModuleEntry, run_list: Sequence[int] | None) -> Iterator[tuple[int, int, int | None]]:
+    """``(run, chunk, events)`` of each job of one module entry, in order."""
+    fields = entry.model_dump(exclude_none=True)
+    mode = event_mode(fields, has_run_list=run_list is not None)
+    runs = _unique(entry.run_numbers if entry.run_numbers is not None else (run_list or []))
+    if mode is EventMode.BY_TIME:
+        yield from ((run, 0, None) for run in range(1, int(entry.n_runs or 0) + 1))
+    elif mode is EventMode.BY_EVENTS:
+        assert entry.n_ev is not None and entry.ev_per_run is not None
+        yield from ((run, 0, events) for run, events in enumerate(_split(entry.n_ev, entry.ev_per_run), start=1))
+    elif mode is EventMode.RUN_BY_RUN:
+        yield from ((run, chunk, None) for run in runs for chunk in range(entry.n_runs or 1))
+    else:
+        assert entry.n_ev is not None and entry.ev_per_run is not None
+        chunks = _split(entry.n_ev, entry.ev_per_run)
+        yield from ((run, chunk, events) for run in runs for chunk, events in enumerate(chunks))
+
+
+def check_plan(plan: CampaignPlan) -> list[FieldError]:
+    """Every reason ``plan`` cannot be expanded (empty: it can)."""
+    errors: list[FieldError] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(plan.jobs.modules):
+        where = f"jobs.modules.{index}"
+        label = entry_label(entry, plan)
+        if label is None:
+            errors.append(FieldError(field=f"{where}.label", message="no label: give one here, in jobs.label or "
+                                     "in the submission", type="label_required"))  # fmt: skip
+        elif (label, entry.module) in seen:
+            errors.append(FieldError(field=f"{where}.module", message=f"{entry.module!r} with label {label!r} is "
+                                     f"already entry {seen[label, entry.module]}: their jobs would share ids",
+                                     type="duplicate_module"))  # fmt: skip
+        else:
+            seen[label, entry.module] = index
+        mode = event_mode(entry.model_dump(exclude_none=True), has_run_list=True)
+        if mode.uses_runs and not (entry.run_numbers or plan.run_list):
+            errors.append(FieldError(field=f"{where}.run_numbers", message="a run-by-run module needs run_numbers "
+                                     "or a run_list at submission", type="runs_required"))  # fmt: skip
+    return errors
+
+
+def expand(plan: CampaignPlan, now: str) -> Expansion:
+    """The job documents of ``plan`` (status ``waiting``), or :class:`ExpansionError`."""
+    errors = check_plan(plan)
+    if errors:
+        raise ExpansionError(errors)
+    result = Expansion()
+    ratdb_tag = plan.ratdb_tag if plan.ratdb_tag is not None else plan.jobs.ratdb_tag
+    software = {"name": SOFTWARE_OF_EXPERIMENT.get(plan.experiment, "rat"), "version": plan.jobs.rat_v}
+    history = [{"status": jobdocs.WAITING, "at": now, "reason": f"created by {plan.campaign_id}"}]
+    for entry in plan.jobs.modules:
+        label = entry_label(entry, plan)
+        assert label is not None
+        count = events_total = 0
+        for run, chunk, events in job_slots(entry, plan.run_list):
+            doc_id = jobdocs.job_id(label, entry.module, run, chunk, plan.pass_number)
+            result.docs.append(
+                {
+                    "_id": doc_id, "type": "job", "experiment": plan.experiment, "label": label,
+                    "request_id": plan.request_id, "campaign_id": plan.campaign_id, "module": entry.module,
+                    "run": run, "chunk": chunk, "pass": plan.pass_number, "attempt": 1, "rat_v": plan.jobs.rat_v,
+                    "ratdb_tag": ratdb_tag, "template": dict(entry.template), "priority": entry.priority,
+                    "events": events, "seed": jobdocs.job_seed(doc_id), "site": plan.site, "backend": None,
+                    "status": jobdocs.WAITING, "parent": None, "outputs": [], "software": software,
+                    "history": history, "created_at": now, "updated_at": now,
+                }
+            )  # fmt: skip
+            result.exactly.add((entry.module, run, plan.pass_number))
+            count += 1
+            events_total += events or 0
+        result.modules.append({"module": entry.module, "label": label, "jobs": count, "events": events_total})
+    return result

@@ -1,0 +1,121 @@
+"""Job documents in CouchDB, in bulk: creation, status moves with ``_rev``, and the queries submitter needs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prodflow_core import jobdocs
+from prodflow_core.couch import CouchDatabase, DesignDocument, View
+
+Doc = dict[str, Any]
+Change = Callable[[Doc], Doc | None]
+"""Returns the new document, or ``None`` to leave it (not applicable any more)."""
+
+SUBMITTER_DESIGN = DesignDocument(
+    name="submitter",
+    views={
+        "waiting_by_site": View(
+            "function (doc) { if (doc.type === 'job' && doc.status === 'waiting') "
+            "{ emit(doc.site, [doc.run, doc.priority || 0, doc.created_at]); } }"
+        ),
+        "by_campaign_status": View(
+            "function (doc) { if (doc.type === 'job') { emit([doc.campaign_id, doc.status], 1); } }", "_count"
+        ),
+        "unrecorded_by_site": View(
+            "function (doc) { if (doc.type === 'job' && doc.status === 'submitted' && doc.backend "
+            "&& !doc.backend.id) { emit(doc.site, null); } }"
+        ),
+    },
+)
+"""Views of submitter's own (``_design/jobs`` is FORMATS.md's, shared with monitor)."""
+
+CREATE_PARALLEL = 3  # chunks of _bulk_docs in flight at once
+
+
+@dataclass
+class BulkOutcome:
+    """Documents written and ids left alone (their change did not apply, or they were missing)."""
+
+    written: list[Doc] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+async def create_docs(db: CouchDatabase, docs: Sequence[Doc], chunk_size: int) -> tuple[int, int]:
+    """Create documents with ``_bulk_docs``; existing ids are left as they are. Returns (created, existing)."""
+    chunks = [docs[i : i + chunk_size] for i in range(0, len(docs), chunk_size)]
+    gate = asyncio.Semaphore(CREATE_PARALLEL)
+
+    async def one(chunk: Sequence[Doc]) -> tuple[int, int]:
+        async with gate:
+            results = await db.bulk_docs(chunk, chunk_size=chunk_size)
+        created = sum(r.ok for r in results)
+        existing = sum(r.error == "conflict" for r in results)
+        failed = [r for r in results if not r.ok and r.error != "conflict"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} job documents refused, e.g. {failed[0].id}: {failed[0].reason}")
+        return created, existing
+
+    counts = await asyncio.gather(*(one(c) for c in chunks))
+    return sum(c for c, _ in counts), sum(e for _, e in counts)
+
+
+async def update_many(db: CouchDatabase, docs: Iterable[Doc], change: Change, *, attempts: int = 5) -> BulkOutcome:
+    """Apply ``change`` to each document and write all in bulk; conflicts are re-read and re-applied."""
+    outcome = BulkOutcome()
+    pending = list(docs)
+    for _ in range(attempts):
+        if not pending:
+            break
+        new_docs: list[Doc] = []
+        for doc in pending:
+            new = change(doc)
+            if new is None:
+                outcome.skipped.append(str(doc["_id"]))
+            else:
+                new_docs.append(new)
+        results = await db.bulk_docs(new_docs) if new_docs else []
+        conflicted: list[str] = []
+        for new, result in zip(new_docs, results, strict=True):
+            if result.ok:
+                outcome.written.append(new)
+            elif result.error == "conflict":
+                conflicted.append(result.id)
+            else:
+                outcome.skipped.append(result.id)
+        fresh = await db.get_many(conflicted)
+        outcome.skipped.extend(i for i in conflicted if i not in fresh)
+        pending = [fresh[i] for i in conflicted if i in fresh]
+    outcome.skipped.extend(str(d["_id"]) for d in pending)
+    return outcome
+
+
+def moving_to(wanted: str, at: str, reason: str, extra: Callable[[Doc], Doc] | None = None) -> Change:
+    """A change that moves a job to ``wanted`` when the state machine allows it (else leaves it)."""
+
+    def change(doc: Doc) -> Doc | None:
+        if not jobdocs.can_transition(str(doc.get("status")), wanted):
+            return None
+        new = jobdocs.transition(doc, wanted, at, reason)
+        return extra(new) if extra else new
+
+    return change
+
+
+async def docs_in_statuses(db: CouchDatabase, view: tuple[str, str], prefix: str, statuses: Iterable[str]) -> list[Doc]:
+    """Documents whose ``[prefix, status]`` key of ``view`` has one of ``statuses``."""
+    keys = [[prefix, status] for status in statuses]
+    rows = (await db.view(*view, keys=keys, reduce=False, include_docs=True)).rows
+    return [row["doc"] for row in rows if row.get("doc")]
+
+
+async def status_counts(db: CouchDatabase, view: tuple[str, str], prefix: str) -> dict[str, int]:
+    """``{status: n}`` of a ``[prefix, status]`` → ``_count`` view."""
+    rows = (await db.view(*view, group=True, startkey=[prefix], endkey=[prefix, {}])).rows
+    return {row["key"][1]: int(row["value"]) for row in rows}
+
+
+def non_final(statuses: Iterable[str] = jobdocs.STATUSES) -> list[str]:
+    return [s for s in statuses if s not in jobdocs.FINAL_STATUSES]

@@ -1,0 +1,198 @@
+"""Bulk operations on the jobs of a campaign or a label: cancel, and resubmit the failures.
+
+Each is a few bulk calls (a view or ``_all_docs`` with keys, one ``_bulk_docs``, one backend call per site) and
+one event with the list of job ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prodflow_core import jobdocs
+from prodflow_core.couch import CouchDatabase
+from prodflow_core.events import utc_now
+from prodflow_core.identity import Identity
+from prodflow_core.problems import not_found
+
+from prodflow_submitter import exactly, jobstore
+from prodflow_submitter.models import Campaign, SiteRow, campaign_number, utcnow
+from prodflow_submitter.runtime import Runtime
+from prodflow_submitter.schemas import OperationOut
+from prodflow_submitter.sites import backend_of
+from prodflow_submitter.submission import announce, exactly_path, next_pass, write_exactly
+
+_log = logging.getLogger("prodflow.submitter.operations")
+Doc = dict[str, Any]
+LABEL_VIEW = ("jobs", "by_label_status")
+CAMPAIGN_VIEW = ("submitter", "by_campaign_status")
+
+
+def _check_access(identity: Identity, docs: Iterable[Doc]) -> None:
+    for experiment in sorted({str(d.get("experiment")) for d in docs}):
+        identity.require_experiment(experiment)
+
+
+async def select_jobs(
+    db: CouchDatabase, view: tuple[str, str], prefix: str, statuses: Sequence[str], job_ids: Sequence[str] | None
+) -> tuple[list[Doc], list[str]]:
+    """Jobs under ``prefix`` (label or campaign) in ``statuses``, or only ``job_ids`` of them; plus ids skipped."""
+    if job_ids is None:
+        return await jobstore.docs_in_statuses(db, view, prefix, statuses), []
+    field = "label" if view == LABEL_VIEW else "campaign_id"
+    found = await db.get_many(list(dict.fromkeys(job_ids)))
+    chosen = [d for d in found.values() if d.get(field) == prefix and d.get("status") in statuses]
+    chosen_ids = {d["_id"] for d in chosen}
+    return chosen, [i for i in job_ids if i not in chosen_ids]
+
+
+async def cancel(
+    runtime: Runtime, database: str, view: tuple[str, str], prefix: str, identity: Identity,
+    job_ids: Sequence[str] | None, reason: str,
+) -> OperationOut:  # fmt: skip
+    """Cancel the non-final jobs of a campaign or label (or the named ones): documents first, then backends."""
+    db = runtime.db(database)
+    docs, skipped = await select_jobs(db, view, prefix, jobstore.non_final(), job_ids)
+    _check_access(identity, docs)
+    outcome = await jobstore.update_many(
+        db, docs, jobstore.moving_to(jobdocs.CANCELLED, utc_now(), reason or f"cancelled by {identity.user}")
+    )
+    await _cancel_at_backends(runtime, outcome.written)
+    cancelled = [d["_id"] for d in outcome.written]
+    label = prefix if view == LABEL_VIEW else (outcome.written[0]["label"] if outcome.written else None)
+    if cancelled:
+        await runtime.events.emit(
+            "jobs.cancelled", experiment=outcome.written[0].get("experiment"),
+            data={"label": label, "database": database, "job_ids": cancelled, "by": identity.user, "reason": reason},
+        )  # fmt: skip
+    return OperationOut(label=label, database=database, job_ids=cancelled, skipped=[*skipped, *outcome.skipped])
+
+
+async def _cancel_at_backends(runtime: Runtime, docs: list[Doc]) -> None:
+    by_site: dict[str, list[str]] = defaultdict(list)
+    for doc in docs:
+        backend_id = (doc.get("backend") or {}).get("id")
+        if backend_id:
+            by_site[str(doc["site"])].append(str(backend_id))
+    async with runtime.sessions() as session:
+        sites = {name: await session.get(SiteRow, name) for name in by_site}
+    for name, ids in by_site.items():
+        site = sites[name]
+        if site is None:
+            _log.warning("cannot cancel %d jobs at unknown site %s", len(ids), name)
+            continue
+        try:
+            await backend_of(site).cancel(ids)
+        except Exception:
+            # The documents are cancelled already; the monitor sees the backend state and leaves them be.
+            _log.exception("site %s: cancelling %d jobs at the backend failed", name, len(ids))
+
+
+async def retry(runtime: Runtime, database: str, label: str, identity: Identity,
+                job_ids: Sequence[str] | None, reason: str) -> OperationOut:  # fmt: skip
+    """Failed jobs back to ``waiting`` in the same pass, ``attempt + 1`` (as SNO+'s retry_failed.py)."""
+    db = runtime.db(database)
+    docs, skipped = await select_jobs(db, LABEL_VIEW, label, sorted(jobdocs.RETRYABLE_STATUSES), job_ids)
+    _check_access(identity, docs)
+    outcome = await jobstore.update_many(
+        db, docs, jobstore.moving_to(jobdocs.WAITING, utc_now(), reason or f"resubmitted by {identity.user}")
+    )
+    ids = [d["_id"] for d in outcome.written]
+    if ids:
+        await runtime.events.emit("jobs.resubmitted", experiment=outcome.written[0].get("experiment"),
+                                  data={"label": label, "database": database, "job_ids": ids, "mode": "next_attempt",
+                                        "by": identity.user})  # fmt: skip
+        runtime.wake.set()
+    return OperationOut(label=label, database=database, job_ids=ids, skipped=[*skipped, *outcome.skipped])
+
+
+def _next_pass_doc(doc: Doc, pass_number: int, campaign_id: str, site: str, now: str, reason: str) -> Doc:
+    new_id = jobdocs.job_id(doc["label"], doc["module"], doc["run"], doc["chunk"], pass_number)
+    skip = {"_id", "_rev", "_conflicts"}
+    return {
+        **{k: v for k, v in doc.items() if k not in skip}, "_id": new_id, "pass": pass_number, "attempt": 1,
+        "campaign_id": campaign_id, "site": site, "seed": jobdocs.job_seed(new_id), "backend": None,
+        "status": jobdocs.WAITING, "parent": doc["_id"], "outputs": [],
+        "history": [{"status": jobdocs.WAITING, "at": now, "reason": reason}], "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+async def resubmit_next_pass(
+    runtime: Runtime, database: str, label: str, identity: Identity,
+    job_ids: Sequence[str] | None, site_name: str | None, reason: str,
+) -> OperationOut:  # fmt: skip
+    """New documents, pass + 1, for the failed jobs of a label (``parent`` = the failed one), as a new campaign."""
+    db = runtime.db(database)
+    docs, skipped = await select_jobs(db, LABEL_VIEW, label, sorted(jobdocs.RETRYABLE_STATUSES), job_ids)
+    if not docs:
+        return OperationOut(label=label, database=database, job_ids=[], skipped=skipped)
+    _check_access(identity, docs)
+    experiment = str(docs[0]["experiment"])
+    parents = await _parent_campaigns(runtime, {str(d["campaign_id"]) for d in docs})
+    async with runtime.sessions() as session:
+        site = site_name or str(docs[0]["site"])
+        if await session.get(SiteRow, site) is None:
+            raise not_found("Site", site)
+        pass_number = await next_pass(session, experiment, database, {label})
+        row = Campaign(
+            experiment=experiment, label=label, default_label=label, request_id=docs[0].get("request_id"),
+            database=database, site=site, pass_number=pass_number, kind="resubmission",
+            parent_campaign_id=parents[0].id if parents else None,
+            content_sha256=f"resubmission:{database}:{label}:p{pass_number}", rat_v=str(docs[0].get("rat_v", "")),
+            ratdb_tag=docs[0].get("ratdb_tag"), jobs_json=_merged_jobs_json(parents, docs),
+            command_templates=_merged_templates(parents), labels=[label], created_by=identity.user,
+        )  # fmt: skip
+        session.add(row)
+        await session.commit()
+    now = utc_now()
+    new_docs = [
+        _next_pass_doc(d, pass_number, row.public_id, site, now, reason or f"resubmission of {d['_id']}") for d in docs
+    ]
+    created, _ = await jobstore.create_docs(db, new_docs, runtime.settings.bulk_chunk)
+    entries = [(d["module"], d["run"], pass_number) for d in new_docs]
+    await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(entries))
+    async with runtime.sessions() as session:
+        stored = await session.get(Campaign, row.id)
+        assert stored is not None
+        stored.state, stored.jobs, stored.created_docs, stored.updated_at = "created", len(new_docs), created, utcnow()
+        session.add(stored)
+        await session.commit()
+        row = stored
+    await announce(runtime, row)
+    ids = [d["_id"] for d in new_docs]
+    await runtime.events.emit("jobs.resubmitted", experiment=experiment,
+                              data={"label": label, "database": database, "job_ids": ids, "mode": "next_pass",
+                                    "pass": pass_number, "parents": [d["_id"] for d in docs],
+                                    "campaign_id": row.public_id, "by": identity.user})  # fmt: skip
+    runtime.wake.set()
+    return OperationOut(label=label, database=database, job_ids=ids, skipped=skipped, campaign=row.public_id,
+                        pass_number=pass_number)  # fmt: skip
+
+
+async def _parent_campaigns(runtime: Runtime, public_ids: set[str]) -> list[Campaign]:
+    async with runtime.sessions() as session:
+        rows = [await session.get(Campaign, campaign_number(p)) for p in sorted(public_ids)]
+    return [r for r in rows if r is not None]
+
+
+def _merged_jobs_json(parents: list[Campaign], docs: list[Doc]) -> dict[str, Any]:
+    """The parents' module entries of the resubmitted modules (the command templates read t_run etc. there)."""
+    modules = {str(d["module"]) for d in docs}
+    entries: dict[str, dict[str, Any]] = {}
+    for parent in parents:
+        for entry in parent.jobs_json.get("modules", []):
+            if entry["module"] in modules:
+                entries.setdefault(entry["module"], {**entry, "label": docs[0]["label"]})
+    rat_v = parents[0].jobs_json.get("rat_v") if parents else docs[0].get("rat_v")
+    return {"rat_v": rat_v, "modules": list(entries.values())}
+
+
+def _merged_templates(parents: list[Campaign]) -> dict[str, str]:
+    templates: dict[str, str] = {}
+    for parent in parents:
+        for module, template in parent.command_templates.items():
+            templates.setdefault(module, template)
+    return templates

@@ -1,0 +1,316 @@
+"""The submission loop (gasp_client's submission half): per site, hand ``waiting`` jobs to the backend.
+
+In site queue order (runlevel, newfirst, priority, serial) up to the site's ``max_running``; drained sites get
+nothing new. The waiting jobs are kept in memory: loaded once from a view at start, then kept current from the
+databases' ``_changes``, so a round never re-reads every job.
+
+A job reaches its backend in three steps, each safe to interrupt:
+1. ``waiting → submitted`` with ``backend.id = null`` (bulk, with ``_rev``: of two submitters only one wins);
+2. ``backend.submit`` under the job's name (``<job id>:a<attempt>``);
+3. ``backend.id`` recorded (bulk).
+A crash between 1 and 3 leaves ``submitted`` jobs without a backend id; at start-up :meth:`reconcile` asks the
+backend for them by name and records the id, or puts them back to ``waiting`` if the backend never got them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from prodflow_core import jobdocs
+from prodflow_core.backends import Backend, BackendJob
+from prodflow_core.couch import CouchDatabase, CouchError
+from prodflow_core.events import utc_now
+
+from prodflow_submitter import jobstore
+from prodflow_submitter.campaigns import entry_label
+from prodflow_submitter.command_template import fill, job_values
+from prodflow_submitter.models import Campaign, SiteRow, campaign_number
+from prodflow_submitter.runtime import Runtime
+from prodflow_submitter.sites import backend_of, list_sites, output_root
+from prodflow_submitter.submission import plan_of
+
+_log = logging.getLogger("prodflow.submitter.queue")
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A waiting job as the queue sees it."""
+
+    database: str
+    job_id: str
+    run: int
+    priority: int
+    created: float
+
+
+def _epoch(text: str | None) -> float:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+_POLICY_KEYS: dict[str, Callable[[Waiting], float]] = {
+    "runlevel": lambda w: w.run,  # low runs first
+    "newfirst": lambda w: -w.created,
+    "priority": lambda w: -w.priority,  # larger first
+    "serial": lambda w: w.created,  # first in, first out
+}
+
+
+def order_key(policies: Sequence[str]) -> Callable[[Waiting], tuple[Any, ...]]:
+    """Sort key of a site's queue order; the job id breaks ties so the order is total."""
+    keys = [_POLICY_KEYS[p] for p in policies]
+    return lambda w: (*(k(w) for k in keys), w.job_id)
+
+
+class SubmissionLoop:
+    """Submits waiting jobs of every site, round after round, until stopped."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.waiting: dict[str, dict[tuple[str, str], Waiting]] = defaultdict(dict)
+        self._site_of: dict[tuple[str, str], str] = {}
+        self._campaigns: dict[str, Campaign] = {}
+        self._backends: dict[str, tuple[Any, Backend]] = {}
+        self.ready = asyncio.Event()
+        self._backoff: dict[str, tuple[float, float]] = {}  # site → (not before, last delay) after a failure
+
+    # -- the in-memory queue ------------------------------------------------------------------------------
+    def track(self, database: str, doc: Doc | None, doc_id: str) -> None:
+        """Keep the queue current with one document (``None``: deleted)."""
+        key = (database, doc_id)
+        old_site = self._site_of.pop(key, None)
+        if old_site is not None:
+            self.waiting[old_site].pop(key, None)
+        if doc and doc.get("type") == "job" and doc.get("status") == jobdocs.WAITING:
+            site = str(doc.get("site"))
+            self.waiting[site][key] = Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
+                                              _epoch(doc.get("created_at")))  # fmt: skip
+            self._site_of[key] = site
+
+    async def load(self) -> dict[str, str]:
+        """Fill the queue from the ``waiting_by_site`` view; returns each database's sequence to follow from."""
+        since: dict[str, str] = {}
+        for name, db in self.runtime.databases.items():
+            since[name] = await db.update_seq()
+            rows = (await db.view("submitter", "waiting_by_site")).rows
+            for row in rows:
+                run, priority, created = row["value"]
+                key = (name, row["id"])
+                self.waiting[row["key"]][key] = Waiting(name, row["id"], int(run), int(priority), _epoch(created))
+                self._site_of[key] = row["key"]
+        return since
+
+    async def follow(self, database: str, since: str, stop: asyncio.Event) -> None:
+        """Apply ``_changes`` of one database to the queue until ``stop``."""
+        db = self.runtime.db(database)
+        while not stop.is_set():
+            try:
+                batch = await db.changes(
+                    since=since, limit=2000, include_docs=True, longpoll_s=self.runtime.settings.changes_longpoll_s
+                )
+            except (httpx.HTTPError, CouchError) as exc:
+                _log.warning("changes of %s: %s; retrying", db.name, exc)
+                await _pause(stop, 1.0)
+                continue
+            woke = False
+            for row in batch.results:
+                doc = None if row.get("deleted") else row.get("doc")
+                self.track(database, doc, str(row["id"]))
+                woke = woke or bool(doc and doc.get("status") == jobdocs.WAITING)
+            since = batch.last_seq
+            if woke:
+                self.runtime.wake.set()
+
+    # -- rounds -------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Load, reconcile, then submit round after round until ``stop``."""
+        since = await self.load()
+        followers = [
+            asyncio.create_task(self.follow(name, seq, stop), name=f"queue-follow-{name}")
+            for name, seq in since.items()
+        ]
+        try:
+            for site in await self._sites():
+                await self._guarded(self.reconcile, site)
+            self.ready.set()
+            while not stop.is_set():
+                self.runtime.wake.clear()
+                await self.round()
+                await _pause_for(stop, self.runtime.wake, self.runtime.settings.submit_interval_s)
+        finally:
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+
+    async def round(self) -> int:
+        """One pass over every site that is not drained; returns how many jobs went to backends."""
+        sent = 0
+        now = time.monotonic()
+        for site in await self._sites():
+            if site.drained or not self.waiting.get(site.name) or self._backoff.get(site.name, (0, 0))[0] > now:
+                continue
+            sent += await self._guarded(self.submit_site, site) or 0
+        return sent
+
+    def _failed(self, site: str) -> None:
+        delay = min(60.0, max(1.0, self._backoff.get(site, (0.0, 0.0))[1] * 2))
+        self._backoff[site] = (time.monotonic() + delay, delay)
+
+    async def _guarded(self, step: Callable[[SiteRow], Any], site: SiteRow) -> int | None:
+        try:
+            result = await step(site)
+        except Exception:
+            _log.exception("site %s: %s failed", site.name, getattr(step, "__name__", "step"))
+            return None
+        return int(result) if isinstance(result, int) else None
+
+    async def _sites(self) -> list[SiteRow]:
+        async with self.runtime.sessions() as session:
+            return await list_sites(session)
+
+    def backend(self, site: SiteRow) -> Backend:
+        """The site's backend, rebuilt when the site changes."""
+        cached = self._backends.get(site.name)
+        if cached is None or cached[0] != site.updated_at:
+            cached = (site.updated_at, backend_of(site))
+            self._backends[site.name] = cached
+        return cached[1]
+
+    async def active_count(self, site: str) -> int:
+        """Jobs of ``site`` holding a slot (submitted or running) in both databases."""
+        keys = [[site, jobdocs.SUBMITTED], [site, jobdocs.RUNNING]]
+        total = 0
+        for db in self.runtime.databases.values():
+            rows = (await db.view("jobs", "by_site_status", keys=keys, group=True)).rows
+            total += sum(int(row["value"]) for row in rows)
+        return total
+
+    async def submit_site(self, site: SiteRow) -> int:
+        """Send the site's next waiting jobs to its backend, up to its free slots."""
+        free = site.max_running - await self.active_count(site.name)
+        if free <= 0:
+            return 0
+        count = min(free, self.runtime.settings.submit_batch)
+        chosen = heapq.nsmallest(count, self.waiting[site.name].values(), key=order_key(site.queue_order))
+        by_db: dict[str, list[str]] = defaultdict(list)
+        for item in chosen:
+            by_db[item.database].append(item.job_id)
+        sent = 0
+        for database, ids in by_db.items():
+            sent += await self._submit_jobs(site, database, ids)
+        return sent
+
+    async def _submit_jobs(self, site: SiteRow, database: str, ids: list[str]) -> int:
+        db = self.runtime.db(database)
+        backend = self.backend(site)
+        now = utc_now()
+        docs = list((await db.get_many(ids)).values())
+        claim = {"name": site.backend, "id": None, "state": "SUBMITTING", "checked_at": now}
+        to_submitted = jobstore.moving_to(
+            jobdocs.SUBMITTED, now, f"to site {site.name}", lambda d: {**d, "backend": claim}
+        )
+        claimed = await jobstore.update_many(db, docs, to_submitted)
+        for doc in claimed.written:
+            self.track(database, None, doc["_id"])
+        if not claimed.written:
+            return 0
+        try:
+            jobs = [await self.backend_job(site, doc) for doc in claimed.written]
+            backend_ids = await backend.submit(jobs)
+        except Exception as exc:
+            _log.exception("site %s: submitting %d jobs failed", site.name, len(claimed.written))
+            self._failed(site.name)
+            await jobstore.update_many(db, claimed.written, jobstore.moving_to(
+                jobdocs.WAITING, utc_now(), f"submission to {site.name} failed: {exc}"[:500]))  # fmt: skip
+            return 0
+        self._backoff.pop(site.name, None)
+        await self.record(db, claimed.written, dict(zip([d["_id"] for d in claimed.written], backend_ids, strict=True)))
+        await self.runtime.events.emit(
+            "jobs.submitted", experiment=claimed.written[0].get("experiment"),
+            data={"label": claimed.written[0].get("label"), "labels": sorted({d["label"] for d in claimed.written}),
+                  "database": database, "site": site.name, "backend": site.backend,
+                  "job_ids": [d["_id"] for d in claimed.written]},
+        )  # fmt: skip
+        return len(claimed.written)
+
+    async def record(self, db: CouchDatabase, docs: list[Doc], backend_ids: dict[str, str]) -> None:
+        """Step 3: write the backend ids into ``submitted`` jobs that do not have one yet."""
+        now = utc_now()
+
+        def change(doc: Doc) -> Doc | None:
+            backend = doc.get("backend") or {}
+            if doc.get("status") != jobdocs.SUBMITTED or backend.get("id") or doc["_id"] not in backend_ids:
+                return None
+            return {**doc, "backend": {**backend, "id": backend_ids[doc["_id"]], "state": "PENDING",
+                                       "checked_at": now}, "updated_at": now}  # fmt: skip
+
+        await jobstore.update_many(db, docs, change)
+
+    async def campaign(self, campaign_id: str) -> Campaign:
+        cached = self._campaigns.get(campaign_id)
+        if cached is None:
+            async with self.runtime.sessions() as session:
+                found = await session.get(Campaign, campaign_number(campaign_id))
+            if found is None:
+                raise LookupError(f"campaign {campaign_id} of a job is unknown")
+            self._campaigns[campaign_id] = cached = found
+        return cached
+
+    async def backend_job(self, site: SiteRow, doc: Doc) -> BackendJob:
+        """What the backend runs for a job: its module's command template filled in, in its output folder."""
+        campaign = await self.campaign(str(doc["campaign_id"]))
+        plan = plan_of(campaign)
+        entry = next(
+            (e for e in plan.jobs.modules if e.module == doc["module"] and entry_label(e, plan) == doc["label"]),
+            next(e for e in plan.jobs.modules if e.module == doc["module"]),
+        )
+        output_dir = jobdocs.job_output_dir(output_root(site), doc["_id"])
+        command = fill(campaign.command_templates[doc["module"]], job_values(doc, entry.model_dump(), output_dir))
+        env = {"PRODFLOW_JOB_ID": doc["_id"], "PRODFLOW_LABEL": doc["label"], "PRODFLOW_ATTEMPT": str(doc["attempt"])}
+        return BackendJob(name=jobdocs.backend_job_name(doc), command=command, output_dir=output_dir, env=env,
+                          walltime_s=site.max_walltime_s)  # fmt: skip
+
+    async def reconcile(self, site: SiteRow) -> None:
+        """Finish step 3 for jobs a crash left without a backend id, then let the backend resume its own work."""
+        backend = self.backend(site)
+        for db in self.runtime.databases.values():
+            rows = (await db.view("submitter", "unrecorded_by_site", key=site.name, include_docs=True)).rows
+            docs = [row["doc"] for row in rows if row.get("doc")]
+            if not docs:
+                continue
+            names = {jobdocs.backend_job_name(doc): doc["_id"] for doc in docs}
+            found = await backend.lookup(list(names))
+            await self.record(db, docs, {names[name]: backend_id for name, backend_id in found.items()})
+            lost = [doc for doc in docs if jobdocs.backend_job_name(doc) not in found]
+            await jobstore.update_many(db, lost, jobstore.moving_to(
+                jobdocs.WAITING, utc_now(), "the backend never received it (submitter stopped)"))  # fmt: skip
+            _log.info("site %s: reconciled %d jobs (%d found at the backend)", site.name, len(docs), len(found))
+        await backend.resume()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _pause_for(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Wait until ``stop`` or ``wake`` is set, at most ``seconds``."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

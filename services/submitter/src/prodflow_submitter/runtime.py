@@ -1,0 +1,40 @@
+"""The parts of a running submitter that routes and workers share (built once in the app's lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from prodflow_core.couch import CouchDatabase
+from prodflow_core.events import EventPublisher
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from prodflow_submitter.request_api import RequestApi
+from prodflow_submitter.settings import SubmitterSettings
+
+
+@dataclass
+class Runtime:
+    """Settings, SQL sessions, both job databases, the event publisher and the request-api client."""
+
+    settings: SubmitterSettings
+    sessions: async_sessionmaker[AsyncSession]
+    databases: dict[str, CouchDatabase]
+    events: EventPublisher
+    request_api: RequestApi
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when new jobs may be waiting: the submission loop runs a round at once."""
+
+    def db(self, name: str) -> CouchDatabase:
+        return self.databases[name]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]

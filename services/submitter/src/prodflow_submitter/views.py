@@ -1,0 +1,68 @@
+"""Turning stored campaigns and sites into API answers (with live counts from the job databases)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prodflow_core.events import utc_now
+from prodflow_core.problems import not_found
+
+from prodflow_submitter import exactly, jobstore
+from prodflow_submitter.campaigns import expand
+from prodflow_submitter.models import Campaign, campaign_number, campaign_public_id
+from prodflow_submitter.runtime import Runtime
+from prodflow_submitter.schemas import CampaignOut
+from prodflow_submitter.submission import exactly_path, plan_of
+
+
+async def load_campaign(runtime: Runtime, public_id: str) -> Campaign:
+    """The campaign ``camp-000007`` or a 404 problem."""
+    number = campaign_number(public_id)
+    async with runtime.sessions() as session:
+        row = await session.get(Campaign, number) if number is not None else None
+    if row is None:
+        raise not_found("Campaign", public_id)
+    return row
+
+
+async def campaign_out(
+    runtime: Runtime, row: Campaign, *, with_counts: bool = True, created_now: int = 0
+) -> CampaignOut:
+    """A campaign as the API shows it; ``counts`` by status are read from the ``by_campaign_status`` view."""
+    counts = {}
+    if with_counts and row.state == "created":
+        counts = await jobstore.status_counts(
+            runtime.db(row.database), ("submitter", "by_campaign_status"), row.public_id
+        )
+    return CampaignOut(
+        id=row.public_id, experiment=row.experiment, label=row.label, labels=row.labels, request_id=row.request_id,
+        database=row.database, site=row.site, pass_number=row.pass_number, kind=row.kind,
+        parent_campaign=campaign_public_id(row.parent_campaign_id) if row.parent_campaign_id else None,
+        state=row.state, jobs=row.jobs, created=created_now, rat_v=row.rat_v, ratdb_tag=row.ratdb_tag,
+        created_by=row.created_by, created_at=row.created_at, counts=counts,
+        exactly=f"/api/campaigns/{row.public_id}/exactly",
+    )  # fmt: skip
+
+
+async def campaign_exactly(runtime: Runtime, row: Campaign) -> str:
+    """The campaign's .exactly text (rebuilt from its jobs.json if the file went missing)."""
+    path = exactly_path(runtime, row.public_id)
+    text = await asyncio.to_thread(_read, path)
+    if text is None:
+        text = exactly.render(expand(plan_of(row), utc_now()).exactly)
+    return text
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+async def label_exactly(runtime: Runtime, database: str, label: str, pass_number: int | None) -> str:
+    """The .exactly of a label from ``by_label_mrp``: every (module, run, pass) it has, or those of one pass."""
+    rows = (await runtime.db(database).view("jobs", "by_label_mrp", startkey=[label], endkey=[label, {}])).rows
+    entries = [(str(r["key"][1]), int(r["key"][2]), int(r["key"][3])) for r in rows]
+    return exactly.render(e for e in entries if pass_number is None or e[2] == pass_number)

@@ -140,9 +140,12 @@ class WorkRoot:
                     continue
                 write_json(job / "claimed", {"t": time.time()})
                 (self.active / folder_name(name)).write_text(name)
-                _spawn(job)
                 started.append(name)
                 running += 1
+        # Started outside the lock: a claimed job holds its slot (START_GRACE_S), so other pumps count it, and
+        # wrappers finishing at the same time start their successors in parallel instead of one by one.
+        for name in started:
+            _spawn(self.job_dir(name))
         return started
 
 

@@ -61,7 +61,7 @@ def headers(user: str, *roles: str, experiments: tuple[str, ...] = ("snoplus", "
 ALICE = headers("alice", "requester")
 BOB = headers("bob", "requester")
 MANAGER = headers("maria", "manager")
-ADMIN = headers("root", "admin")
+ADMIN = headers("root", "admin", experiments=("*",))
 READER = headers("rita", "reader")
 LEGEND_ONLY = headers("lea", "manager", experiments=("legend",))
 
@@ -78,6 +78,7 @@ def make_settings(tmp_path: Path, couch_url: str, smtp_port: int | None) -> Requ
         smtp_from="prodflow@snolab.example.org",
         smtp_timeout_s=2.0,
         mail_retry_s=0.2,
+        mail_retry_max_s=0.5,
         outbox_poll_s=0.1,
         events_longpoll_s=0.5,
     )

@@ -41,12 +41,17 @@ def errors_of(form: RequestForm) -> dict[str, str]:
 def test_the_formats_example_expands_exactly() -> None:
     form = request(
         {"module": "TeLoadedBipo212", "t_run": 365, "t_format": "day", "n_runs": 565},
-        {"module": "WaterPmt_Betagammas", "n_ev": 985000000, "ev_per_run": 290000, "template": {"radius": 7250},
-         "label": "WaterData_paper"},
+        {
+            "module": "WaterPmt_Betagammas",
+            "n_ev": 985000000,
+            "ev_per_run": 290000,
+            "template": {"radius": 7250},
+            "label": "WaterData_paper",
+        },
         {"module": "WaterBi214Run", "n_runs": 1, "run_numbers": [100152, 100151], "priority": 100},
         {"module": "WaterN16sourceRun", "n_ev": 210000, "ev_per_run": 35000, "run_numbers": [100151, 100152]},
         contacts=["alice@snolab.example.org", "bob@snolab.example.org"],
-    )  # fmt: skip
+    )
     assert check_request(form, snoplus()) == []
     jobs = build_jobs_file(form, snoplus(), "req-000042")
     assert jobs.document == {
@@ -60,12 +65,17 @@ def test_the_formats_example_expands_exactly() -> None:
         "rat_v": "7.0.15",
         "modules": [
             {"module": "TeLoadedBipo212", "t_run": 365, "t_format": "day", "n_runs": 565},
-            {"module": "WaterPmt_Betagammas", "n_ev": 985000000, "ev_per_run": 290000, "template": {"radius": 7250},
-             "label": "WaterData_paper"},
+            {
+                "module": "WaterPmt_Betagammas",
+                "n_ev": 985000000,
+                "ev_per_run": 290000,
+                "template": {"radius": 7250},
+                "label": "WaterData_paper",
+            },
             {"module": "WaterBi214Run", "n_runs": 1, "run_numbers": [100151, 100152], "priority": 100},
             {"module": "WaterN16sourceRun", "n_ev": 210000, "ev_per_run": 35000, "run_numbers": [100151, 100152]},
         ],
-    }  # fmt: skip
+    }
     assert jobs.jobs == count_jobs(jobs.document) == 565 + 3397 + 2 + 12
     assert jobs.sha256 == hashlib.sha256(jobs.content).hexdigest()
     assert json.loads(jobs.content) == jobs.document
@@ -74,8 +84,9 @@ def test_the_formats_example_expands_exactly() -> None:
 def test_bytes_are_sorted_compact_and_repeatable() -> None:
     form = request({"module": "WaterBi214Run", "run_numbers": [100200, 100100, 100200]})
     first = build_jobs_file(form, snoplus(), "req-000001").content
-    again = build_jobs_file(request({"run_numbers": [100100, 100200], "module": "WaterBi214Run"}), snoplus(),
-                            "req-000001").content  # fmt: skip
+    again = build_jobs_file(
+        request({"run_numbers": [100100, 100200], "module": "WaterBi214Run"}), snoplus(), "req-000001"
+    ).content
     assert first == again
     assert first.endswith(b"}\n") and b", " not in first and b": " not in first
     text = first.decode()
@@ -84,8 +95,9 @@ def test_bytes_are_sorted_compact_and_repeatable() -> None:
 
 
 def test_catalog_defaults_are_filled_in() -> None:
-    form = request({"module": "ScintFit_2p2Tl208", "n_ev": 25000}, {"module": "WaterBi214Run", "run_numbers": [100100]},
-                   priority=7)  # fmt: skip
+    form = request(
+        {"module": "ScintFit_2p2Tl208", "n_ev": 25000}, {"module": "WaterBi214Run", "run_numbers": [100100]}, priority=7
+    )
     modules = build_jobs_file(form, snoplus(), None).document["modules"]
     assert modules[0] == {"module": "ScintFit_2p2Tl208", "n_ev": 25000, "ev_per_run": 10000, "priority": 7}
     assert modules[1] == {"module": "WaterBi214Run", "n_runs": 1, "run_numbers": [100100], "priority": 7}
@@ -95,8 +107,9 @@ def test_catalog_defaults_are_filled_in() -> None:
 
 
 def test_run_ranges_take_the_runs_of_the_run_list() -> None:
-    form = request({"module": "WaterBi214Run", "run_ranges": [{"first": 100598, "last": 250001}],
-                    "run_numbers": [100000]})  # fmt: skip
+    form = request(
+        {"module": "WaterBi214Run", "run_ranges": [{"first": 100598, "last": 250001}], "run_numbers": [100000]}
+    )
     assert check_request(form, snoplus()) == []
     jobs = build_jobs_file(form, snoplus(), None)
     assert jobs.document["modules"][0]["run_numbers"] == [100000, 100598, 100599, 250000, 250001]
@@ -181,8 +194,10 @@ def test_fields_of_the_event_mode(entry: dict[str, Any], expected: dict[str, str
 def test_the_same_module_twice_with_one_label() -> None:
     form = request({"module": "WaterPmt_Betagammas", "n_ev": 10}, {"module": "WaterPmt_Betagammas", "n_ev": 20})
     assert errors_of(form) == {"modules.1.module": "duplicate_module"}
-    relabelled = request({"module": "WaterPmt_Betagammas", "n_ev": 10},
-                         {"module": "WaterPmt_Betagammas", "n_ev": 20, "label": "other_label"})  # fmt: skip
+    relabelled = request(
+        {"module": "WaterPmt_Betagammas", "n_ev": 10},
+        {"module": "WaterPmt_Betagammas", "n_ev": 20, "label": "other_label"},
+    )
     assert errors_of(relabelled) == {}
 
 

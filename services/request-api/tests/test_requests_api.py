@@ -32,16 +32,24 @@ async def test_file_read_and_list(api: Api) -> None:
     assert filed["history"][0]["by"] == "alice"  # type: ignore[index]
     again = await api.client.get("/api/requests/req-000001", headers=READER)
     assert again.json()["modules"] == form()["modules"]
-    await file_request(api, label="second_label", experiment="legend", rat_v="rm-0.5",
-                       modules=[{"module": "l200-hpge-bulk-2vbb", "n_ev": 10_000_000}])  # fmt: skip
+    await file_request(
+        api,
+        label="second_label",
+        experiment="legend",
+        rat_v="rm-0.5",
+        modules=[{"module": "l200-hpge-bulk-2vbb", "n_ev": 10_000_000}],
+    )
     page = (await api.client.get("/api/requests", params={"limit": 1}, headers=READER)).json()
     assert page["total"] == 2 and [r["id"] for r in page["items"]] == ["req-000002"]
     second = (await api.client.get("/api/requests", params={"limit": 1, "offset": 1}, headers=READER)).json()
     assert [r["id"] for r in second["items"]] == ["req-000001"]
     by_label = (await api.client.get("/api/requests", params={"label": "second_label"}, headers=READER)).json()
     assert [r["experiment"] for r in by_label["items"]] == ["legend"]
-    by_exp = (await api.client.get("/api/requests", params={"experiment": "snoplus", "state": "draft",
-                                                             "requester": "alice"}, headers=READER)).json()  # fmt: skip
+    by_exp = (
+        await api.client.get(
+            "/api/requests", params={"experiment": "snoplus", "state": "draft", "requester": "alice"}, headers=READER
+        )
+    ).json()
     assert [r["id"] for r in by_exp["items"]] == ["req-000001"]
     legend_only = (await api.client.get("/api/requests", headers=LEGEND_ONLY)).json()
     assert [r["id"] for r in legend_only["items"]] == ["req-000002"]
@@ -67,13 +75,15 @@ async def test_roles(api: Api) -> None:
 
 async def test_patch_only_drafts_only_by_the_requester(api: Api) -> None:
     request_id = (await file_request(api))["id"]
-    changed = await api.client.patch(f"/api/requests/{request_id}", json={"title": "new title", "priority": 5},
-                                     headers=ALICE)  # fmt: skip
+    changed = await api.client.patch(
+        f"/api/requests/{request_id}", json={"title": "new title", "priority": 5}, headers=ALICE
+    )
     assert changed.status_code == 200 and changed.json()["title"] == "new title"
     assert changed.json()["modules"] == form()["modules"]
     assert (await api.client.patch(f"/api/requests/{request_id}", json={"title": "x"}, headers=BOB)).status_code == 403
-    bad = await api.client.patch(f"/api/requests/{request_id}", json={"modules": [{"module": "Nope", "n_ev": 1}]},
-                                 headers=ALICE)  # fmt: skip
+    bad = await api.client.patch(
+        f"/api/requests/{request_id}", json={"modules": [{"module": "Nope", "n_ev": 1}]}, headers=ALICE
+    )
     assert bad.status_code == 422 and fields(bad.json()) == {"modules.0.module": "unknown_module"}
     unknown = await api.client.patch(f"/api/requests/{request_id}", json={"experiment": "legend"}, headers=ALICE)
     assert unknown.status_code == 422 and fields(unknown.json()) == {"experiment": "extra_forbidden"}
@@ -123,8 +133,9 @@ async def test_approval_stores_a_deterministic_jobs_json(api: Api) -> None:
     assert jobs["format"] == "prodflow.jobs/1" and jobs["request_id"] == request_id
     assert jobs["label"] == "2026-11_WaterBi214_v1" and jobs["contacts"] == ["alice@snolab.example.org"]
     # the same request, previewed, gives the same modules; approved again elsewhere, the same bytes
-    preview = (await api.client.post("/api/requests/preview", json=form(label="2026-11_WaterBi214_v2"),
-                                     headers=ALICE)).json()  # fmt: skip
+    preview = (
+        await api.client.post("/api/requests/preview", json=form(label="2026-11_WaterBi214_v2"), headers=ALICE)
+    ).json()
     assert preview["jobs_json"]["modules"] == jobs["modules"] and preview["jobs"] == body["jobs"]
     not_yet = await api.client.get("/api/requests/req-000001/jobs.json".replace("1", "9"), headers=READER)
     assert not_yet.status_code == 404
@@ -144,8 +155,13 @@ async def test_preview_stores_nothing(api: Api) -> None:
     assert answer.status_code == 200
     preview = answer.json()
     assert preview["jobs"] == 2 + 3397 and preview["jobs_json"]["request_id"] is None
-    assert preview["modules"][0] == {"module": "WaterBi214Run", "mode": "run_by_run", "jobs": 2, "runs": 2,
-                                     "conditions": {"water_2017": 2}}  # fmt: skip
+    assert preview["modules"][0] == {
+        "module": "WaterBi214Run",
+        "mode": "run_by_run",
+        "jobs": 2,
+        "runs": 2,
+        "conditions": {"water_2017": 2},
+    }
     assert (await api.client.get("/api/requests", headers=READER)).json()["total"] == 0
     invalid = await api.client.post("/api/requests/preview", json=form(contacts=["nope"]), headers=ALICE)
     assert invalid.status_code == 422 and fields(invalid.json()) == {"contacts.0": "value_error"}
@@ -169,9 +185,14 @@ async def test_events_of_the_lifecycle(api: Api) -> None:
     assert approval["subject"] == request_id and approval["experiment"] == "snoplus"
     assert approval["source"] == "/services/request-api"
     assert approval["data"] == {
-        "request_id": request_id, "label": "2026-11_WaterBi214_v1", "kind": "production", "site": "sfu-slurm",
-        "database": "data-production", "jobs_json": f"/api/requests/{request_id}/jobs.json", "jobs_json_sha256": sha,
-    }  # fmt: skip
+        "request_id": request_id,
+        "label": "2026-11_WaterBi214_v1",
+        "kind": "production",
+        "site": "sfu-slurm",
+        "database": "data-production",
+        "jobs_json": f"/api/requests/{request_id}/jobs.json",
+        "jobs_json_sha256": sha,
+    }
 
 
 async def test_admin_is_not_enough_elsewhere(api: Api) -> None:

@@ -56,6 +56,7 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
                     max_attempts=settings.mail_max_attempts,
                     retry_s=settings.mail_retry_s,
                     poll_s=settings.outbox_poll_s,
+                    retry_max_s=settings.mail_retry_max_s,
                 )
                 app.state.outbox = outbox
                 if not settings.smtp_host:

@@ -24,7 +24,6 @@ from prodflow_request_api.mail import Mail, MailNotConfigured, SmtpConfig, send
 from prodflow_request_api.models import EventRow, MailRow
 
 _log = logging.getLogger("prodflow.request_api.outbox")
-_MAX_BACKOFF_S = 3600.0
 _LEASE_S = 300.0
 _BATCH = 100
 
@@ -68,9 +67,9 @@ def add_mail(session: AsyncSession, mail: Mail, request_id: int | None) -> MailR
     return row
 
 
-def retry_delay(attempts: int, first_s: float) -> float:
-    """The pause after ``attempts`` failed deliveries: doubled each time, at most an hour."""
-    return float(min(first_s * 2 ** max(attempts - 1, 0), _MAX_BACKOFF_S))
+def retry_delay(attempts: int, first_s: float, max_s: float = 3600.0) -> float:
+    """The pause after ``attempts`` failed deliveries: ``first_s``, doubled each time, at most ``max_s``."""
+    return float(min(first_s * 2 ** max(attempts - 1, 0), max_s))
 
 
 class Outbox:
@@ -85,12 +84,14 @@ class Outbox:
         max_attempts: int,
         retry_s: float,
         poll_s: float,
+        retry_max_s: float = 3600.0,
     ) -> None:
         self.sessions = sessions
         self.publisher = publisher
         self.smtp = smtp
         self.max_attempts = max_attempts
         self.retry_s = retry_s
+        self.retry_max_s = retry_max_s
         self.poll_s = poll_s
         self._mail_due = asyncio.Event()
         self._events_due = asyncio.Event()
@@ -204,7 +205,7 @@ class Outbox:
             row.failed_at = utc_now()
             _log.error("mail %s given up after %d attempts: %s", row.id, row.attempts, row.last_error)
         else:
-            row.next_attempt_at = at(retry_delay(row.attempts, self.retry_s))
+            row.next_attempt_at = at(retry_delay(row.attempts, self.retry_s, self.retry_max_s))
             _log.warning("mail %s failed (attempt %d): %s; retrying", row.id, row.attempts, row.last_error)
 
     async def run_mail(self, stop: asyncio.Event) -> None:

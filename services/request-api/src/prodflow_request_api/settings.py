@@ -37,7 +37,8 @@ class RequestApiSettings(ServiceSettings):
 
     mail_max_attempts: int = 12
     mail_retry_s: float = 30.0
-    """First pause after a failed delivery; doubled after each further failure, capped at one hour."""
+    """First pause after a failed delivery; doubled after each further failure up to ``mail_retry_max_s``."""
+    mail_retry_max_s: float = 3600.0
     outbox_poll_s: float = 5.0
     """How often the outbox workers look for due mails and unpublished events without being woken."""
     follow_events: bool = True

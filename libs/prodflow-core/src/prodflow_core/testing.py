@@ -65,5 +65,5 @@ def serving(app: ASGIApp, *, port: int | None = None, timeout_s: float = 30.0) -
         thread.join(timeout_s)
 
 
-from prodflow_core.testing_slurm import slurm  # noqa: E402, F401 - the Slurm fixture, registered with this plugin
 from prodflow_core.testing_postgres import postgres_url  # noqa: E402, F401 - registered with this plugin
+from prodflow_core.testing_slurm import slurm  # noqa: E402, F401 - the Slurm fixture, registered with this plugin

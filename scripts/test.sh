@@ -3,7 +3,9 @@
 # Extra arguments go to pytest (e.g. -m "not integration", or a path).
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
-echo "== ruff" && uv run --locked ruff check . && uv run --locked ruff format --check --quiet .
+echo "== ruff"
+uv run --locked ruff check .
+uv run --locked ruff format --check .
 echo "== mypy --strict"
 uv run --locked mypy -p prodflow_core -p prodflow_gateway -p prodflow_cli -p prodflow_request_api \
   -p prodflow_submitter -p prodflow_monitor -p prodflow_cycle_runner

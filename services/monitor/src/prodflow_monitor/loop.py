@@ -281,8 +281,16 @@ class MonitorLoop:
             await self._transfer_database(name, report)
         report.seconds = time.monotonic() - started
         self.metrics.cycle_seconds.observe(report.seconds)
-        if report.polled or report.moved:
-            _log.debug("cycle: %s", report)
+        if report.moved or report.transfer_failures:
+            _log.info(
+                "cycle: %d polled, %d moved %s, %d transferred, %d transfers failed in %.2f s",
+                report.polled,
+                report.moved,
+                report.moves,
+                report.transferred,
+                report.transfer_failures,
+                report.seconds,
+            )
         return report
 
     async def _poll_database(self, database: str, report: CycleReport) -> None:
@@ -413,9 +421,10 @@ class MonitorLoop:
         ]
         if not docs:
             return
-        results = await asyncio.gather(*(self._transfer(doc) for doc in docs))
+        sites_by_name = {name: await self.sites.site(name) for name in {doc.get("site") for doc in docs}}
+        sites = {str(doc["_id"]): sites_by_name[doc.get("site")] for doc in docs}
+        results = await asyncio.gather(*(self._transfer(doc, sites[str(doc["_id"])]) for doc in docs))
         outcome = {str(doc["_id"]): result for doc, result in zip(docs, results, strict=True)}
-        sites = {str(doc["_id"]): await self.sites.site(doc.get("site")) for doc in docs}
         at = utc_now()
 
         def change(fresh: Doc) -> Doc | None:
@@ -446,8 +455,7 @@ class MonitorLoop:
             elif doc.get("status") == COMPLETED:
                 report.transferred += 1
 
-    async def _transfer(self, doc: Doc) -> _Transfer:
-        site = await self.sites.site(doc.get("site"))
+    async def _transfer(self, doc: Doc, site: Site | None) -> _Transfer:
         try:
             backend = self.sites.backend(site) if site is not None else None
         except BackendError:

@@ -8,6 +8,7 @@ which then wins over its site's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ _log = logging.getLogger("prodflow.monitor.sites")
 
 SERVICE_IDENTITY = Identity(user="service:monitor", experiments=frozenset({"*"}), roles=frozenset({"reader"}))
 DEFAULT_STORAGE_ELEMENT = ""
+UNKNOWN_SITE_REFRESH_S = 5.0
 
 
 class RetryPolicy(BaseModel):
@@ -105,14 +107,18 @@ class SiteDirectory:
         self._sites: dict[str, Site] = {}
         self._fetched_at: float | None = None
         self._backends: dict[str, tuple[Site, Backend]] = {}
+        self._refreshing = asyncio.Lock()
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _stale(self, age_s: float) -> bool:
+        return self._fetched_at is None or time.monotonic() - self._fetched_at > age_s
+
     async def sites(self) -> dict[str, Site]:
         """All sites, refreshed from submitter when the cache is older than ``ttl_s``."""
-        if self._fetched_at is None or time.monotonic() - self._fetched_at > self.ttl_s:
-            await self.refresh()
+        if self._stale(self.ttl_s):
+            await self.refresh(self.ttl_s)
         return self._sites
 
     async def site(self, name: str | None) -> Site | None:
@@ -120,20 +126,26 @@ class SiteDirectory:
         if name is None:
             return None
         sites = await self.sites()
-        if name not in sites and self._fetched_at is not None and time.monotonic() - self._fetched_at > 1.0:
-            await self.refresh()
+        if name not in sites and self._stale(UNKNOWN_SITE_REFRESH_S):
+            await self.refresh(UNKNOWN_SITE_REFRESH_S)
         return self._sites.get(name)
 
-    async def refresh(self) -> None:
-        """Fetch the sites now; on failure keep the previous answer and try again at the next call."""
-        header = sign_identity(SERVICE_IDENTITY, self.identity_secret)
-        try:
-            response = await self._http.get(f"{self.submitter_url}/api/sites", headers={IDENTITY_HEADER: header})
-            response.raise_for_status()
-            self._sites = parse_sites(response.json())
-            self._fetched_at = time.monotonic()
-        except (httpx.HTTPError, ValueError) as exc:
-            _log.warning("cannot fetch sites from %s: %s", self.submitter_url, exc)
+    async def refresh(self, older_than_s: float = 0.0) -> None:
+        """Fetch the sites (one request at a time; callers that waited reuse its answer if it is fresh enough).
+
+        On failure the previous answer stays in use and the next call tries again.
+        """
+        async with self._refreshing:
+            if not self._stale(older_than_s):
+                return
+            header = sign_identity(SERVICE_IDENTITY, self.identity_secret)
+            try:
+                response = await self._http.get(f"{self.submitter_url}/api/sites", headers={IDENTITY_HEADER: header})
+                response.raise_for_status()
+                self._sites = parse_sites(response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                _log.warning("cannot fetch sites from %s: %r", self.submitter_url, exc)
+            self._fetched_at = time.monotonic()  # a failed fetch also waits for the next period
 
     def backend(self, site: Site) -> Backend:
         """The backend of ``site``, built once per site configuration; :class:`BackendError` if misconfigured."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
 import pytest
-from request_api_support import ADMIN, ALICE, BOB, LEGEND_ONLY, MANAGER, READER, Api, fields, form
+from request_api_support import ADMIN, ALICE, BOB, LEGEND_ONLY, MANAGER, READER, Api, fields, form, headers
 
 pytestmark = pytest.mark.integration
 
@@ -200,3 +201,26 @@ async def test_admin_is_not_enough_elsewhere(api: Api) -> None:
     request_id = (await file_request(api))["id"]
     await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
     assert (await api.client.post(f"/api/requests/{request_id}/approve", headers=ADMIN)).status_code == 200
+
+
+async def test_two_managers_approving_at_once(api: Api) -> None:
+    request_id = (await file_request(api))["id"]
+    await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
+    other_manager = headers("mark", "manager")
+    answers = await asyncio.gather(
+        *(api.client.post(f"/api/requests/{request_id}/approve", headers=h) for h in (MANAGER, other_manager))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    body = (await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()
+    assert [h["state"] for h in body["history"]].count("approved") == 1
+    assert len(body["notifications"]) == 1
+
+
+async def test_approval_checks_the_catalog_again(api: Api) -> None:
+    request_id = (await file_request(api))["id"]
+    await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
+    assert (await api.client.delete("/api/catalog/snoplus/runs/100152", headers=ADMIN)).status_code == 204
+    refused = await api.client.post(f"/api/requests/{request_id}/approve", headers=MANAGER)
+    assert refused.status_code == 422 and fields(refused.json()) == {"modules.0.run_numbers": "unknown_runs"}
+    body = (await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()
+    assert body["state"] == "submitted" and body["jobs_json"] is None and body["notifications"] == []

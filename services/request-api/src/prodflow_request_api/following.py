@@ -39,8 +39,8 @@ async def _find(session: AsyncSession, event: CloudEvent) -> RequestRow | None:
     return (await session.exec(query.order_by(col(RequestRow.id).desc()).limit(1))).first()
 
 
-def _to_production(session: AsyncSession, row: RequestRow, event: CloudEvent, note: str) -> None:
-    move(session, row, states.IN_PRODUCTION, event.source, note)
+async def _to_production(session: AsyncSession, row: RequestRow, event: CloudEvent, note: str) -> None:
+    await move(session, row, states.IN_PRODUCTION, event.source, note)
 
 
 async def on_campaign_created(session: AsyncSession, event: CloudEvent) -> bool:
@@ -50,7 +50,7 @@ async def on_campaign_created(session: AsyncSession, event: CloudEvent) -> bool:
         return False
     campaign = event.data.get("campaign_id")
     row.campaign_id = str(campaign) if campaign else row.campaign_id
-    _to_production(session, row, event, f"campaign {campaign} with {event.data.get('jobs', '?')} jobs")
+    await _to_production(session, row, event, f"campaign {campaign} with {event.data.get('jobs', '?')} jobs")
     await session.commit()
     return True
 
@@ -62,11 +62,11 @@ async def on_label_completed(session: AsyncSession, event: CloudEvent) -> bool:
         return False
     counts = {str(k): int(v) for k, v in (event.data.get("counts") or {}).items()}
     if row.state == states.APPROVED:  # the campaign event is late or lost: the jobs ran all the same
-        _to_production(session, row, event, "jobs seen by the monitor")
+        await _to_production(session, row, event, "jobs seen by the monitor")
     failed = counts.get("failed", 0)
     final = states.FAILED if failed else states.COMPLETED
     summary = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-    move(session, row, final, event.source, f"label finished: {summary}")
+    await move(session, row, final, event.source, f"label finished: {summary}")
     add_event(
         session,
         f"request.{final}",

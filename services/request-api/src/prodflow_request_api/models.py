@@ -8,16 +8,23 @@ every database.
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Integer, LargeBinary, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
+_request_version = Column("version", Integer, nullable=False, default=1)
+
 
 class RequestRow(SQLModel, table=True):
-    """A production request. ``label_claim`` holds the label while the request owns it (unique per experiment)."""
+    """A production request. ``label_claim`` holds the label while the request owns it (unique per experiment).
+
+    ``version`` is SQLAlchemy's version counter: an update made from a stale read (two managers approving at
+    once) matches no row and fails with ``StaleDataError`` instead of overwriting.
+    """
 
     __tablename__ = "production_request"
     __table_args__ = (UniqueConstraint("experiment", "label_claim", name="uq_request_label_claim"),)
+    __mapper_args__ = {"version_id_col": _request_version}
 
     id: int | None = Field(default=None, primary_key=True)
     experiment: str = Field(index=True)
@@ -40,6 +47,7 @@ class RequestRow(SQLModel, table=True):
     jobs_json_sha256: str | None = None
     n_jobs: int | None = None
     campaign_id: str | None = None
+    version: int = Field(default=1, sa_column=_request_version)
 
 
 class HistoryRow(SQLModel, table=True):

@@ -15,6 +15,7 @@ from prodflow_core.identity import Identity
 from prodflow_core.problems import FieldError, Problem, not_found
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,6 +29,18 @@ from prodflow_request_api.schemas import HistoryEntry, MailStatus, RequestForm, 
 
 ID_PREFIX = "req-"
 DATABASE_OF_KIND = {"production": "data-production", "processing": "data-processing"}
+
+
+async def commit(session: AsyncSession, row: RequestRow, *, flush_only: bool = False) -> None:
+    """Commit (or flush) a change of ``row``; a concurrent change of the request is a 409 problem, not an overwrite."""
+    request_id = public_id(row.id or 0)  # read now: after a rollback the row is expired
+    try:
+        await (session.flush() if flush_only else session.commit())
+    except StaleDataError as exc:
+        await session.rollback()
+        raise Problem(
+            409, "Conflict", f"{request_id} was changed meanwhile: read it again and retry", kind="conflict"
+        ) from exc
 
 
 def public_id(number: int) -> str:
@@ -220,14 +233,14 @@ async def patch(
     row.updated_at = utc_now()
     session.add(row)
     try:
-        await session.commit()
+        await commit(session, row)
     except IntegrityError as exc:
         await session.rollback()
         raise _label_problem(form) from exc
     return row
 
 
-def move(session: AsyncSession, row: RequestRow, wanted: str, by: str, note: str) -> str:
+async def move(session: AsyncSession, row: RequestRow, wanted: str, by: str, note: str) -> str:
     """Apply a state change with its history row; returns the former state."""
     try:
         states.check_transition(row.state, wanted)
@@ -250,6 +263,7 @@ def move(session: AsyncSession, row: RequestRow, wanted: str, by: str, note: str
     session.add(row)
     assert row.id is not None
     session.add(HistoryRow(request_id=row.id, state=wanted, at=now, by=by, note=note))
+    await commit(session, row, flush_only=True)  # claims the request now: a concurrent move fails here
     return former
 
 
@@ -260,7 +274,7 @@ def _event_data(row: RequestRow, **extra: Any) -> dict[str, Any]:
 async def submit(session: AsyncSession, row: RequestRow, identity: Identity, note: str) -> RequestRow:
     """Hand a draft to the managers."""
     _require_owner(row, identity, "submit", managers_too=True)
-    move(session, row, states.SUBMITTED, identity.user, note)
+    await move(session, row, states.SUBMITTED, identity.user, note)
     add_event(
         session,
         "request.submitted",
@@ -268,7 +282,7 @@ async def submit(session: AsyncSession, row: RequestRow, identity: Identity, not
         experiment=row.experiment,
         data=_event_data(row, requester=row.requester, site=row.site),
     )
-    await session.commit()
+    await commit(session, row)
     return row
 
 
@@ -277,7 +291,7 @@ async def approve(
 ) -> RequestRow:
     """Approve: generate and store jobs.json, queue the mail and ``request.approved``, all in one commit."""
     identity.require_experiment(row.experiment)
-    move(session, row, states.APPROVED, identity.user, note)
+    await move(session, row, states.APPROVED, identity.user, note)
     checked = await check(session, form_of(row), mailing_lists, request_number=row.id)
     jobs_file = checked.jobs_file
     request_id = public_id(row.id or 0)
@@ -312,14 +326,14 @@ async def approve(
             jobs_json_sha256=jobs_file.sha256,
         ),
     )
-    await session.commit()
+    await commit(session, row)
     return row
 
 
 async def reject(session: AsyncSession, row: RequestRow, identity: Identity, note: str) -> RequestRow:
     """Refuse a submitted request (its label is free again)."""
     identity.require_experiment(row.experiment)
-    move(session, row, states.REJECTED, identity.user, note)
+    await move(session, row, states.REJECTED, identity.user, note)
     add_event(
         session,
         "request.rejected",
@@ -327,14 +341,14 @@ async def reject(session: AsyncSession, row: RequestRow, identity: Identity, not
         experiment=row.experiment,
         data=_event_data(row, note=note),
     )
-    await session.commit()
+    await commit(session, row)
     return row
 
 
 async def cancel(session: AsyncSession, row: RequestRow, identity: Identity, note: str) -> RequestRow:
     """Withdraw an open request."""
     _require_owner(row, identity, "cancel", managers_too=True)
-    former = move(session, row, states.CANCELLED, identity.user, note)
+    former = await move(session, row, states.CANCELLED, identity.user, note)
     add_event(
         session,
         "request.cancelled",
@@ -342,7 +356,7 @@ async def cancel(session: AsyncSession, row: RequestRow, identity: Identity, not
         experiment=row.experiment,
         data=_event_data(row, note=note, previous_state=former),
     )
-    await session.commit()
+    await commit(session, row)
     return row
 
 

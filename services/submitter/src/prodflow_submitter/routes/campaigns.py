@@ -48,7 +48,7 @@ async def create_campaign(
     if not result.new:
         response.status_code = 200
     response.headers["Location"] = f"/api/campaigns/{result.campaign.public_id}"
-    return await campaign_out(runtime, result.campaign, created_now=result.created_now)
+    return await campaign_out(runtime, result.campaign, with_counts=False, created_now=result.created_now)
 
 
 @router.get("", response_model=list[CampaignOut], response_model_by_alias=True)

@@ -104,6 +104,9 @@ class CycleReport:
     transferred: int = 0
     transfer_failures: int = 0
     seconds: float = 0.0
+    backend_s: float = 0.0
+    write_s: float = 0.0
+    transfer_s: float = 0.0
     moves: dict[str, int] = field(default_factory=dict)
 
 
@@ -283,13 +286,17 @@ class MonitorLoop:
         self.metrics.cycle_seconds.observe(report.seconds)
         if report.moved or report.transfer_failures:
             _log.info(
-                "cycle: %d polled, %d moved %s, %d transferred, %d transfers failed in %.2f s",
+                "cycle: %d polled, %d moved %s, %d transferred, %d transfers failed in %.2f s "
+                "(backend %.2f s, writes %.2f s, transfers %.2f s)",
                 report.polled,
                 report.moved,
                 report.moves,
                 report.transferred,
                 report.transfer_failures,
                 report.seconds,
+                report.backend_s,
+                report.write_s,
+                report.transfer_s,
             )
         return report
 
@@ -327,6 +334,7 @@ class MonitorLoop:
             return
         finally:
             self.metrics.backend_seconds.labels(backend.name).observe(time.monotonic() - began)
+            report.backend_s += time.monotonic() - began
         report.polled += len(ids)
         now = time.time()
         wanted: dict[str, BackendState] = {}
@@ -371,6 +379,7 @@ class MonitorLoop:
         db = self.dbs[database]
         written: list[Doc] = []
         pending = ids
+        began = time.monotonic()
         for _ in range(WRITE_ROUNDS):
             if not pending:
                 break
@@ -402,6 +411,7 @@ class MonitorLoop:
                     _log.warning("writing %s failed: %s %s", new["_id"], result.error, result.reason)
         if pending:
             _log.warning("%d jobs still conflicting after %d rounds; next cycle", len(pending), WRITE_ROUNDS)
+        report.write_s += time.monotonic() - began
         return written
 
     def _count_moves(self, database: str, doc: Doc, report: CycleReport) -> None:
@@ -421,9 +431,14 @@ class MonitorLoop:
         ]
         if not docs:
             return
+        if len(docs) > self.settings.transfer_batch:
+            docs = docs[: self.settings.transfer_batch]
+            self.wake.set()  # more are waiting: the next cycle comes at once
         sites_by_name = {name: await self.sites.site(name) for name in {doc.get("site") for doc in docs}}
         sites = {str(doc["_id"]): sites_by_name[doc.get("site")] for doc in docs}
+        began = time.monotonic()
         results = await asyncio.gather(*(self._transfer(doc, sites[str(doc["_id"])]) for doc in docs))
+        report.transfer_s += time.monotonic() - began
         outcome = {str(doc["_id"]): result for doc, result in zip(docs, results, strict=True)}
         at = utc_now()
 

@@ -28,6 +28,7 @@ class MonitorSettings(ServiceSettings):
     resync_s: float = Field(300.0, gt=0, description="Re-read the index of active jobs this often (safety net)")
     lost_grace_s: float = Field(60.0, ge=0, description="A job unknown to its backend this soon after submission")
     transfer_concurrency: int = Field(8, ge=1)
+    transfer_batch: int = Field(200, ge=1, description="Jobs whose outputs are copied per cycle (then written)")
     transfer_attempts: int = Field(5, ge=1, description="Failed output transfers before the job is partFail")
     transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
     changes_batch: int = Field(1000, ge=1)

@@ -198,3 +198,56 @@ class Kit:
 def kit() -> Kit:
     """Helpers: ``local_site``, ``job_doc``, ``submit_jobs``, ``wait_until``, ``all_docs``."""
     return Kit()
+
+
+@pytest.fixture(scope="session")
+def xrootd_se() -> Iterator[str]:
+    """A real XRootD storage element on loopback (Debian's xrootd-server), adler32 enabled; yields its URL prefix."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+
+    from prodflow_core.couch.server import free_port
+
+    binary = shutil.which("xrootd")
+    if binary is None:
+        pytest.skip("xrootd-server is not installed (scripts/apt-packages.txt lists it)")
+    # Not below pytest's tmp folder: that one is private to root, and xrootd runs as nobody.
+    root = Path(tempfile.mkdtemp(prefix="prodflow-xrootd-"))
+    (root / "data" / "store").mkdir(parents=True)
+    port = free_port()
+    (root / "xrd.cfg").write_text(
+        f"xrd.port {port}\noss.localroot {root / 'data'}\nall.export /\nxrootd.chksum adler32\n"
+    )
+    root.chmod(0o755)
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(root)], check=True)
+    pid_file = root / "xrd.pid"
+    subprocess.run(
+        [binary, "-R", "nobody", "-c", str(root / "xrd.cfg"), "-l", str(root / "xrd.log"), "-b", "-s", str(pid_file)],
+        check=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                logs = "\n".join(p.read_text()[-2000:] for p in root.glob("xrd.log*"))
+                pytest.fail(f"xrootd did not listen on {port}:\n{logs}")
+            time.sleep(0.1)
+    try:
+        yield f"root://127.0.0.1:{port}//store"
+    finally:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""The status API, summaries, grabber and metrics over a real CouchDB-API server (loop not running)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prodflow_core.couch import CouchClient
+from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from prodflow_core.testing import serving
+from prodflow_monitor.app import create_app
+from prodflow_monitor.settings import MonitorSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+LABEL = "2026-11_Routes_v1"
+
+
+def _header(
+    settings: MonitorSettings, experiments: set[str], roles: set[str] = frozenset({"reader"})
+) -> dict[str, str]:  # type: ignore[assignment]
+    identity = Identity(user="carol", experiments=frozenset(experiments), roles=frozenset(roles))
+    return {IDENTITY_HEADER: sign_identity(identity, settings.identity_secret, ttl_s=600)}
+
+
+@pytest.fixture
+def api_settings(monitor_settings: MonitorSettings) -> MonitorSettings:
+    return monitor_settings.model_copy(update={"run_loop": False})
+
+
+@pytest.fixture
+def app_url(api_settings: MonitorSettings) -> Iterator[str]:
+    with serving(create_app(api_settings)) as url:
+        yield url
+
+
+@pytest.fixture
+async def seeded(couch: CouchClient, api_settings: MonitorSettings, app_url: str, kit: Any) -> dict[str, Any]:
+    """Jobs of two labels and two experiments in both databases, in several statuses, some with outputs."""
+    production, processing = (couch.db(name) for name in api_settings.databases)
+    docs = []
+    for i in range(30):
+        doc = kit.job_doc(LABEL, "ModA" if i < 20 else "ModB", 100 + i, "site-a" if i % 2 else "site-b", events=10)
+        doc["status"] = "completed" if i < 18 else ("running" if i < 25 else "failed")
+        if doc["status"] == "completed":
+            doc["outputs"] = [
+                {"name": "x.root", "url": f"file:///se/{i}/x.root", "size": 100 + i, "adler32": f"{i:08x}"}
+            ]
+        docs.append(doc)
+    await production.bulk_docs(docs)
+    legend = [kit.job_doc("L200_Cycle_p03", "tier_dsp", r, "site-a", experiment="legend") for r in range(5)]
+    await processing.bulk_docs(legend)
+    return {"docs": docs}
+
+
+async def _client(url: str, headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def http(app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(app_url, _header(api_settings, {"snoplus"})):
+        yield client
+
+
+async def test_list_jobs_filters_and_pages_by_view_key(http: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"label": LABEL, "limit": 7}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await http.get("/api/jobs", params=params)).json()
+        seen += [job["_id"] for job in page["items"]]
+        assert all("history" not in job for job in page["items"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 30
+    by_status = (await http.get("/api/jobs", params={"label": LABEL, "status": "running"})).json()
+    assert by_status["count"] == 7 and {j["status"] for j in by_status["items"]} == {"running"}
+    narrow = (await http.get("/api/jobs", params={"label": LABEL, "module": "ModB", "run": 125, "pass": 1})).json()
+    assert [j["_id"] for j in narrow["items"]] == [f"job:{LABEL}:ModB:125:0:p1"]
+    by_site = (await http.get("/api/jobs", params={"site": "site-a", "status": "failed", "limit": 2})).json()
+    assert by_site["count"] == 2 and by_site["next"] and all(j["site"] == "site-a" for j in by_site["items"])
+    everything = (await http.get("/api/jobs", params={"limit": 1000})).json()
+    assert everything["count"] == 30  # the legend jobs are not visible to a snoplus reader
+
+
+async def test_job_detail_has_history_and_problems_are_problem_json(http: httpx.AsyncClient) -> None:
+    job = (await http.get(f"/api/jobs/job:{LABEL}:ModA:100:0:p1")).json()
+    assert job["history"][0]["status"] == "waiting" and job["database"].startswith("data-production")
+    missing = await http.get("/api/jobs/job:nope:M:1:0:p1")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    bad = await http.get("/api/jobs", params={"status": "exploded"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.status"
+    assert (await http.get("/api/jobs", params={"cursor": "garbage"})).status_code == 422
+    forbidden = await http.get("/api/jobs/job:L200_Cycle_p03:tier_dsp:0:0:p1")
+    assert forbidden.status_code == 403
+    assert (await http.get("/api/labels/L200_Cycle_p03/summary")).status_code == 403
+
+
+async def test_unauthenticated_calls_are_refused(app_url: str, seeded: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=app_url) as anonymous:
+        assert (await anonymous.get("/api/jobs")).status_code == 401
+        assert (await anonymous.get(f"/api/grab/{LABEL}")).status_code == 401
+
+
+async def test_labels_and_summary_from_reduce_views(http: httpx.AsyncClient) -> None:
+    labels = (await http.get("/api/labels")).json()["items"]
+    assert [(item["label"], item["experiment"]) for item in labels] == [(LABEL, "snoplus")]
+    assert labels[0]["counts"] == {"completed": 18, "failed": 5, "running": 7} and labels[0]["complete"] is False
+    summary = (await http.get(f"/api/labels/{LABEL}/summary")).json()
+    assert summary["experiment"] == "snoplus" and summary["jobs"] == 30 and summary["final"] == 23
+    assert summary["events_requested"] == 300 and summary["events_done"] == 180
+    assert summary["modules"]["ModB"] == {
+        "counts": {"failed": 5, "running": 5},
+        "jobs": 10,
+        "events_requested": 100,
+        "events_done": 0,
+    }
+    assert (await http.get("/api/labels/unknown_label/summary")).status_code == 404
+
+
+async def test_grab_manifest_and_exactly(http: httpx.AsyncClient) -> None:
+    manifest = (await http.get(f"/api/grab/{LABEL}")).json()
+    assert manifest["format"] == "prodflow.manifest/1" and manifest["count"] == 18
+    first = manifest["files"][0]
+    assert first["path"] == "ModA/100_0_p1/x.root" and first["size"] == 100 and first["adler32"] == "00000000"
+    one_run = (await http.get(f"/api/grab/{LABEL}", params={"module": "ModA", "run": 105})).json()
+    assert [f["run"] for f in one_run["files"]] == [105]
+    exactly = await http.get(f"/api/grab/{LABEL}/exactly", params={"module": "ModB"})
+    assert exactly.headers["content-type"].startswith("text/plain")
+    assert exactly.text == "".join(f"ModB {run} 1\n" for run in range(120, 130))
+    running = (await http.get(f"/api/grab/{LABEL}/exactly", params={"status": "running"})).text.splitlines()
+    assert len(running) == 7
+
+
+async def test_metrics_expose_job_counts(app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=app_url) as client:
+        text = (await client.get("/metrics")).text
+    production = api_settings.databases[0]
+    assert f'prodflow_jobs{{database="{production}",status="completed"}} 18.0' in text
+    assert "prodflow_monitor_cycle_seconds_bucket" in text

@@ -4,22 +4,34 @@ Figures (best of several runs, one process):
 - check + expand + canonical bytes + SHA-256 + job count of an already-parsed request, against the baseline of a
   plain ``json.dumps`` of the very same jobs.json document (what serialising alone costs);
 - the same from the raw JSON request body (pydantic parsing included), against the same baseline.
-Run: uv run python bench/bench_jobs_json.py [--json] [--runs 10000]
+- over HTTP (ASGI, SQLite, a CouchDB-API server for the event stream): ``POST /api/requests/preview`` and
+  ``POST /api/requests/{id}/approve`` (jobs.json generated, stored, mail and event queued), against the in-process
+  generation from the raw body.
+Run: uv run python bench/bench_jobs_json.py [--json] [--runs 10000] [--no-http]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table, timed
+from prodflow_core.couch.server import couch_server
+from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from prodflow_request_api.app import create_app
 from prodflow_request_api.catalog import CatalogView, load_seed
 from prodflow_request_api.jobs_file import build_jobs_file, check_request
 from prodflow_request_api.schemas import RequestForm
+from prodflow_request_api.settings import RequestApiSettings
 
 FIRST_RUN = 300000
 
@@ -46,10 +58,45 @@ def _catalog(n_runs: int) -> CatalogView:
     return CatalogView("snoplus", seed.modules, runs, tuple(seed.mailing_list))
 
 
+async def _over_http(body: dict[str, Any], n_runs: int, repeat: int) -> tuple[float, float]:
+    """Best times of a preview and of an approval of the request, over HTTP against the running app."""
+    secret = "bench-secret"  # noqa: S105 - a throw-away secret for the benchmark
+    everyone = Identity("bench", frozenset({"*"}), frozenset({"admin"}))
+    headers = {IDENTITY_HEADER: sign_identity(everyone, secret, ttl_s=3600)}
+    with tempfile.TemporaryDirectory() as tmp, couch_server(in_memory=True) as couch_url:
+        settings = RequestApiSettings(
+            couchdb_url=couch_url, data_dir=Path(tmp), identity_secret=secret, log_level="ERROR", follow_events=False
+        )
+        app = create_app(settings)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=transport, base_url="http://request-api", headers=headers, timeout=120
+            ) as client,
+        ):
+            span = {"first": FIRST_RUN, "last": FIRST_RUN + n_runs - 1, "conditions": "scint_2p2_2022"}
+            (await client.put("/api/catalog/snoplus/runs", json={"spans": [span]})).raise_for_status()
+            preview = approve = float("inf")
+            for attempt in range(repeat):
+                start = time.perf_counter()
+                answer = await client.post("/api/requests/preview", json=body)
+                assert answer.status_code == 200, answer.text[:2000]
+                preview = min(preview, time.perf_counter() - start)
+                filed = await client.post("/api/requests", json={**body, "label": f"2026-11_bench_filed_{attempt}"})
+                request_id = filed.raise_for_status().json()["id"]
+                (await client.post(f"/api/requests/{request_id}/submit")).raise_for_status()
+                start = time.perf_counter()
+                (await client.post(f"/api/requests/{request_id}/approve")).raise_for_status()
+                approve = min(approve, time.perf_counter() - start)
+    return preview, approve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--no-http", action="store_true", help="skip the figures over HTTP")
     args = parser.parse_args()
     body = _body(args.runs)
     raw = json.dumps(body)
@@ -63,13 +110,33 @@ def main() -> None:
     document = build_jobs_file(form, catalog, "req-000001")
     assert document.jobs == args.runs * (1 + 6 + 4), document.jobs
     baseline = timed(lambda: json.dumps(document.document), repeat=7)
+    from_body = timed(lambda: generate(RequestForm.model_validate_json(raw)), repeat=7)
     figures = [
-        Figure(f"jobs.json {args.runs} runs x 3 modules (parsed form)", timed(lambda: generate(form), repeat=7), "s",
-               "json.dumps of the same jobs.json", baseline),
-        Figure(f"jobs.json {args.runs} runs x 3 modules (raw body)",
-               timed(lambda: generate(RequestForm.model_validate_json(raw)), repeat=7), "s",
-               "json.dumps of the same jobs.json", baseline),
-    ]  # fmt: skip
+        Figure(
+            f"jobs.json {args.runs} runs x 3 modules (parsed form)",
+            timed(lambda: generate(form), repeat=7),
+            "s",
+            "json.dumps of the same jobs.json",
+            baseline,
+        ),
+        Figure(
+            f"jobs.json {args.runs} runs x 3 modules (raw body)",
+            from_body,
+            "s",
+            "json.dumps of the same jobs.json",
+            baseline,
+        ),
+    ]
+    if not args.no_http:
+        preview, approve = asyncio.run(_over_http(body, args.runs, repeat=3))
+        figures += [
+            Figure(
+                f"POST preview, {args.runs} runs x 3 modules", preview, "s", "in-process, from the raw body", from_body
+            ),
+            Figure(
+                f"POST approve, {args.runs} runs x 3 modules", approve, "s", "in-process, from the raw body", from_body
+            ),
+        ]
     print_table(figures, as_json=args.json)
     if not args.json:
         print(f"jobs.json: {len(document.content)} bytes, {document.jobs} jobs, sha256 {document.sha256[:16]}...")

@@ -224,3 +224,11 @@ async def test_approval_checks_the_catalog_again(api: Api) -> None:
     assert refused.status_code == 422 and fields(refused.json()) == {"modules.0.run_numbers": "unknown_runs"}
     body = (await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()
     assert body["state"] == "submitted" and body["jobs_json"] is None and body["notifications"] == []
+
+
+async def test_patch_to_null_names_the_field(api: Api) -> None:
+    request_id = (await file_request(api))["id"]
+    cleared = await api.client.patch(f"/api/requests/{request_id}", json={"site": None}, headers=ALICE)
+    assert cleared.status_code == 200 and cleared.json()["site"] is None
+    refused = await api.client.patch(f"/api/requests/{request_id}", json={"title": None, "label": None}, headers=ALICE)
+    assert refused.status_code == 422 and fields(refused.json()) == {"title": "string_type", "label": "string_type"}

@@ -12,7 +12,8 @@ from typing import Any
 
 from prodflow_core.events import utc_now
 from prodflow_core.identity import Identity
-from prodflow_core.problems import FieldError, Problem, not_found
+from prodflow_core.problems import FieldError, Problem, not_found, validation_problem
+from pydantic import ValidationError
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -224,8 +225,8 @@ async def patch(
     merged = {**form_of(row).model_dump(mode="json"), **changes.model_dump(mode="json", exclude_unset=True)}
     try:
         form = RequestForm.model_validate(merged)
-    except ValueError as exc:  # a field set to null that may not be null
-        raise Problem(422, "Invalid production request", str(exc), kind="validation") from exc
+    except ValidationError as exc:  # a field set to null that may not be null
+        raise validation_problem([dict(e) for e in exc.errors()]) from exc
     await check(session, form, mailing_lists, request_number=row.id)
     for name, value in _form_fields(form).items():
         setattr(row, name, value)

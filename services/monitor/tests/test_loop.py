@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -44,6 +46,30 @@ def check_completed_once_with_outputs(docs: list[dict[str, Any]]) -> None:
         assert output["size"] == len(data) and output["adler32"] == adler32_hex(zlib.adler32(data))
 
 
+def through_gateway(settings: MonitorSettings, monitor_url: str, label: str) -> dict[str, Any]:
+    """The label's summary through the gateway, and its ``label.completed`` from the gateway's SSE stream."""
+    from prodflow_gateway.app import create_app as create_gateway
+    from prodflow_gateway.settings import GatewaySettings
+
+    token = "pf_monitor-test-admin"
+    gateway = GatewaySettings(
+        couchdb_url=settings.couchdb_url,
+        data_dir=settings.data_dir / "gateway",
+        log_json=False,
+        events_db=settings.events_db,
+        bootstrap_token=token,
+        monitor_url=monitor_url,
+        sse_heartbeat_s=0.5,
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    with serving(create_gateway(gateway)) as url, httpx.Client(base_url=url, headers=auth, timeout=30) as client:
+        summary = client.get(f"/api/labels/{label}/summary").json()
+        params = {"since": "0", "types": "label.completed", "limit": "1"}
+        with client.stream("GET", "/api/events", params=params) as stream:
+            data = [line.removeprefix("data: ") for line in stream.iter_lines() if line.startswith("data: ")]
+    return {"summary": summary, "event": json.loads(data[0])}
+
+
 async def events_of(couch: CouchClient, settings: MonitorSettings) -> list[dict[str, Any]]:
     rows = (await couch.db(settings.events_db).all_docs(include_docs=True)).rows
     return [row["doc"] for row in rows if row["id"].startswith("evt-")]
@@ -84,6 +110,9 @@ async def test_thousand_jobs_complete_with_outputs_on_the_se_and_one_label_compl
             await kit.wait_until(label_completed_seen, 20, "label.completed")
             metrics = (await http.get("/metrics")).text
             assert f'prodflow_jobs{{database="{db.name}",status="completed"}} {float(N_JOBS)}' in metrics
+            seen_on_gateway = await asyncio.to_thread(through_gateway, settings, url, label)
+    assert seen_on_gateway["summary"]["counts"] == {"completed": N_JOBS}
+    assert seen_on_gateway["event"]["data"] == {"label": label, "database": db.name, "counts": {"completed": N_JOBS}}
 
     stored = await kit.all_docs(db, f"job:{label}:")
     assert len(stored) == N_JOBS

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from prodflow_core.jobs_json import AmbiguousEventMode, EventMode, count_jobs, dumps, event_mode, module_job_count
+from prodflow_core.jobs_json import (
+    AmbiguousEventMode,
+    EventMode,
+    count_jobs,
+    dumps,
+    event_mode,
+    module_job_count,
+    unknown_placeholders,
+)
 
 FORMATS_EXAMPLE = {
     "rat_v": "7.0.15",
@@ -55,3 +63,9 @@ def test_dumps_is_canonical() -> None:
     b = {"a": {"y": "é", "z": [3, 1]}, "b": 1}
     assert dumps(a) == dumps(b) == '{"a":{"y":"é","z":[3,1]},"b":1}\n'.encode()
     assert json.loads(dumps(a)) == a
+
+
+def test_unknown_placeholders_of_a_command() -> None:
+    command = "rat -s {seed} -r {run} -N {events} -x radius={radius} -o {output_dir}/{nonsense}.root"
+    assert unknown_placeholders(command, {"radius"}) == ["nonsense"]
+    assert unknown_placeholders(command, ()) == ["nonsense", "radius"]

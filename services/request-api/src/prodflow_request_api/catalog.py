@@ -5,7 +5,6 @@ Plain data and pure functions; storage is in :mod:`prodflow_request_api.catalog_
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,18 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from prodflow_core.jobs_json import EventMode
+from prodflow_core.jobs_json import JOB_PLACEHOLDERS, EventMode, unknown_placeholders
 from prodflow_core.strict import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 Kind = Literal["production", "processing"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
 EXPERIMENT_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,31}$"
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-_JOB_PLACEHOLDERS = ("experiment", "label", "module", "run", "chunk", "pass", "events", "seed", "job_id")
-COMMAND_PLACEHOLDERS = frozenset((*_JOB_PLACEHOLDERS, "rat_v", "ratdb_tag", "t_run", "t_format", "output_dir"))
-"""What a command template may use besides the module's template parameters (filled by the submitter)."""
 
 ModuleName = Annotated[str, Field(pattern=NAME_PATTERN)]
 ParamValue = str | int | float | bool
@@ -46,9 +41,10 @@ class ModuleSpec(StrictModel):
 
     @model_validator(mode="after")
     def _command_uses_known_placeholders(self) -> ModuleSpec:
-        unknown = sorted(set(PLACEHOLDER.findall(self.command)) - COMMAND_PLACEHOLDERS - set(self.template_params))
+        unknown = unknown_placeholders(self.command, self.template_params)
         if unknown:
-            raise ValueError(f"command uses unknown placeholders {unknown}; known: {sorted(COMMAND_PLACEHOLDERS)}")
+            known = sorted(JOB_PLACEHOLDERS | set(self.template_params))
+            raise ValueError(f"command uses unknown placeholders {unknown}; known: {known}")
         return self
 
     @field_validator("event_modes", "kinds")

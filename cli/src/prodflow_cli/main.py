@@ -1,31 +1,38 @@
-"""The ``prodflow`` command."""
+"""The ``prodflow`` command: the embedded runner and the operator commands, all through the gateway."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from prodflow_cli.runner import EmbeddedSystem, run_until_interrupted
+from prodflow_cli.commands import auth, events, health, tokens, up
+from prodflow_cli.exits import describe
+from prodflow_cli.session import State, begin
 
-app = typer.Typer(help="prodflow: production management for particle-physics experiments.", no_args_is_help=True)
+app = typer.Typer(
+    help="prodflow: production management for particle-physics experiments.\n\n"
+    "Talks to the gateway at PRODFLOW_URL with the token PRODFLOW_TOKEN (or what 'prodflow login' saved).",
+    epilog="Exit codes:\n\n" + describe().replace("\n", "\n\n"),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback()
-def main() -> None:
-    """prodflow: production management for particle-physics experiments."""
-
-
-@app.command()
-def up(
-    data_dir: Annotated[
-        Path, typer.Option("--data-dir", "-d", help="Folder for databases, logs and the token.")
-    ] = Path(".data"),
-    port: Annotated[int, typer.Option(help="Gateway port; services take the next four.")] = 8000,
-    couch_port: Annotated[int, typer.Option(help="Port of the embedded CouchDB-API server.")] = 5984,
-    host: Annotated[str, typer.Option(help="Address to bind every process to.")] = "127.0.0.1",
+def main(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option("--url", help="Gateway URL (overrides PRODFLOW_URL).")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="API token (overrides PRODFLOW_TOKEN).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output for every command.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout-s", help="HTTP timeout per call, in seconds.")] = 60.0,
 ) -> None:
-    """Run the whole system on this machine until Ctrl-C."""
-    system = EmbeddedSystem(data_dir=data_dir.resolve(), host=host, port=port, couch_port=couch_port)
-    raise typer.Exit(run_until_interrupted(system, say=lambda line: typer.echo(line)))
+    """prodflow: production management for particle-physics experiments."""
+    current = State(url=url, token=token, as_json=as_json, timeout_s=timeout)
+    begin(current)
+    ctx.call_on_close(current.close)
+
+
+for module in (up, auth, health, events):
+    app.add_typer(module.app)
+app.add_typer(tokens.app, name="tokens")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import create_tables, make_engine, session_maker
 
@@ -22,6 +24,7 @@ from prodflow_gateway.settings import GatewaySettings
 from prodflow_gateway.tokens import TokenLookup, ensure_first_admin
 
 NAME = "gateway"
+DASHBOARD = Path(__file__).parent / "dashboard"
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -65,6 +68,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
+    # Last: the dashboard's static files answer every path no route above claimed ("/" is its index.html).
+    app.mount("/", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
     return app
 
 

@@ -1,0 +1,1 @@
+"""The ``prodflow`` commands, one module per resource."""

@@ -1,0 +1,108 @@
+"""login/whoami, tokens, health and events against a real gateway and CouchDB-API server."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from cli_support import ADMIN_TOKEN, Cli, Gateway
+from prodflow_cli.exits import ExitCode
+from prodflow_core.couch.server import free_port
+from prodflow_core.events import make_event
+
+pytestmark = pytest.mark.integration
+
+
+def test_login_saves_a_checked_token_and_whoami_uses_it(cli: Cli) -> None:
+    refused = cli("login", "--token", "pf_wrong", token="-")
+    assert refused.code == ExitCode.UNAUTHENTICATED
+    assert refused.stderr.strip() == "error: 401 Unauthenticated: unknown, revoked or expired token"
+    assert not cli.config.exists()
+
+    done = cli("login", "--token", "-", input=ADMIN_TOKEN + "\n", token="-")
+    assert done.code == 0, done.stderr
+    assert cli.config.exists() and ADMIN_TOKEN in cli.config.read_text()
+
+    cli.token = None  # from now on only the saved file holds the token
+    me = cli("whoami", "--json")
+    assert me.code == 0 and me.json()["user"] == "admin" and me.json()["roles"] == ["admin"]
+    assert "admin" in cli("whoami").stdout
+
+    assert cli("logout").code == 0
+    missing = cli("whoami")
+    assert missing.code == ExitCode.UNAUTHENTICATED
+    assert "prodflow login" in missing.stderr
+
+
+def test_tokens_create_list_revoke(cli: Cli) -> None:
+    created = cli("tokens", "create", "carol", "-e", "snoplus", "-r", "reader", "--description", "ci", "--json")
+    assert created.code == 0, created.stderr
+    token = created.json()
+    assert token["token"].startswith("pf_") and token["roles"] == ["reader"]
+
+    listed = cli("tokens", "list", "--user", "carol", "--json").json()
+    assert [t["id"] for t in listed] == [token["id"]] and "token" not in listed[0]
+    assert token["id"] in cli("tokens", "list").stdout
+
+    as_carol = cli("whoami", "--json", token=token["token"])
+    assert as_carol.json()["user"] == "carol"
+    forbidden = cli("tokens", "list", token=token["token"])
+    assert forbidden.code == ExitCode.FORBIDDEN
+    assert forbidden.stderr.startswith("error: 403 Forbidden: 'carol' lacks the 'admin' role")
+
+    assert cli("tokens", "revoke", token["id"]).code == 0
+    assert cli("whoami", token=token["token"]).code == ExitCode.UNAUTHENTICATED
+    assert cli("tokens", "revoke", "tok-missing").code == ExitCode.NOT_FOUND
+
+
+def test_validation_errors_are_one_line_and_json_on_request(cli: Cli) -> None:
+    bad = cli("tokens", "create", "x y", "-e", "snoplus", "-r", "wizard")
+    assert bad.code == ExitCode.INVALID
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "user:" in bad.stderr and "roles.0:" in bad.stderr
+    as_json = cli("tokens", "create", "x y", "-e", "snoplus", "-r", "wizard", "--json")
+    assert as_json.stdout == ""  # errors never go to stdout
+    problem = json.loads(as_json.stderr)
+    assert problem["status"] == 422 and problem["exit_code"] == ExitCode.INVALID
+    assert {e["field"] for e in problem["errors"]} == {"user", "roles.0"}
+
+
+def test_health_reports_down_services_with_its_own_exit_code(cli: Cli) -> None:
+    result = cli("health")
+    assert result.code == ExitCode.UNHEALTHY
+    assert "couchdb" in result.stdout and "request-api" in result.stdout and "down" in result.stdout
+    document = cli("health", "--json").json()
+    assert document["checks"]["couchdb"] == "ok" and document["services"]["monitor"]["status"] == "down"
+    one = cli("health", "monitor")
+    assert one.code == ExitCode.SERVER_ERROR and "502 Bad gateway: monitor is unreachable" in one.stderr
+
+
+def test_unreachable_gateway(cli: Cli) -> None:
+    cli.url = f"http://127.0.0.1:{free_port()}"
+    result = cli("whoami")
+    assert result.code == ExitCode.UNREACHABLE
+    assert result.stderr.startswith(f"error: cannot reach the gateway at {cli.url}")
+
+
+def test_events_replay_filter_and_resume(cli: Cli, gateway: Gateway, couch_url: str) -> None:
+    db = f"{couch_url}/{gateway.settings.events_db}"
+    httpx.put(db, timeout=10)
+    for n, short in enumerate(["request.submitted", "job.completed", "job.completed", "label.completed"]):
+        event = make_event(short, "/tests/cli", subject=f"s{n}", experiment="snoplus", data={"n": n})
+        assert httpx.put(f"{db}/{event.id}", json=event.document(), timeout=10).status_code in (201, 202)
+
+    every = cli("events", "--from-start", "--limit", "4", "--json")
+    assert every.code == 0, every.stderr
+    events = every.lines()
+    assert [e["subject"] for e in events] == ["s0", "s1", "s2", "s3"]
+    assert all(e["stream_id"] and e["id"].startswith("evt-") for e in events)
+
+    jobs = cli("events", "--from-start", "--type", "job.completed", "--limit", "2", "--json").lines()
+    assert [e["data"]["n"] for e in jobs] == [1, 2]
+
+    resumed = cli("events", "--since", events[1]["stream_id"], "--limit", "2", "--json").lines()
+    assert [e["subject"] for e in resumed] == ["s2", "s3"]
+
+    human = cli("events", "--from-start", "--limit", "1")
+    assert "request.submitted" in human.stdout and "n=0" in human.stdout

@@ -1,0 +1,60 @@
+"""The dashboard: token login, system health, and the live event feed over SSE."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from browser_support import System, log_in, shot
+from playwright.sync_api import Page, expect
+from prodflow_core.events import make_event
+
+pytestmark = pytest.mark.integration
+
+
+def _publish(couch_url: str, short_type: str, subject: str, data: dict[str, object]) -> None:
+    """Put an event on the shared stream as a service would (one CouchDB document per event)."""
+    event = make_event(short_type, "/tests/browser", subject=subject, experiment="snoplus", data=data)
+    answer = httpx.put(f"{couch_url}/prodflow-events/{event.id}", json=event.document(), timeout=10)
+    assert answer.status_code in (201, 202), answer.text
+
+
+def test_login_refuses_a_bad_token_then_accepts_the_admin_token(page: Page, system: System) -> None:
+    page.goto(system.url + "/")
+    expect(page.get_by_role("heading", name="Log in to prodflow")).to_be_visible()
+    page.get_by_label("API token").fill("pf_not-a-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert").filter(has_text="unknown, revoked or expired")).to_be_visible()
+    shot(page, "login-refused")
+    page.get_by_label("API token").fill(system.token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Production requests")).to_be_visible()
+    expect(page.locator("#who-name")).to_have_text(re.compile(r"admin"))
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in to prodflow")).to_be_visible()
+
+
+def test_health_lists_every_service(page: Page, system: System) -> None:
+    log_in(page, system)
+    page.get_by_role("link", name="Health").click()
+    table = page.get_by_role("table")
+    for part in ("gateway", "couchdb", "request-api", "submitter", "monitor", "cycle-runner"):
+        row = table.get_by_role("row").filter(has=page.get_by_role("cell", name=part, exact=True))
+        expect(row.get_by_text("ok", exact=True)).to_be_visible()
+    shot(page, "health")
+
+
+def test_event_feed_shows_events_as_they_happen_and_filters_them(page: Page, system: System) -> None:
+    log_in(page, system)
+    page.get_by_role("link", name="Events").click()
+    expect(page.locator("#stream-state")).to_have_text("live")
+    _publish(system.couch_url, "label.completed", "2026-11_browser_v1", {"label": "2026-11_browser_v1"})
+    _publish(system.couch_url, "job.completed", "job:2026-11_browser_v1:M:1:0:p1", {"label": "2026-11_browser_v1"})
+    feed = page.get_by_role("list", name="Events, newest first")
+    expect(feed.get_by_text("label.completed")).to_be_visible()
+    expect(feed.get_by_text("job.completed")).to_be_visible()
+    page.get_by_label("Type contains").fill("label.")
+    expect(feed.get_by_text("job.completed")).to_have_count(0)
+    expect(feed.get_by_text("label.completed")).to_be_visible()
+    shot(page, "events")

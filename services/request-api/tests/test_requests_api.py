@@ -7,7 +7,7 @@ import hashlib
 import json
 
 import pytest
-from request_api_support import ADMIN, ALICE, BOB, LEGEND_ONLY, MANAGER, READER, Api, fields, form, headers
+from request_api_support import ADMIN, ALICE, BOB, LEGEND_ONLY, MANAGER, READER, Api, eventually, fields, form, headers
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,6 @@ async def test_events_of_the_lifecycle(api: Api) -> None:
     rejected_id = (await file_request(api, label="another_label"))["id"]
     await api.client.post(f"/api/requests/{rejected_id}/submit", headers=ALICE)
     await api.client.post(f"/api/requests/{rejected_id}/reject", json={"note": "no"}, headers=MANAGER)
-    from request_api_support import eventually
 
     async def all_published() -> bool:
         return len(await api.events()) == 4
@@ -232,3 +231,25 @@ async def test_patch_to_null_names_the_field(api: Api) -> None:
     assert cleared.status_code == 200 and cleared.json()["site"] is None
     refused = await api.client.patch(f"/api/requests/{request_id}", json={"title": None, "label": None}, headers=ALICE)
     assert refused.status_code == 422 and fields(refused.json()) == {"title": "string_type", "label": "string_type"}
+
+
+async def test_processing_request_goes_to_the_processing_database(api: Api) -> None:
+    body = form(
+        experiment="legend",
+        kind="processing",
+        rat_v="dataprod-1.2",
+        label="l200-p03-dsp_v1",
+        modules=[{"module": "l200-tier-dsp", "run_ranges": [{"first": 1, "last": 12}]}],
+    )
+    request_id = (await api.client.post("/api/requests", json=body, headers=ALICE)).json()["id"]
+    await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
+    approved_now = await api.client.post(f"/api/requests/{request_id}/approve", headers=MANAGER)
+    assert approved_now.json()["jobs"] == 12
+    jobs = (await api.client.get(f"/api/requests/{request_id}/jobs.json", headers=READER)).json()
+    assert jobs["kind"] == "processing" and jobs["modules"][0]["run_numbers"] == list(range(1, 13))
+
+    async def announced() -> bool:
+        return len(await api.events("request.approved")) == 1
+
+    await eventually(announced, what="request.approved")
+    assert (await api.events("request.approved"))[0]["data"]["database"] == "data-processing"

@@ -124,19 +124,20 @@ def job_output_dir(output_root: Path, doc_id: str) -> Path:
     return output_root / label / module / f"{run}_{chunk}_p{pass_number}"
 
 
-def _emit_if_job(body: str) -> str:
+def job_map(body: str) -> str:
+    """A view's JavaScript map function that runs ``body`` for job documents only."""
     return f"function (doc) {{ if (doc.type === 'job') {{ {body} }} }}"
 
 
 JOBS_DESIGN: Final = DesignDocument(
     name="jobs",
     views={
-        "by_status": View(_emit_if_job("emit(doc.status, 1);"), "_count"),
-        "by_label_status": View(_emit_if_job("emit([doc.label, doc.status], 1);"), "_count"),
-        "by_label_mrp": View(_emit_if_job("emit([doc.label, doc.module, doc.run, doc.pass], doc.status);")),
-        "by_site_status": View(_emit_if_job("emit([doc.site, doc.status], 1);"), "_count"),
-        "events_by_label": View(_emit_if_job("emit([doc.label, doc.status], doc.events || 0);"), "_sum"),
-        "outputs_by_label": View(_emit_if_job("emit([doc.label, doc.module, doc.run, doc.pass], doc.outputs || []);")),
+        "by_status": View(job_map("emit(doc.status, 1);"), "_count"),
+        "by_label_status": View(job_map("emit([doc.label, doc.status], 1);"), "_count"),
+        "by_label_mrp": View(job_map("emit([doc.label, doc.module, doc.run, doc.pass], doc.status);")),
+        "by_site_status": View(job_map("emit([doc.site, doc.status], 1);"), "_count"),
+        "events_by_label": View(job_map("emit([doc.label, doc.status], doc.events || 0);"), "_sum"),
+        "outputs_by_label": View(job_map("emit([doc.label, doc.module, doc.run, doc.pass], doc.outputs || []);")),
     },
 )
 """``_design/jobs`` exactly as FORMATS.md lists it; the same in both job databases."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from prodflow_core import jobdocs
 from prodflow_core.couch import CouchDatabase, DesignDocument, View
+from prodflow_core.jobdocs import job_map
 
 Doc = dict[str, Any]
 Change = Callable[[Doc], Doc | None]
@@ -18,15 +19,11 @@ SUBMITTER_DESIGN = DesignDocument(
     name="submitter",
     views={
         "waiting_by_site": View(
-            "function (doc) { if (doc.type === 'job' && doc.status === 'waiting') "
-            "{ emit(doc.site, [doc.run, doc.priority || 0, doc.created_at]); } }"
+            job_map("if (doc.status === 'waiting') { emit(doc.site, [doc.run, doc.priority || 0, doc.created_at]); }")
         ),
-        "by_campaign_status": View(
-            "function (doc) { if (doc.type === 'job') { emit([doc.campaign_id, doc.status], 1); } }", "_count"
-        ),
+        "by_campaign_status": View(job_map("emit([doc.campaign_id, doc.status], 1);"), "_count"),
         "unrecorded_by_site": View(
-            "function (doc) { if (doc.type === 'job' && doc.status === 'submitted' && doc.backend "
-            "&& !doc.backend.id) { emit(doc.site, null); } }"
+            job_map("if (doc.status === 'submitted' && doc.backend && !doc.backend.id) { emit(doc.site, null); }")
         ),
     },
 )

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.backends.base import Backend, BackendError, BackendJob, BackendState, BackendStatus
+from prodflow_core.backends.base import BackendError, BackendJob, BackendState, BackendStatus
 from prodflow_core.backends.commands import job_script, run_command
-from prodflow_core.backends.local_runner import folder_name, read_json, write_json
+from prodflow_core.backends.indexed import IndexedBackend
 
 STATE_MAP: dict[str, BackendStatus] = {
     "Submitting": BackendStatus.PENDING,
@@ -85,13 +84,13 @@ def parse_status(text: str) -> dict[str, BackendState]:
     return states
 
 
-class DiracBackend(Backend):
+class DiracBackend(IndexedBackend):
     """Jobs on the grid through DIRAC's WMS (see the module docstring)."""
 
     name = "dirac"
 
     def __init__(self, work_dir: Path, jdl_extra: Mapping[str, Any] | None = None) -> None:
-        self.work_dir = Path(work_dir)
+        super().__init__(work_dir)
         self.jdl_extra = dict(jdl_extra or {})
 
     @classmethod
@@ -105,31 +104,16 @@ class DiracBackend(Backend):
             extra["CPUTime"] = int(options["cpu_time_s"])
         return cls(Path(str(options["work_dir"])), extra)
 
-    def _index(self, name: str) -> Path:
-        return self.work_dir / "names" / folder_name(name)
-
-    async def lookup(self, names: Sequence[str]) -> dict[str, str]:
-        entries = {name: read_json(self._index(name)) for name in names}
-        return {name: str(entry["id"]) for name, entry in entries.items() if entry is not None}
-
-    async def submit(self, jobs: Sequence[BackendJob]) -> list[str]:
-        known = await self.lookup([job.name for job in jobs])
-        new = [job for job in jobs if job.name not in known]
-        if new:
-            jdls = await asyncio.to_thread(self._write_jdls, new)
-            out = await run_command(["dirac-wms-job-submit", *map(str, jdls)])
-            ids = _JOB_ID.findall(out.stdout)
-            if len(ids) != len(new):
-                raise BackendError(f"dirac-wms-job-submit returned {len(ids)} job ids for {len(new)} JDLs")
-            for job, backend_id in zip(new, ids, strict=True):
-                write_json(self._index(job.name), {"id": backend_id})
-                known[job.name] = backend_id
-        return [known[job.name] for job in jobs]
+    async def submit_new(self, jobs: list[BackendJob]) -> dict[str, str]:
+        jdls = await asyncio.to_thread(self._write_jdls, jobs)
+        out = await run_command(["dirac-wms-job-submit", *map(str, jdls)])
+        ids = _JOB_ID.findall(out.stdout)
+        if len(ids) != len(jobs):
+            raise BackendError(f"dirac-wms-job-submit returned {len(ids)} job ids for {len(jobs)} JDLs")
+        return {job.name: backend_id for job, backend_id in zip(jobs, ids, strict=True)}
 
     def _write_jdls(self, jobs: list[BackendJob]) -> list[Path]:
-        batch = self.work_dir / "batches" / f"b{time.time_ns()}"
-        batch.mkdir(parents=True)
-        (self.work_dir / "names").mkdir(exist_ok=True)
+        batch = self.new_batch()
         paths: list[Path] = []
         for index, job in enumerate(jobs):
             script = batch / f"task-{index}.sh"

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.backends.base import Backend, BackendError, BackendJob, BackendState, BackendStatus
+from prodflow_core.backends.base import BackendError, BackendJob, BackendState, BackendStatus
 from prodflow_core.backends.commands import epoch_to_utc, job_script, run_command
-from prodflow_core.backends.local_runner import folder_name, read_json, write_json
+from prodflow_core.backends.indexed import IndexedBackend
 
 ATTRIBUTES = ("JobStatus", "ExitCode", "JobStartDate", "CompletionDate", "HoldReason")
 _TERSE = re.compile(r"^(\d+)\.(\d+)\s*-\s*(\d+)\.(\d+)\s*$", re.MULTILINE)
@@ -63,13 +62,13 @@ def parse_ads(text: str) -> dict[str, BackendState]:
     return states
 
 
-class HTCondorBackend(Backend):
+class HTCondorBackend(IndexedBackend):
     """Jobs in an HTCondor pool (see the module docstring)."""
 
     name = "htcondor"
 
     def __init__(self, work_dir: Path, submit_extra: Mapping[str, str] | None = None) -> None:
-        self.work_dir = Path(work_dir)
+        super().__init__(work_dir)
         self.submit_extra = dict(submit_extra or {})
 
     @classmethod
@@ -81,33 +80,17 @@ class HTCondorBackend(Backend):
             extra["requirements"] = str(options["requirements"])
         return cls(Path(str(options["work_dir"])), extra)
 
-    def _index(self, name: str) -> Path:
-        return self.work_dir / "names" / folder_name(name)
-
-    async def lookup(self, names: Sequence[str]) -> dict[str, str]:
-        entries = {name: read_json(self._index(name)) for name in names}
-        return {name: str(entry["id"]) for name, entry in entries.items() if entry is not None}
-
-    async def submit(self, jobs: Sequence[BackendJob]) -> list[str]:
-        known = await self.lookup([job.name for job in jobs])
-        new = [job for job in jobs if job.name not in known]
-        if new:
-            description = await asyncio.to_thread(self._write_description, new)
-            out = await run_command(["condor_submit", "-terse", str(description)])
-            match = _TERSE.search(out.stdout)
-            if match is None or int(match[4]) - int(match[2]) + 1 != len(new):
-                raise BackendError(f"condor_submit answered {out.stdout.strip()[:200]!r} for {len(new)} jobs")
-            cluster, first = match[1], int(match[2])
-            for offset, job in enumerate(new):
-                backend_id = f"{cluster}.{first + offset}"
-                write_json(self._index(job.name), {"id": backend_id})
-                known[job.name] = backend_id
-        return [known[job.name] for job in jobs]
+    async def submit_new(self, jobs: list[BackendJob]) -> dict[str, str]:
+        description = await asyncio.to_thread(self._write_description, jobs)
+        out = await run_command(["condor_submit", "-terse", str(description)])
+        match = _TERSE.search(out.stdout)
+        if match is None or int(match[4]) - int(match[2]) + 1 != len(jobs):
+            raise BackendError(f"condor_submit answered {out.stdout.strip()[:200]!r} for {len(jobs)} jobs")
+        cluster, first = match[1], int(match[2])
+        return {job.name: f"{cluster}.{first + offset}" for offset, job in enumerate(jobs)}
 
     def _write_description(self, jobs: list[BackendJob]) -> Path:
-        batch = self.work_dir / "batches" / f"b{time.time_ns()}"
-        batch.mkdir(parents=True)
-        (self.work_dir / "names").mkdir(exist_ok=True)
+        batch = self.new_batch()
         lines = [
             "universe = vanilla",
             "executable = /bin/sh",

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.backends.base import Backend, BackendError, BackendJob, BackendState, BackendStatus
+from prodflow_core.backends.base import BackendError, BackendJob, BackendState, BackendStatus
 from prodflow_core.backends.commands import job_script, local_time_to_utc, run_command
-from prodflow_core.backends.local_runner import folder_name, read_json, write_json
+from prodflow_core.backends.indexed import IndexedBackend
 
 STATE_MAP: dict[str, BackendStatus] = {
     "PENDING": BackendStatus.PENDING,
@@ -85,7 +84,7 @@ def parse_record(line: str) -> tuple[str, BackendState] | None:
     )
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(IndexedBackend):
     """Jobs on a Slurm cluster through its client commands."""
 
     name = "slurm"
@@ -101,7 +100,7 @@ class SlurmBackend(Backend):
         slurm_conf: str | None = None,
         jobcomp_log: Path | None = None,
     ) -> None:
-        self.work_dir = Path(work_dir)
+        super().__init__(work_dir)
         self.partition = partition
         self.account = account
         self.sbatch_args = list(sbatch_args)
@@ -125,28 +124,8 @@ class SlurmBackend(Backend):
             jobcomp_log=Path(str(jobcomp)) if jobcomp else None,
         )
 
-    def _index(self, name: str) -> Path:
-        return self.work_dir / "names" / folder_name(name)
-
-    async def lookup(self, names: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name in names:
-            entry = read_json(self._index(name))
-            if entry is not None:
-                found[name] = str(entry["id"])
-        return found
-
-    async def submit(self, jobs: Sequence[BackendJob]) -> list[str]:
-        known = await self.lookup([job.name for job in jobs])
-        new = [job for job in jobs if job.name not in known]
-        if new:
-            known.update(await self._submit_batch(new))
-        return [known[job.name] for job in jobs]
-
-    async def _submit_batch(self, jobs: list[BackendJob]) -> dict[str, str]:
-        batch = self.work_dir / "batches" / f"b{time.time_ns()}"
-        batch.mkdir(parents=True)
-        (self.work_dir / "names").mkdir(exist_ok=True)
+    async def submit_new(self, jobs: list[BackendJob]) -> dict[str, str]:
+        batch = await asyncio.to_thread(self.new_batch)
         for index, job in enumerate(jobs):
             script = batch / f"task-{index}.sh"
             script.write_text(job_script(job.command, str(job.output_dir), job.env))
@@ -170,7 +149,6 @@ class SlurmBackend(Backend):
                     f"--error={batch}/task-{index}.err", *common, str(batch / f"task-{index}.sh"),
                 ]  # fmt: skip
                 ids[job.name] = await self._sbatch(argv)
-        await asyncio.to_thread(self._record, ids)
         return ids
 
     def _common_args(self, walltime_s: int | None) -> list[str]:
@@ -189,10 +167,6 @@ class SlurmBackend(Backend):
         if not job_id.isdigit():
             raise BackendError(f"sbatch printed no job id: {out.stdout.strip()[:200]!r}")
         return job_id
-
-    def _record(self, ids: dict[str, str]) -> None:
-        for name, backend_id in ids.items():
-            write_json(self._index(name), {"id": backend_id})
 
     async def status(self, backend_ids: Sequence[str]) -> dict[str, BackendState]:
         wanted = set(backend_ids)

@@ -90,26 +90,13 @@ async def check(
     catalog = await catalog_store.catalog_view(session, form.experiment, run_span(form), mailing_lists)
     if catalog is None:
         known = ", ".join(row.experiment for row in await catalog_store.experiments(session)) or "none"
-        raise _invalid(
-            [
-                FieldError(
-                    field="experiment",
-                    message=f"unknown experiment {form.experiment!r}; known: {known}",
-                    type="unknown_experiment",
-                )
-            ]
-        )
+        unknown = f"unknown experiment {form.experiment!r}; known: {known}"
+        raise _invalid([_field_error("experiment", unknown, "unknown_experiment")])
     errors = check_request(form, catalog)
     holder = await label_holder(session, form.experiment, form.label, exclude=request_number)
     if holder is not None:
-        errors.insert(
-            0,
-            FieldError(
-                field="label",
-                message=f"label {form.label!r} is already used by request {public_id(holder)} of {form.experiment}",
-                type="label_taken",
-            ),
-        )
+        taken = f"label {form.label!r} is already used by request {public_id(holder)} of {form.experiment}"
+        errors.insert(0, _field_error("label", taken, "label_taken"))
     if errors:
         raise _invalid(errors)
     request_id = public_id(request_number) if request_number is not None else None
@@ -125,15 +112,12 @@ async def label_holder(session: AsyncSession, experiment: str, label: str, *, ex
 
 
 def _label_problem(form: RequestForm) -> Problem:
-    return _invalid(
-        [
-            FieldError(
-                field="label",
-                message=f"label {form.label!r} was just taken by another request of {form.experiment}",
-                type="label_taken",
-            )
-        ]
-    )
+    taken = f"label {form.label!r} was just taken by another request of {form.experiment}"
+    return _invalid([_field_error("label", taken, "label_taken")])
+
+
+def _field_error(field: str, message: str, kind: str) -> FieldError:
+    return FieldError(field=field, message=message, type=kind)
 
 
 async def file(

@@ -78,20 +78,27 @@ def setup_of(config: dict[str, Any], name: str | None = None) -> tuple[str, dict
     return key, setups[key]
 
 
-def resolve_path(value: str, cycle_dir: Path, field: str) -> Path:
+SERVICE_LINKS = frozenset({"install"})
+"""Paths the service may make a link out of the cycle (to a shared environment); checked as written."""
+
+
+def resolve_path(value: str, cycle_dir: Path, field: str, *, follow_links: bool = True) -> Path:
     """A config path with ``$_`` replaced by the cycle folder; must stay inside it."""
     if value != CYCLE_VAR and not value.startswith(CYCLE_VAR + "/"):
         raise UnsafeInput(field, "must start with '$_/' (the cycle folder)")
     rest = value[len(CYCLE_VAR) :].lstrip("/")
     if any(c in SHELL_META for c in rest) or " " in rest:
         raise UnsafeInput(field, "holds characters that are not allowed in a path")
-    return inside(cycle_dir, rest, field) if rest else cycle_dir.resolve()
+    return inside(cycle_dir, rest, field, follow_links=follow_links) if rest else cycle_dir.resolve()
 
 
 def paths_of(config: dict[str, Any], cycle_dir: Path, setup: str | None = None) -> dict[str, Path]:
     """Every path of a setup, resolved against the cycle folder."""
     name, body = setup_of(config, setup)
-    return {k: resolve_path(v, cycle_dir, f"setups.{name}.paths.{k}") for k, v in body.get("paths", {}).items()}
+    return {
+        k: resolve_path(v, cycle_dir, f"setups.{name}.paths.{k}", follow_links=k not in SERVICE_LINKS)
+        for k, v in body.get("paths", {}).items()
+    }
 
 
 def check_requirement(key: str, value: str, field: str) -> Requirement:
@@ -153,7 +160,7 @@ def _check_path(key: str, value: Any, cycle_dir: Path, where: str) -> None:
     field = f"{where}.paths.{key}"
     if not isinstance(value, str):
         raise UnsafeInput(field, "must be a string")
-    resolve_path(value, cycle_dir, field)
+    resolve_path(value, cycle_dir, field, follow_links=key not in SERVICE_LINKS)
 
 
 def _check_execenv(key: str, value: Any, where: str) -> None:

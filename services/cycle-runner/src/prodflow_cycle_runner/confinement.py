@@ -54,14 +54,18 @@ def check_git_url(value: str, allowed_schemes: set[str], field: str = "url") -> 
     raise UnsafeInput(field, "use a URL with a scheme (file://, https://, ssh://) or user@host:path")
 
 
-def inside(root: Path, relative: str | PurePosixPath, field: str = "path") -> Path:
-    """``root / relative``; refused if absolute, climbing with ``..`` or resolving (symlinks too) outside ``root``."""
+def inside(root: Path, relative: str | PurePosixPath, field: str = "path", *, follow_links: bool = True) -> Path:
+    """``root / relative``; refused if absolute, climbing with ``..`` or resolving (symlinks too) outside ``root``.
+
+    ``follow_links=False`` checks the path as written, for a link the service itself made (the ``install`` link
+    to a shared environment) and returns it unresolved.
+    """
     text = str(relative)
     pure = PurePosixPath(text)
     if not text or "\0" in text or pure.is_absolute() or ".." in pure.parts:
         raise UnsafeInput(field, "must be a relative path without '..'")
     base = root.resolve()
-    candidate = (base / pure).resolve()
+    candidate = (base / pure).resolve() if follow_links else base / pure
     if candidate != base and not candidate.is_relative_to(base):
         raise UnsafeInput(field, "resolves outside the cycle")
     return candidate

@@ -36,6 +36,7 @@ _log = logging.getLogger("prodflow.cycle_runner.runner")
 Publish = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 """``publish(short_type, subject, experiment, data)``."""
 POLL_S = 0.25
+_RUN_EVENT = {"succeeded": "finished", "interrupted": "failed"}
 
 
 def utcnow() -> datetime:
@@ -103,7 +104,7 @@ class RunQueue:
             await session.commit()
             queued = (await session.exec(select(RunRow.cycle).where(RunRow.state == "queued").distinct())).all()
         for run in stale:
-            await self._announce(run, "cancelled" if run.kind == "snakemake" else "failed")
+            await self._announce(run, "failed")
         for cycle in queued:
             self.wake(cycle)
 
@@ -148,6 +149,7 @@ class RunQueue:
             current.state, current.started_at = "running", utcnow()
             session.add(current)
             await session.commit()
+        Path(current.log_path).parent.mkdir(parents=True, exist_ok=True)
         if run.kind == "install":
             await self._install(cycle, current)
         else:
@@ -283,7 +285,7 @@ class RunQueue:
         if run.kind == "install":
             await self._announce(run, "installed" if state == "succeeded" else "failed")
         else:
-            await self._announce(run, {"succeeded": "finished"}.get(state, state))
+            await self._announce(run, _RUN_EVENT.get(state, state))
 
     async def _set_software(self, cycle_name: str, software_state: dict[str, Any]) -> None:
         async with self.sessions() as session:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from prodflow_core.events import utc_now
 
@@ -28,6 +29,20 @@ from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.processes import output_of, run_logged
 
 MARKER = "prodflow-env.json"
+RECIPE = 3
+"""Bumped when the way environments are built changes, so old ones are not reused."""
+IMPORT_CHECK = """
+import importlib, importlib.metadata as md, json, re, sys
+wanted = set(json.loads(sys.argv[1]))
+canon = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+modules = sorted({m for m, dists in md.packages_distributions().items()
+                  if not m.startswith("_") and any(canon(d) in wanted for d in dists)})
+for module in modules:
+    importlib.import_module(module)
+    print("imported", module, flush=True)
+"""
+"""Imports every module of the pinned packages once: proves the install works and fills compiled-code caches
+(numba's JIT cache of dspeed's processors) before jobs run in parallel and race to write them."""
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -39,6 +54,13 @@ class EnvPlan:
     requirements: list[str]
     editable: list[Path] = field(default_factory=list)
     prefix: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+
+    def pinned_names(self) -> list[str]:
+        """Canonical names of the pinned packages and checkouts (not of the tools prodflow adds)."""
+        names = [canonicalize_name(Requirement(r).name) for r in self.requirements if not r.startswith(("/", "."))]
+        tools = {canonicalize_name(Requirement(r).name) for r in self.tools}
+        return sorted({*(n for n in names if n not in tools), *(canonicalize_name(p.name) for p in self.editable)})
 
     @property
     def shared(self) -> bool:
@@ -48,6 +70,7 @@ class EnvPlan:
     def key(self) -> str:
         """The hash that names a shared environment."""
         doc = {
+            "recipe": RECIPE,
             "python": self.python,
             "requirements": sorted(self.requirements),
             "prefix": self.prefix,
@@ -81,7 +104,8 @@ def plan_env(
     """The environment of a cycle: pins for every package without a checkout, editable installs for the rest."""
     local = {canonicalize_name(name) for name in sources}
     pins = [spec for name, spec in pkg_versions.items() if canonicalize_name(name) not in local]
-    return EnvPlan(python, [*pins, *extra], [sources[n] for n in sorted(sources)], prefix)
+    tools = [spec for spec in extra if not spec.startswith(("/", "."))]
+    return EnvPlan(python, [*pins, *extra], [sources[n] for n in sorted(sources)], prefix, tools)
 
 
 def env_path(plan: EnvPlan, store: Path, install: Path) -> Path:
@@ -146,6 +170,9 @@ async def _build(plan: EnvPlan, env: Path, uv: str, log_path: Path, cwd: Path) -
         code = await run_logged(argv, cwd=cwd, log_path=log_path, env=environ)
         if code != 0:
             raise InstallFailed(f"{' '.join(argv[:3])} exited with {code}")
+    check = [*plan.prefix, str(env / "bin" / "python"), "-c", IMPORT_CHECK, json.dumps(plan.pinned_names())]
+    if await run_logged(check, cwd=cwd, log_path=log_path, env=environ) != 0:
+        raise InstallFailed("a pinned package does not import in the new environment")
     listing = await output_of(
         [*plan.prefix, uv, "pip", "list", "--format", "json", "--python", str(env / "bin" / "python")], env=environ
     )

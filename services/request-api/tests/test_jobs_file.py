@@ -212,3 +212,21 @@ def test_every_bad_entry_is_named() -> None:
         "modules.1.run_numbers": "unknown_runs",
         "modules.2.run_numbers": "generic_with_runs",
     }
+
+
+def test_the_submitter_accepts_it_and_counts_the_same_jobs() -> None:
+    """Contract with the reader of jobs.json: its model takes the file, and it expands as many jobs as we count."""
+    schemas = pytest.importorskip("prodflow_submitter.schemas")
+    campaigns = pytest.importorskip("prodflow_submitter.campaigns")
+    form = request(
+        {"module": "TeLoadedBipo212", "t_run": 365, "t_format": "day", "n_runs": 5},
+        {"module": "WaterPmt_Betagammas", "n_ev": 985000, "ev_per_run": 290000, "label": "WaterData_paper"},
+        {"module": "WaterBi214Run", "n_runs": 2, "run_ranges": [{"first": 100151, "last": 100153}]},
+        {"module": "WaterN16sourceRun", "n_ev": 210000, "run_numbers": [100151, 100152]},
+        ratdb_tag="frozen_2026_11",
+        priority=50,
+    )
+    jobs = build_jobs_file(form, snoplus(), "req-000042")
+    parsed = schemas.JobsFile.model_validate(json.loads(jobs.content))
+    slots = sum(len(list(campaigns.job_slots(entry, None))) for entry in parsed.modules)
+    assert slots == jobs.jobs == 5 + 4 + 6 + 12

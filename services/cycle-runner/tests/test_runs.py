@@ -135,7 +135,7 @@ async def test_example_to_hit_then_reprocess_one_run(
 async def test_cancel_a_running_run(client: httpx.AsyncClient, example_repos: dict[str, str]) -> None:
     await _installed(client, "cancelled", example_repos)
     run = (await client.post("/api/cycles/cancelled/runs", json={"targets": ["all-l200-p03-hit.gen"]})).json()
-    await wait_until(client, "cancelled", run["id"], lambda r: r["state"] == "running" and r["progress"]["running"])
+    await wait_until(client, "cancelled", run["id"], lambda r: r["state"] == "running" and r["progress"].get("running"))
     resp = await client.post(f"/api/cycles/cancelled/runs/{run['id']}/cancel")
     assert resp.status_code == 200
     done = await wait_run(client, "cancelled", run["id"], timeout_s=60)

@@ -136,6 +136,16 @@ async def _final(sessions: async_sessionmaker[AsyncSession], run_id: str, timeou
     raise TimeoutError(run_id)
 
 
+def _text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def _leftover_snakemake(events: Path) -> subprocess.Popen[bytes]:
+    """A process that looks like a run's snakemake (what a crashed service leaves behind)."""
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "snakemake", "--logger-prodflow-events", str(events)]
+    return subprocess.Popen(argv, start_new_session=True)
+
+
 def _queue(sessions: async_sessionmaker[AsyncSession], tmp_path: Path, published: Published) -> RunQueue:
     settings = CycleRunnerSettings(data_dir=tmp_path, progress_interval_s=0.0, cancel_grace_s=2.0)
     return RunQueue(sessions, settings, published)
@@ -156,7 +166,7 @@ async def test_runs_in_order_with_progress(sessions: async_sessionmaker[AsyncSes
     assert done[0].message == "3 of 3 steps done"
     types = published.types(first.id)
     assert types[0] == "cycle.run.started" and types[-1] == "cycle.run.finished"
-    log = Path(first.log_path).read_text()
+    log = _text(first.log_path)
     assert "--logger prodflow" in log and "3 of 3 steps done" in log
     await queue.aclose()
 
@@ -214,17 +224,7 @@ async def test_recovery_after_a_crash(sessions: async_sessionmaker[AsyncSession]
     """A service that died left one run running (its snakemake still alive) and one queued."""
     cycle = await _cycle(sessions, tmp_path)
     leftover_events = tmp_path / "left.events.jsonl"
-    leftover = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; time.sleep(60)",
-            "snakemake",
-            "--logger-prodflow-events",
-            str(leftover_events),
-        ],
-        start_new_session=True,
-    )
+    leftover = _leftover_snakemake(leftover_events)
     try:
         stale = await _submit(
             sessions,

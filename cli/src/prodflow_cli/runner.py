@@ -83,7 +83,10 @@ class EmbeddedSystem:
         for spec in SERVICES:
             if spec.name != "gateway":
                 env[f"GATEWAY_{spec.name.upper().replace('-', '_')}_URL"] = self.url_of(spec)
-        env.setdefault("SUBMITTER_REQUEST_API_URL", self.url_of(SERVICES[0]))
+        # Services that call each other directly: on this system's ports, not their defaults.
+        by_name = {spec.name: spec for spec in SERVICES}
+        env.setdefault("SUBMITTER_REQUEST_API_URL", self.url_of(by_name["request-api"]))
+        env.setdefault("MONITOR_SUBMITTER_URL", self.url_of(by_name["submitter"]))
         return env
 
     def start_couch(self) -> str:

@@ -1,0 +1,116 @@
+"""The whole system started by the embedded runner (``prodflow up``) as a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prodflow_core.couch.server import free_port
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_block(size: int) -> int:
+    """A free port with the ``size - 1`` ports after it free too."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65535 and all(_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+@dataclass
+class System:
+    """A running ``prodflow up``: where it is, its admin token, the pids it reported, what it printed."""
+
+    proc: subprocess.Popen[str]
+    gateway: str
+    token: str
+    pids: list[int]
+    couch_url: str
+    data_dir: Path
+    lines: list[str] = field(default_factory=list)
+
+    def stop(self) -> str:
+        """Ctrl-C, wait, and return the rest of its output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rest, _ = self.proc.communicate(timeout=60)
+        return rest
+
+
+def _value(lines: list[str], key: str) -> str:
+    return next(line.split()[-1] for line in lines if line.strip().startswith(key))
+
+
+@contextlib.contextmanager
+def embedded_system(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[System]:
+    """Run ``prodflow up`` until the block ends (then Ctrl-C it, if the block did not)."""
+    port = free_block(5)
+    env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
+    env.update(extra_env or {})
+    command = [
+        str(Path(sys.executable).parent / "prodflow"),
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--couch-port",
+        str(free_port()),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"prodflow up ended early:\n{''.join(lines)}")
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        system = System(
+            proc=proc,
+            gateway=f"http://127.0.0.1:{port}",
+            token=_value(lines, "admin token"),
+            pids=[int(p) for p in _value_line(lines, "pids")],
+            couch_url=_value(lines, "couchdb"),
+            data_dir=data_dir,
+            lines=lines,
+        )
+        yield system
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+
+
+def _value_line(lines: list[str], key: str) -> list[str]:
+    return next(line for line in lines if line.strip().startswith(key)).split()[1:]
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())

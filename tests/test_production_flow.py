@@ -1,0 +1,136 @@
+"""The whole production flow through the gateway of ``prodflow up``, every service a real process:
+
+file a request → approve → jobs.json → submitter creates the jobs and runs them on the local backend → monitor
+follows them, copies outputs to the storage element → ``label.completed`` → the request is ``completed``; the
+events reach an SSE client of the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from system_support import System, embedded_system
+
+pytestmark = pytest.mark.integration
+LABEL = "2026-11_ToyBi214_e2e"
+MODULE = "ToyWaterBi214"
+RUNS = [100151, 100152]
+# A stand-in for RAT that needs no experiment software: writes one output file per job.
+TOY_COMMAND = "head -c 4096 /dev/urandom > {output_dir}/{module}_r{run}_s{chunk}_p{pass}.dat && echo events {events}"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with embedded_system(tmp_path_factory.mktemp("system")) as running:
+        yield running
+
+
+def _client(system: System, token: str) -> httpx.Client:
+    return httpx.Client(base_url=system.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _token(admin: httpx.Client, user: str, role: str) -> str:
+    made = admin.post("/api/auth/tokens", json={"user": user, "experiments": ["snoplus"], "roles": [role]})
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def _follow_events(system: System, wanted: set[str], seen: list[dict[str, Any]], stop: threading.Event) -> None:
+    headers = {"Authorization": f"Bearer {system.token}"}
+    with (
+        httpx.Client(base_url=system.gateway, headers=headers, timeout=httpx.Timeout(10, read=240)) as client,
+        client.stream("GET", "/api/events", params={"types": ",".join(sorted(wanted))}) as stream,
+    ):
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+            if stop.is_set() or wanted <= {e["type"].removeprefix("org.prodflow.") for e in seen}:
+                return
+
+
+def _wait_for(check: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_request_to_completed_outputs(system: System) -> None:
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=_follow_events, args=(system, {"label.completed", "request.completed"}, seen, stop), daemon=True
+    )
+    follower.start()
+    with _client(system, system.token) as admin:
+        put = admin.put(
+            f"/api/catalog/snoplus/modules/{MODULE}",
+            json={
+                "description": "toy Bi-214 in water (end-to-end test payload)",
+                "event_modes": ["run_by_run_events"],
+                "kinds": ["production"],
+                "command": TOY_COMMAND,
+                "default_ev_per_run": 100,
+            },
+        )
+        assert put.status_code in (200, 201), put.text
+        requester, manager = _token(admin, "alice", "requester"), _token(admin, "maria", "manager")
+
+    form = {
+        "experiment": "snoplus",
+        "title": "toy Bi-214, two water runs",
+        "kind": "production",
+        "rat_v": "7.0.15",
+        "modules": [{"module": MODULE, "n_ev": 300, "ev_per_run": 100, "run_numbers": RUNS}],
+        "label": LABEL,
+        "contacts": ["alice@snolab.example.org"],
+        "justification": "end-to-end test",
+    }
+    with _client(system, requester) as alice, _client(system, manager) as maria:
+        filed = alice.post("/api/requests", json=form)
+        assert filed.status_code == 201, filed.text
+        request_id = filed.json()["id"]
+        assert alice.post(f"/api/requests/{request_id}/submit").is_success
+        approved = maria.post(f"/api/requests/{request_id}/approve", json={"note": "go"})
+        assert approved.status_code == 200, approved.text
+
+        def completed() -> dict[str, Any] | None:
+            body: dict[str, Any] = alice.get(f"/api/requests/{request_id}").json()
+            assert body["state"] not in {"failed", "cancelled"}, body
+            return body if body["state"] == "completed" else None
+
+        request = _wait_for(completed, 180, "the request to complete")
+        states = [h["state"] for h in request["history"]]
+        assert states[-3:] == ["approved", "submitted-to-production", "completed"], states
+
+        summary = alice.get(f"/api/labels/{LABEL}/summary").json()
+        assert summary["counts"] == {"completed": 6} and summary["jobs"] == 6
+        assert summary["events_done"] == summary["events_requested"] == 600
+        exactly = alice.get(f"/api/labels/{LABEL}/exactly").text
+        assert exactly == "".join(f"{MODULE} {run} 1\n" for run in RUNS)
+        manifest = alice.get(f"/api/grab/{LABEL}").json()
+        assert len(manifest["files"]) == 6
+        for entry in manifest["files"]:
+            data = Path(urlparse(entry["url"]).path).read_bytes()
+            assert len(data) == entry["size"] == 4096
+            assert entry["adler32"] == f"{zlib.adler32(data):08x}"
+
+    follower.join(timeout=30)
+    stop.set()
+    types = [e["type"] for e in seen]
+    assert types.count("org.prodflow.label.completed") == 1, types
+    assert "org.prodflow.request.completed" in types
+    completed_event = next(e for e in seen if e["type"] == "org.prodflow.label.completed")
+    assert completed_event["data"]["label"] == LABEL and completed_event["data"]["counts"] == {"completed": 6}

@@ -29,7 +29,7 @@ SUBMITTER_DESIGN = DesignDocument(
 )
 """Views of submitter's own (``_design/jobs`` is FORMATS.md's, shared with monitor)."""
 
-CREATE_PARALLEL = 1  # chunks of _bulk_docs in flight at once
+CREATE_PARALLEL = 2  # chunks of _bulk_docs in flight at once
 
 
 @dataclass

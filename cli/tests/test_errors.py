@@ -54,7 +54,7 @@ def test_exit_codes_are_stable() -> None:
         "SERVER_ERROR": 9,
         "UNHEALTHY": 10,
         "CHECKSUM": 11,
-        "JOBS_FAILED": 12,
+        "WORK_FAILED": 12,
         "TIMEOUT": 13,
     }
 

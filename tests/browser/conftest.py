@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from prodflow_cli.runner import free_port_block
 from prodflow_core.couch.server import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))  # browser_support beside this file, under --import-mode=importlib
@@ -37,23 +37,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_block(size: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65535 and all(_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
 def _value(lines: list[str], prefix: str) -> str:
     return next(line.split()[-1] for line in lines if line.strip().startswith(prefix))
 
@@ -62,7 +45,7 @@ def _value(lines: list[str], prefix: str) -> str:
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """``prodflow up`` on free ports for this module; stopped with SIGINT (as Ctrl-C) afterwards."""
     data_dir = tmp_path_factory.mktemp("prodflow-up")
-    port = _free_block(5)
+    port = free_port_block()
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
     env.update(extra_environment(data_dir))
     command = [

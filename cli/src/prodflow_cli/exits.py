@@ -30,9 +30,9 @@ class ExitCode(IntEnum):
     UNHEALTHY = 10
     """``prodflow health``: some part of the system is not ok."""
     CHECKSUM = 11
-    """``prodflow grab``: a downloaded file failed size or checksum verification."""
-    JOBS_FAILED = 12
-    """``prodflow label watch``: the label finished, but some of its jobs failed or were cancelled."""
+    """``prodflow grab``: a file could not be downloaded, or failed its size or adler32 check."""
+    WORK_FAILED = 12
+    """Awaited work ended badly: a watched label with failed or cancelled jobs, a followed cycle run that failed."""
     TIMEOUT = 13
     """A ``--timeout`` passed before the awaited state was reached."""
 

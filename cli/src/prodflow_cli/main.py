@@ -6,7 +6,21 @@ from typing import Annotated
 
 import typer
 
-from prodflow_cli.commands import auth, events, health, tokens, up
+from prodflow_cli.commands import (
+    auth,
+    campaigns,
+    catalog,
+    cycles,
+    events,
+    grab,
+    health,
+    jobs,
+    labels,
+    requests,
+    sites,
+    tokens,
+    up,
+)
 from prodflow_cli.exits import describe
 from prodflow_cli.session import State, begin
 
@@ -33,6 +47,19 @@ def main(
     ctx.call_on_close(current.close)
 
 
-for module in (up, auth, health, events):
+for module in (up, auth, health, events, grab):
     app.add_typer(module.app)
-app.add_typer(tokens.app, name="tokens")
+# Each group answers to its singular and (hidden) plural name: 'prodflow request list' = 'prodflow requests list'.
+for group, name in (
+    (requests.app, "request"),
+    (campaigns.app, "campaign"),
+    (jobs.app, "jobs"),
+    (labels.app, "label"),
+    (cycles.app, "cycle"),
+    (sites.app, "site"),
+    (catalog.app, "catalog"),
+    (tokens.app, "tokens"),
+):
+    app.add_typer(group, name=name)
+    alias = name[:-1] if name.endswith("s") else name + "s"
+    app.add_typer(group, name=alias, hidden=True)

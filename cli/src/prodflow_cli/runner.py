@@ -10,6 +10,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from prodflow_core.couch.server import LocalCouchServer, wait_until_up
+from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,24 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 class RunnerError(RuntimeError):
     """A process failed to start or died."""
+
+
+def free_port_block(size: int = len(SERVICES), host: str = "127.0.0.1") -> int:
+    """A port that is free with the ``size - 1`` ports after it: a gateway port for ``prodflow up``."""
+    for _ in range(50):
+        base = free_port(host)
+        if base + size < 65535 and all(_is_free(host, base + i) for i in range(size)):
+            return base
+    raise RunnerError(f"no block of {size} free ports on {host}")
+
+
+def _is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def identity_secret(data_dir: Path) -> str:

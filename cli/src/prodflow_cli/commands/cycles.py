@@ -1,0 +1,256 @@
+"""``prodflow cycle init|list|show|install|run|runs|logs|cancel|invalidate``: LEGEND production cycles."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from prodflow_cli.client import Gateway, segment
+from prodflow_cli.errors import CliError, Unreachable
+from prodflow_cli.exits import ExitCode
+from prodflow_cli.session import JsonOpt, command, gateway, output
+
+app = typer.Typer(
+    help="Production cycles: init, install software, run Snakemake, logs, invalidate.", no_args_is_help=True
+)
+
+API = "/api/cycles"
+FINAL = {"succeeded", "failed", "cancelled", "interrupted"}
+CYCLE_COLUMNS = [
+    ("name", "cycle"),
+    ("experiment", "experiment"),
+    ("setup", "setup"),
+    ("state", "state"),
+    ("software_state", "software"),
+    ("active_run", "active run"),
+    ("queued_runs", "queued"),
+    ("created_at", "created"),
+]
+RUN_COLUMNS = [
+    ("id", "run"),
+    ("kind", "kind"),
+    ("state", "state"),
+    ("targets", "targets"),
+    ("progress_text", "progress"),
+    ("requested_by", "by"),
+    ("created_at", "queued"),
+    ("message", "message"),
+]
+Cycle = Annotated[str, typer.Argument(help="The cycle's name.")]
+FollowOpt = Annotated[bool, typer.Option("--follow", "-f", help="Stream the log until the run ends.")]
+
+
+def _repository(text: str, what: str) -> dict[str, str]:
+    """``URL[@REF]`` → ``{"url", "ref"}`` (a ref after the last '@' that follows the last '/')."""
+    url, at, ref = text.rpartition("@")
+    if not at or "/" in ref or not url or url.endswith(":"):
+        return {"url": text, "ref": "main"}
+    if not ref:
+        raise CliError(f"{what}: empty ref after '@' in {text!r}", ExitCode.USAGE)
+    return {"url": url, "ref": ref}
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values or []:
+        key, eq, rest = value.partition("=")
+        if not eq or not key:
+            raise CliError(f"{what}: expected NAME=VALUE, got {value!r}", ExitCode.USAGE)
+        pairs[key] = rest
+    return pairs
+
+
+def _run_row(run: dict[str, Any]) -> dict[str, Any]:
+    progress = run.get("progress") or {}
+    done, total = progress.get("done"), progress.get("total")
+    text = f"{done}/{total}" if total else "-"
+    return {**run, "targets": " ".join((run.get("request") or {}).get("targets") or []) or "-", "progress_text": text}
+
+
+@command(app, "init")
+def init(
+    name: Cycle,
+    dataflow: Annotated[str, typer.Option(help="Dataflow repository: URL[@REF] (default ref main).")],
+    metadata: Annotated[str, typer.Option(help="Metadata repository: URL[@REF].")],
+    software: Annotated[
+        list[str] | None, typer.Option(help="Software checkout NAME=URL[@REF], installed from source (repeat).")
+    ] = None,
+    pkg: Annotated[list[str] | None, typer.Option(help="Pinned package NAME=SPEC, e.g. pygama=pygama==2.6.2.")] = None,
+    experiment: Annotated[str, typer.Option()] = "legend",
+    setup: Annotated[str, typer.Option()] = "l200",
+    execenv_cmd: Annotated[str, typer.Option(help="Container prefix command (execenv.cmd).")] = "",
+    execenv_arg: Annotated[str, typer.Option(help="Its arguments (execenv.arg).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a cycle: its tree, config.json and checkouts at pinned refs (like dataprod-init-cycle)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "experiment": experiment,
+        "setup": setup,
+        "dataflow": _repository(dataflow, "--dataflow"),
+        "metadata": _repository(metadata, "--metadata"),
+        "software": [{"name": n, **_repository(u, "--software")} for n, u in _pairs(software, "--software").items()],
+        "execenv": {"cmd": execenv_cmd, "arg": execenv_arg},
+    }
+    if pkg:
+        body["pkg_versions"] = _pairs(pkg, "--pkg")
+    cycle = gateway().post(API, body)
+    out = output(as_json)
+    if out.as_json:
+        out.data(cycle)
+    else:
+        commits = ", ".join(f"{k} {str(v.get('commit', ''))[:10]}" for k, v in (cycle.get("checkouts") or {}).items())
+        out.say(f"cycle {cycle['name']} created at {cycle['path']} ({commits})")
+
+
+@command(app, "list")
+def list_cycles(as_json: JsonOpt = False) -> None:
+    """Every cycle with its state and runs."""
+    cycles = gateway().get(API)
+    rows = [{**c, "software_state": (c.get("software") or {}).get("state")} for c in cycles]
+    output(as_json).table(cycles if as_json else rows, CYCLE_COLUMNS)
+
+
+@command(app, "show")
+def show(name: Cycle, as_json: JsonOpt = False) -> None:
+    """One cycle: checkouts, software, active and queued runs."""
+    cycle = gateway().get(f"{API}/{segment(name)}")
+    fields = [("name", "cycle"), ("experiment", "experiment"), ("setup", "setup"), ("path", "path"),
+              ("state", "state"), ("checkouts", "checkouts"), ("software", "software"),
+              ("active_run", "active run"), ("queued_runs", "queued"), ("created_by", "by"),
+              ("created_at", "created")]  # fmt: skip
+    output(as_json).fields(cycle, fields)
+
+
+def _started(client: Gateway, name: str, run: dict[str, Any], follow: bool, as_json: bool) -> None:
+    out = output(as_json)
+    if follow:
+        out.note(f"{run['id']} queued; following its log (Ctrl-C stops following, not the run)")
+        _follow_log(client, name, run["id"])
+        final = client.get(f"{API}/{segment(name)}/runs/{segment(run['id'])}")
+        if out.as_json:
+            out.data(final)
+        else:
+            out.note(f"{final['id']}: {final['state']} {final.get('message') or ''}".rstrip())
+        if final["state"] != "succeeded":
+            raise typer.Exit(int(ExitCode.WORK_FAILED))
+        return
+    if out.as_json:
+        out.data(run)
+    else:
+        out.say(f"{run['id']} {run['state']}: follow with 'prodflow cycle logs {name} {run['id']} -f'")
+
+
+@command(app, "install")
+def install(
+    name: Cycle,
+    reinstall: Annotated[bool, typer.Option("--reinstall", "-r", help="Rebuild the environment from scratch.")] = False,
+    follow: FollowOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the cycle's pinned software into its own environment (like dataprod-install-sw)."""
+    client = gateway()
+    run = client.post(f"{API}/{segment(name)}/software", {"reinstall": reinstall})
+    _started(client, name, run, follow, as_json)
+
+
+@command(app, "run")
+def run(
+    name: Cycle,
+    targets: Annotated[list[str], typer.Argument(help="Snakemake targets, e.g. all-l200-p03-r001-phy-dsp.gen.")],
+    cores: Annotated[int, typer.Option("--cores", "-j", min=1)] = 1,
+    executor: Annotated[str, typer.Option(help="local or slurm")] = "local",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-O", help="Allowed Snakemake option, e.g. keep-going (repeat).")
+    ] = None,
+    follow: FollowOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue a Snakemake run of TARGETS in the cycle (one run at a time per cycle)."""
+    client = gateway()
+    body = {"targets": targets, "cores": cores, "executor": executor, "options": option or []}
+    started = client.post(f"{API}/{segment(name)}/runs", body)
+    _started(client, name, started, follow, as_json)
+
+
+@command(app, "runs")
+def runs(
+    name: Cycle,
+    kind: Annotated[str | None, typer.Option(help="snakemake or install")] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runs and installs of a cycle, newest first."""
+    found = gateway().get(f"{API}/{segment(name)}/runs", {"kind": kind, "state": state})
+    output(as_json).table(found if as_json else [_run_row(r) for r in found], RUN_COLUMNS)
+
+
+@command(app, "cancel")
+def cancel(name: Cycle, run_id: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Cancel a queued run, or stop a running one."""
+    result = gateway().post(f"{API}/{segment(name)}/runs/{segment(run_id)}/cancel")
+    output(as_json).fields(_run_row(result), [("id", "run"), ("state", "state"), ("message", "message")])
+
+
+def _follow_log(client: Gateway, name: str, run_id: str, *, follow: bool = True, offset: int = 0) -> int:
+    """Copy the run's log to stdout from ``offset``; when following, until the run ends (resuming after a drop)."""
+    path = f"{API}/{segment(name)}/runs/{segment(run_id)}/log"
+    while True:
+        try:
+            with client.stream(
+                path, params={"follow": follow or None, "offset": offset}, headers={"Accept": "text/plain"}, read_s=120
+            ) as response:
+                for chunk in response.iter_bytes():
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.flush()
+                    offset += len(chunk)
+            return offset
+        except Unreachable:
+            if not follow:
+                raise
+            state = client.get(f"{API}/{segment(name)}/runs/{segment(run_id)}")["state"]
+            if state in FINAL:
+                follow = False  # read what is left, then stop
+
+
+@command(app, "logs")
+def logs(
+    name: Cycle,
+    run_id: Annotated[str, typer.Argument()],
+    follow: FollowOpt = False,
+    offset: Annotated[int, typer.Option(min=0, help="Start at this byte.")] = 0,
+) -> None:
+    """A run's log (Snakemake or installer output); --follow streams it live."""
+    _follow_log(gateway(), name, run_id, follow=follow, offset=offset)
+
+
+@command(app, "invalidate")
+def invalidate(
+    name: Cycle,
+    target: Annotated[str | None, typer.Option(help="A .gen target, e.g. all-l200-p03-r001-phy-dsp.gen.")] = None,
+    tier: Annotated[str | None, typer.Option()] = None,
+    period: Annotated[str | None, typer.Option()] = None,
+    run_key: Annotated[str | None, typer.Option("--run")] = None,
+    datatype: Annotated[str | None, typer.Option()] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Really remove (default: a dry run that lists).")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete instead of moving to the cycle's trash.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove generated files so the next run rebuilds them; a dry run first unless --apply."""
+    body: dict[str, Any] = {"dry_run": not apply, "trash": not delete}
+    body.update({k: v for k, v in {"target": target, "tier": tier, "period": period, "run": run_key,
+                                    "datatype": datatype}.items() if v is not None})  # fmt: skip
+    result = gateway().post(f"{API}/{segment(name)}/invalidate", body)
+    out = output(as_json)
+    if out.as_json:
+        out.data(result)
+        return
+    out.table(result["files"], [("path", "file"), ("size", "bytes")])
+    verb = (
+        "would remove" if result["dry_run"] else ("moved to " + str(result["trash"]) if result["trash"] else "removed")
+    )
+    out.say(f"{result['count']} files ({result['bytes']} bytes) of tiers {', '.join(result['tiers'])}: {verb}")
+    if result["dry_run"] and result["count"]:
+        out.note("run again with --apply to remove them")

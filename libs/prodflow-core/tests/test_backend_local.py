@@ -129,3 +129,18 @@ async def test_a_new_backend_object_sees_jobs_of_an_earlier_one(tmp_path: Path) 
     second = LocalBackend(tmp_path / "work", max_running=1)  # e.g. the monitor, or the submitter restarted
     await second.resume()
     assert set((await _wait_final(second, ["a", "b"])).values()) == {BackendStatus.COMPLETED}
+
+
+async def test_purge_removes_only_finished_jobs(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=2)
+    await backend.submit([_job(tmp_path, "done", "echo out > kept.txt"), _job(tmp_path, "busy", "sleep 30")])
+    deadline = time.monotonic() + 10
+    while (await backend.status(["done"]))["done"].state != BackendStatus.COMPLETED:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    backend.purge(["done", "busy"])
+    assert (await backend.status(["done"]))["done"].state == BackendStatus.MISSING
+    assert (tmp_path / "out" / "done" / "kept.txt").exists()  # outputs stay for the monitor
+    assert (await backend.status(["busy"]))["busy"].state in {BackendStatus.RUNNING, BackendStatus.PENDING}
+    await backend.cancel(["busy"])
+    assert (await _wait_final(backend, ["busy"], 15))["busy"] == BackendStatus.CANCELLED

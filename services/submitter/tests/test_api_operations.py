@@ -184,3 +184,22 @@ async def test_restart_reconciles_jobs_caught_between_claim_and_record(
         assert [d["status"] for d in after] == ["submitted", "submitted", "waiting", "waiting"]
         assert [d["backend"]["id"] if d["backend"] else None for d in after] == [j.name for j in sent] + [None, None]
         assert after[2]["history"][-1]["reason"].startswith("the backend never received it")
+
+
+async def test_site_queue_order_runlevel_sends_low_runs_first(api: Api) -> None:
+    await put_site(api, "ordered", max_running=2, queue_order=["runlevel"], command_template="sleep 30")
+    await api.client.post("/api/sites/ordered/drain", headers=MANAGER)
+    label = unique_label()
+    jobs = {"rat_v": "7", "experiment": "snoplus", "label": label,
+            "modules": [{"module": "WaterBi214Run", "run_numbers": [300005, 300001, 300004, 300002, 300003]}]}  # fmt: skip
+    created = await api.client.post("/api/campaigns", json={"jobs": jobs, "site": "ordered"}, headers=MANAGER)
+    assert created.status_code == 201, created.text
+    await api.client.post("/api/sites/ordered/undrain", headers=MANAGER)
+
+    async def two_submitted() -> bool:
+        return sum(d["status"] == "submitted" for d in await api.jobs(label)) == 2
+
+    await eventually(two_submitted, what="two jobs at the site (its max_running)")
+    docs = await api.jobs(label)
+    assert sorted(d["run"] for d in docs if d["status"] == "submitted") == [300001, 300002]
+    await api.client.post(f"/api/campaigns/{created.json()['id']}/cancel", json={}, headers=MANAGER)

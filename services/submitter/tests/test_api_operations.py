@@ -190,8 +190,9 @@ async def test_site_queue_order_runlevel_sends_low_runs_first(api: Api) -> None:
     await put_site(api, "ordered", max_running=2, queue_order=["runlevel"], command_template="sleep 30")
     await api.client.post("/api/sites/ordered/drain", headers=MANAGER)
     label = unique_label()
+    runs = [300005, 300001, 300004, 300002, 300003]
     jobs = {"rat_v": "7", "experiment": "snoplus", "label": label,
-            "modules": [{"module": "WaterBi214Run", "run_numbers": [300005, 300001, 300004, 300002, 300003]}]}  # fmt: skip
+            "modules": [{"module": "WaterBi214Run", "run_numbers": runs}]}  # fmt: skip
     created = await api.client.post("/api/campaigns", json={"jobs": jobs, "site": "ordered"}, headers=MANAGER)
     assert created.status_code == 201, created.text
     await api.client.post("/api/sites/ordered/undrain", headers=MANAGER)

@@ -12,10 +12,10 @@ from submitter_support import MANAGER, READER, Api, eventually, jobs_file, uniqu
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-async def _approve(api: Api, request_id: str, label: str, content: bytes, event_id: str | None = None) -> None:
+async def _approve(api: Api, request_id: str, label: str, content: bytes, site: str = "local") -> None:
     event = make_event(
-        "request.approved", "/services/request-api", subject=request_id, experiment="snoplus", event_id=event_id,
-        data={"request_id": request_id, "label": label, "kind": "production", "site": "local",
+        "request.approved", "/services/request-api", subject=request_id, experiment="snoplus",
+        data={"request_id": request_id, "label": label, "kind": "production", "site": site,
               "database": "data-production", "jobs_json": f"/api/requests/{request_id}/jobs.json",
               "jobs_json_sha256": hashlib.sha256(content).hexdigest()},
     )  # fmt: skip
@@ -33,8 +33,8 @@ async def test_approved_request_becomes_one_campaign(
                 "format": "prodflow.jobs/1", "kind": "production", "contacts": ["a@example.org"]}  # fmt: skip
     content = json.dumps(document, sort_keys=True).encode() + b"\n"
     files[request_id] = content
-    await _approve(api, request_id, label, content)
-    await _approve(api, request_id, label, content)  # delivered twice (another event id): still one campaign
+    await _approve(api, request_id, label, content, site="sfu-slurm")  # not configured here: the default site
+    await _approve(api, request_id, label, content, site="sfu-slurm")  # delivered twice: still one campaign
 
     async def made() -> bool:
         listed = await api.client.get("/api/campaigns", params={"request_id": request_id}, headers=READER)
@@ -43,6 +43,7 @@ async def test_approved_request_becomes_one_campaign(
     await eventually(made, what="the campaign of the approved request")
     campaign = (await api.client.get("/api/campaigns", params={"request_id": request_id}, headers=READER)).json()[0]
     assert campaign["jobs"] == 5 and campaign["label"] == label and campaign["created_by"] == "service:submitter"
+    assert campaign["site"] == "local"
     assert f"/api/requests/{request_id}/jobs.json" in calls
     docs = await api.jobs(label)
     assert len(docs) == 5 and {d["request_id"] for d in docs} == {request_id}

@@ -9,6 +9,7 @@ from prodflow_core.identity import Identity
 from prodflow_core.problems import Problem
 from pydantic import ValidationError
 
+from prodflow_submitter.models import SiteRow
 from prodflow_submitter.request_api import RequestApiError
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import CampaignCreate
@@ -31,7 +32,8 @@ async def on_request_approved(runtime: Runtime, event: CloudEvent) -> None:
         jobs = await runtime.request_api.jobs_json(str(data["jobs_json"]), data.get("jobs_json_sha256"))
         body = CampaignCreate.model_validate({
             "jobs": jobs, "experiment": event.experiment, "label": data.get("label"),
-            "database": data.get("database"), "site": data.get("site") or None, "request_id": data.get("request_id"),
+            "database": data.get("database"), "site": await _site(runtime, data.get("site")),
+            "request_id": data.get("request_id"),
         })  # fmt: skip
         key = f"request.approved:{data.get('request_id')}:{data.get('jobs_json_sha256') or event.id}"
         await submit(runtime, body, SUBMITTER_IDENTITY, key=key)
@@ -45,3 +47,14 @@ async def on_request_approved(runtime: Runtime, event: CloudEvent) -> None:
         if exc.status >= 500:
             raise
         _log.error("request %s: submission refused: %s %s", data.get("request_id"), exc.title, exc.detail)
+
+
+async def _site(runtime: Runtime, preferred: str | None) -> str:
+    """The request's site if it is configured here (it is only a preference), else the default site."""
+    if preferred:
+        async with runtime.sessions() as session:
+            if await session.get(SiteRow, preferred) is not None:
+                return preferred
+        _log.warning("site %r of an approved request is not configured; using %r", preferred,
+                     runtime.settings.default_site)  # fmt: skip
+    return runtime.settings.default_site

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from cli_support import Cli
 from prodflow_cli.exits import ExitCode
-from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_cli.runner import EmbeddedSystem, RunnerError, free_port_block
 from prodflow_core.couch.server import free_port
 
 pytestmark = pytest.mark.integration
@@ -30,11 +30,18 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]
         env.delenv("PRODFLOW_COUCHDB_URL", raising=False)
         env.setenv("CYCLE_RUNNER_ENV_STORE", str(REPO / ".local" / "cycle-runner" / "envs"))
         env.setenv("CYCLE_RUNNER_PROGRESS_INTERVAL_S", "0.5")
-        up = EmbeddedSystem(
-            data_dir=tmp_path_factory.mktemp("up").resolve(), port=free_port_block(), couch_port=free_port()
-        )
+        for attempt in range(3):  # chosen ports may be taken by another process first: try others
+            port = free_port_block()
+            couch_port = next(p for p in iter(free_port, None) if not port <= p < port + 5)
+            up = EmbeddedSystem(data_dir=tmp_path_factory.mktemp("up").resolve(), port=port, couch_port=couch_port)
+            try:
+                up.start()
+                break
+            except RunnerError:
+                up.stop()
+                if attempt == 2:
+                    raise
         try:
-            up.start()
             yield up
         finally:
             up.stop()

@@ -41,37 +41,54 @@ def _value(lines: list[str], prefix: str) -> str:
     return next(line.split()[-1] for line in lines if line.strip().startswith(prefix))
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """``prodflow up`` on free ports for this module; stopped with SIGINT (as Ctrl-C) afterwards."""
-    data_dir = tmp_path_factory.mktemp("prodflow-up")
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def _start(data_dir: Path) -> tuple[subprocess.Popen[str], list[str], int]:
+    """Start ``prodflow up``; returns the process, what it printed, and the gateway's port (raises if it failed)."""
     port = free_port_block()
+    couch_port = next(p for p in iter(free_port, None) if not port <= p < port + 5)
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
     env.update(extra_environment(data_dir))
-    command = [
-        str(Path(sys.executable).parent / "prodflow"),
-        "up",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--couch-port",
-        str(free_port()),
-    ]
+    command = [str(Path(sys.executable).parent / "prodflow"), "up", "--data-dir", str(data_dir)]
+    command += ["--port", str(port), "--couch-port", str(couch_port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert proc.stdout is not None
     lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return proc, lines, port
+    _stop(proc)
+    raise RuntimeError(f"prodflow up did not come up: {''.join(lines)}")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """``prodflow up`` on free ports for this module; stopped with SIGINT (as Ctrl-C) afterwards.
+
+    Ports are free when chosen but other processes on the machine may take one first: then it is started again
+    on other ports (three tries).
+    """
+    for attempt in range(3):
+        data_dir = tmp_path_factory.mktemp("prodflow-up")
+        try:
+            proc, lines, port = _start(data_dir)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"prodflow up ended early: {''.join(lines)}")
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        else:
-            raise RuntimeError(f"prodflow up did not come up: {''.join(lines)}")
         yield System(
             url=f"http://127.0.0.1:{port}",
             token=_value(lines, "admin token"),
@@ -79,12 +96,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             data_dir=data_dir,
         )
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        _stop(proc)
 
 
 def extra_environment(data_dir: Path) -> dict[str, str]:

@@ -271,7 +271,7 @@ export async function renderOne(root, app) {
           { key: "message", label: "Message" },
           {
             key: "cancel",
-            label: "",
+            label: "Actions",
             render: (r) =>
               ["queued", "running"].includes(r.state)
                 ? h("button.danger", { type: "button", onclick: () => api.post(`/api/cycles/${seg(name)}/runs/${seg(r.id)}/cancel`).then(load, (e) => { alert.textContent = e.message; }) }, "Cancel")

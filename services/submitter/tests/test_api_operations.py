@@ -119,6 +119,9 @@ async def test_resubmit_failures_as_next_pass_and_as_next_attempt(api: Api) -> N
     assert campaign["counts"] == {"waiting": 3}
     event = (await api.events("jobs.resubmitted"))[-1]
     assert event["data"]["mode"] == "next_pass" and sorted(event["data"]["parents"]) == ids[:3]
+    again = (await api.client.post(f"/api/campaigns/by-label/{label}/resubmit", json=body, headers=MANAGER)).json()
+    assert again["campaign"] == result["campaign"] and again["pass"] == 2  # the same failures: the same pass
+    assert len(await api.jobs(label)) == 7 and len(await api.events("jobs.resubmitted")) == 1
 
     # The old failures stay as they were (the lineage goes through parent); a retry in place is the other mode.
     attempt = {"database": "data-production", "mode": "next_attempt", "job_ids": [ids[0], ids[3]]}

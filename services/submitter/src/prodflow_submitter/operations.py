@@ -17,8 +17,10 @@ from prodflow_core.couch import CouchDatabase
 from prodflow_core.events import utc_now
 from prodflow_core.identity import Identity
 from prodflow_core.problems import not_found
+from sqlmodel import select
 
 from prodflow_submitter import exactly, jobstore
+from prodflow_submitter.campaigns import content_sha256
 from prodflow_submitter.models import Campaign, SiteRow, campaign_number, utcnow
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import OperationOut
@@ -124,52 +126,70 @@ async def resubmit_next_pass(
     runtime: Runtime, database: str, label: str, identity: Identity,
     job_ids: Sequence[str] | None, site_name: str | None, reason: str,
 ) -> OperationOut:  # fmt: skip
-    """New documents, pass + 1, for the failed jobs of a label (``parent`` = the failed one), as a new campaign."""
+    """New documents, pass + 1, for the failed jobs of a label (``parent`` = the failed one), as a new campaign.
+
+    Idempotent like a submission: the same failures resubmitted again give the same campaign (finished if an
+    earlier attempt stopped in the middle), not one more pass.
+    """
     db = runtime.db(database)
     docs, skipped = await select_jobs(db, LABEL_VIEW, label, sorted(jobdocs.RETRYABLE_STATUSES), job_ids)
     if not docs:
         return OperationOut(label=label, database=database, job_ids=[], skipped=skipped)
     _check_access(identity, docs)
-    experiment = str(docs[0]["experiment"])
-    parents = await _parent_campaigns(runtime, {str(d["campaign_id"]) for d in docs})
-    async with runtime.sessions() as session:
-        site = site_name or str(docs[0]["site"])
-        if await session.get(SiteRow, site) is None:
-            raise not_found("Site", site)
-        pass_number = await next_pass(session, experiment, database, {label})
-        row = Campaign(
-            experiment=experiment, label=label, default_label=label, request_id=docs[0].get("request_id"),
-            database=database, site=site, pass_number=pass_number, kind="resubmission",
-            parent_campaign_id=parents[0].id if parents else None,
-            content_sha256=f"resubmission:{database}:{label}:p{pass_number}", rat_v=str(docs[0].get("rat_v", "")),
-            ratdb_tag=docs[0].get("ratdb_tag"), jobs_json=_merged_jobs_json(parents, docs),
-            command_templates=_merged_templates(parents), labels=[label], created_by=identity.user,
-        )  # fmt: skip
-        session.add(row)
-        await session.commit()
+    row = await _resubmission_campaign(runtime, database, label, docs, site_name, identity)
     now = utc_now()
     new_docs = [
-        _next_pass_doc(d, pass_number, row.public_id, site, now, reason or f"resubmission of {d['_id']}") for d in docs
+        _next_pass_doc(d, row.pass_number, row.public_id, row.site, now, reason or f"resubmission of {d['_id']}")
+        for d in docs
     ]
     created, _ = await jobstore.create_docs(db, new_docs, runtime.settings.bulk_chunk)
-    entries = [(d["module"], d["run"], pass_number) for d in new_docs]
+    entries = [(d["module"], d["run"], row.pass_number) for d in new_docs]
     await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(entries))
     async with runtime.sessions() as session:
         stored = await session.get(Campaign, row.id)
         assert stored is not None
-        stored.state, stored.jobs, stored.created_docs, stored.updated_at = "created", len(new_docs), created, utcnow()
+        stored.state, stored.jobs, stored.updated_at = "created", len(new_docs), utcnow()
+        stored.created_docs += created
         session.add(stored)
         await session.commit()
         row = stored
     await announce(runtime, row)
     ids = [d["_id"] for d in new_docs]
-    await runtime.events.emit("jobs.resubmitted", experiment=experiment,
+    event_id = f"evt-resubmitted-{row.public_id}"  # one event per resubmission, however often it is sent
+    await runtime.events.emit("jobs.resubmitted", experiment=row.experiment, event_id=event_id,
                               data={"label": label, "database": database, "job_ids": ids, "mode": "next_pass",
-                                    "pass": pass_number, "parents": [d["_id"] for d in docs],
+                                    "pass": row.pass_number, "parents": [d["_id"] for d in docs],
                                     "campaign_id": row.public_id, "by": identity.user})  # fmt: skip
     runtime.wake.set()
     return OperationOut(label=label, database=database, job_ids=ids, skipped=skipped, campaign=row.public_id,
-                        pass_number=pass_number)  # fmt: skip
+                        pass_number=row.pass_number)  # fmt: skip
+
+
+async def _resubmission_campaign(
+    runtime: Runtime, database: str, label: str, docs: list[Doc], site_name: str | None, identity: Identity
+) -> Campaign:
+    """The campaign of resubmitting ``docs``: the existing one for these very failures, else a new pass."""
+    site = site_name or str(docs[0]["site"])
+    fingerprint = content_sha256({"resubmit": sorted(d["_id"] for d in docs), "database": database, "site": site})
+    parents = await _parent_campaigns(runtime, {str(d["campaign_id"]) for d in docs})
+    async with runtime.sessions() as session:
+        existing = (await session.exec(select(Campaign).where(Campaign.content_sha256 == fingerprint))).first()
+        if existing is not None:
+            return existing
+        if await session.get(SiteRow, site) is None:
+            raise not_found("Site", site)
+        experiment = str(docs[0]["experiment"])
+        row = Campaign(
+            experiment=experiment, label=label, default_label=label, request_id=docs[0].get("request_id"),
+            database=database, site=site, pass_number=await next_pass(session, experiment, database, {label}),
+            kind="resubmission", parent_campaign_id=parents[0].id if parents else None, content_sha256=fingerprint,
+            rat_v=str(docs[0].get("rat_v", "")), ratdb_tag=docs[0].get("ratdb_tag"),
+            jobs_json=_merged_jobs_json(parents, docs), command_templates=_merged_templates(parents),
+            labels=[label], created_by=identity.user,
+        )  # fmt: skip
+        session.add(row)
+        await session.commit()
+        return row
 
 
 async def _parent_campaigns(runtime: Runtime, public_ids: set[str]) -> list[Campaign]:

@@ -58,3 +58,25 @@ def test_event_feed_shows_events_as_they_happen_and_filters_them(page: Page, sys
     expect(feed.get_by_text("job.completed")).to_have_count(0)
     expect(feed.get_by_text("label.completed")).to_be_visible()
     shot(page, "events")
+
+
+def test_admin_makes_a_reader_token_and_the_reader_sees_no_admin_pages(page: Page, system: System) -> None:
+    log_in(page, system)
+    page.get_by_role("link", name="Tokens").click()
+    page.get_by_label("User").fill("dana")
+    page.get_by_label("Experiments").fill("snoplus")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.locator("#new-secret")
+    expect(secret).to_have_text(re.compile(r"^pf_"))
+    expect(page.get_by_role("row").filter(has_text="dana")).to_contain_text("reader")
+    shot(page, "tokens")
+    reader_token = secret.inner_text()
+
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, system, reader_token)
+    expect(page.locator("#who-name")).to_have_text("dana · reader")
+    expect(page.get_by_role("link", name="Tokens")).to_be_hidden()
+    page.get_by_role("link", name="Sites").click()
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="local", exact=True))
+    row.get_by_role("button", name="Drain local").click()
+    expect(page.get_by_role("alert")).to_contain_text("403")  # a reader may look, not drain

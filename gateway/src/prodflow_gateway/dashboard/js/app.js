@@ -3,6 +3,8 @@
 import { api, token } from "./api.js";
 import { fill, focusHeading, h } from "./dom.js";
 import { EventBus } from "./stream.js";
+import * as admin from "./views/admin.js";
+import * as campaigns from "./views/campaigns.js";
 import * as cycles from "./views/cycles.js";
 import * as events from "./views/events.js";
 import * as health from "./views/health.js";
@@ -10,6 +12,7 @@ import * as jobs from "./views/jobs.js";
 import * as labels from "./views/labels.js";
 import * as login from "./views/login.js";
 import * as requests from "./views/requests.js";
+import * as sites from "./views/sites.js";
 
 const ROUTES = [
   [/^\/login$/, login.render],
@@ -18,6 +21,12 @@ const ROUTES = [
   [/^\/requests$/, requests.renderList],
   [/^\/requests\/new$/, requests.renderForm],
   [/^\/requests\/([^/]+)$/, requests.renderOne],
+  [/^\/campaigns$/, campaigns.renderList],
+  [/^\/campaigns\/new$/, campaigns.renderForm],
+  [/^\/campaigns\/([^/]+)$/, campaigns.renderOne],
+  [/^\/sites$/, sites.render],
+  [/^\/catalog$/, admin.renderCatalog],
+  [/^\/tokens$/, admin.renderTokens],
   [/^\/labels$/, labels.renderList],
   [/^\/labels\/([^/]+)$/, labels.renderOne],
   [/^\/jobs$/, jobs.renderList],
@@ -55,6 +64,7 @@ function showSession() {
   document.getElementById("who").hidden = !signedIn;
   if (signedIn) {
     document.getElementById("who-name").textContent = `${app.me.user} · ${app.me.roles.join(", ")}`;
+    for (const item of document.querySelectorAll("[data-role]")) item.hidden = !app.me.roles.includes(item.dataset.role);
   }
 }
 

@@ -111,7 +111,9 @@ async function completionTimes(label) {
 export async function renderOne(root, app) {
   const [label] = app.params;
   const alert = h("div.alert", { role: "alert" });
+  const notice = h("div.notice", { role: "status" });
   const head = h("div", { "aria-live": "polite" });
+  const actions = h("div.actions");
   const modules = h("div");
   const chart = h("figure");
   const exactly = h("pre.log", { hidden: true, tabindex: "0", "aria-label": ".exactly" });
@@ -123,10 +125,25 @@ export async function renderOne(root, app) {
     }
     exactly.hidden = false;
   };
+  const saveManifest = async () => {
+    try {
+      const manifest = await api.get(`/api/grab/${seg(label)}`);
+      const blob = new Blob([JSON.stringify(manifest, null, 2)], { type: "application/json" });
+      const link = h("a", { href: URL.createObjectURL(blob), download: `${label}.manifest.json` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      notice.textContent = `Manifest of ${manifest.count} files (${manifest.total_size} bytes) saved.`;
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
   root.append(
     h("h1", {}, `Label ${label}`),
     alert,
+    notice,
     head,
+    actions,
     h("h2", {}, "Completed jobs over time"),
     chart,
     h("h2", {}, "By module"),
@@ -136,12 +153,45 @@ export async function renderOne(root, app) {
       {},
       h("a", { href: `#/jobs?label=${seg(label)}` }, "Jobs of this label"),
       " · ",
+      h("a", { href: `#/campaigns?label=${seg(label)}` }, "Campaigns"),
+      " · ",
       h("button.link", { type: "button", onclick: showExactly }, "Show .exactly"),
+      " · ",
+      h("button.link", { type: "button", onclick: saveManifest }, "Save the grab manifest"),
+      h("span.muted", {}, ` (download its files with 'prodflow grab ${label} --to DIR')`),
     ),
     exactly,
   );
   let times = [];
   let summary = null;
+  const operate = async (what, database, body) => {
+    alert.textContent = "";
+    try {
+      const done = await api.post(`/api/campaigns/by-label/${seg(label)}/${what}`, { database, ...body });
+      const extra = done.campaign ? ` as campaign ${done.campaign} (pass ${done.pass})` : "";
+      notice.textContent = `${done.job_ids.length} job${done.job_ids.length === 1 ? "" : "s"} ${what === "cancel" ? "cancelled" : "resubmitted"}${extra}.`;
+      load();
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
+  const drawActions = () => {
+    const buttons = [];
+    for (const [database, part] of Object.entries(summary.databases || {})) {
+      const counts = part.counts || {};
+      const failed = (counts.failed || 0) + (counts.partFail || 0);
+      const open = Object.entries(counts).filter(([s]) => !["completed", "failed", "cancelled", "partFail"].includes(s)).reduce((n, [, v]) => n + v, 0);
+      const where = Object.keys(summary.databases).length > 1 ? ` (${database})` : "";
+      if (failed) {
+        buttons.push(h("button", { type: "button", onclick: () => operate("resubmit", database, { mode: "next_pass", reason: "from the dashboard" }) }, `Resubmit ${failed} failed as a new pass${where}`));
+        buttons.push(h("button", { type: "button", onclick: () => operate("resubmit", database, { mode: "next_attempt", reason: "from the dashboard" }) }, `Retry ${failed} failed in the same pass${where}`));
+      }
+      if (open) {
+        buttons.push(h("button.danger", { type: "button", onclick: () => window.confirm(`Cancel ${open} unfinished jobs of ${label}?`) && operate("cancel", database, { reason: "from the dashboard" }) }, `Cancel ${open} unfinished${where}`));
+      }
+    }
+    fill(actions, buttons);
+  };
   const drawChart = () => {
     const title = `Completed jobs of ${label} over time: ${times.length} of ${summary?.jobs ?? "?"}`;
     fill(chart, plot(times, summary?.jobs || 0, title), h("figcaption.muted", {}, title));
@@ -177,6 +227,7 @@ export async function renderOne(root, app) {
           ],
         ),
       );
+      drawActions();
       times = await completionTimes(label);
       drawChart();
     } catch (error) {

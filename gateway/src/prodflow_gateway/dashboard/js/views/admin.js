@@ -1,0 +1,120 @@
+// Admin: API tokens (create, list, revoke) and the catalog's experiments and modules.
+
+import { api, seg } from "../api.js";
+import { field, fill, h, showFieldErrors, table, when } from "../dom.js";
+
+const ROLES = ["reader", "requester", "manager", "admin"];
+
+export async function renderTokens(root) {
+  const alert = h("div.alert", { role: "alert" });
+  const created = h("div", { "aria-live": "polite" });
+  const holder = h("div");
+  const user = h("input", { type: "text", required: true });
+  const experiments = h("input", { type: "text", required: true, placeholder: "snoplus, legend (or *)" });
+  const description = h("input", { type: "text" });
+  const roleBoxes = ROLES.map((role) => h("input", { type: "checkbox", id: `role-${role}`, value: role, checked: role === "reader" }));
+  const form = h(
+    "form.panel",
+    { novalidate: true },
+    h("h2", {}, "New token"),
+    field("user", "User", user),
+    field("experiments", "Experiments", experiments, "Comma-separated; * for all."),
+    h("fieldset#roles", {}, h("legend", {}, "Roles"), roleBoxes.map((box) => h("label.inline", { for: box.id }, box, box.value))),
+    field("description", "Description", description),
+    h("div.actions", {}, h("button.primary", { type: "submit" }, "Create token")),
+  );
+  root.append(h("h1", {}, "API tokens"), alert, created, holder, form);
+  const load = async () => {
+    try {
+      const tokens = await api.get("/api/auth/tokens");
+      fill(
+        holder,
+        table(tokens, [
+          { key: "id", label: "Token" },
+          { key: "user", label: "User" },
+          { key: "experiments", label: "Experiments", render: (t) => t.experiments.join(", ") },
+          { key: "roles", label: "Roles", render: (t) => t.roles.join(", ") },
+          { key: "description", label: "Description" },
+          { key: "created_at", label: "Created", render: (t) => when(t.created_at) },
+          { key: "revoked_at", label: "Revoked", render: (t) => when(t.revoked_at) },
+          {
+            key: "revoke",
+            label: "Actions",
+            render: (t) => (t.revoked_at ? "" : h("button.danger", { type: "button", onclick: () => revoke(t) }, `Revoke ${t.id}`)),
+          },
+        ]),
+      );
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
+  const revoke = async (token) => {
+    if (!window.confirm(`Revoke ${token.id} of ${token.user}? It stops working at once.`)) return;
+    try {
+      await api.del(`/api/auth/tokens/${seg(token.id)}`);
+      await load();
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.textContent = "";
+    const body = {
+      user: user.value.trim(),
+      experiments: experiments.value.split(/[\s,]+/).filter(Boolean),
+      roles: roleBoxes.filter((box) => box.checked).map((box) => box.value),
+      description: description.value.trim(),
+    };
+    try {
+      const token = await api.post("/api/auth/tokens", body);
+      showFieldErrors(form, {}, {});
+      fill(
+        created,
+        h(
+          "div.notice",
+          {},
+          h("p", {}, `Token ${token.id} for ${token.user}. Copy the secret now: it is not shown again.`),
+          h("p", {}, h("code#new-secret", {}, token.token)),
+        ),
+      );
+      form.reset();
+      await load();
+    } catch (error) {
+      const ids = { user: "user", experiments: "experiments", roles: "roles", description: "description" };
+      alert.textContent = [error.message, ...showFieldErrors(form, error.problem, ids)].join(" — ");
+    }
+  });
+  await load();
+}
+
+export async function renderCatalog(root) {
+  const alert = h("div.alert", { role: "alert" });
+  const holder = h("div");
+  root.append(h("h1", {}, "Catalog"), alert, holder);
+  try {
+    const experiments = await api.get("/api/catalog");
+    const sections = await Promise.all(
+      experiments.map(async (e) => {
+        const modules = await api.get(`/api/catalog/${seg(e.experiment)}/modules`);
+        return h(
+          "section",
+          { "aria-labelledby": `cat-${e.experiment}` },
+          h(`h2#cat-${e.experiment}`, {}, e.experiment),
+          h("p", {}, e.description, " · ", `${e.runs} runs in the run list`, " · mailing list: ", e.mailing_list.join(", ") || "-"),
+          table(modules, [
+            { key: "name", label: "Module" },
+            { key: "event_modes", label: "Event modes", render: (m) => m.event_modes.join(", ") },
+            { key: "kinds", label: "Kinds", render: (m) => m.kinds.join(", ") },
+            { key: "template_params", label: "Template", render: (m) => Object.keys(m.template_params || {}).join(", ") || "-" },
+            { key: "default_ev_per_run", label: "Events per job", num: true },
+            { key: "command", label: "Command", render: (m) => h("code", {}, m.command) },
+          ]),
+        );
+      }),
+    );
+    fill(holder, sections);
+  } catch (error) {
+    alert.textContent = error.message;
+  }
+}

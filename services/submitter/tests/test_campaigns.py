@@ -105,3 +105,12 @@ def test_invalid_entries_are_refused(entry: dict[str, Any]) -> None:
 def test_job_slots_of_by_time() -> None:
     entry = ModuleEntry.model_validate({"module": "A", "t_run": 1.5, "t_format": "hour", "n_runs": 3})
     assert list(job_slots(entry, None)) == [(1, 0, None), (2, 0, None), (3, 0, None)]
+
+
+def test_summary_agrees_with_the_documents() -> None:
+    from prodflow_submitter.campaigns import summarise
+
+    plan = _plan(FORMATS_EXAMPLE, pass_number=3)
+    summary, full = summarise(plan), expand(plan, "t")
+    assert summary.jobs == len(full.docs) == 23 and summary.exactly == full.exactly
+    assert summary.modules == full.modules and summary.docs == []

@@ -55,6 +55,11 @@ class Expansion:
     modules: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def jobs(self) -> int:
+        """How many job documents the plan makes."""
+        return sum(int(m["jobs"]) for m in self.modules)
+
+    @property
     def labels(self) -> list[str]:
         return sorted({m["label"] for m in self.modules})
 
@@ -119,34 +124,48 @@ def check_plan(plan: CampaignPlan) -> list[FieldError]:
     return errors
 
 
-def expand(plan: CampaignPlan, now: str) -> Expansion:
-    """The job documents of ``plan`` (status ``waiting``), or :class:`ExpansionError`."""
+def summarise(plan: CampaignPlan) -> Expansion:
+    """The .exactly entries and per-module counts of ``plan`` without building its documents."""
     errors = check_plan(plan)
     if errors:
         raise ExpansionError(errors)
     result = Expansion()
+    for entry in plan.jobs.modules:
+        count = events_total = 0
+        for run, _chunk, events in job_slots(entry, plan.run_list):
+            result.exactly.add((entry.module, run, plan.pass_number))
+            count += 1
+            events_total += events or 0
+        result.modules.append({"module": entry.module, "label": entry_label(entry, plan), "jobs": count,
+                               "events": events_total})  # fmt: skip
+    return result
+
+
+def job_docs(plan: CampaignPlan, now: str) -> Iterator[dict[str, Any]]:
+    """The job documents of a checked ``plan`` (status ``waiting``), one at a time."""
     ratdb_tag = plan.ratdb_tag if plan.ratdb_tag is not None else plan.jobs.ratdb_tag
     software = {"name": SOFTWARE_OF_EXPERIMENT.get(plan.experiment, "rat"), "version": plan.jobs.rat_v}
     history = [{"status": jobdocs.WAITING, "at": now, "reason": f"created by {plan.campaign_id}"}]
     for entry in plan.jobs.modules:
         label = entry_label(entry, plan)
         assert label is not None
-        count = events_total = 0
+        jobdocs.job_id(label, entry.module, 0, 0, plan.pass_number)  # checks label and module once per entry
+        prefix, suffix = f"job:{label}:{entry.module}:", f":p{plan.pass_number}"
         for run, chunk, events in job_slots(entry, plan.run_list):
-            doc_id = jobdocs.job_id(label, entry.module, run, chunk, plan.pass_number)
-            result.docs.append(
-                {
-                    "_id": doc_id, "type": "job", "experiment": plan.experiment, "label": label,
-                    "request_id": plan.request_id, "campaign_id": plan.campaign_id, "module": entry.module,
-                    "run": run, "chunk": chunk, "pass": plan.pass_number, "attempt": 1, "rat_v": plan.jobs.rat_v,
-                    "ratdb_tag": ratdb_tag, "template": dict(entry.template), "priority": entry.priority,
-                    "events": events, "seed": jobdocs.job_seed(doc_id), "site": plan.site, "backend": None,
-                    "status": jobdocs.WAITING, "parent": None, "outputs": [], "software": software,
-                    "history": history, "created_at": now, "updated_at": now,
-                }
-            )  # fmt: skip
-            result.exactly.add((entry.module, run, plan.pass_number))
-            count += 1
-            events_total += events or 0
-        result.modules.append({"module": entry.module, "label": label, "jobs": count, "events": events_total})
+            doc_id = f"{prefix}{run}:{chunk}{suffix}"
+            yield {
+                "_id": doc_id, "type": "job", "experiment": plan.experiment, "label": label,
+                "request_id": plan.request_id, "campaign_id": plan.campaign_id, "module": entry.module,
+                "run": run, "chunk": chunk, "pass": plan.pass_number, "attempt": 1, "rat_v": plan.jobs.rat_v,
+                "ratdb_tag": ratdb_tag, "template": dict(entry.template), "priority": entry.priority,
+                "events": events, "seed": jobdocs.job_seed(doc_id), "site": plan.site, "backend": None,
+                "status": jobdocs.WAITING, "parent": None, "outputs": [], "software": software,
+                "history": history, "created_at": now, "updated_at": now,
+            }  # fmt: skip
+
+
+def expand(plan: CampaignPlan, now: str) -> Expansion:
+    """The job documents of ``plan``, its .exactly entries and module counts, or :class:`ExpansionError`."""
+    result = summarise(plan)
+    result.docs = list(job_docs(plan, now))
     return result

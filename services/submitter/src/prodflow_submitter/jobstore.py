@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,23 +41,37 @@ class BulkOutcome:
     skipped: list[str] = field(default_factory=list)
 
 
-async def create_docs(db: CouchDatabase, docs: Sequence[Doc], chunk_size: int) -> tuple[int, int]:
-    """Create documents with ``_bulk_docs``; existing ids are left as they are. Returns (created, existing)."""
-    chunks = [docs[i : i + chunk_size] for i in range(0, len(docs), chunk_size)]
-    gate = asyncio.Semaphore(CREATE_PARALLEL)
+async def create_docs(db: CouchDatabase, docs: Iterable[Doc], chunk_size: int) -> tuple[int, int]:
+    """Create documents with ``_bulk_docs``; existing ids are left as they are. Returns (created, existing).
 
-    async def one(chunk: Sequence[Doc]) -> tuple[int, int]:
-        async with gate:
-            results = await db.bulk_docs(chunk, chunk_size=chunk_size)
-        created = sum(r.ok for r in results)
-        existing = sum(r.error == "conflict" for r in results)
-        failed = [r for r in results if not r.ok and r.error != "conflict"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} job documents refused, e.g. {failed[0].id}: {failed[0].reason}")
-        return created, existing
+    ``docs`` is read lazily, one chunk at a time, with up to :data:`CREATE_PARALLEL` chunks at the server: the
+    next chunk is built while the server stores the previous one, and a large campaign is never all in memory.
+    """
+    created = existing = 0
+    pending: set[asyncio.Task[tuple[int, int]]] = set()
+    source = iter(docs)
+    try:
+        while chunk := list(itertools.islice(source, chunk_size)):
+            if len(pending) >= CREATE_PARALLEL:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    c, e = task.result()
+                    created, existing = created + c, existing + e
+            pending.add(asyncio.create_task(_create_chunk(db, chunk)))
+        for c, e in await asyncio.gather(*pending):
+            created, existing = created + c, existing + e
+    finally:
+        for task in pending:
+            task.cancel()
+    return created, existing
 
-    counts = await asyncio.gather(*(one(c) for c in chunks))
-    return sum(c for c, _ in counts), sum(e for _, e in counts)
+
+async def _create_chunk(db: CouchDatabase, chunk: list[Doc]) -> tuple[int, int]:
+    results = await db.bulk_docs(chunk, chunk_size=len(chunk))
+    failed = [r for r in results if not r.ok and r.error != "conflict"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} job documents refused, e.g. {failed[0].id}: {failed[0].reason}")
+    return sum(r.ok for r in results), sum(r.error == "conflict" for r in results)
 
 
 async def update_many(db: CouchDatabase, docs: Iterable[Doc], change: Change, *, attempts: int = 5) -> BulkOutcome:

@@ -8,6 +8,7 @@ the middle. Job ids are deterministic, so finishing creates only the documents t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ from prodflow_submitter.campaigns import (
     check_plan,
     content_sha256,
     entry_label,
-    expand,
+    job_docs,
+    summarise,
 )
 from prodflow_submitter.command_template import unknown_placeholders
 from prodflow_submitter.models import Campaign, SiteRow, utcnow
@@ -163,7 +165,7 @@ async def submit(
         plan = CampaignPlan(**{**plan.__dict__, "pass_number": pass_number})
         templates = await command_templates(runtime, plan, site, body.command_template)
         if dry_run:
-            return preview(plan, expand(plan, utc_now()), templates)
+            return preview(plan, summarise(plan), templates)
         row = Campaign(
             experiment=experiment, label=body.label or sorted(labels)[0], default_label=body.label,
             request_id=plan.request_id, database=database, site=site_name, pass_number=pass_number,
@@ -185,7 +187,7 @@ async def submit(
 
 
 def expand_labels(plan: CampaignPlan) -> list[str]:
-    """The labels of a plan's modules (raises :class:`ExpansionError` like :func:`expand`)."""
+    """The labels of a plan's modules (raises :class:`ExpansionError` like :func:`summarise`)."""
     errors = check_plan(plan)
     if errors:
         raise ExpansionError(errors)
@@ -193,27 +195,29 @@ def expand_labels(plan: CampaignPlan) -> list[str]:
 
 
 def preview(plan: CampaignPlan, expansion: Expansion, templates: dict[str, str]) -> CampaignPreview:
-    """The dry-run answer."""
+    """The dry-run answer (builds only the first 100 documents, for their ids)."""
+    first = [doc["_id"] for doc in itertools.islice(job_docs(plan, utc_now()), 100)]
     return CampaignPreview(
         experiment=plan.experiment, labels=expansion.labels, database=plan.database, site=plan.site,
-        pass_number=plan.pass_number, jobs=len(expansion.docs),
+        pass_number=plan.pass_number, jobs=expansion.jobs,
         modules=[ModuleSummary(**m) for m in expansion.modules],
-        job_ids=[d["_id"] for d in expansion.docs[:100]], exactly_lines=len(expansion.exactly),
+        job_ids=first, exactly_lines=len(expansion.exactly),
         command_templates=templates,
     )  # fmt: skip
 
 
 async def finish(runtime: Runtime, row: Campaign) -> int:
     """Create the campaign's missing job documents, write its .exactly, announce it; returns documents created."""
-    expansion = expand(plan_of(row), utc_now())
+    plan = plan_of(row)
+    expansion = summarise(plan)
     created, _existing_docs = await jobstore.create_docs(
-        runtime.db(row.database), expansion.docs, runtime.settings.bulk_chunk
+        runtime.db(row.database), job_docs(plan, utc_now()), runtime.settings.bulk_chunk
     )
     await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(expansion.exactly))
     async with runtime.sessions() as session:
         stored = await session.get(Campaign, row.id)
         assert stored is not None
-        stored.state, stored.jobs, stored.updated_at = "created", len(expansion.docs), utcnow()
+        stored.state, stored.jobs, stored.updated_at = "created", expansion.jobs, utcnow()
         stored.created_docs += created
         session.add(stored)
         await session.commit()

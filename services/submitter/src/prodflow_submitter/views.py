@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prodflow_core.events import utc_now
 from prodflow_core.problems import not_found
 
 from prodflow_submitter import exactly, jobstore
-from prodflow_submitter.campaigns import expand
+from prodflow_submitter.campaigns import summarise
 from prodflow_submitter.models import Campaign, campaign_number, campaign_public_id
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import CampaignOut
@@ -50,7 +49,7 @@ async def campaign_exactly(runtime: Runtime, row: Campaign) -> str:
     path = exactly_path(runtime, row.public_id)
     text = await asyncio.to_thread(_read, path)
     if text is None:
-        text = exactly.render(expand(plan_of(row), utc_now()).exactly)
+        text = exactly.render(summarise(plan_of(row)).exactly)
     return text
 
 

@@ -176,7 +176,7 @@ async def measure(url: str, n: int, n_active: int, n_latency: int, repeat: int) 
             databases=(f"{prefix}data-production", f"{prefix}data-processing"), events_db=f"{prefix}events",
             submitter_url=sites_url, cycle_s=0.5, changes_longpoll_s=5, transfer_batch=n_active, run_loop=False,
         )  # fmt: skip
-        async with CouchClient(url) as couch:
+        async with CouchClient(url, timeout=1800) as couch:  # PouchDB builds a 100k-doc index in minutes
             events_db = couch.db(settings.events_db)
             await events_db.ensure()
             directory = SiteDirectory(sites_url, SECRET)

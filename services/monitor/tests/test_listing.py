@@ -1,0 +1,56 @@
+"""Choosing the index for a job listing, cursors, and where a job's outputs are found (pure functions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prodflow_core.backends import LocalBackend
+from prodflow_core.backends.local_runner import write_json
+from prodflow_monitor.listing import JobFilter, decode_cursor, encode_cursor, index_for
+from prodflow_monitor.loop import destination_of, output_folder
+from prodflow_monitor.sites import Site, parse_sites, policy_for
+
+
+def test_most_selective_index_is_chosen() -> None:
+    assert index_for(JobFilter(label="L", status="running")).view == "list_by_label_status"
+    by_run = index_for(JobFilter(label="L", module="M", run=7, pass_number=2))
+    assert by_run.view is None and by_run.start == "job:L:M:7:" and by_run.end == "job:L:M:7:\ufff0"
+    assert index_for(JobFilter(site="s")).start == ["s"]
+    assert index_for(JobFilter(site="s", status="failed")).start == ["s", "failed"]
+    assert index_for(JobFilter(status="waiting")).view == "list_by_status"
+    assert index_for(JobFilter()).start == "job:"
+    assert JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 2})
+    assert not JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 1})
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor("db", ["L", "running", "job:x"])) == ("db", ["L", "running", "job:x"])
+    with pytest.raises(ValueError):
+        decode_cursor("%%%")
+
+
+def test_output_folder_order_doc_then_site_root_then_local_spec(tmp_path: Path) -> None:
+    doc = {"_id": "job:L:M:5:0:p1", "backend": {"name": "local", "id": "job:L:M:5:0:p1:a1"}}
+    site = Site(name="s", backend="local", options={"work_dir": str(tmp_path / "w")})
+    backend = LocalBackend(tmp_path / "w")
+    assert output_folder(doc, site, backend) is None
+    spec = backend.root.job_dir("job:L:M:5:0:p1:a1")
+    spec.mkdir(parents=True)
+    write_json(spec / "spec.json", {"output_dir": str(tmp_path / "from-spec")})
+    assert output_folder(doc, site, backend) == tmp_path / "from-spec"
+    rooted = Site(name="s", backend="local", options={"output_root": str(tmp_path / "out")})
+    assert output_folder(doc, rooted, backend) == tmp_path / "out" / "L" / "M" / "5_0_p1"
+    assert output_folder({**doc, "output_dir": "/x/y"}, rooted, backend) == Path("/x/y")
+    assert destination_of(doc, "root://se//store/") == "root://se//store/L/M/5_0_p1"
+
+
+def test_sites_parsing_and_policy_precedence() -> None:
+    sites = parse_sites(
+        [{"name": "a", "backend": "local", "max_attempts": 5, "retry_exit_codes": [1]}, {"backend": "no name"}]
+    )
+    assert list(sites) == ["a"] and sites["a"].policy.max_attempts == 5
+    assert parse_sites({"items": [{"name": "b", "backend": "slurm"}]})["b"].backend == "slurm"
+    assert policy_for({"policy": {"max_attempts": 1}}, sites["a"]).max_attempts == 1
+    assert policy_for({"policy": {"max_attempts": "many"}}, sites["a"]).max_attempts == 5
+    assert policy_for({}, None).max_attempts == 3

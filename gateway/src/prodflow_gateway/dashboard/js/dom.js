@@ -92,3 +92,15 @@ export function focusHeading(root) {
     heading.focus({ preventScroll: false });
   }
 }
+
+/** `fn` called at most once per `ms`, after the first call of a burst (bursts of events cause one reload). */
+export function coalesce(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
+  };
+}

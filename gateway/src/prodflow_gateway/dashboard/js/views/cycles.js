@@ -2,7 +2,7 @@
 // invalidation (dry run first) and the live log of a run, streamed as SSE and resumed by byte offset.
 
 import { api, seg, token } from "../api.js";
-import { badge, field, fill, h, showFieldErrors, table, when } from "../dom.js";
+import { badge, coalesce, field, fill, h, showFieldErrors, table, when } from "../dom.js";
 import { SseParser, shortType } from "../stream.js";
 
 const OPTION_HINT = "Comma-separated Snakemake options from the allowed list, e.g. keep-going, rerun-incomplete, dry-run.";
@@ -285,13 +285,10 @@ export async function renderOne(root, app) {
     }
   };
   await load();
-  let timer = null;
+  const reload = coalesce(load, 300);
   const unsubscribe = app.bus.subscribe((event) => {
-    if (!shortType(event.type).startsWith("cycle.") || (event.data?.cycle && event.data.cycle !== name) || timer) return;
-    timer = setTimeout(() => {
-      timer = null;
-      load();
-    }, 300);
+    const ours = !event.data?.cycle || event.data.cycle === name;
+    if (ours && shortType(event.type).startsWith("cycle.")) reload();
   });
   return () => {
     unsubscribe();

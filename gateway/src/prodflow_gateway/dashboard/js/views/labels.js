@@ -2,7 +2,7 @@
 // jobs over time, and its .exactly. Live: refreshed on job and label events.
 
 import { api, seg } from "../api.js";
-import { badge, fill, h, table, when } from "../dom.js";
+import { badge, coalesce, fill, h, table, when } from "../dom.js";
 import { shortType } from "../stream.js";
 
 const PLOT_JOBS = 5000;
@@ -53,15 +53,8 @@ export async function renderList(root, app) {
     }
   };
   await load();
-  let timer = null;
-  return app.bus.subscribe((event) => {
-    const type = shortType(event.type);
-    if (!/^(job|jobs|label|campaign)\./.test(type) || timer) return;
-    timer = setTimeout(() => {
-      timer = null;
-      load();
-    }, 500);
-  });
+  const reload = coalesce(load, 500);
+  return app.bus.subscribe((event) => /^(job|jobs|label|campaign)\./.test(shortType(event.type)) && reload());
 }
 
 /** An SVG step plot of cumulative completed jobs over time; points: sorted Date values. */
@@ -235,15 +228,10 @@ export async function renderOne(root, app) {
     }
   };
   await load();
-  let timer = null;
+  const reload = coalesce(load, 400);
   return app.bus.subscribe((event) => {
-    const type = shortType(event.type);
-    if (event.data?.label !== label && !String(event.subject || "").startsWith(`job:${label}:`)) return;
-    if (!/^(job|jobs|label|output)\./.test(type) || timer) return;
-    timer = setTimeout(() => {
-      timer = null;
-      load();
-    }, 400);
+    const ours = event.data?.label === label || String(event.subject || "").startsWith(`job:${label}:`);
+    if (ours && /^(job|jobs|label|output)\./.test(shortType(event.type))) reload();
   });
 }
 

@@ -411,8 +411,11 @@ export async function renderForm(root, app) {
   const modulesBox = h("div");
   const rows = [];
   let modules = {};
+  let latest = 0;
   const loadModules = async () => {
+    const mine = ++latest;
     const list = await api.get(`/api/catalog/${seg(c.experiment.value)}/modules`);
+    if (mine !== latest) return; // the experiment or kind changed again meanwhile: a later call fills the form
     modules = Object.fromEntries(list.filter((m) => (m.kinds || ["production"]).includes(c.kind.value)).map((m) => [m.name, m]));
     rows.length = 0;
     fill(modulesBox);

@@ -341,9 +341,11 @@ class MonitorLoop:
         to_cancel: list[str] = []
         for doc in docs:
             state = states.get(ids[str(doc["_id"])])
+            if state is None:
+                continue
             decision = self._decide(doc, state, site, now)
             if decision:
-                wanted[str(doc["_id"])] = state  # type: ignore[assignment]
+                wanted[str(doc["_id"])] = state
                 if decision.cancel_at_backend:
                     to_cancel.append(ids[str(doc["_id"])])
         if to_cancel:

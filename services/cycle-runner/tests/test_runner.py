@@ -146,6 +146,15 @@ def _leftover_snakemake(events: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, start_new_session=True)
 
 
+async def _announced(published: Published, run_id: str, short_type: str) -> list[str]:
+    """The run's event types once ``short_type`` is among them (published just after the final state is stored)."""
+    for _ in range(100):
+        if short_type in published.types(run_id):
+            break
+        await asyncio.sleep(0.05)
+    return published.types(run_id)
+
+
 def _queue(sessions: async_sessionmaker[AsyncSession], tmp_path: Path, published: Published) -> RunQueue:
     settings = CycleRunnerSettings(data_dir=tmp_path, progress_interval_s=0.0, cancel_grace_s=2.0)
     return RunQueue(sessions, settings, published)
@@ -164,7 +173,7 @@ async def test_runs_in_order_with_progress(sessions: async_sessionmaker[AsyncSes
     assert done[1].started_at >= done[0].finished_at
     assert done[0].progress["done"] == done[0].progress["total"] == 3
     assert done[0].message == "3 of 3 steps done"
-    types = published.types(first.id)
+    types = await _announced(published, first.id, "cycle.run.finished")
     assert types[0] == "cycle.run.started" and types[-1] == "cycle.run.finished"
     log = _text(first.log_path)
     assert "--logger prodflow" in log and "3 of 3 steps done" in log
@@ -181,7 +190,7 @@ async def test_failure_is_reported(sessions: async_sessionmaker[AsyncSession], t
     assert (done.state, done.exit_code) == ("failed", 1)
     assert done.progress["failures"][0]["rule"] == "step"
     assert "1 failed (step)" in done.message
-    assert published.types(run.id)[-1] == "cycle.run.failed"
+    assert (await _announced(published, run.id, "cycle.run.failed"))[-1] == "cycle.run.failed"
     assert published[-1][2]["progress"]["failed"] == 1
     await queue.aclose()
 
@@ -193,7 +202,7 @@ async def test_cancel_stops_the_process_group(sessions: async_sessionmaker[Async
     run = await _submit(sessions, cycle, "slow")
     queue.wake("c1")
     pid = None
-    for _ in range(200):
+    for _ in range(600):
         async with sessions() as session:
             current = await session.get(RunRow, run.id)
             pid = current.pid if current else None
@@ -203,10 +212,10 @@ async def test_cancel_stops_the_process_group(sessions: async_sessionmaker[Async
     assert pid is not None and group_alive(pid)
     await asyncio.sleep(0.5)  # the stand-in is inside its `sleep 30` child now
     await queue.cancel(run.id)
-    done = await _final(sessions, run.id, timeout_s=10)
+    done = await _final(sessions, run.id, timeout_s=30)
     assert done.state == "cancelled"
     assert not group_alive(pid)  # the child `sleep` went with it
-    assert published.types(run.id)[-1] == "cycle.run.cancelled"
+    assert (await _announced(published, run.id, "cycle.run.cancelled"))[-1] == "cycle.run.cancelled"
     await queue.aclose()
 
 
@@ -241,12 +250,12 @@ async def test_recovery_after_a_crash(sessions: async_sessionmaker[AsyncSession]
         queue = _queue(sessions, tmp_path, published)
         await queue.recover()
         for run_id in (stale.id, dead.id):
-            row = await _final(sessions, run_id, timeout_s=1)
+            row = await _final(sessions, run_id, timeout_s=10)
             assert row.state == "interrupted"
             assert "service stopped" in row.message
         assert leftover.wait(timeout=5) == -signal.SIGTERM
         assert (await _final(sessions, waiting.id)).state == "succeeded"
-        assert published.types(stale.id) == ["cycle.run.failed"]
+        assert await _announced(published, stale.id, "cycle.run.failed") == ["cycle.run.failed"]
         await queue.aclose()
     finally:
         if leftover.poll() is None:
@@ -259,7 +268,7 @@ async def test_shutdown_interrupts_the_running_run(sessions: async_sessionmaker[
     queue = _queue(sessions, tmp_path, Published())
     run = await _submit(sessions, cycle, "slow")
     queue.wake("c1")
-    for _ in range(200):
+    for _ in range(600):
         async with sessions() as session:
             current = await session.get(RunRow, run.id)
         if current is not None and current.pid:
@@ -267,6 +276,6 @@ async def test_shutdown_interrupts_the_running_run(sessions: async_sessionmaker[
         await asyncio.sleep(0.05)
     assert current is not None and current.pid
     await queue.aclose()
-    done = await _final(sessions, run.id, timeout_s=5)
+    done = await _final(sessions, run.id, timeout_s=30)
     assert done.state == "interrupted"
     assert not group_alive(current.pid)

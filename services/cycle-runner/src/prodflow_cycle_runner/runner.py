@@ -215,7 +215,7 @@ class RunQueue:
         invocation = Invocation(**{k: run.request[k] for k in ("targets", "cores", "executor", "options")})
         prefix = config_json.execenv_prefix(setup)
         snakemake = env_dir / "bin" / "snakemake"
-        environ = run_environment(env_dir)
+        environ = run_environment(env_dir, self.settings.run_env)
         log_path, events_path = Path(run.log_path), Path(run.events_path)
         if _locked(cycle_dir):  # a run killed without cleanup leaves Snakemake's lock behind
             proc = await start_logged(unlock_argv(snakemake, prefix), cwd=cycle_dir, log_path=log_path, env=environ)
@@ -322,9 +322,10 @@ class RunQueue:
             _log.warning("could not publish %s for %s", short, run.id, exc_info=True)
 
 
-def run_environment(env_dir: Path) -> dict[str, str]:
+def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
     environ = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
+    environ.update(extra or {})
     environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
     environ["VIRTUAL_ENV"] = str(env_dir)
     environ["PYTHONNOUSERSITE"] = "1"

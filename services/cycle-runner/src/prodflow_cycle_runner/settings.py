@@ -34,6 +34,8 @@ class CycleRunnerSettings(ServiceSettings):
     slurm_plugin_requirement: str = "snakemake-executor-plugin-slurm>=1.0"
     default_pkg_versions: dict[str, str] = DEFAULT_PKG_VERSIONS
     git_protocols: str = "file:git:http:https:ssh"
+    run_env: dict[str, str] = {}
+    """Extra environment of every Snakemake run (``{"SLURM_CONF": "/etc/slurm/slurm.conf"}``); operator-set."""
     progress_interval_s: float = 2.0
     cancel_grace_s: float = 10.0
     max_cores: int = 256

@@ -32,6 +32,9 @@ FLAGS = frozenset(
         "verbose",
         "show-failed-logs",
         "nolock",
+        "slurm-no-account",
+        "slurm-requeue",
+        "slurm-keep-successful-logs",
     }
 )
 _TRIGGERS = {"mtime", "params", "input", "software-env", "code"}
@@ -68,6 +71,12 @@ VALUED: dict[str, Callable[[str], list[str]]] = {
     "allowed-rules": _words(_RULE, "rule names"),
     "rerun-triggers": _words(re.compile(r"^[a-z-]+$"), "rerun triggers", _TRIGGERS),
     "default-resources": _words(_RESOURCE, "name=value resources"),
+    "slurm-status-command": _words(re.compile(r"^(sacct|squeue)$"), "sacct or squeue"),
+    "slurm-init-seconds-before-status-checks": _int(0, 3600),
+    "slurm-status-attempts": _int(1, 100),
+    "slurm-qos": _words(_RULE, "a QOS name"),
+    "slurm-reservation": _words(_RULE, "a reservation name"),
+    "slurm-jobname-prefix": _words(_RULE, "a job name prefix"),
 }
 
 

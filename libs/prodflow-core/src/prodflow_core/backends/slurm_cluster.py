@@ -8,6 +8,7 @@ file). Clients need ``SLURM_CONF`` = :attr:`SlurmCluster.conf`, which :meth:`Slu
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -61,7 +62,7 @@ class SlurmCluster:
         self.jobcomp_log = folder / "log" / "jobcomp.log"
         self.ctld_port = ctld_port
         self.d_port = d_port
-        self.munged_pid: int | None = None
+        self.daemons: list[subprocess.Popen[bytes]] = []
 
     def env(self) -> dict[str, str]:
         """The environment for Slurm clients (``sbatch``, ``squeue``, ...)."""
@@ -83,10 +84,13 @@ class SlurmCluster:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start slurmctld and slurmd and wait until the node is idle."""
-        self.munged_pid = _ensure_munged()
         self.write_config()
+        munged = _start_munged_unless_running(self.folder / "log" / "munged.out")
+        if munged is not None:
+            self.daemons.append(munged)
         for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon, "-f", str(self.conf)], env=self.env(), check=True, timeout=30)
+            self.daemons.append(_foreground([daemon, "-D", "-f", str(self.conf)], self.folder / "log" / f"{daemon}.out",
+                                            self.env()))  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             out = subprocess.run(
@@ -98,33 +102,37 @@ class SlurmCluster:
         raise SlurmUnavailable(f"the Slurm node did not become idle; see {self.folder / 'log'}")
 
     def stop(self) -> None:
-        """Stop both daemons by the pids in their pid files, then munged if this cluster started it."""
-        for daemon in ("slurmd", "slurmctld"):
-            pid_file = self.folder / f"{daemon}.pid"
-            with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-                pid = int(pid_file.read_text().strip())
-                os.kill(pid, signal.SIGTERM)
-                _wait_gone(pid, 10.0)
-        if self.munged_pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.munged_pid, signal.SIGTERM)
-                _wait_gone(self.munged_pid, 10.0)
+        """Stop slurmd, slurmctld, then munged if this cluster started it (each its own child process)."""
+        for proc in reversed(self.daemons):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.daemons.clear()
 
 
-def _wait_gone(pid: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child after fork only calls it
+_PR_SET_PDEATHSIG = 1
 
 
-def _ensure_munged() -> int | None:
-    """Start munged unless one answers; returns the pid of the one started here."""
+def _die_with_parent() -> None:
+    # If the process that started the daemons dies without stopping them (a test run killed by a timeout),
+    # the kernel sends them SIGTERM instead of leaving them behind.
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _foreground(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A daemon run in the foreground as our child, so it is stopped with us."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
+
+
+def _start_munged_unless_running(log: Path) -> subprocess.Popen[bytes] | None:
+    """Start munged unless one answers; returns the one started here."""
     if subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode == 0:
         return None  # a munged already answers (maybe another session's): leave it alone
     if not Path("/etc/munge/munge.key").exists():
@@ -132,10 +140,13 @@ def _ensure_munged() -> int | None:
     run_dir = Path("/run/munge")
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.chown(run_dir, "munge", "munge")
-    subprocess.run(["munged", "--force"], check=True, timeout=30)
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        return int(Path("/run/munge/munged.pid").read_text().strip())
-    return None
+    munged = _foreground(["munged", "--foreground", "--force"], log)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode != 0:
+        if munged.poll() is not None or time.monotonic() > deadline:
+            raise SlurmUnavailable(f"munged did not start; see {log}")
+        time.sleep(0.1)
+    return munged
 
 
 def missing_requirement() -> str | None:

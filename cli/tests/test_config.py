@@ -31,3 +31,14 @@ def test_a_broken_config_file_is_an_error(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PRODFLOW_CONFIG", str(path))
     with pytest.raises(config.ConfigError, match="cannot read"):
         config.read_file()
+
+
+def test_merge_patch_from_dotted_assignments() -> None:
+    from prodflow_cli.commands.cycles import merge_patch_of
+
+    assert merge_patch_of(
+        ["setups.l200.pkg_versions.pygama=pygama==2.6.2", "setups.l200.execenv.cmd=null", "a.b=3"]
+    ) == {
+        "setups": {"l200": {"pkg_versions": {"pygama": "pygama==2.6.2"}, "execenv": {"cmd": None}}},
+        "a": {"b": 3},
+    }

@@ -199,3 +199,9 @@ def test_cycle_init_install_run_logs_invalidate(admin: Cli, tmp_path: Path) -> N
 
     plan = admin("cycle", "invalidate", "cli", "--target", "all-l200-p03-r001-phy-dsp.gen", "--json").json()
     assert plan["dry_run"] is True and plan["tiers"][0] == "dsp"
+
+    changed = admin("cycle", "set", "cli", "setups.l200.pkg_versions.pygama=pygama==2.6.1")
+    assert changed.code == 0, changed.stderr
+    assert admin("cycle", "config", "cli").json()["setups"]["l200"]["pkg_versions"]["pygama"] == "pygama==2.6.1"
+    escape = admin("cycle", "set", "cli", "setups.l200.paths.tier=/etc")
+    assert escape.code == ExitCode.INVALID and "setups.l200.paths.tier" in escape.stderr

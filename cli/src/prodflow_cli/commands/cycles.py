@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +12,7 @@ import typer
 from prodflow_cli.client import Gateway, segment
 from prodflow_cli.errors import CliError, Unreachable
 from prodflow_cli.exits import ExitCode
+from prodflow_cli.files import read_document
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
 app = typer.Typer(
@@ -254,3 +257,50 @@ def invalidate(
     out.say(f"{result['count']} files ({result['bytes']} bytes) of tiers {', '.join(result['tiers'])}: {verb}")
     if result["dry_run"] and result["count"]:
         out.note("run again with --apply to remove them")
+
+
+def merge_patch_of(assignments: list[str]) -> dict[str, Any]:
+    """``setups.l200.pkg_versions.pygama=pygama==2.6.2`` → a nested JSON merge patch; values are JSON if they
+    parse as JSON (``null`` removes a key), else strings."""
+    patch: dict[str, Any] = {}
+    for assignment in assignments:
+        path, eq, raw = assignment.partition("=")
+        keys = [key for key in path.split(".") if key]
+        if not eq or not keys:
+            raise CliError(f"expected KEY.PATH=VALUE, got {assignment!r}", ExitCode.USAGE)
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = patch
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise CliError(f"{path}: {key} is given a value and keys at once", ExitCode.USAGE)
+            node = child
+        node[keys[-1]] = value
+    return patch
+
+
+@command(app, "config")
+def config(name: Cycle) -> None:
+    """The cycle's config.json (legend-prodenv's shape)."""
+    output(True).data(gateway().get(f"{API}/{segment(name)}/config"))
+
+
+@command(app, "set")
+def set_config(
+    name: Cycle,
+    assignments: Annotated[
+        list[str] | None, typer.Argument(help="KEY.PATH=VALUE, e.g. setups.l200.execenv.cmd=apptainer")
+    ] = None,
+    patch_file: Annotated[Path | None, typer.Option("--patch", help="A JSON merge patch (RFC 7396) file.")] = None,
+) -> None:
+    """Change config.json values (validated by the service; refused while runs are queued)."""
+    patch = read_document(patch_file) if patch_file else {}
+    if not isinstance(patch, dict):
+        raise CliError("a merge patch must be a JSON object", ExitCode.USAGE)
+    patch.update(merge_patch_of(assignments or []))
+    if not patch:
+        raise CliError("nothing to change: give KEY.PATH=VALUE or --patch FILE", ExitCode.USAGE)
+    output(True).data(gateway().patch(f"{API}/{segment(name)}", patch))

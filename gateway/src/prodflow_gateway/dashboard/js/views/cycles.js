@@ -199,6 +199,38 @@ export async function renderOne(root, app) {
     invalidate(true);
   });
 
+  const configView = h("pre.log", { tabindex: "0", "aria-label": "config.json" });
+  const patchText = h("textarea", { rows: 4, spellcheck: "false", placeholder: '{"setups": {"l200": {"pkg_versions": {"pygama": "pygama==2.6.2"}}}}' });
+  const configForm = h(
+    "form.panel",
+    { novalidate: true },
+    h("h2", {}, "config.json"),
+    h("details", {}, h("summary", {}, "Show config.json"), configView),
+    field("patch", "Change it with a JSON merge patch", patchText, "Checked by the service; refused while runs are queued."),
+    h("div.actions", {}, h("button", { type: "submit" }, "Apply the patch")),
+  );
+  const showConfig = async () => {
+    configView.textContent = JSON.stringify(await api.get(`/api/cycles/${seg(name)}/config`), null, 2);
+  };
+  configForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.textContent = "";
+    let patch;
+    try {
+      patch = JSON.parse(patchText.value);
+    } catch (error) {
+      alert.textContent = `The patch is not JSON: ${error.message}`;
+      return;
+    }
+    try {
+      configView.textContent = JSON.stringify(await api.patch(`/api/cycles/${seg(name)}`, patch), null, 2);
+      notice.textContent = "config.json changed.";
+      patchText.value = "";
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  });
+
   const install = async (reinstall) => {
     alert.textContent = "";
     try {
@@ -229,7 +261,11 @@ export async function renderOne(root, app) {
     log,
     runForm,
     invForm,
+    configForm,
   );
+  showConfig().catch((error) => {
+    alert.textContent = error.message;
+  });
 
   const load = async () => {
     try {

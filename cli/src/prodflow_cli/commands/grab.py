@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from prodflow_monitor.download import download_manifest
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from prodflow_cli.client import segment
@@ -31,6 +30,8 @@ def grab(
 
     Each file is checked against the size and adler32 the monitor recorded; exit 11 if any does not match.
     """
+    from prodflow_monitor.download import download_manifest  # fsspec: imported only by the command that needs it
+
     params = {"module": module, "run": run, "pass": pass_number, "status": status}
     manifest: dict[str, Any] = gateway().get(f"/api/grab/{segment(label)}", params)
     out = output(as_json)

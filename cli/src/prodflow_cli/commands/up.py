@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from prodflow_cli.runner import EmbeddedSystem, run_until_interrupted
-
 app = typer.Typer()
 
 
@@ -22,5 +20,7 @@ def up(
     host: Annotated[str, typer.Option(help="Address to bind every process to.")] = "127.0.0.1",
 ) -> None:
     """Run the whole system on this machine until Ctrl-C."""
+    from prodflow_cli.runner import EmbeddedSystem, run_until_interrupted  # only 'up' needs the process machinery
+
     system = EmbeddedSystem(data_dir=data_dir.resolve(), host=host, port=port, couch_port=couch_port)
     raise typer.Exit(run_until_interrupted(system, say=lambda line: typer.echo(line)))

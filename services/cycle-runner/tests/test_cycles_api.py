@@ -124,6 +124,7 @@ async def test_patch_config(client: httpx.AsyncClient, example_repos: dict[str, 
     assert json.loads((production_root / "patched" / "config.json").read_text()) == on_disk
     removed = await client.patch("/api/cycles/patched", json={"setups": {"l200": None}})
     assert removed.status_code == 422
+    assert (await client.get("/api/cycles/patched")).json()["software"] == {"state": "none"}
 
 
 async def test_run_requests_validated(client: httpx.AsyncClient, example_repos: dict[str, str]) -> None:

@@ -225,7 +225,7 @@ async def test_software_must_be_installed(sessions: async_sessionmaker[AsyncSess
     run = await _submit(sessions, cycle, "ok")
     queue.wake("c1")
     done = await _final(sessions, run.id)
-    assert done.state == "failed" and "install the cycle's software first" in done.message
+    assert done.state == "failed" and "software is not ready: install it first" in done.message
     await queue.aclose()
 
 

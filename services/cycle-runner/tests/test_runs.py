@@ -165,3 +165,9 @@ async def test_runs_of_a_cycle_queue(client: httpx.AsyncClient, example_repos: d
     assert runs[1]["started_at"] >= runs[0]["finished_at"]
     assert runs[2]["started_at"] is None
     assert runs[0]["progress"]["total"] == 5  # dry run: 2 raw + 2 dsp + marker
+    patch = {"setups": {"l200": {"pkg_versions": {"pygama": "pygama==2.6.1"}}}}
+    assert (await client.patch("/api/cycles/queued", json=patch)).status_code == 200
+    assert (await client.get("/api/cycles/queued/software")).json()["state"] == "outdated"
+    stale = (await client.post("/api/cycles/queued/runs", json=body)).json()
+    refused = await wait_run(client, "queued", stale["id"])
+    assert refused["state"] == "failed" and "pins changed; reinstall" in refused["message"]

@@ -208,7 +208,8 @@ class RunQueue:
         cycle_dir = Path(cycle.path)
         env_dir = Path(cycle.software.get("path", ""))
         if cycle.software.get("state") != "installed" or not software.is_complete(env_dir):
-            await self._finish(run.id, "failed", None, "install the cycle's software first (POST .../software)")
+            why = "its pins changed; reinstall" if cycle.software.get("state") == "outdated" else "install it first"
+            await self._finish(run.id, "failed", None, f"the cycle's software is not ready: {why} (POST .../software)")
             return
         config = config_json.read(cycle_dir)
         _name, setup = config_json.setup_of(config, cycle.setup)

@@ -98,8 +98,22 @@ async def patch_config(
         raise unsafe_problem(problems)
     if cycle.setup not in updated["setups"]:
         raise unsafe_problem([UnsafeInput(f"setups.{cycle.setup}", "the cycle's setup cannot be removed")])
+    before = config_json.read(cycle_dir)
     config_json.write(cycle_dir, updated)
+    if (
+        _software_of(before, cycle.setup) != _software_of(updated, cycle.setup)
+        and cycle.software.get("state") == "installed"
+    ):
+        cycle.software = {**cycle.software, "state": "outdated"}
+        session.add(cycle)
+        await session.commit()
     return updated
+
+
+def _software_of(config: dict[str, Any], setup: str) -> tuple[Any, Any]:
+    """What the environment is built from: the pins and the container prefix."""
+    body = config["setups"].get(setup, {})
+    return body.get("pkg_versions"), body.get("execenv")
 
 
 def _dir(cycle: CycleRow) -> Path:

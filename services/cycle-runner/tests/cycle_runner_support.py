@@ -23,7 +23,7 @@ def identity_headers(
 ) -> dict[str, str]:
     """The signed identity header the gateway would send (valid for an hour: runs outlive the default TTL)."""
     identity = Identity(user=user, experiments=frozenset(experiments), roles=frozenset({role}))
-    return {IDENTITY_HEADER: sign_identity(identity, secret, ttl_s=3600)}
+    return {IDENTITY_HEADER: sign_identity(identity, secret, ttl_s=86_400)}
 
 
 async def wait_run(client: httpx.AsyncClient, cycle: str, rid: str, timeout_s: float = 240.0) -> dict[str, Any]:

@@ -27,7 +27,7 @@ COMMAND = "printf 'events of %s\\n' \"$PRODFLOW_JOB_NAME\" > out.root"
 
 def reader_header(secret: str, experiments: frozenset[str] = frozenset({"snoplus"})) -> dict[str, str]:
     identity = Identity(user="alice", experiments=experiments, roles=frozenset({"reader"}))
-    return {IDENTITY_HEADER: sign_identity(identity, secret, ttl_s=600)}
+    return {IDENTITY_HEADER: sign_identity(identity, secret, ttl_s=86_400)}
 
 
 def expected_output(doc: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ def _header(
     settings: MonitorSettings, experiments: set[str], roles: set[str] = frozenset({"reader"})
 ) -> dict[str, str]:  # type: ignore[assignment]
     identity = Identity(user="carol", experiments=frozenset(experiments), roles=frozenset(roles))
-    return {IDENTITY_HEADER: sign_identity(identity, settings.identity_secret, ttl_s=600)}
+    return {IDENTITY_HEADER: sign_identity(identity, settings.identity_secret, ttl_s=86_400)}
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class SmtpServer:
 def headers(user: str, *roles: str, experiments: tuple[str, ...] = ("snoplus", "legend")) -> dict[str, str]:
     """The identity header the gateway would forward."""
     identity = Identity(user=user, experiments=frozenset(experiments), roles=frozenset(roles))
-    return {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=600)}
+    return {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=86_400)}
 
 
 ALICE = headers("alice", "requester")

@@ -28,7 +28,7 @@ JOB_COMMAND = "echo {module} {run} {chunk} {events} {seed} > {label}_{module}_r{
 def headers(user: str, *roles: str, experiments: tuple[str, ...] = ("snoplus", "legend")) -> dict[str, str]:
     """The identity header the gateway would forward."""
     identity = Identity(user=user, experiments=frozenset(experiments), roles=frozenset(roles))
-    return {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=600)}
+    return {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=86_400)}
 
 
 MANAGER = headers("maria", "manager")

@@ -163,6 +163,9 @@ def test_campaign_submit_is_idempotent_and_failures_resubmit(admin: Cli, tmp_pat
     resubmitted = admin("label", "resubmit", label, "--json").json()
     assert len(resubmitted["job_ids"]) == 2 and resubmitted["pass"] == 2
     assert admin("label", "exactly", label, "--pass", "2").stdout == "CliFails 1 2\nCliFails 2 2\n"
+    new_pass = admin("campaign", "show", resubmitted["campaign"], "--json").json()
+    assert new_pass["pass"] == 2 and new_pass["jobs"] == 2
+    assert admin("campaign", "cancel", resubmitted["campaign"], "--json").code == 0
     assert admin("label", "cancel", label, "--json").code == 0
 
 
@@ -205,3 +208,31 @@ def test_cycle_init_install_run_logs_invalidate(admin: Cli, tmp_path: Path) -> N
     assert admin("cycle", "config", "cli").json()["setups"]["l200"]["pkg_versions"]["pygama"] == "pygama==2.6.1"
     escape = admin("cycle", "set", "cli", "setups.l200.paths.tier=/etc")
     assert escape.code == ExitCode.INVALID and "setups.l200.paths.tier" in escape.stderr
+
+
+def test_a_draft_is_edited_then_cancelled(admin: Cli, tmp_path: Path) -> None:
+    _module(admin, tmp_path, "CliDraft", WRITES_OUTPUT)
+    draft = admin("request", "new", str(_request_form(tmp_path, "2026-11_cli_draft_v1", "CliDraft", 100)), "--json")
+    assert draft.code == 0, draft.stderr
+    request_id = draft.json()["id"]
+    changes = tmp_path / "changes.yaml"
+    changes.write_text("title: A better title\nlabel: 2026-11_cli_draft_v2\n")
+    edited = admin("request", "edit", request_id, str(changes), "--json").json()
+    assert edited["title"] == "A better title" and edited["label"] == "2026-11_cli_draft_v2"
+    changes.write_text("colour: blue\n")
+    refused = admin("request", "edit", request_id, str(changes))
+    assert refused.code == ExitCode.INVALID and "colour" in refused.stderr
+    assert admin("request", "list", "--state", "draft", "--json").json()["items"][0]["id"] == request_id
+    assert admin("request", "cancel", request_id, "-m", "not needed", "--json").json()["state"] == "cancelled"
+    history = admin("request", "show", request_id, "--json").json()["history"]
+    assert history[-1] == {**history[-1], "state": "cancelled", "note": "not needed"}
+    assert admin("request", "show", "req-999999").code == ExitCode.NOT_FOUND
+
+
+def test_catalog_is_readable(admin: Cli) -> None:
+    experiments = {e["experiment"] for e in admin("catalog", "list", "--json").json()}
+    assert {"snoplus", "legend"} <= experiments
+    runs = admin("catalog", "runs", "snoplus", "--limit", "5", "--json").json()
+    assert len(runs["items"]) == 5 and runs["total"] >= 5
+    modules = admin("catalog", "modules", "snoplus", "--json").json()
+    assert "WaterBi214Run" in {m["name"] for m in modules}

@@ -55,7 +55,7 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen[str], list[str], int]:
     port = free_port_block()
     couch_port = next(p for p in iter(free_port, None) if not port <= p < port + 5)
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
-    env.update(extra_environment(data_dir))
+    env.update(extra_environment())
     command = [str(Path(sys.executable).parent / "prodflow"), "up", "--data-dir", str(data_dir)]
     command += ["--port", str(port), "--couch-port", str(couch_port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -99,7 +99,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         _stop(proc)
 
 
-def extra_environment(data_dir: Path) -> dict[str, str]:
+def extra_environment() -> dict[str, str]:
     """Settings the browser tests give the services: fast loops, and cycle environments reused across runs."""
     store = Path(__file__).resolve().parents[2] / ".local" / "cycle-runner" / "envs"
     return {

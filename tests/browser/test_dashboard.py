@@ -80,3 +80,13 @@ def test_admin_makes_a_reader_token_and_the_reader_sees_no_admin_pages(page: Pag
     row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="local", exact=True))
     row.get_by_role("button", name="Drain local").click()
     expect(page.get_by_role("alert")).to_contain_text("403")  # a reader may look, not drain
+
+
+def test_the_gateway_serves_the_dashboard_beside_the_api(system: System) -> None:
+    index = httpx.get(system.url + "/", timeout=10)
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in index.text
+    assert httpx.get(system.url + "/js/app.js", timeout=10).headers["content-type"].startswith("text/javascript")
+    missing = httpx.get(system.url + "/no-such-page", timeout=10)
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert httpx.get(system.url + "/api/requests", timeout=10).status_code == 401  # the API still needs a token

@@ -99,6 +99,10 @@ async def stop_group(pid: int, grace_s: float) -> None:
             return
         await asyncio.sleep(0.1)
     signal_group(pid, signal.SIGKILL)
+    for _ in range(20):
+        if not group_alive(pid):
+            return
+        await asyncio.sleep(0.05)
 
 
 def command_line(pid: int) -> list[str]:

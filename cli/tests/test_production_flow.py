@@ -229,6 +229,24 @@ def test_a_draft_is_edited_then_cancelled(admin: Cli, tmp_path: Path) -> None:
     assert admin("request", "show", "req-999999").code == ExitCode.NOT_FOUND
 
 
+def test_catalog_and_sites_are_edited_by_admins(admin: Cli, tmp_path: Path) -> None:
+    made = admin("catalog", "set-experiment", "cli-exp", "--description", "test", "--mailing-list", "l@example.org")
+    assert made.code == 0, made.stderr
+    assert admin("catalog", "add-runs", "cli-exp", "100-104:water", "200").code == 0
+    runs = admin("catalog", "runs", "cli-exp", "--json").json()
+    water = [(run, "water") for run in range(100, 105)]
+    assert [(r["run"], r["conditions"]) for r in runs["items"]] == [*water, (200, "")]
+    assert admin("catalog", "delete-run", "cli-exp", "200").code == 0
+    assert admin("catalog", "runs", "cli-exp", "--json").json()["total"] == 5
+    assert admin("catalog", "add-runs", "cli-exp", "x-y").code == ExitCode.USAGE
+
+    site = tmp_path / "site.yaml"
+    site.write_text("backend: local\nstorage_element: file:///tmp/cli-site-se\nmax_running: 2\n")
+    assert admin("site", "set", "cli-site", str(site), "--json").json()["max_running"] == 2
+    assert admin("site", "delete", "cli-site").code == 0
+    assert admin("site", "show", "cli-site").code == ExitCode.NOT_FOUND
+
+
 def test_catalog_is_readable(admin: Cli) -> None:
     experiments = {e["experiment"] for e in admin("catalog", "list", "--json").json()}
     assert {"snoplus", "legend"} <= experiments

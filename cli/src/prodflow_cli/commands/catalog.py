@@ -92,3 +92,47 @@ def delete_module(experiment: Annotated[str, typer.Argument()], module: Annotate
     """Remove a module (admin)."""
     gateway().delete(f"/api/catalog/{segment(experiment)}/modules/{segment(module)}")
     output().say(f"{experiment}/{module} removed")
+
+
+@command(app, "set-experiment")
+def set_experiment(
+    experiment: Annotated[str, typer.Argument()],
+    description: Annotated[str, typer.Option()] = "",
+    mailing_list: Annotated[
+        list[str] | None, typer.Option("--mailing-list", help="Address told of every approval (repeat).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or change an experiment of the catalog (admin)."""
+    body = {"description": description, "mailing_list": mailing_list or []}
+    saved = gateway().put(f"/api/catalog/{segment(experiment)}", body)
+    keys = ["experiment", "description", "mailing_list", "modules", "runs"]
+    output(as_json).fields(saved, [(key, key.replace("_", " ")) for key in keys])
+
+
+def _span(text: str) -> dict[str, object]:
+    """``FIRST-LAST[:CONDITIONS]`` or ``RUN[:CONDITIONS]``."""
+    runs, _, conditions = text.partition(":")
+    first, _, last = runs.partition("-")
+    if not first.isdigit() or (last and not last.isdigit()):
+        raise CliError(f"expected FIRST-LAST[:CONDITIONS], got {text!r}", ExitCode.USAGE)
+    return {"first": int(first), "last": int(last or first), "conditions": conditions}
+
+
+@command(app, "add-runs")
+def add_runs(
+    experiment: Annotated[str, typer.Argument()],
+    spans: Annotated[list[str], typer.Argument(help="FIRST-LAST[:CONDITIONS] or RUN[:CONDITIONS] (repeat).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Drop every run not given here.")] = False,
+) -> None:
+    """Add detector runs (with their conditions tag) to the run list (admin)."""
+    body = {"spans": [_span(text) for text in spans], "replace": replace}
+    written = gateway().put(f"/api/catalog/{segment(experiment)}/runs", body)
+    output().say(f"{written['runs']} runs written to the run list of {experiment}")
+
+
+@command(app, "delete-run")
+def delete_run(experiment: Annotated[str, typer.Argument()], run: Annotated[int, typer.Argument(min=1)]) -> None:
+    """Remove a run from the run list (admin)."""
+    gateway().delete(f"/api/catalog/{segment(experiment)}/runs/{run}")
+    output().say(f"run {run} removed from {experiment}")

@@ -282,6 +282,12 @@ def merge_patch_of(assignments: list[str]) -> dict[str, Any]:
     return patch
 
 
+@command(app, "software")
+def software(name: Cycle) -> None:
+    """The cycle's environment: state, path, requirements and the resolved version of every package."""
+    output(True).data(gateway().get(f"{API}/{segment(name)}/software"))
+
+
 @command(app, "config")
 def config(name: Cycle) -> None:
     """The cycle's config.json (legend-prodenv's shape)."""

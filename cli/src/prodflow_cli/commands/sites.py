@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from prodflow_cli.client import segment
+from prodflow_cli.errors import CliError
+from prodflow_cli.exits import ExitCode
+from prodflow_cli.files import read_document
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
-app = typer.Typer(help="Sites: list, show, drain (submit nothing new), undrain.", no_args_is_help=True)
+app = typer.Typer(help="Sites: list, show, drain (submit nothing new), undrain, set, delete.", no_args_is_help=True)
 
 COLUMNS = [
     ("name", "site"),
@@ -57,3 +61,23 @@ def undrain(name: Site, as_json: JsonOpt = False) -> None:
     """Submit to the site again."""
     site = gateway().post(f"/api/sites/{segment(name)}/undrain")
     output(as_json).fields(site, [("name", "site"), ("drained", "drained")])
+
+
+@command(app, "set")
+def set_site(
+    name: Site,
+    spec: Annotated[Path, typer.Argument(help="The site as JSON or YAML: backend, storage_element, limits, ...")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or replace a site (admin); its drain state is kept."""
+    body = read_document(spec)
+    if not isinstance(body, dict):
+        raise CliError(f"{spec} must hold a site (a mapping)", ExitCode.USAGE)
+    output(as_json).fields(gateway().put(f"/api/sites/{segment(name)}", body), FIELDS)
+
+
+@command(app, "delete")
+def delete(name: Site) -> None:
+    """Remove a site that has no jobs waiting or in flight (admin)."""
+    gateway().delete(f"/api/sites/{segment(name)}")
+    output().say(f"site {name} removed")

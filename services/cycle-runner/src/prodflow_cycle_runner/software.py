@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +135,14 @@ async def install(
     cwd: Path,
     reinstall: bool = False,
 ) -> dict[str, Any]:
-    """Build (or reuse) the environment of ``plan`` and point ``install_path`` at it; returns its record."""
+    """Build (or reuse) the environment of ``plan`` and point ``install_path`` at it; returns its record.
+
+    A reinstall of a shared environment builds a new one beside it, so cycles still using the old one (maybe in
+    the middle of a run) are not disturbed.
+    """
     env = env_path(plan, store, install_path)
+    if reinstall and plan.shared:
+        env = env.with_name(f"{env.name}-r{time.strftime('%Y%m%dT%H%M%S')}")
     lock = _locks.setdefault(str(env), asyncio.Lock())
     async with lock, _file_lock(env.with_name(env.name + ".lock")):
         if reinstall or not is_complete(env):

@@ -40,7 +40,7 @@ from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
 from prodflow_monitor.storage import OutputFile, TransferError, transfer_outputs
-from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final, label_status_counts
+from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final, label_has_unfinished, label_status_counts
 
 _log = logging.getLogger("prodflow.monitor.loop")
 
@@ -260,6 +260,8 @@ class MonitorLoop:
         """Emit ``label.completed`` for each of ``labels`` whose jobs are all final, once per outcome."""
         db = self.dbs[database]
         for label, experiment in sorted(labels.items()):
+            if await label_has_unfinished(db, label):
+                continue
             counts = await label_status_counts(db, label)
             if not is_label_final(counts):
                 continue

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from prodflow_core.couch import CouchDatabase, DesignDocument, View
-from prodflow_core.jobdocs import FINAL_STATUSES, JOBS_DESIGN
+from prodflow_core.jobdocs import FINAL_STATUSES, JOBS_DESIGN, STATUSES
 
 HIGH: Final[dict[str, Any]] = {}
 """The highest JSON key (``{}``): the end of a key-prefix range."""
@@ -43,6 +43,16 @@ async def label_status_counts(db: CouchDatabase, label: str) -> dict[str, int]:
     """``{status: n}`` of one label, from the ``by_label_status`` reduce."""
     rows = (await db.view("jobs", "by_label_status", group=True, startkey=[label], endkey=[label, HIGH])).rows
     return {row["key"][1]: int(row["value"]) for row in rows}
+
+
+async def label_has_unfinished(db: CouchDatabase, label: str) -> bool:
+    """True if a job of ``label`` is not final: one index lookup (``limit=1``), not a reduce over the label.
+
+    A reduce over a big label costs time proportional to its jobs on servers without stored reductions (PouchDB),
+    and this question is asked after every batch of finished jobs.
+    """
+    keys = [[label, status] for status in STATUSES if status not in FINAL_STATUSES]
+    return bool((await db.view("jobs", "by_label_status", keys=keys, reduce=False, limit=1)).rows)
 
 
 def is_label_final(counts: dict[str, int]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -71,6 +72,16 @@ def test_admin_makes_a_reader_token_and_the_reader_sees_no_admin_pages(page: Pag
     expect(page.get_by_role("row").filter(has_text="dana")).to_contain_text("reader")
     shot(page, "tokens")
     reader_token = secret.inner_text()
+
+    page.get_by_role("link", name="Sites").click()
+    page.get_by_role("button", name="Edit local").click()
+    definition = page.get_by_label("Definition (JSON)")
+    spec = json.loads(definition.input_value())
+    definition.fill(json.dumps({**spec, "max_running": 7}))
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="local saved.")).to_be_visible()
+    local = page.get_by_role("row").filter(has=page.get_by_role("cell", name="local", exact=True))
+    expect(local.get_by_role("cell", name="7", exact=True)).to_be_visible()
 
     page.get_by_role("button", name="Log out").click()
     log_in(page, system, reader_token)

@@ -104,3 +104,52 @@ export function coalesce(fn, ms) {
     }, ms);
   };
 }
+
+/**
+ * A form to create or replace a named resource from a JSON document (admins' catalog modules, sites):
+ * save(name, body) is awaited; its ApiError is shown with every bad field.
+ */
+export function jsonForm(prefix, heading, nameLabel, example, save) {
+  const name = h("input", { type: "text", required: true });
+  const text = h("textarea", { rows: 8, spellcheck: "false" });
+  text.value = JSON.stringify(example, null, 2);
+  const alert = h("div.alert", { role: "alert" });
+  const notice = h("div.notice", { role: "status" });
+  const form = h(
+    "form.panel",
+    { novalidate: true },
+    h("h2", {}, heading),
+    field(`${prefix}-name`, nameLabel, name),
+    field(`${prefix}-body`, "Definition (JSON)", text),
+    h("div.actions", {}, h("button", { type: "submit" }, "Save")),
+    alert,
+    notice,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.textContent = "";
+    notice.textContent = "";
+    let body;
+    try {
+      body = JSON.parse(text.value);
+    } catch (error) {
+      alert.textContent = `Not JSON: ${error.message}`;
+      return;
+    }
+    try {
+      await save(name.value.trim(), body);
+      notice.textContent = `${name.value.trim()} saved.`;
+    } catch (error) {
+      const problems = (error.problem?.errors || []).map((e) => `${e.field}: ${e.message}`);
+      alert.textContent = [error.message, ...problems.filter((p) => !error.message.includes(p))].join(" — ");
+    }
+  });
+  return {
+    form,
+    edit(value, spec) {
+      name.value = value;
+      text.value = JSON.stringify(spec, null, 2);
+      name.focus();
+    },
+  };
+}

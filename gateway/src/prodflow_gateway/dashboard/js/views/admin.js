@@ -1,7 +1,7 @@
 // Admin: API tokens (create, list, revoke) and the catalog's experiments and modules.
 
 import { api, seg } from "../api.js";
-import { field, fill, h, showFieldErrors, table, when } from "../dom.js";
+import { field, fill, h, jsonForm, showFieldErrors, table, when } from "../dom.js";
 
 const ROLES = ["reader", "requester", "manager", "admin"];
 
@@ -88,10 +88,15 @@ export async function renderTokens(root) {
   await load();
 }
 
-export async function renderCatalog(root) {
+const MODULE_FIELDS = ["description", "event_modes", "kinds", "command", "template_params", "default_ev_per_run", "rat_versions"];
+
+export async function renderCatalog(root, app) {
   const alert = h("div.alert", { role: "alert" });
   const holder = h("div");
+  const isAdmin = app.me.roles.includes("admin");
   root.append(h("h1", {}, "Catalog"), alert, holder);
+  let editor = null;
+  const load = async () => {
   try {
     const experiments = await api.get("/api/catalog");
     const sections = await Promise.all(
@@ -109,6 +114,14 @@ export async function renderCatalog(root) {
             { key: "template_params", label: "Template", render: (m) => Object.keys(m.template_params || {}).join(", ") || "-" },
             { key: "default_ev_per_run", label: "Events per job", num: true },
             { key: "command", label: "Command", render: (m) => h("code", {}, m.command) },
+            ...(isAdmin
+              ? [{
+                  key: "edit",
+                  label: "Actions",
+                  render: (m) =>
+                    h("button", { type: "button", onclick: () => editor.edit(`${e.experiment}/${m.name}`, Object.fromEntries(MODULE_FIELDS.map((k) => [k, m[k]]))) }, `Edit ${m.name}`),
+                }]
+              : []),
           ]),
         );
       }),
@@ -117,4 +130,21 @@ export async function renderCatalog(root) {
   } catch (error) {
     alert.textContent = error.message;
   }
+  };
+  if (isAdmin) {
+    editor = jsonForm(
+      "module",
+      "Add or replace a module",
+      "Experiment/module",
+      { description: "", event_modes: ["by_events"], kinds: ["production"], command: "rat -s {seed} -N {events} -o {output_dir}/{module}_r{run}.root mac/{module}.mac", template_params: {}, default_ev_per_run: 1000 },
+      async (path, body) => {
+        const [experiment, module] = path.split("/");
+        if (!experiment || !module) throw new Error("name it as experiment/module");
+        await api.put(`/api/catalog/${seg(experiment)}/modules/${seg(module)}`, body);
+        await load();
+      },
+    );
+    root.append(editor.form);
+  }
+  await load();
 }

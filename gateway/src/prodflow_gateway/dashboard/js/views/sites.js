@@ -1,12 +1,16 @@
 // Sites: where jobs run, with their job counts; drain (submit nothing new) and undrain.
 
 import { api, seg } from "../api.js";
-import { badge, fill, h, table } from "../dom.js";
+import { badge, fill, h, jsonForm, table } from "../dom.js";
 
-export async function render(root) {
+const SITE_FIELDS = ["backend", "storage_element", "max_running", "max_attempts", "retry_exit_codes", "max_walltime_s", "options", "queue_order", "command_template"];
+
+export async function render(root, app) {
   const alert = h("div.alert", { role: "alert" });
   const holder = h("div");
+  const isAdmin = app.me.roles.includes("admin");
   root.append(h("h1", {}, "Sites"), alert, holder);
+  let editor = null;
   const toggle = async (site) => {
     try {
       await api.post(`/api/sites/${seg(site.name)}/${site.drained ? "undrain" : "drain"}`);
@@ -30,7 +34,10 @@ export async function render(root) {
           {
             key: "action",
             label: "Actions",
-            render: (s) => h("button", { type: "button", onclick: () => toggle(s) }, s.drained ? `Undrain ${s.name}` : `Drain ${s.name}`),
+            render: (s) => [
+              h("button", { type: "button", onclick: () => toggle(s) }, s.drained ? `Undrain ${s.name}` : `Drain ${s.name}`),
+              isAdmin ? [" ", h("button", { type: "button", onclick: () => editor.edit(s.name, Object.fromEntries(SITE_FIELDS.map((k) => [k, s[k]]))) }, `Edit ${s.name}`)] : null,
+            ],
           },
         ]),
       );
@@ -38,5 +45,18 @@ export async function render(root) {
       alert.textContent = error.message;
     }
   };
+  if (isAdmin) {
+    editor = jsonForm(
+      "site",
+      "Add or replace a site",
+      "Site name",
+      { backend: "slurm", storage_element: "file:///data/se", max_running: 100, max_attempts: 3, retry_exit_codes: [137, 143], options: { partition: "debug" } },
+      async (name, body) => {
+        await api.put(`/api/sites/${seg(name)}`, body);
+        await load();
+      },
+    );
+    root.append(editor.form);
+  }
   await load();
 }

@@ -288,3 +288,26 @@ async def test_shutdown_interrupts_the_running_run(sessions: async_sessionmaker[
     done = await _final(sessions, run.id, timeout_s=30)
     assert done.state == "interrupted"
     assert await _gone(current.pid)
+
+
+async def test_interrupted_install_leaves_software_failed(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    cycle = await _cycle(sessions, tmp_path, installed=False)
+    async with sessions() as session:
+        row = await session.get(CycleRow, cycle.name)
+        assert row is not None
+        row.software = {"state": "installing"}
+        session.add(row)
+        await session.commit()
+    install = queued_run(cycle.name, cycle.path, "t", {"reinstall": False})
+    install.state, install.pid = "running", 2**22 + 9
+    async with sessions() as session:
+        session.add(install)
+        await session.commit()
+    published = Published()
+    await _queue(sessions, tmp_path, published).recover()
+    async with sessions() as session:
+        after = await session.get(CycleRow, cycle.name)
+    assert after is not None and after.software["state"] == "failed"
+    assert published.types(install.id) == ["cycle.software.failed"]

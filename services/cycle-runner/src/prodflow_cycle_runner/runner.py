@@ -104,6 +104,8 @@ class RunQueue:
             await session.commit()
             queued = (await session.exec(select(RunRow.cycle).where(RunRow.state == "queued").distinct())).all()
         for run in stale:
+            if run.kind == "install":
+                await self._install_stopped(run.cycle, run.id, run.message)
             await self._announce(run, "failed")
         for cycle in queued:
             self.wake(cycle)
@@ -284,9 +286,21 @@ class RunQueue:
         await self._update(run_id, **values)
         run = await self._get(run_id)
         if run.kind == "install":
+            if state != "succeeded":
+                await self._install_stopped(run.cycle, run.id, message)
             await self._announce(run, "installed" if state == "succeeded" else "failed")
         else:
             await self._announce(run, _RUN_EVENT.get(state, state))
+
+    async def _install_stopped(self, cycle_name: str, run_id: str, message: str) -> None:
+        """An install that ended without finishing leaves the cycle's software ``failed`` (not ``installing``)."""
+        async with self.sessions() as session:
+            cycle = await session.get(CycleRow, cycle_name)
+            if cycle is None or cycle.software.get("state") != "installing":
+                return
+            cycle.software = {"state": "failed", "install_run": run_id, "error": message}
+            session.add(cycle)
+            await session.commit()
 
     async def _set_software(self, cycle_name: str, software_state: dict[str, Any]) -> None:
         async with self.sessions() as session:

@@ -118,8 +118,11 @@ export async function renderCatalog(root, app) {
               ? [{
                   key: "edit",
                   label: "Actions",
-                  render: (m) =>
-                    h("button", { type: "button", onclick: () => editor.edit(`${e.experiment}/${m.name}`, Object.fromEntries(MODULE_FIELDS.map((k) => [k, m[k]]))) }, `Edit ${m.name}`),
+                  render: (m) => [
+                    h("button", { type: "button", "aria-label": `Edit ${m.name}`, onclick: () => editor.edit(`${e.experiment}/${m.name}`, Object.fromEntries(MODULE_FIELDS.map((k) => [k, m[k]]))) }, "Edit"),
+                    " ",
+                    h("button.danger", { type: "button", "aria-label": `Remove ${m.name}`, onclick: () => removeModule(e.experiment, m.name) }, "Remove"),
+                  ],
                 }]
               : []),
           ]),
@@ -131,7 +134,31 @@ export async function renderCatalog(root, app) {
     alert.textContent = error.message;
   }
   };
+  const removeModule = async (experiment, module) => {
+    if (!window.confirm(`Remove ${experiment}/${module} from the catalog?`)) return;
+    try {
+      await api.del(`/api/catalog/${seg(experiment)}/modules/${seg(module)}`);
+      await load();
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
   if (isAdmin) {
+    const experimentForm = jsonForm("experiment", "Add or change an experiment", "Experiment", { description: "", mailing_list: [] }, async (name, body) => {
+      await api.put(`/api/catalog/${seg(name)}`, body);
+      await load();
+    });
+    const runsForm = jsonForm(
+      "runs",
+      "Add runs to a run list",
+      "Experiment of the run list",
+      { spans: [{ first: 100000, last: 100100, conditions: "water" }], runs: [], replace: false },
+      async (name, body) => {
+        await api.put(`/api/catalog/${seg(name)}/runs`, body);
+        await load();
+      },
+    );
+    root.append(experimentForm.form, runsForm.form);
     editor = jsonForm(
       "module",
       "Add or replace a module",

@@ -19,6 +19,15 @@ export async function render(root, app) {
       alert.textContent = error.message;
     }
   };
+  const remove = async (site) => {
+    if (!window.confirm(`Remove site ${site.name}? (refused while it has unfinished jobs)`)) return;
+    try {
+      await api.del(`/api/sites/${seg(site.name)}`);
+      await load();
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
   const load = async () => {
     try {
       const sites = await api.get("/api/sites");
@@ -36,7 +45,14 @@ export async function render(root, app) {
             label: "Actions",
             render: (s) => [
               h("button", { type: "button", onclick: () => toggle(s) }, s.drained ? `Undrain ${s.name}` : `Drain ${s.name}`),
-              isAdmin ? [" ", h("button", { type: "button", onclick: () => editor.edit(s.name, Object.fromEntries(SITE_FIELDS.map((k) => [k, s[k]]))) }, `Edit ${s.name}`)] : null,
+              isAdmin
+                ? [
+                    " ",
+                    h("button", { type: "button", "aria-label": `Edit ${s.name}`, onclick: () => editor.edit(s.name, Object.fromEntries(SITE_FIELDS.map((k) => [k, s[k]]))) }, "Edit"),
+                    " ",
+                    h("button.danger", { type: "button", "aria-label": `Remove ${s.name}`, onclick: () => remove(s) }, "Remove"),
+                  ]
+                : null,
             ],
           },
         ]),

@@ -25,6 +25,14 @@ def read_document(path: Path) -> Any:
         raise CliError(f"{path} is not valid JSON or YAML: {' '.join(str(exc).split())}", ExitCode.USAGE) from exc
 
 
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A JSON or YAML object from ``path`` (``-``: stdin); ``what`` names it in the error when it is not one."""
+    value = read_document(path)
+    if not isinstance(value, dict):
+        raise CliError(f"{path} must hold {what} (a mapping)", ExitCode.USAGE)
+    return value
+
+
 def read_run_list(path: Path) -> list[int]:
     """Run numbers from a file like ``production_submit.py -L runs.txt`` takes: whitespace or comma separated,
     ``#`` comments allowed."""

@@ -8,9 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from prodflow_cli.client import segment
-from prodflow_cli.errors import CliError
-from prodflow_cli.exits import ExitCode
-from prodflow_cli.files import read_document, read_run_list, write_text
+from prodflow_cli.files import read_mapping, read_run_list, write_text
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
 app = typer.Typer(help="Campaigns: submit a jobs.json to a site, list, show, cancel.", no_args_is_help=True)
@@ -65,10 +63,7 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a jobs.json: one job document per (module, run, pass), its .exactly, jobs handed to the site."""
-    jobs = read_document(jobs_file)
-    if not isinstance(jobs, dict):
-        raise CliError(f"{jobs_file} must hold a jobs.json object", ExitCode.USAGE)
-    body: dict[str, Any] = {"jobs": jobs}
+    body: dict[str, Any] = {"jobs": read_mapping(jobs_file, "a jobs.json")}
     options = {
         "site": site,
         "database": database,

@@ -10,7 +10,7 @@ import typer
 from prodflow_cli.client import segment
 from prodflow_cli.errors import CliError
 from prodflow_cli.exits import ExitCode
-from prodflow_cli.files import read_document
+from prodflow_cli.files import read_mapping
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
 app = typer.Typer(help="The module and run catalog of each experiment.", no_args_is_help=True)
@@ -76,9 +76,7 @@ def set_module(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace a module (admin)."""
-    body = read_document(spec)
-    if not isinstance(body, dict):
-        raise CliError(f"{spec} must hold a module (a mapping)", ExitCode.USAGE)
+    body = read_mapping(spec, "a module")
     saved = gateway().put(f"/api/catalog/{segment(experiment)}/modules/{segment(module)}", body)
     out = output(as_json)
     if out.as_json:

@@ -12,7 +12,7 @@ import typer
 from prodflow_cli.client import Gateway, segment
 from prodflow_cli.errors import CliError, Unreachable
 from prodflow_cli.exits import ExitCode
-from prodflow_cli.files import read_document
+from prodflow_cli.files import read_mapping
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
 app = typer.Typer(
@@ -303,9 +303,7 @@ def set_config(
     patch_file: Annotated[Path | None, typer.Option("--patch", help="A JSON merge patch (RFC 7396) file.")] = None,
 ) -> None:
     """Change config.json values (validated by the service; refused while runs are queued)."""
-    patch = read_document(patch_file) if patch_file else {}
-    if not isinstance(patch, dict):
-        raise CliError("a merge patch must be a JSON object", ExitCode.USAGE)
+    patch = read_mapping(patch_file, "a JSON merge patch") if patch_file else {}
     patch.update(merge_patch_of(assignments or []))
     if not patch:
         raise CliError("nothing to change: give KEY.PATH=VALUE or --patch FILE", ExitCode.USAGE)

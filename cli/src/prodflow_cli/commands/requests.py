@@ -8,9 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from prodflow_cli.client import segment
-from prodflow_cli.errors import CliError
-from prodflow_cli.exits import ExitCode
-from prodflow_cli.files import read_document, write_text
+from prodflow_cli.files import read_mapping, write_text
 from prodflow_cli.output import Output
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
@@ -50,9 +48,7 @@ NoteOpt = Annotated[str, typer.Option("--note", "-m", help="Why (kept in the req
 
 
 def _form(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    form = read_document(path)
-    if not isinstance(form, dict):
-        raise CliError(f"{path} must hold a production request (a mapping)", ExitCode.USAGE)
+    form = read_mapping(path, "a production request")
     form.update({k: v for k, v in overrides.items() if v is not None})
     return form
 

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from prodflow_cli.client import segment
-from prodflow_cli.errors import CliError
-from prodflow_cli.exits import ExitCode
-from prodflow_cli.files import read_document
+from prodflow_cli.files import read_mapping
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
 app = typer.Typer(help="Sites: list, show, drain (submit nothing new), undrain, set, delete.", no_args_is_help=True)
@@ -70,9 +68,7 @@ def set_site(
     as_json: JsonOpt = False,
 ) -> None:
     """Create or replace a site (admin); its drain state is kept."""
-    body = read_document(spec)
-    if not isinstance(body, dict):
-        raise CliError(f"{spec} must hold a site (a mapping)", ExitCode.USAGE)
+    body = read_mapping(spec, "a site")
     output(as_json).fields(gateway().put(f"/api/sites/{segment(name)}", body), FIELDS)
 
 

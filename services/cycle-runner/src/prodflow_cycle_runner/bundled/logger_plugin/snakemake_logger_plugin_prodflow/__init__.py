@@ -17,7 +17,9 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-_JOB_FIELDS = ("jobid", "rule_name", "wildcards", "output", "log", "threads", "reason")
+_JOB_FIELDS = ("jobid", "rule_name", "wildcards")
+"""What progress needs of a started job; outputs and reasons are in the text log (and cost time on big DAGs)."""
+_ERROR_FIELDS = ("jobid", "rule_name", "wildcards", "output", "log")
 
 
 @dataclass
@@ -50,8 +52,10 @@ def event_of(record: LogRecord) -> dict[str, Any] | None:
         doc.update(done=record.done, total=record.total)
     elif kind == LogEvent.RUN_INFO:
         doc["stats"] = _clean(getattr(record, "stats", {}))
-    elif kind in (LogEvent.JOB_INFO, LogEvent.JOB_ERROR):
+    elif kind == LogEvent.JOB_INFO:
         doc.update({k: _clean(getattr(record, k, None)) for k in _JOB_FIELDS if hasattr(record, k)})
+    elif kind == LogEvent.JOB_ERROR:
+        doc.update({k: _clean(getattr(record, k, None)) for k in _ERROR_FIELDS if hasattr(record, k)})
     elif kind == LogEvent.JOB_STARTED:
         doc["jobs"] = _clean(getattr(record, "jobs", []))
     elif kind == LogEvent.JOB_FINISHED:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,25 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prodflow_cli.runner import free_port_block
 from prodflow_core.couch.server import free_port
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_block(size: int) -> int:
-    """A free port with the ``size - 1`` ports after it free too."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65535 and all(_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
 
 
 @dataclass
@@ -61,7 +43,7 @@ def _value(lines: list[str], key: str) -> str:
 @contextlib.contextmanager
 def embedded_system(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[System]:
     """Run ``prodflow up`` until the block ends (then Ctrl-C it, if the block did not)."""
-    port = free_block(5)
+    port = free_port_block()
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
     env.update(extra_env or {})
     command = [

@@ -78,3 +78,10 @@ async def test_live_events_arrive_and_other_experiments_are_hidden(stack: Stack)
     await _publish(stack, 2, experiment="legend", prefix="live")
     received = await asyncio.wait_for(reader, timeout=20)
     assert [f["data"]["subject"] for f in received] == ["live0", "live1"]  # type: ignore[index]
+
+
+def test_a_resume_point_that_is_not_a_sequence_is_a_400_problem(stack: Stack) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Last-Event-ID": "evt-01JDNOTASEQUENCE"}
+    answer = httpx.get(f"{stack.url}/api/events", headers=headers, timeout=10)
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["field"] == "Last-Event-ID"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, Header, Query, Request
+from prodflow_core.couch.client import CouchDatabase, looks_like_seq
+from prodflow_core.couch.errors import CouchError
+from prodflow_core.problems import FieldError, Problem
 from starlette.responses import StreamingResponse
 
 from prodflow_gateway.auth import Caller
@@ -28,11 +32,14 @@ async def events(
 ) -> StreamingResponse:
     """Follow the shared event stream: events of the caller's experiments, from ``Last-Event-ID`` (or now) on."""
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
+    resume = last_event_id or since
+    if resume is not None:
+        await _check_resume_point(request.app.state.events_db, resume)
     body = sse_stream(
         request.app.state.events_db,
         request.app.state.bell,
         identity,
-        since=last_event_id or since,
+        since=resume,
         types=wanted,
         heartbeat_s=request.app.state.settings.sse_heartbeat_s,
         max_events=limit,
@@ -40,3 +47,22 @@ async def events(
     return StreamingResponse(
         body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+async def _check_resume_point(db: CouchDatabase, seq: str) -> None:
+    """A resume point must be a sequence of the stream (an SSE ``id:``), not, say, a CloudEvent id."""
+    problem = Problem(
+        400,
+        "Bad resume point",
+        f"{seq!r} is not an event id of this stream (use the SSE 'id:' field)",
+        kind="bad-resume-point",
+        errors=[FieldError(field="Last-Event-ID", message="not a sequence of the stream")],
+    )
+    if not looks_like_seq(seq):
+        raise problem
+    try:
+        await db.changes(since=seq, limit=1)
+    except CouchError as exc:  # CouchDB 3 refuses a malformed sequence itself
+        raise problem from exc
+    except httpx.HTTPError as exc:
+        raise Problem(503, "Event stream unavailable", "CouchDB did not answer", kind="unavailable") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,18 @@ class ChangesBatch:
 def _seq(value: Any) -> str:
     # CouchDB 3 sequences are opaque strings; PouchDB Server's are integers. Keep both as text.
     return value if isinstance(value, str) else json.dumps(value)
+
+
+_SEQ = re.compile(r"^(?:now|\d+|\d+-[A-Za-z0-9_-]+)$")
+
+
+def looks_like_seq(value: str) -> bool:
+    """True if ``value`` has the shape of an update sequence: CouchDB 3's ``N-opaque`` or PouchDB's integer.
+
+    PouchDB Server answers an unparsable ``since`` with an empty, never-ending feed instead of CouchDB's 400,
+    so callers taking a sequence from outside check its shape first.
+    """
+    return bool(_SEQ.match(value))
 
 
 def _doc_path(doc_id: str) -> str:
@@ -330,4 +343,13 @@ class CouchDatabase:
         await self.put(doc)
 
 
-__all__ = ["BulkResult", "ChangesBatch", "CouchClient", "CouchDatabase", "CouchError", "Doc", "ViewResult"]
+__all__ = [
+    "BulkResult",
+    "ChangesBatch",
+    "CouchClient",
+    "CouchDatabase",
+    "CouchError",
+    "Doc",
+    "ViewResult",
+    "looks_like_seq",
+]

@@ -75,9 +75,13 @@ class LogHandler(LogHandlerBase):
     def __post_init__(self) -> None:
         path = self.settings.events if self.settings is not None else None
         self._out = open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115
+        # A dry run starts no job: its plan (run_info) is the progress; one line per planned job would only cost time.
+        self._skipped = {LogEvent.JOB_INFO} if getattr(self.common_settings, "dryrun", False) else set()
 
     def emit(self, record: LogRecord) -> None:
         if self._out is None:
+            return
+        if getattr(record, "event", None) in self._skipped:
             return
         try:
             doc = event_of(record)

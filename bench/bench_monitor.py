@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -167,14 +168,19 @@ def _follow_sse(url: str, token: str, since: str, wanted: int, arrivals: dict[st
 
 
 async def measure(url: str, n: int, n_active: int, n_latency: int, repeat: int) -> list[Figure]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-monitor-"))
+    with tempfile.TemporaryDirectory(prefix="bench-monitor-") as folder:
+        return await _measure_in(Path(folder), url, n, n_active, n_latency, repeat)
+
+
+async def _measure_in(tmp: Path, url: str, n: int, n_active: int, n_latency: int, repeat: int) -> list[Figure]:
     prefix = f"b{uuid.uuid4().hex[:8]}-"
     se = f"file://{tmp / 'se'}"
     sites = [_site("queued", tmp, 1, se), _site("fast", tmp, 64, se)]
     figures: list[Figure] = []
     with serving(_sites_app(sites)) as sites_url:
         settings = MonitorSettings(
-            couchdb_url=url, data_dir=tmp, identity_secret=SECRET, log_json=False, log_level="WARNING",
+            couchdb_url=url, data_dir=tmp, identity_secret=SECRET, log_json=False,
+            log_level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             databases=(f"{prefix}data-production", f"{prefix}data-processing"), events_db=f"{prefix}events",
             submitter_url=sites_url, cycle_s=0.5, changes_longpoll_s=5, transfer_batch=n_active, run_loop=False,
         )  # fmt: skip
@@ -299,6 +305,10 @@ async def _latency(
     ]
 
 
+def _run(url: str, args: argparse.Namespace) -> list[Figure]:
+    return asyncio.run(measure(url, args.jobs, args.active, args.latency_jobs, args.repeat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
@@ -308,7 +318,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     with couch_server(in_memory=True) as url:
-        figures = asyncio.run(measure(url, args.jobs, args.active, args.latency_jobs, args.repeat))
+        figures = _run(url, args)
     print_table(figures, as_json=args.json)
 
 

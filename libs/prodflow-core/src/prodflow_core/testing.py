@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -13,14 +14,47 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from prodflow_core.couch.client import CouchClient, CouchDatabase
-from prodflow_core.couch.server import couch_server, free_port
+from prodflow_core.couch.server import LocalCouchServer, couch_server, free_port, wants_local_server
 
 
 @pytest.fixture(scope="session")
-def couch_url() -> Iterator[str]:
+def couch_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalCouchServer | None]]:
+    """The session's CouchDB-API server: its URL, and the local process when this plugin started one.
+
+    A local server's data and log stay in pytest's temporary folder (``pouchdb-server.log``).
+    """
+    if wants_local_server():
+        with LocalCouchServer(data_dir=tmp_path_factory.mktemp("couch"), in_memory=True) as server:
+            yield server.url, server
+    else:
+        with couch_server() as url:
+            yield url, None
+
+
+@pytest.fixture(scope="session")
+def couch_url(couch_session: tuple[str, LocalCouchServer | None]) -> str:
     """URL of the session's CouchDB-API server (started here unless ``PRODFLOW_COUCHDB_URL`` is set)."""
-    with couch_server(in_memory=True) as url:
-        yield url
+    return couch_session[0]
+
+
+@pytest.fixture(autouse=True)
+def _couch_watchdog(request: pytest.FixtureRequest) -> None:
+    """Before a test that uses the server: if the local server died, say so with its log, and start it again.
+
+    The test that was running when it died has failed already; the restart keeps later tests from failing
+    only because of it.
+    """
+    if "couch_url" not in request.fixturenames:
+        return
+    _url, server = request.getfixturevalue("couch_session")
+    if server is None or server.proc is None or server.proc.poll() is None:
+        return
+    tail = server.log_path.read_text(errors="replace")[-3000:] if server.log_path.exists() else ""
+    warnings.warn(
+        f"the CouchDB-API server died (exit {server.proc.returncode}); restarting it. Log:\n{tail}", stacklevel=1
+    )
+    server.proc = None
+    server.start()
 
 
 @pytest.fixture

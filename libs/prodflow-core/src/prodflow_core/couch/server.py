@@ -201,6 +201,13 @@ def _couchdb_container() -> Iterator[str]:
         yield url
 
 
+def wants_local_server() -> bool:
+    """True when :func:`couch_server` would start PouchDB Server (no ``PRODFLOW_COUCHDB_URL``, no Docker)."""
+    if os.environ.get("PRODFLOW_COUCHDB_URL"):
+        return False
+    return os.environ.get("PRODFLOW_USE_DOCKER", "1") == "0" or not docker_engine_available()
+
+
 @contextlib.contextmanager
 def couch_server(*, data_dir: Path | None = None, in_memory: bool = True) -> Iterator[str]:
     """A CouchDB-API server's URL for the duration of the block (see the module docstring for the order)."""

@@ -105,7 +105,8 @@ async def test_killed_wrapper_is_missing_and_a_resend_runs_it_again(tmp_path: Pa
     await backend.submit([_job(tmp_path, "victim", "sleep 30")])
     job_dir = tmp_path / "work" / "jobs" / "victim"
     deadline = time.monotonic() + 10
-    while read_json(job_dir / "pid.json") is None:
+    # Kill the wrapper once its child runs (child.json is written after the spawn), so the child is orphaned.
+    while read_json(job_dir / "pid.json") is None or read_json(job_dir / "child.json") is None:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     pid = json.loads((job_dir / "pid.json").read_text())["pid"]

@@ -15,14 +15,16 @@ atomically, so any process (submitter, monitor, after a restart) can read it:
     <root>/jobs/<name>/cancelled        cancel() was asked for
     <root>/jobs/<name>/stdout.log, stderr.log
 
-A job's name is also its backend id. Whenever a wrapper finishes it claims and starts the next queued jobs, so
-the queue drains even while no service is running.
+A job's name is also its backend id. Whenever a wrapper finishes a job it claims the next queued one and runs it
+itself (one interpreter start per slot, not per job), and starts wrappers for any other free slots, so the queue
+drains even while no service is running.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import json
 import os
 import signal
@@ -120,8 +122,11 @@ class WorkRoot:
         claimed = read_json(job / "claimed")
         return claimed is not None and time.time() - float(claimed.get("t", 0)) < START_GRACE_S
 
-    def pump(self, max_running: int) -> list[str]:
-        """Release the slots of finished jobs and start queued ones up to ``max_running``; returns those started."""
+    def pump(self, max_running: int, keep: int = 0) -> list[str]:
+        """Release the slots of finished jobs and start queued ones up to ``max_running``; returns those claimed.
+
+        The first ``keep`` claimed jobs are not spawned: the calling wrapper runs them itself.
+        """
         started: list[str] = []
         with self.locked():
             running = 0
@@ -130,23 +135,36 @@ class WorkRoot:
                     running += 1
                 else:
                     entry.unlink(missing_ok=True)
-            for entry in sorted(self.queue.iterdir()):
-                if running >= max_running:
+            free = max_running - running
+            while free > 0:
+                # Plain names and a partial sort: the queue can hold 100,000 entries and this runs once per job.
+                heads = heapq.nsmallest(free, os.listdir(self.queue))
+                if not heads:
                     break
-                name = entry.read_text()
-                entry.unlink(missing_ok=True)
-                job = self.job_dir(name)
-                if (job / "cancelled").exists() or not (job / "spec.json").exists():
-                    continue
-                write_json(job / "claimed", {"t": time.time()})
-                (self.active / folder_name(name)).write_text(name)
-                started.append(name)
-                running += 1
+                for entry_name in heads:
+                    if (name := self._claim(entry_name)) is not None:
+                        started.append(name)
+                        free -= 1
         # Started outside the lock: a claimed job holds its slot (START_GRACE_S), so other pumps count it, and
         # wrappers finishing at the same time start their successors in parallel instead of one by one.
-        for name in started:
+        for name in started[keep:]:
             _spawn(self.job_dir(name))
         return started
+
+    def _claim(self, entry_name: str) -> str | None:
+        """Take one entry off the queue; the job's name if it is to be started (not cancelled, not gone)."""
+        entry = self.queue / entry_name
+        try:
+            name = entry.read_text()
+        except FileNotFoundError:
+            return None
+        entry.unlink(missing_ok=True)
+        job = self.job_dir(name)
+        if (job / "cancelled").exists() or not (job / "spec.json").exists():
+            return None
+        write_json(job / "claimed", {"t": time.time()})
+        (self.active / folder_name(name)).write_text(name)
+        return name
 
 
 def _spawn(job: Path) -> None:
@@ -242,10 +260,14 @@ def main(argv: list[str]) -> int:
         return 2
     if os.fork() > 0:
         os._exit(0)
-    job = Path(argv[2])
-    run_job(job)
-    spec = read_json(job / "spec.json") or {}
-    WorkRoot(job.parent.parent).pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)))
+    job: Path | None = Path(argv[2])
+    root = WorkRoot(Path(argv[2]).parent.parent)
+    # A finishing wrapper runs the next queued job itself: one interpreter start per slot, not per job.
+    while job is not None:
+        run_job(job)
+        spec = read_json(job / "spec.json") or {}
+        claimed = root.pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)), keep=1)
+        job = root.job_dir(claimed[0]) if claimed else None
     return 0
 
 

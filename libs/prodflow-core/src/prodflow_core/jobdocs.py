@@ -94,8 +94,9 @@ def transition(doc: dict[str, Any], wanted: str, at: str, reason: str = "") -> d
     """A copy of ``doc`` moved to ``wanted``, with the move appended to ``history`` and ``updated_at`` set.
 
     Raises :class:`InvalidTransition` when the move is not allowed. ``failed | partFail → waiting`` (a retry)
-    increments ``attempt``; ``submitted | running → waiting`` (lost by the backend) keeps it and clears
-    ``backend``.
+    increments ``attempt``; ``submitted | running → waiting`` keeps it and clears ``backend`` (a submission
+    that never reached the backend used no try). A job the backend *lost* did use one: the monitor then sets
+    ``attempt + 1`` itself (``Move.new_attempt``), so the next try runs under a new backend name.
     """
     current = str(doc.get("status"))
     if not can_transition(current, wanted):

@@ -38,6 +38,10 @@ def echo_app(settings: ServiceSettings) -> Any:
             "query": str(request.url.query),
         }
 
+    @router.get("/api/requests/echo/{name}")
+    async def echo_name(name: str, request: Request) -> dict[str, Any]:
+        return {"name": name, "raw_path": request.scope["raw_path"].decode(), "query": str(request.url.query)}
+
     from contextlib import asynccontextmanager
 
     @asynccontextmanager

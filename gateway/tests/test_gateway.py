@@ -50,6 +50,16 @@ def test_proxy_forwards_signed_identity_and_request_id_but_not_the_token(stack: 
     assert body["query"] == "x=1" and body["body_bytes"] == 2
 
 
+def test_path_is_forwarded_as_sent_percent_encoded(stack: Stack) -> None:
+    with _client(stack) as client:
+        marks = client.get("/api/requests/echo/a%3Fb%23c?x=1")
+        control = client.get("/api/requests/echo/a%15b")  # was a 500: httpx refuses a decoded control character
+    assert marks.status_code == 200, marks.text
+    assert marks.json() == {"name": "a?b#c", "raw_path": "/api/requests/echo/a%3Fb%23c", "query": "x=1"}
+    assert control.status_code == 200, control.text
+    assert control.json()["name"] == "a\x15b"
+
+
 def test_reader_cannot_write_and_other_experiment_is_forbidden(stack: Stack) -> None:
     reader = _token(stack, ["reader"], ["legend"])
     with _client(stack, reader) as client:

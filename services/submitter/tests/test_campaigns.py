@@ -114,3 +114,19 @@ def test_summary_agrees_with_the_documents() -> None:
     summary, full = summarise(plan), expand(plan, "t")
     assert summary.jobs == len(full.docs) == 23 and summary.exactly == full.exactly
     assert summary.modules == full.modules and summary.docs == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"module": "A", "t_run": 1, "t_format": "day", "n_runs": 10**18},
+        {"module": "A", "n_ev": 10**18, "ev_per_run": 1},
+        {"module": "A", "n_ev": 10**12, "ev_per_run": 1, "run_numbers": [1, 2]},
+    ],
+)
+def test_a_campaign_of_too_many_jobs_is_refused_before_expanding(entry: dict[str, Any]) -> None:
+    from prodflow_submitter.campaigns import summarise
+
+    with pytest.raises(ExpansionError) as refused:
+        summarise(_plan({"rat_v": "7", "modules": [entry]}))
+    assert [e.type for e in refused.value.errors] == ["too_many_jobs"]

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prodflow_core import jobdocs
-from prodflow_core.jobs_json import EventMode, dumps, event_mode
+from prodflow_core.jobs_json import EventMode, dumps, event_mode, module_job_count
 from prodflow_core.problems import FieldError
 
 from prodflow_submitter.exactly import Entry
 from prodflow_submitter.schemas import JobsFile, ModuleEntry
 
 SOFTWARE_OF_EXPERIMENT = {"snoplus": "rat", "legend": "remage"}
+MAX_CAMPAIGN_JOBS = 1_000_000
+"""At most this many jobs per campaign: counted before expanding, so ``n_runs: 10**18`` is a 422, not a hang."""
 
 
 class ExpansionError(ValueError):
@@ -121,6 +123,11 @@ def check_plan(plan: CampaignPlan) -> list[FieldError]:
         if mode.uses_runs and not (entry.run_numbers or plan.run_list):
             errors.append(FieldError(field=f"{where}.run_numbers", message="a run-by-run module needs run_numbers "
                                      "or a run_list at submission", type="runs_required"))  # fmt: skip
+    if not errors:
+        jobs = sum(module_job_count(e.model_dump(exclude_none=True), plan.run_list) for e in plan.jobs.modules)
+        if jobs > MAX_CAMPAIGN_JOBS:
+            errors.append(FieldError(field="jobs.modules", message=f"{jobs} jobs: a campaign makes at most "
+                                     f"{MAX_CAMPAIGN_JOBS}", type="too_many_jobs"))  # fmt: skip
     return errors
 
 

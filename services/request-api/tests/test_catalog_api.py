@@ -128,6 +128,9 @@ async def test_run_list(api: Api) -> None:
         json=form(modules=[{"module": "WaterBi214Run", "run_numbers": [400001]}]),
     )
     assert fields(gone.json()) == {"modules.0.run_numbers": "unknown_runs"}
+    endless = {"spans": [{"first": 1, "last": 10**18}]}
+    too_many = await api.client.put("/api/catalog/snoplus/runs", json=endless, headers=ADMIN)
+    assert too_many.status_code == 422 and fields(too_many.json()) == {"body": "value_error"}
     replaced = await api.client.put(
         "/api/catalog/legend/runs", json={"runs": [{"run": 7}], "replace": True}, headers=ADMIN
     )

@@ -184,12 +184,24 @@ class ExperimentOut(BaseModel):
     runs: int = 0
 
 
+MAX_RUNS_WRITTEN = 200_000
+"""At most this many runs per run-list write, one by one or in spans."""
+
+
 class RunsIn(StrictModel):
     """Runs to add to a run list (``runs`` one by one, ``spans`` as inclusive ranges of one conditions tag)."""
 
-    runs: list[Run] = Field(default_factory=list, max_length=200_000)
+    runs: list[Run] = Field(default_factory=list, max_length=MAX_RUNS_WRITTEN)
     spans: list[RunSpan] = Field(default_factory=list, max_length=10_000)
     replace: bool = Field(False, description="drop every run not given here")
+
+    @model_validator(mode="after")
+    def _spans_within_limit(self) -> RunsIn:
+        # spans are expanded run by run: bound them before, like `runs` (first 1, last 10**18 would never end)
+        total = sum(span.last - span.first + 1 for span in self.spans)
+        if total > MAX_RUNS_WRITTEN:
+            raise ValueError(f"spans cover {total} runs; at most {MAX_RUNS_WRITTEN} at once")
+        return self
 
 
 class RunPage(BaseModel):

@@ -84,6 +84,9 @@ class EmbeddedSystem:
     couch_port: int = 5984
     couch: LocalCouchServer | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Variables for every process on top of this process's environment (settings of the services)."""
+    env: dict[str, str] = field(default_factory=dict)
 
     def url_of(self, service: ServiceSpec) -> str:
         return f"http://{self.host}:{self.port + service.offset}"
@@ -93,7 +96,7 @@ class EmbeddedSystem:
         return f"http://{self.host}:{self.port}"
 
     def environment(self, couch_url: str) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**os.environ, **self.extra_env}
         env.update(
             PRODFLOW_COUCHDB_URL=couch_url,
             PRODFLOW_IDENTITY_SECRET=identity_secret(self.data_dir),
@@ -124,27 +127,50 @@ class EmbeddedSystem:
         """Start everything and wait until every process answers its health check."""
         for folder in (self.data_dir, self.data_dir / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
-        env = self.environment(self.start_couch())
+        self.env = self.environment(self.start_couch())
         for spec in SERVICES:
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                spec.factory,
-                "--factory",
-                "--host",
-                self.host,
-                "--port",
-                str(self.port + spec.offset),
-                "--no-access-log",
-            ]
-            with open(self.data_dir / "logs" / f"{spec.name}.log", "ab") as log:
-                self.procs[spec.name] = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
+            self._launch(spec)
         deadline = time.monotonic() + timeout_s
         for spec in SERVICES:
             self._wait_healthy(spec, deadline)
+
+    def _launch(self, spec: ServiceSpec) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            spec.factory,
+            "--factory",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port + spec.offset),
+            "--no-access-log",
+        ]
+        with open(self.log_of(spec.name), "ab") as log:
+            self.procs[spec.name] = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (a service, the gateway or ``couchdb``) and reap it: a crash, for fault tests."""
+        proc = self.couch.proc if name == "couchdb" and self.couch else self.procs.get(name)
+        if proc is None:
+            raise RunnerError(f"no running process {name!r}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, name: str, timeout_s: float = 90.0) -> None:
+        """Start one process again after :meth:`kill` (CouchDB on its port and data) and wait until healthy."""
+        if name == "couchdb":
+            if self.couch is None:
+                raise RunnerError("the CouchDB-API server was not started by this runner")
+            self.couch.start()
+            return
+        spec = next(s for s in SERVICES if s.name == name)
+        self._launch(spec)
+        self._wait_healthy(spec, time.monotonic() + timeout_s)
 
     def _wait_healthy(self, spec: ServiceSpec, deadline: float) -> None:
         proc = self.procs[spec.name]

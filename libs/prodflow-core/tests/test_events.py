@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from prodflow_core.couch import CouchDatabase
-from prodflow_core.events import CloudEvent, EventPublisher, event_follower, make_event, new_event_id
+from prodflow_core.couch import CouchClient, CouchDatabase
+from prodflow_core.couch.server import free_port
+from prodflow_core.events import (
+    BackloggedPublisher,
+    CloudEvent,
+    EventPublisher,
+    event_follower,
+    make_event,
+    new_event_id,
+)
 
 MakeDb = Callable[[str], Awaitable[CouchDatabase]]
 
@@ -52,3 +61,28 @@ async def test_publish_twice_is_harmless_and_follower_filters_types(fresh_db: Ma
     assert [e.id for e in seen] == [first.id] and seen[0].data == {"label": "L"}
     again = event_follower(db, "tests", handle, types=["request.approved"])
     assert await again.poll_once(wait=False) == 0  # resumed from the stored checkpoint
+
+
+@pytest.mark.integration
+async def test_backlog_keeps_events_while_the_server_is_away(fresh_db: MakeDb) -> None:
+    db = await fresh_db("events")
+    async with CouchClient(f"http://127.0.0.1:{free_port()}") as nowhere:
+        publisher = EventPublisher(nowhere.db(db.name), "/services/test")  # connections refused: server away
+        backlogged = BackloggedPublisher(publisher, retry_s=0.05)
+        waiting = [await backlogged.emit("cycle.run.progress", subject=f"run-{i}") for i in range(3)]
+        assert [e.id for e in backlogged.backlog] == [e.id for e in waiting]
+        assert not await backlogged.flush()
+
+    publisher.db = db  # the server is back
+    stop = asyncio.Event()
+    runner = asyncio.create_task(backlogged.run(stop))
+    later = await backlogged.emit("cycle.run.finished", subject="run-3")  # queued behind the backlog
+    for _ in range(100):
+        if not backlogged.backlog:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await runner
+    stored = (await db.changes(since="0")).results  # in the order the server took them
+    assert [r["id"] for r in stored] == [e.id for e in [*waiting, later]]
+    assert (await db.get(later.id))["subject"] == "run-3"

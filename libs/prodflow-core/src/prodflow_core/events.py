@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from prodflow_core.couch.changes import Change, ChangesFollower
 from prodflow_core.couch.client import CouchDatabase
-from prodflow_core.couch.errors import DocumentConflict
+from prodflow_core.couch.errors import CouchError, DocumentConflict
 
+_log = logging.getLogger("prodflow.events")
 TYPE_PREFIX = "org.prodflow."
 EVENT_ID_PREFIX = "evt-"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -116,6 +121,80 @@ class EventPublisher:
         )
         await self.publish(event)
         return event
+
+
+class BackloggedPublisher:
+    """An :class:`EventPublisher` that keeps what the CouchDB server did not take and stores it later, in order.
+
+    ``emit`` stores at once while the server answers; while it is away, events wait in a bounded in-memory backlog
+    (oldest dropped past ``limit``, logged) that :meth:`run` retries every ``retry_s`` under the same ids, so an
+    event is never stored twice. For services whose events are announcements of their own state (cycle runs),
+    not work items: those that must survive a crash of the service itself go through an SQL outbox instead.
+    """
+
+    def __init__(self, publisher: EventPublisher, *, retry_s: float = 1.0, limit: int = 10_000) -> None:
+        self.publisher = publisher
+        self.retry_s = retry_s
+        self.limit = limit
+        self.backlog: collections.deque[CloudEvent] = collections.deque()
+        self._wake = asyncio.Event()
+
+    async def emit(
+        self,
+        short_type: str,
+        *,
+        subject: str | None = None,
+        experiment: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> CloudEvent:
+        """Store an event now, or queue it behind those still waiting (order is kept)."""
+        event = make_event(short_type, self.publisher.source, subject=subject, experiment=experiment, data=data)
+        if not self.backlog:
+            try:
+                await self.publisher.publish(event)
+                return event
+            except (httpx.HTTPError, CouchError) as exc:
+                _log.warning("event %s not stored (%s); kept for a retry", event.type, exc)
+        if len(self.backlog) >= self.limit:
+            dropped = self.backlog.popleft()
+            _log.error("event backlog full: dropped %s %s", dropped.type, dropped.id)
+        self.backlog.append(event)
+        self._wake.set()
+        return event
+
+    async def flush(self) -> bool:
+        """Try to store the backlog once; True when it is empty."""
+        batch = list(self.backlog)
+        if not batch:
+            return True
+        try:
+            await self.publisher.publish_many(batch)
+        except (httpx.HTTPError, CouchError):
+            return False
+        for _ in batch:
+            self.backlog.popleft()
+        return not self.backlog
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Retry the backlog until ``stop``; a last try at the end."""
+        while not stop.is_set():
+            if not self.backlog:
+                self._wake.clear()
+                await _first_of(stop, self._wake)
+                continue
+            if not await self.flush():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.retry_s)
+        await self.flush()
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def event_of(change: Change) -> CloudEvent | None:

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from prodflow_core.events import EventPublisher
-from prodflow_core.service import couch_resources, create_service_app
+from prodflow_core.events import BackloggedPublisher
+from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import make_engine, session_maker
 
 from prodflow_cycle_runner.models import CycleRow, RunRow
@@ -34,18 +34,22 @@ def create_app(settings: CycleRunnerSettings | None = None) -> FastAPI:
         app.state.sessions = session_maker(engine)
         try:
             async with couch_resources(app, settings):
-                events: EventPublisher = app.state.events
+                # Run announcements made while CouchDB is away are stored when it is back, in order.
+                events = BackloggedPublisher(app.state.events)
+                workers = Workers()
+                workers.start("event-backlog", events.run(workers.stop))
 
                 async def publish(short_type: str, subject: str, experiment: str, data: dict[str, Any]) -> None:
                     await events.emit(short_type, subject=subject, experiment=experiment or None, data=data)
 
                 app.state.publish = publish
                 app.state.queue = RunQueue(app.state.sessions, settings, publish)
-                await app.state.queue.recover()
                 try:
+                    await app.state.queue.recover()
                     yield
                 finally:
                     await app.state.queue.aclose()
+                    await workers.aclose()
         finally:
             await engine.dispose()
 

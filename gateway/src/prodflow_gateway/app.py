@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prodflow_core.service import Workers, couch_resources, create_service_app
-from prodflow_core.sql import create_tables, make_engine, session_maker
+from prodflow_core.sql import sql_database
 
 from prodflow_gateway import models  # noqa: F401  (registers the tables)
 from prodflow_gateway.events import EventBell
@@ -34,18 +34,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.sql_url())
-        await create_tables(engine)
-        sessions = session_maker(engine)
-        app.state.sessions = sessions
-        app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
-        await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
         timeout = httpx.Timeout(settings.proxy_timeout_s, connect=settings.connect_timeout_s)
         workers = Workers()
         async with (
+            sql_database(app, settings.sql_url()),
             httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=500)) as http,
             couch_resources(app, settings) as couch,
         ):
+            sessions = app.state.sessions
+            app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
+            await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
             app.state.http = http
             app.state.events_db = couch.db(settings.events_db)
             app.state.bell = EventBell(app.state.events_db)
@@ -55,7 +53,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 yield
             finally:
                 await workers.aclose()
-                await engine.dispose()
 
     app = create_service_app(
         name=NAME,

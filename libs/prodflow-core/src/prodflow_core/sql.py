@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from sqlalchemy import event
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import Table, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -42,10 +43,35 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
-async def create_tables(engine: AsyncEngine, metadata: Any = None) -> None:
-    """Create the tables of ``metadata`` (default: every SQLModel table imported) if they are missing."""
+async def create_tables(engine: AsyncEngine, tables: Sequence[Table] | None = None) -> None:
+    """Create ``tables`` (default: every SQLModel table imported) if they are missing.
+
+    A service names its own tables: other services' models may be imported in the same process.
+    """
     async with engine.begin() as conn:
-        await conn.run_sync((metadata or SQLModel.metadata).create_all)
+        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=tables))
+
+
+@asynccontextmanager
+async def sql_database(app: FastAPI, url: str, tables: Sequence[Table] | None = None) -> AsyncIterator[AsyncEngine]:
+    """A service's SQL database for the life of its app.
+
+    Opens the engine, creates ``tables``, sets ``app.state.sessions`` and the ``sql`` health check, and disposes
+    of the engine at the end.
+    """
+    engine = make_engine(url)
+    try:
+        await create_tables(engine, tables)
+        app.state.sessions = session_maker(engine)
+
+        async def sql_alive() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        app.state.health_checks["sql"] = sql_alive
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from prodflow_core.events import BackloggedPublisher
 from prodflow_core.service import Workers, couch_resources, create_service_app
-from prodflow_core.sql import make_engine, session_maker
+from prodflow_core.sql import sql_database
 
 from prodflow_cycle_runner.models import CycleRow, RunRow
 from prodflow_cycle_runner.routes import ROUTERS
@@ -27,31 +27,24 @@ def create_app(settings: CycleRunnerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.root().mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.sql_url())
-        async with engine.begin() as conn:
-            tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
-            await conn.run_sync(lambda c: CycleRow.metadata.create_all(c, tables=tables))
-        app.state.sessions = session_maker(engine)
-        try:
-            async with couch_resources(app, settings):
-                # Run announcements made while CouchDB is away are stored when it is back, in order.
-                events = BackloggedPublisher(app.state.events)
-                workers = Workers()
-                workers.start("event-backlog", events.run(workers.stop))
+        tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
+        async with sql_database(app, settings.sql_url(), tables), couch_resources(app, settings):
+            # Run announcements made while CouchDB is away are stored when it is back, in order.
+            events = BackloggedPublisher(app.state.events)
+            workers = Workers()
+            workers.start("event-backlog", events.run(workers.stop))
 
-                async def publish(short_type: str, subject: str, experiment: str, data: dict[str, Any]) -> None:
-                    await events.emit(short_type, subject=subject, experiment=experiment or None, data=data)
+            async def publish(short_type: str, subject: str, experiment: str, data: dict[str, Any]) -> None:
+                await events.emit(short_type, subject=subject, experiment=experiment or None, data=data)
 
-                app.state.publish = publish
-                app.state.queue = RunQueue(app.state.sessions, settings, publish)
-                try:
-                    await app.state.queue.recover()
-                    yield
-                finally:
-                    await app.state.queue.aclose()
-                    await workers.aclose()
-        finally:
-            await engine.dispose()
+            app.state.publish = publish
+            app.state.queue = RunQueue(app.state.sessions, settings, publish)
+            try:
+                await app.state.queue.recover()
+                yield
+            finally:
+                await app.state.queue.aclose()
+                await workers.aclose()
 
     return create_service_app(
         name=NAME,

@@ -9,14 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prodflow_core.events import event_follower
 from prodflow_core.service import Workers, couch_resources, create_service_app
-from prodflow_core.sql import make_engine, session_maker
-from sqlalchemy import text
+from prodflow_core.sql import sql_database
 
 from prodflow_request_api.catalog import load_seed
 from prodflow_request_api.catalog_store import seed_catalog
 from prodflow_request_api.following import CONSUMER, FOLLOWED, RequestFollower
 from prodflow_request_api.mail import SmtpConfig
-from prodflow_request_api.models import create_request_tables
+from prodflow_request_api.models import TABLES
 from prodflow_request_api.outbox import Outbox
 from prodflow_request_api.routes import catalog, requests
 from prodflow_request_api.settings import RequestApiSettings
@@ -33,21 +32,14 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.sql_url())
         workers = Workers()
-        try:
-            await create_request_tables(engine)
-            app.state.sessions = sessions = session_maker(engine)
+        async with sql_database(app, settings.sql_url(), TABLES):
+            sessions = app.state.sessions
             async with sessions() as session:
                 added = await seed_catalog(session, load_seed(settings.catalog_seed))
             if added:
                 _log.info("catalog seeded for %s", ", ".join(added))
 
-            async def sql_alive() -> None:
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-
-            app.state.health_checks["sql"] = sql_alive
             async with couch_resources(app, settings):
                 outbox = Outbox(
                     sessions,
@@ -77,8 +69,6 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
                         # Safe to cut short: the checkpoint only moves after a batch was handled.
                         following.cancel()
                     await workers.aclose()
-        finally:
-            await engine.dispose()
 
     return create_service_app(
         name=NAME,

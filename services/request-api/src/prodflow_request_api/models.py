@@ -9,7 +9,6 @@ every database.
 from typing import Any
 
 from sqlalchemy import JSON, Column, Integer, LargeBinary, UniqueConstraint
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
 _request_version = Column("version", Integer, nullable=False, default=1)
@@ -134,9 +133,3 @@ TABLES = [
     SQLModel.metadata.tables[model.__tablename__]
     for model in (RequestRow, HistoryRow, MailRow, EventRow, CatalogExperimentRow, CatalogModuleRow, CatalogRunRow)
 ]
-
-
-async def create_request_tables(engine: AsyncEngine) -> None:
-    """Create this service's tables (only these: other services' models may be imported in the same process)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: SQLModel.metadata.create_all(sync_conn, tables=TABLES))

@@ -12,12 +12,11 @@ from fastapi import FastAPI
 from prodflow_core.events import CloudEvent, event_follower
 from prodflow_core.jobdocs import ensure_job_databases
 from prodflow_core.service import Workers, couch_resources, create_service_app
-from prodflow_core.sql import make_engine, session_maker
-from sqlalchemy import text
+from prodflow_core.sql import sql_database
 
 from prodflow_submitter.following import CONSUMER, FOLLOWED, on_request_approved
 from prodflow_submitter.jobstore import SUBMITTER_DESIGN
-from prodflow_submitter.models import create_submitter_tables
+from prodflow_submitter.models import TABLES
 from prodflow_submitter.queue import SubmissionLoop
 from prodflow_submitter.request_api import RequestApi
 from prodflow_submitter.routes import campaigns, labels, sites
@@ -36,50 +35,44 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.sql_url())
         workers = Workers()
         request_api = RequestApi(
             settings.request_api_url, settings.identity_secret, timeout_s=settings.catalog_timeout_s
         )
         try:
-            await create_submitter_tables(engine)
-            sessions = session_maker(engine)
-            loaded = await load_sites(sessions, settings)
-            if loaded:
-                _log.info("sites loaded: %s", ", ".join(loaded))
+            async with sql_database(app, settings.sql_url(), TABLES):
+                sessions = app.state.sessions
+                loaded = await load_sites(sessions, settings)
+                if loaded:
+                    _log.info("sites loaded: %s", ", ".join(loaded))
 
-            async def sql_alive() -> None:
-                async with engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                async with couch_resources(app, settings) as client:
+                    prefix = settings.job_database_prefix
+                    databases = await ensure_job_databases(client, [SUBMITTER_DESIGN], prefix=prefix)
+                    runtime = Runtime(settings, sessions, databases, app.state.events, request_api)
+                    app.state.runtime = runtime
+                    app.state.loop = loop = SubmissionLoop(runtime)
+                    if settings.run_submission_loop:
+                        workers.start("submission-loop", loop.run(workers.stop))
+                    if settings.follow_events:
 
-            app.state.health_checks["sql"] = sql_alive
-            async with couch_resources(app, settings) as client:
-                databases = await ensure_job_databases(client, [SUBMITTER_DESIGN], prefix=settings.job_database_prefix)
-                runtime = Runtime(settings, sessions, databases, app.state.events, request_api)
-                app.state.runtime = runtime
-                app.state.loop = loop = SubmissionLoop(runtime)
-                if settings.run_submission_loop:
-                    workers.start("submission-loop", loop.run(workers.stop))
-                if settings.follow_events:
+                        async def handle(event: CloudEvent, _seq: str) -> None:
+                            await on_request_approved(runtime, event)
 
-                    async def handle(event: CloudEvent, _seq: str) -> None:
-                        await on_request_approved(runtime, event)
-
-                    follower = event_follower(
-                        client.db(settings.events_db),
-                        CONSUMER,
-                        handle,
-                        types=FOLLOWED,
-                        longpoll_s=settings.changes_longpoll_s,
-                    )
-                    workers.start("request-follower", _cancelled_on(workers.stop, follower.run(workers.stop)))
-                try:
-                    yield
-                finally:
-                    await workers.aclose()
+                        follower = event_follower(
+                            client.db(settings.events_db),
+                            CONSUMER,
+                            handle,
+                            types=FOLLOWED,
+                            longpoll_s=settings.changes_longpoll_s,
+                        )
+                        workers.start("request-follower", _cancelled_on(workers.stop, follower.run(workers.stop)))
+                    try:
+                        yield
+                    finally:
+                        await workers.aclose()
         finally:
             await request_api.aclose()
-            await engine.dispose()
 
     return create_service_app(
         name=NAME,

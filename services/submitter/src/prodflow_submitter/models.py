@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
 
@@ -82,8 +81,4 @@ def campaign_number(public_id: str) -> int | None:
     return int(digits) if prefix == "camp" and digits.isdigit() else None
 
 
-async def create_submitter_tables(engine: AsyncEngine) -> None:
-    """Create the campaign and site tables if missing (only ours, whatever else is imported)."""
-    tables = [SQLModel.metadata.tables[name] for name in ("campaign", "site")]
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=tables))
+TABLES = [SQLModel.metadata.tables[name] for name in ("campaign", "site")]

@@ -183,6 +183,7 @@ async def _measure_in(tmp: Path, url: str, n: int, n_active: int, n_latency: int
             log_level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             databases=(f"{prefix}data-production", f"{prefix}data-processing"), events_db=f"{prefix}events",
             submitter_url=sites_url, cycle_s=0.5, changes_longpoll_s=5, transfer_batch=n_active, run_loop=False,
+            summary_ttl_s=0,  # every summary read computed anew: the figure is the reduce, not a reuse
         )  # fmt: skip
         async with CouchClient(url, timeout=1800) as couch:  # PouchDB builds a 100k-doc index in minutes
             events_db = couch.db(settings.events_db)

@@ -14,6 +14,7 @@ from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.routes import grab, jobs, labels, metrics
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sites import SiteDirectory
+from prodflow_monitor.summary import SummaryCache
 
 NAME = "monitor"
 
@@ -50,5 +51,6 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         routers=[jobs.router, labels.router, grab.router, metrics.router],
     )
     app.state.metrics = MonitorMetrics()
+    app.state.summaries = SummaryCache(settings.summary_ttl_s)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per CouchDB request drowns the service's own
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -67,6 +69,45 @@ async def label_summary(dbs: Sequence[CouchDatabase], label: str) -> dict[str, A
     total["complete"] = is_label_final(total["counts"])
     total["final"] = sum(n for status, n in total["counts"].items() if status in FINAL_STATUSES)
     return {"label": label, **total, "databases": per_db}
+
+
+class SummaryCache:
+    """Label summaries shared by the callers who ask at once, and reused for a short while.
+
+    A reduce over a label costs time proportional to its jobs on servers without stored reductions (PouchDB
+    reduces a 100k-job label in about 5 s of its only CPU), so every reader must not start one of its own: a
+    summary being computed is awaited by every caller of its label, and a finished one is reused for ``ttl_s``, or
+    for as long as it took to compute if that was longer (``ttl_s = 0``: finished summaries are never reused).
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[asyncio.Task[dict[str, Any]], float]] = {}
+
+    async def get(self, dbs: Sequence[CouchDatabase], label: str) -> dict[str, Any]:
+        now = time.monotonic()
+        entry = self._entries.get(label)
+        if entry is None or (entry[0].done() and (_failed(entry[0]) or now >= entry[1])):
+            for key in [k for k, (task, until) in self._entries.items() if task.done() and now >= until]:
+                del self._entries[key]
+            task = asyncio.create_task(label_summary(dbs, label))
+            task.add_done_callback(lambda done: self._finished(label, done, now))
+            entry = self._entries[label] = (task, float("inf"))
+        return await asyncio.shield(entry[0])
+
+    def _finished(self, label: str, task: asyncio.Task[dict[str, Any]], started: float) -> None:
+        if self._entries.get(label, (None, 0.0))[0] is not task:
+            _failed(task)  # replaced already (it failed): only mark its exception retrieved
+        elif _failed(task):
+            del self._entries[label]  # the next caller starts anew
+        else:
+            took = time.monotonic() - started
+            self._entries[label] = (task, time.monotonic() + (max(self.ttl_s, took) if self.ttl_s > 0 else 0.0))
+
+
+def _failed(task: asyncio.Task[dict[str, Any]]) -> bool:
+    """A finished summary that cannot be reused (this also marks its exception retrieved)."""
+    return task.cancelled() or task.exception() is not None
 
 
 async def label_list(dbs: Sequence[CouchDatabase], experiments: Iterable[str] | None) -> list[dict[str, Any]]:

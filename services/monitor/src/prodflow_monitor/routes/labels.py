@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prodflow_core.identity import Reader
 
 from prodflow_monitor.deps import JobDatabases, experiments_of, require_label
-from prodflow_monitor.summary import label_list, label_summary
+from prodflow_monitor.summary import SummaryCache, label_list
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])
 
@@ -25,7 +25,8 @@ async def get_labels(identity: Reader, dbs: JobDatabases, experiment: str | None
 
 
 @router.get("/{label}/summary", summary="Counts per status and module, events done / requested")
-async def get_label_summary(label: str, identity: Reader, dbs: JobDatabases) -> dict[str, Any]:
-    """The label's summary; ``complete`` is true when every job is final."""
+async def get_label_summary(label: str, identity: Reader, dbs: JobDatabases, request: Request) -> dict[str, Any]:
+    """The label's summary; ``complete`` is true when every job is final (may be ``MONITOR_SUMMARY_TTL_S`` old)."""
     experiment = await require_label(dbs, label, identity)
-    return {"experiment": experiment, **await label_summary(dbs, label)}
+    summaries: SummaryCache = request.app.state.summaries
+    return {"experiment": experiment, **await summaries.get(dbs, label)}

@@ -13,6 +13,7 @@ from prodflow_core.service import create_service_app
 from prodflow_core.settings import ServiceSettings
 from prodflow_core.strict import StrictModel
 from pydantic import Field
+from sqlalchemy.exc import DataError
 
 PROBLEM = "application/problem+json"
 
@@ -41,6 +42,12 @@ def _client() -> TestClient:
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
+
+    @router.get("/runs/{run}")
+    async def run(run: int) -> None:
+        if run >= 2**63:  # what sqlite3 does with an integer it cannot bind
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        raise DataError("SELECT", {"run": run}, ValueError("value out of int32 range"))
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -88,3 +95,11 @@ def test_malformed_json_and_wrong_method_are_problems() -> None:
     assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
     wrong = client.put("/things", json={})
     assert wrong.status_code == 405 and wrong.headers["content-type"] == PROBLEM
+
+
+def test_a_value_the_database_cannot_store_is_a_422_problem() -> None:
+    client = _client()
+    for run in (2**63, 2**31):
+        answer = client.get(f"/runs/{run}")
+        assert answer.status_code == 422 and answer.headers["content-type"] == PROBLEM
+        assert answer.json()["type"].endswith("/out-of-range") and answer.json()["status"] == 422

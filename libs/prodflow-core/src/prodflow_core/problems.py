@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -162,11 +163,23 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request.url.path)
 
 
+async def _on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot store (a run number past 2**63 for SQLite): the client's input, not a crash."""
+    _log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
+    problem = Problem(
+        422, "Value out of range", "a value of the request is beyond what the service can store", kind="out-of-range"
+    )
+    return problem_response(problem, request.url.path)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` an RFC 9457 problem document."""
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    # SQLite's driver raises OverflowError for an integer past 64 bits, PostgreSQL's a DataError (also past int32)
+    app.add_exception_handler(OverflowError, _on_out_of_range)
+    app.add_exception_handler(DataError, _on_out_of_range)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

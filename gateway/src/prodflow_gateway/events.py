@@ -57,10 +57,15 @@ class EventBell:
             self._changed.notify_all()
 
     async def wait_past(self, generation: int, timeout_s: float) -> bool:
-        """Wait until the bell rang after ``generation``; False on timeout."""
+        """Wait until the bell rang after ``generation``; False on timeout.
+
+        The timeout cancels the wait in this task (not in a task of ``wait_for``'s own, which a cancelled caller,
+        e.g. a disconnected SSE client, could leave behind holding the lock: ``ring`` then blocked forever).
+        """
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.generation > generation), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(lambda: self.generation > generation)
             except TimeoutError:
                 return False
         return True

@@ -1,0 +1,470 @@
+"""Load over loopback against the whole embedded system while a big campaign runs.
+
+Starts the embedded system (CouchDB-API server, every service and the gateway, each its own process) in a
+temporary folder, makes a local site (max_running 8) and submits a campaign of ``--jobs`` trivial jobs
+(``echo {events} > out.txt``) to it while the site is drained. Then, all through the gateway with the admin token:
+
+1. warm-up: one read of each kind (the first read of a view builds its index for every job document);
+2. baseline: the request mix at ``--idle-rate`` req/s for ``--idle-duration`` s against the idle system (the
+   campaign's documents exist, nothing runs);
+3. the site is undrained and the campaign runs (jobs submitted, running, completing);
+4. load: the same mix at ``--rate`` req/s for ``--duration`` s.
+
+The generator is open-loop: request *i* is due at ``start + i / rate`` whatever the answers before it; at most
+``--max-in-flight`` requests are outstanding, and a request due while all slots are taken is not sent and counted
+``skipped``; one sent more than ``LATE_S`` after it was due (the generator fell behind) is counted ``late``. Both
+are "late" in the report. The mix: label summaries (``/api/labels/{label}/summary``), job lists
+(``/api/jobs?label=...&limit=50``, some with a status filter, some the next page of an earlier answer), and
+``--sse-clients`` event-stream clients (``/api/events``) that connect, read for ``--sse-hold`` s, disconnect and
+reconnect with ``Last-Event-ID``; their latency is the time to the first byte of the stream. Every request has a
+timeout; everything still open ``--grace`` s after the end of a phase is cancelled and counted as an error.
+
+Prints, per kind: requests sent, errors by status, p50/p90/p99/max latency (ms), achieved rate; the loaded
+p50/p99 as ratios of the idle ones; the campaign's progress over the loaded run. Exit 1 if more than
+``--max-errors`` requests failed (both phases). ``--json``: one Figure line per figure (bench/figures.py) on
+stdout, the rest on stderr. Not a ``bench_*.py`` file, as it takes minutes: bench/run.py does not run it.
+
+Run: uv run python bench/load.py [--rate 300] [--duration 120] [--jobs 100000] [--max-errors 0] [--keep] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, print_table
+from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_core.couch.server import free_port
+
+LOOPBACK = "127.0.0.1"
+LABEL = "2026-11_LoadEcho"
+MODULE = "LoadEcho"
+SITE = "loadsite"
+EVENTS_PER_JOB = 10
+COMMAND = "echo {events} > out.txt"
+LATE_S = 0.05
+REQUEST_TIMEOUT_S = 30.0
+SHARD = 16
+STATUSES = ("running", "completed", "waiting", "submitted")
+KINDS = ("summary", "jobs", "jobs?status", "jobs page", "events (TTFB)")
+Say = Callable[[str], None]
+
+
+def _check_loopback(url: str | httpx.URL) -> None:
+    host = urlsplit(str(url)).hostname
+    if host != LOOPBACK:
+        raise SystemExit(f"refusing to send to {host!r}: only {LOOPBACK} is allowed")
+
+
+async def _guard(request: httpx.Request) -> None:
+    _check_loopback(request.url)
+
+
+def _client(base_url: str, token: str, *, pool: int = 16) -> httpx.AsyncClient:
+    _check_loopback(base_url)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0),
+        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        trust_env=False,  # never through a proxy named in the environment
+        event_hooks={"request": [_guard]},
+    )
+
+
+@dataclass
+class KindStats:
+    """What one kind of request did in one phase."""
+
+    sent: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Phase:
+    """One phase of the generator: stats per kind, and how often it could not keep to its timetable."""
+
+    name: str
+    rate: float
+    duration_s: float
+    kinds: dict[str, KindStats] = field(default_factory=lambda: {kind: KindStats() for kind in KINDS})
+    skipped: int = 0
+    late: int = 0
+    events_seen: int = 0
+    elapsed_s: float = 0.0
+    cpu_s: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(sum(stats.errors.values()) for stats in self.kinds.values())
+
+
+class Mix:
+    """Chooses the next request: kind and path (next pages come from cursors seen in earlier answers)."""
+
+    def __init__(self, label: str, seed: int) -> None:
+        self.label = label
+        self.rng = random.Random(seed)
+        self.cursors: deque[str] = deque(maxlen=200)
+
+    def next(self) -> tuple[str, str, dict[str, str]]:
+        roll = self.rng.random()
+        base = {"label": self.label, "limit": "50"}
+        if roll < 0.35:
+            return "summary", f"/api/labels/{self.label}/summary", {}
+        if roll < 0.65:
+            return "jobs", "/api/jobs", base
+        if roll < 0.85 or not self.cursors:
+            return "jobs?status", "/api/jobs", {**base, "status": self.rng.choice(STATUSES)}
+        return "jobs page", "/api/jobs", {**base, "cursor": self.cursors.popleft()}
+
+
+def _error_name(exc: BaseException) -> str:
+    return f"transport:{type(exc).__name__}"
+
+
+async def _one(client: httpx.AsyncClient, phase: Phase, mix: Mix, kind: str, path: str, params: dict[str, str]) -> None:
+    stats = phase.kinds[kind]
+    stats.sent += 1
+    start = time.perf_counter()
+    try:
+        response = await client.get(path, params=params)
+    except httpx.HTTPError as exc:
+        stats.errors[_error_name(exc)] += 1
+        return
+    stats.latencies_ms.append((time.perf_counter() - start) * 1000)
+    if not response.is_success:
+        stats.errors[str(response.status_code)] += 1
+        return
+    if kind != "summary":
+        cursor = response.json().get("next")
+        if cursor and len(mix.cursors) < 50:
+            mix.cursors.append(str(cursor))
+
+
+async def _sse_client(client: httpx.AsyncClient, phase: Phase, stop_at: float, hold_s: float) -> None:
+    """Connect, read ``hold_s``, disconnect, reconnect from the last id seen, until ``stop_at``."""
+    stats = phase.kinds["events (TTFB)"]
+    last_id: str | None = None
+    while time.monotonic() < stop_at:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        stats.sent += 1
+        start = time.perf_counter()
+        try:
+            async with client.stream("GET", "/api/events", headers=headers) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    stats.errors[str(response.status_code)] += 1
+                    await asyncio.sleep(0.5)
+                    continue
+                chunks = response.aiter_text()
+                pending = await asyncio.wait_for(anext(chunks), REQUEST_TIMEOUT_S)
+                stats.latencies_ms.append((time.perf_counter() - start) * 1000)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(hold_s, stop_at - time.monotonic()))):
+                        while True:
+                            *lines, pending = pending.split("\n")
+                            for line in lines:
+                                if line.startswith("id: "):
+                                    last_id = line[4:].strip()
+                                    phase.events_seen += 1
+                            pending += await anext(chunks)
+        except (httpx.HTTPError, TimeoutError, StopAsyncIteration) as exc:
+            stats.errors[_error_name(exc)] += 1
+            await asyncio.sleep(0.5)
+
+
+async def run_phase(
+    clients: Sequence[httpx.AsyncClient],
+    sse_client: httpx.AsyncClient,
+    phase: Phase,
+    mix: Mix,
+    *,
+    max_in_flight: int,
+    sse_clients: int,
+    sse_hold_s: float,
+    grace_s: float,
+) -> Phase:
+    """The open-loop timetable of one phase, then at most ``grace_s`` for what is still open (then cancelled)."""
+    tasks: dict[asyncio.Task[None], str] = {}
+    start = time.monotonic()
+    stop_at = start + phase.duration_s
+    cpu = time.process_time()
+    sse = [asyncio.create_task(_sse_client(sse_client, phase, stop_at, sse_hold_s)) for _ in range(sse_clients)]
+    for task in sse:
+        tasks[task] = "events (TTFB)"
+    open_requests: set[asyncio.Task[None]] = set()
+    for index in range(round(phase.rate * phase.duration_s)):
+        due = start + index / phase.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(open_requests) >= max_in_flight:
+            phase.skipped += 1
+            continue
+        if time.monotonic() - due > LATE_S:
+            phase.late += 1
+        kind, path, params = mix.next()
+        task = asyncio.create_task(_one(clients[index % len(clients)], phase, mix, kind, path, params))
+        open_requests.add(task)
+        task.add_done_callback(open_requests.discard)
+        tasks[task] = kind
+    remaining = max(0.0, stop_at + grace_s - time.monotonic())
+    _done, unfinished = await asyncio.wait(list(tasks), timeout=remaining)
+    for task in unfinished:
+        task.cancel()
+        if tasks[task] != "events (TTFB)":  # an SSE client still holding its stream is not an error
+            phase.kinds[tasks[task]].errors["unfinished at hard stop"] += 1
+    if unfinished:
+        await asyncio.wait(unfinished, timeout=5)
+    phase.elapsed_s = time.monotonic() - start
+    phase.cpu_s = time.process_time() - cpu
+    return phase
+
+
+async def _expect(response_coro: Any, *ok: int) -> httpx.Response:
+    response: httpx.Response = await response_coro
+    if response.status_code not in ok:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+    return response
+
+
+async def _summary(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await _expect(client.get(f"/api/labels/{LABEL}/summary", timeout=600), 200)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _until(check: Callable[[], Any], timeout_s: float, what: str, say: Say) -> Any:
+    deadline = time.monotonic() + timeout_s
+    start = time.monotonic()
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, RuntimeError):
+            if value := await check():
+                say(f"  {what}: {time.monotonic() - start:.1f} s")
+                return value
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+async def set_up(client: httpx.AsyncClient, work: Path, jobs: int, say: Say) -> None:
+    """The drained local site, the campaign's documents, every view built once."""
+    site = {
+        "backend": "local",
+        "storage_element": f"file://{work / 'se'}",
+        "max_running": 8,
+        "options": {"work_dir": str(work / "local-backend"), "output_root": str(work / "outputs"), "max_running": 8},
+    }
+    await _expect(client.put(f"/api/sites/{SITE}", json=site), 200, 201)
+    await _expect(client.post(f"/api/sites/{SITE}/drain"), 200)
+    body = {
+        "jobs": {
+            "rat_v": "7.0.15",
+            "experiment": "snoplus",
+            "label": LABEL,
+            "modules": [{"module": MODULE, "n_ev": jobs * EVENTS_PER_JOB, "ev_per_run": EVENTS_PER_JOB}],
+        },
+        "site": SITE,
+        "command_template": COMMAND,
+    }
+    key = {"Idempotency-Key": f"load-{jobs}"}
+    start = time.monotonic()
+
+    async def created() -> bool:
+        # The same key again answers with the campaign once made (a gateway timeout leaves the submitter working).
+        response = await client.post("/api/campaigns", json=body, headers=key, timeout=300)
+        if response.status_code in (200, 201):
+            made = response.json()
+            assert made["jobs"] == jobs, made
+            return True
+        say(f"  POST /api/campaigns: {response.status_code} after {time.monotonic() - start:.0f} s; sending again")
+        return False
+
+    await _until(created, 1800, f"campaign of {jobs:,} jobs created", say)
+    await _until(lambda: _summary_ok(client, jobs), 900, "label summary answers with every job", say)
+    for status in (None, *STATUSES):
+        params = {"label": LABEL, "limit": "50", **({"status": status} if status else {})}
+        await _until(functools.partial(_ok, client, "/api/jobs", params), 600, f"first job list {params}", say)
+
+
+async def _ok(client: httpx.AsyncClient, path: str, params: dict[str, str]) -> bool:
+    return (await client.get(path, params=params, timeout=300)).is_success
+
+
+async def _summary_ok(client: httpx.AsyncClient, jobs: int) -> bool:
+    return bool((await _summary(client)).get("jobs") == jobs)
+
+
+async def start_campaign(client: httpx.AsyncClient, say: Say) -> dict[str, Any]:
+    """Undrain the site, wait until a job runs or completed (cheap list reads), then the label summary."""
+    await _expect(client.post(f"/api/sites/{SITE}/undrain"), 200)
+
+    async def running() -> bool:
+        for status in ("running", "completed"):
+            page = await client.get("/api/jobs", params={"label": LABEL, "status": status, "limit": "1"}, timeout=60)
+            if page.is_success and page.json()["count"]:
+                return True
+        return False
+
+    await _until(running, 600, "first job running or completed after undrain", say)
+    return await _summary(client)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}" if value == value else "-"
+
+
+def report(phase: Phase, say: Say) -> None:
+    say(
+        f"\n{phase.name}: {phase.rate:g} req/s for {phase.duration_s:g} s (+ SSE), took {phase.elapsed_s:.1f} s; "
+        f"late: {phase.late + phase.skipped} ({phase.skipped} not sent: in-flight bound; {phase.late} sent "
+        f">{LATE_S * 1000:.0f} ms behind); SSE events received: {phase.events_seen}; generator CPU "
+        f"{phase.cpu_s:.1f} s ({100 * phase.cpu_s / phase.elapsed_s:.0f}% of a core)"
+    )
+    heads = ("sent", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms")
+    say(f"  {'kind':<14} " + " ".join(f"{h:>8}" for h in heads) + f" {'rate/s':>7}  errors by status")
+    total = KindStats()
+    for kind, stats in phase.kinds.items():
+        if kind != "events (TTFB)":
+            total.sent += stats.sent
+            total.latencies_ms += stats.latencies_ms
+            total.errors.update(stats.errors)
+        _row(kind, stats, phase.duration_s, say)
+    _row("all but SSE", total, phase.duration_s, say)
+
+
+def _row(kind: str, stats: KindStats, duration_s: float, say: Say) -> None:
+    count = stats.sent
+    errors = ", ".join(f"{name}: {n}" for name, n in sorted(stats.errors.items())) or "-"
+    say(
+        f"  {kind:<14} {count:>8} {sum(stats.errors.values()):>8} {_fmt(stats.percentile(50)):>8} "
+        f"{_fmt(stats.percentile(90)):>8} {_fmt(stats.percentile(99)):>8} "
+        f"{_fmt(max(stats.latencies_ms, default=float('nan'))):>8} {count / duration_s:>7.1f}  {errors}"
+    )
+
+
+def figures(idle: Phase, loaded: Phase, jobs: int) -> list[Figure]:
+    out: list[Figure] = []
+    where = f"at {loaded.rate:g}/s, {jobs:,}-job campaign"
+    baseline = f"idle system, {idle.rate:g} req/s"
+    for kind in KINDS:
+        busy, calm = loaded.kinds[kind], idle.kinds[kind]
+        for q in (50, 99):
+            out.append(Figure(f"{kind} p{q} {where}", busy.percentile(q), "ms", baseline, calm.percentile(q)))
+    sent = sum(s.sent for k, s in loaded.kinds.items() if k != "events (TTFB)")
+    out.append(Figure(f"request rate {where}", sent / loaded.duration_s, "/s", "target rate", loaded.rate))
+    return out
+
+
+async def measure(system: EmbeddedSystem, work: Path, args: argparse.Namespace, say: Say) -> int:
+    token = system.admin_token()
+    if token is None:
+        raise RuntimeError("the embedded system wrote no admin token")
+    _check_loopback(system.gateway_url)
+    async with contextlib.AsyncExitStack() as stack:
+        admin = await stack.enter_async_context(_client(system.gateway_url, token))
+        # Shards of 16 connections: one httpx pool scans its waiting requests for every connection event, which
+        # costs the generator more CPU than the requests themselves once hundreds are in flight.
+        shards = -(-args.max_in_flight // SHARD)
+        load = [await stack.enter_async_context(_client(system.gateway_url, token, pool=SHARD)) for _ in range(shards)]
+        sse = await stack.enter_async_context(_client(system.gateway_url, token, pool=args.sse_clients))
+        say(f"setting up: site {SITE!r} (drained), campaign of {args.jobs:,} jobs, first reads")
+        await set_up(admin, work, args.jobs, say)
+        mix = Mix(LABEL, seed=1)
+        common = {"max_in_flight": args.max_in_flight, "sse_clients": args.sse_clients, "sse_hold_s": args.sse_hold}
+        say(f"idle baseline: {args.idle_rate:g} req/s for {args.idle_duration:g} s")
+        idle = await run_phase(
+            load, sse, Phase("idle", args.idle_rate, args.idle_duration), mix, grace_s=args.grace, **common
+        )
+        report(idle, say)
+        say("starting the campaign (undrain)")
+        before = await start_campaign(admin, say)
+        say(f"loaded: {args.rate:g} req/s for {args.duration:g} s; campaign counts at start: {before['counts']}")
+        busy = Phase("loaded", args.rate, args.duration)
+        loaded = await run_phase(load, sse, busy, mix, grace_s=args.grace, **common)
+        report(loaded, say)
+        after = await _summary(admin)
+    done_before, done_after = before["counts"].get("completed", 0), after["counts"].get("completed", 0)
+    say(
+        f"\ncampaign ({args.jobs:,} jobs): completed {done_before} at the start of the load, {done_after} at its end "
+        f"(+{done_after - done_before} in {loaded.elapsed_s:.0f} s, "
+        f"{(done_after - done_before) / loaded.elapsed_s:.1f} jobs/s); counts at the end: {after['counts']}"
+    )
+    say("\nloaded vs idle (ratio = loaded / idle):")
+    rows = figures(idle, loaded, args.jobs)
+    if args.json:
+        print_table(rows, as_json=True)
+    else:
+        print_table(rows)
+    errors = idle.errors + loaded.errors
+    say(f"\nerrors: {errors} (idle {idle.errors}, loaded {loaded.errors}); allowed: {args.max_errors}")
+    if dead := system.died():
+        say(f"{dead} died during the run; see {system.log_of(dead)}")
+        return 1
+    return 1 if errors > args.max_errors else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=300.0, help="requests per second under load")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of load")
+    parser.add_argument("--jobs", type=int, default=100_000, help="jobs in the campaign")
+    parser.add_argument("--idle-rate", type=float, default=20.0)
+    parser.add_argument("--idle-duration", type=float, default=10.0)
+    parser.add_argument("--max-in-flight", type=int, default=256)
+    parser.add_argument("--sse-clients", type=int, default=4)
+    parser.add_argument("--sse-hold", type=float, default=3.0, help="seconds an SSE client reads before reconnecting")
+    parser.add_argument("--grace", type=float, default=30.0, help="seconds after a phase before open requests are cut")
+    parser.add_argument("--max-errors", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder (logs in its logs/)")
+    parser.add_argument("--json", action="store_true", help="Figure lines on stdout, the rest on stderr")
+    args = parser.parse_args()
+    if args.rate <= 0 or args.duration <= 0 or args.idle_rate <= 0 or args.idle_duration <= 0 or args.jobs < 1:
+        parser.error("rates, durations and --jobs must be positive")
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    os.environ.pop("PRODFLOW_COUCHDB_URL", None)  # a CouchDB-API server of its own, not a shared one
+    work = Path(tempfile.mkdtemp(prefix="prodflow-load-"))
+    system = EmbeddedSystem(data_dir=work / "data", host=LOOPBACK, port=free_port_block(), couch_port=free_port())
+    code = 1
+    try:
+        say(f"starting the embedded system in {work}")
+        system.start()
+        code = asyncio.run(measure(system, work, args, say))
+    finally:
+        system.stop()
+        if args.keep:
+            say(f"kept {work} (logs in {system.data_dir / 'logs'})")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -46,7 +46,11 @@ async def get_experiment(experiment: ExperimentName, identity: Reader, session: 
     return await _experiment(session, experiment, identity)
 
 
-@router.put("/{experiment}", summary="Create or change an experiment (admin)")
+@router.put(
+    "/{experiment}",
+    summary="Create or change an experiment (admin)",
+    responses={201: {"model": ExperimentOut, "description": "Created"}},
+)
 async def put_experiment(
     experiment: ExperimentName, body: ExperimentIn, identity: Admin, session: SessionDep, response: Response
 ) -> ExperimentOut:
@@ -74,7 +78,11 @@ async def get_module(experiment: ExperimentName, module: ModuleName, identity: R
     return Module(experiment=experiment, name=module, **spec.model_dump())
 
 
-@router.put("/{experiment}/modules/{module}", summary="Create or replace a module (admin)")
+@router.put(
+    "/{experiment}/modules/{module}",
+    summary="Create or replace a module (admin)",
+    responses={201: {"model": Module, "description": "Created"}},
+)
 async def put_module(
     experiment: ExperimentName,
     module: ModuleName,

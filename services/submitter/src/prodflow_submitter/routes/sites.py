@@ -48,7 +48,7 @@ async def get_site(name: SiteName, _identity: Reader, runtime: RuntimeDep) -> Si
     return site_out(await _row(runtime, name), await _counts(runtime, name))
 
 
-@router.put("/{name}", response_model=SiteOut)
+@router.put("/{name}", response_model=SiteOut, responses={201: {"model": SiteOut, "description": "Created"}})
 async def put_site_route(
     name: SiteName, body: SiteSpec, _identity: Admin, runtime: RuntimeDep, response: Response
 ) -> SiteOut:

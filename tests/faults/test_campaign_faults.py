@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,19 @@ def _file_and_approve(admin: httpx.Client) -> str:
     return request_id
 
 
-def _doc_count(system: EmbeddedSystem) -> int:
-    body = tolerant(lambda: httpx.get(f"{system.couch.url}/{DATABASE}", timeout=5).json()) if system.couch else None
+def _doc_count(couch_url: str) -> int:
+    body = tolerant(lambda: httpx.get(f"{couch_url}/{DATABASE}", timeout=5).json())
     return int(body.get("doc_count", 0)) if isinstance(body, dict) else 0
 
 
 def _ran(ledger: Path) -> int:
     """Jobs that have run so far (read from the ledger: the label summary can lag by seconds under this load)."""
     return ledger.read_bytes().count(b"\n") if ledger.exists() else 0
+
+
+def _ran_past(ledger: Path, count: int) -> int | None:
+    ran = _ran(ledger)
+    return ran if ran >= count else None
 
 
 def _job_docs(couch_url: str) -> list[dict[str, Any]]:
@@ -110,10 +116,10 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
         request_id = _file_and_approve(admin)
 
         # The submitter dies while it writes the campaign (or, on a fast day, while it hands jobs out).
-        created = wait_for(lambda: _doc_count(system) or None, 120, "the first job documents", every_s=0.02)
+        created = wait_for(lambda: _doc_count(couch_url) or None, 120, "the first job documents", every_s=0.02)
         timeline.append(f"submitter killed at {created} job documents, away {crash(system, 'submitter'):.1f} s")
         for name, at in CRASHES:
-            done = wait_for(lambda at=at: (n := _ran(ledger)) >= at and n, 600, f"{at} jobs run", every_s=0.1)
+            done = wait_for(partial(_ran_past, ledger, at), 600, f"{at} jobs run", every_s=0.1)
             timeline.append(f"{name} killed after {done} jobs ran, away {crash(system, name, down_s=2.0):.1f} s")
 
         def request_state() -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ import collections
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def test_cycle_run_survives_crashes(system: EmbeddedSystem, tmp_path: Path) -> N
 
         second = _start(lena)
         for name, steps in (("gateway", 2), ("couchdb", 4)):
-            at = wait_for(lambda s=steps: _progressed(lena, second, s), 300, f"{steps} steps", every_s=0.2)
+            at = wait_for(partial(_progressed, lena, second, steps), 300, f"{steps} steps", every_s=0.2)
             timeline.append(f"{name} killed at step {at['progress']['done']}, away {crash(system, name, 2.0):.1f} s")
         done = wait_for(lambda: _final(lena, second), 600, "the second run to be final")
         log = lena.get(f"/api/cycles/faulty/runs/{second}/log").text

@@ -27,6 +27,11 @@ NAME = "gateway"
 DASHBOARD = Path(__file__).parent / "dashboard"
 
 
+UPSTREAM_LIMITS = httpx.Limits(max_connections=500, keepalive_expiry=2.0)
+"""Idle connections to the services are dropped after 2 s, before uvicorn closes them (after 5 s): with equal
+timeouts a request sent on a connection the service was closing failed as a 502 (``RemoteProtocolError``)."""
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway; ``uvicorn prodflow_gateway.app:create_app --factory`` serves it."""
     settings = settings or GatewaySettings()
@@ -38,7 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         workers = Workers()
         async with (
             sql_database(app, settings.sql_url()),
-            httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=500)) as http,
+            httpx.AsyncClient(timeout=timeout, limits=UPSTREAM_LIMITS) as http,
             couch_resources(app, settings) as couch,
         ):
             sessions = app.state.sessions

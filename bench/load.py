@@ -4,7 +4,8 @@ Starts the embedded system (CouchDB-API server, every service and the gateway, e
 temporary folder, makes a local site (max_running 8) and submits a campaign of ``--jobs`` trivial jobs
 (``echo {events} > out.txt``) to it while the site is drained. Then, all through the gateway with the admin token:
 
-1. warm-up: one read of each kind (the first read of a view builds its index for every job document);
+1. warm-up: every view of the job databases queried once, straight to the loopback CouchDB-API server (PouchDB
+   builds an index on its first query, about a minute per view at 100k jobs), then one read of each kind;
 2. baseline: the request mix at ``--idle-rate`` req/s for ``--idle-duration`` s against the idle system (the
    campaign's documents exist, nothing runs);
 3. the site is undrained and the campaign runs (jobs submitted, running, completing);
@@ -17,7 +18,8 @@ are "late" in the report. The mix: label summaries (``/api/labels/{label}/summar
 (``/api/jobs?label=...&limit=50``, some with a status filter, some the next page of an earlier answer), and
 ``--sse-clients`` event-stream clients (``/api/events``) that connect, read for ``--sse-hold`` s, disconnect and
 reconnect with ``Last-Event-ID``; their latency is the time to the first byte of the stream. Every request has a
-timeout; everything still open ``--grace`` s after the end of a phase is cancelled and counted as an error.
+timeout (30 s per connect/read); everything still open ``--grace`` s after the end of a phase is cancelled and
+counted as an error. Latency is measured from when a request was sent; 5xx problem details are counted too.
 
 Prints, per kind: requests sent, errors by status, p50/p90/p99/max latency (ms), achieved rate; the loaded
 p50/p99 as ratios of the idle ones; the campaign's progress over the loaded run. Exit 1 if more than
@@ -33,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import math
 import os
 import random
 import shutil
@@ -101,7 +104,7 @@ class KindStats:
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]  # nearest rank
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Phase:
     events_seen: int = 0
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
+    details: Counter[str] = field(default_factory=Counter)
 
     @property
     def errors(self) -> int:
@@ -159,6 +163,8 @@ async def _one(client: httpx.AsyncClient, phase: Phase, mix: Mix, kind: str, pat
     stats.latencies_ms.append((time.perf_counter() - start) * 1000)
     if not response.is_success:
         stats.errors[str(response.status_code)] += 1
+        with contextlib.suppress(ValueError, AttributeError):
+            phase.details[f"{response.status_code} {response.json().get('detail')}"] += 1
         return
     if kind != "summary":
         cursor = response.json().get("next")
@@ -246,15 +252,26 @@ async def run_phase(
     return phase
 
 
-async def _expect(response_coro: Any, *ok: int) -> httpx.Response:
-    response: httpx.Response = await response_coro
+def _check(response: httpx.Response, *ok: int) -> httpx.Response:
     if response.status_code not in ok:
         raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
     return response
 
 
-async def _summary(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await _expect(client.get(f"/api/labels/{LABEL}/summary", timeout=600), 200)
+async def _expect(response_coro: Any, *ok: int) -> httpx.Response:
+    response: httpx.Response = await response_coro
+    return _check(response, *ok)
+
+
+async def _summary(client: httpx.AsyncClient, patience_s: float = 600.0) -> dict[str, Any]:
+    """The label summary; a gateway timeout or an unavailable service is asked again, for ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        response = await client.get(f"/api/labels/{LABEL}/summary", timeout=patience_s)
+        if response.status_code == 200 or response.status_code < 500 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    _check(response, 200)
     body: dict[str, Any] = response.json()
     return body
 
@@ -271,7 +288,35 @@ async def _until(check: Callable[[], Any], timeout_s: float, what: str, say: Say
     raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-async def set_up(client: httpx.AsyncClient, work: Path, jobs: int, say: Say) -> None:
+async def build_indexes(couch_url: str, say: Say) -> None:
+    """Query every view of the job databases once (straight to the loopback CouchDB-API server).
+
+    PouchDB builds a view's index on its first query, reading every document: about a minute per view at 100k
+    jobs. Left to the services, those builds land inside the measurement (the submitter's first round, the
+    monitor's resync every 5 minutes) and time out their other CouchDB reads.
+    """
+    _check_loopback(couch_url)
+    async with httpx.AsyncClient(
+        base_url=couch_url, timeout=1800, trust_env=False, event_hooks={"request": [_guard]}
+    ) as couch:
+        views: list[tuple[str, str, str, bool]] = []
+        for db in ("data-production", "data-processing"):
+            params = {"startkey": '"_design/"', "endkey": '"_design0"', "include_docs": "true"}
+            rows = (await _expect(couch.get(f"/{db}/_all_docs", params=params), 200)).json()["rows"]
+            for row in rows:
+                for view, spec in row["doc"].get("views", {}).items():
+                    views.append((db, row["id"].removeprefix("_design/"), view, "reduce" in spec))
+        start = time.monotonic()
+
+        async def build(db: str, design: str, view: str, reduces: bool) -> None:
+            params = {"limit": "1", **({"reduce": "false"} if reduces else {})}
+            await _expect(couch.get(f"/{db}/_design/{design}/_view/{view}", params=params), 200)
+
+        await asyncio.gather(*(build(*view) for view in views))
+        say(f"  {len(views)} view indexes built: {time.monotonic() - start:.1f} s")
+
+
+async def set_up(client: httpx.AsyncClient, work: Path, jobs: int, say: Say, couch_url: str | None) -> None:
     """The drained local site, the campaign's documents, every view built once."""
     site = {
         "backend": "local",
@@ -305,6 +350,8 @@ async def set_up(client: httpx.AsyncClient, work: Path, jobs: int, say: Say) -> 
         return False
 
     await _until(created, 1800, f"campaign of {jobs:,} jobs created", say)
+    if couch_url is not None:
+        await build_indexes(couch_url, say)
     await _until(lambda: _summary_ok(client, jobs), 900, "label summary answers with every job", say)
     for status in (None, *STATUSES):
         params = {"label": LABEL, "limit": "50", **({"status": status} if status else {})}
@@ -355,6 +402,8 @@ def report(phase: Phase, say: Say) -> None:
             total.errors.update(stats.errors)
         _row(kind, stats, phase.duration_s, say)
     _row("all but SSE", total, phase.duration_s, say)
+    for detail, n in phase.details.most_common(5):
+        say(f"  {n} x {detail}")
 
 
 def _row(kind: str, stats: KindStats, duration_s: float, say: Say) -> None:
@@ -393,7 +442,7 @@ async def measure(system: EmbeddedSystem, work: Path, args: argparse.Namespace, 
         load = [await stack.enter_async_context(_client(system.gateway_url, token, pool=SHARD)) for _ in range(shards)]
         sse = await stack.enter_async_context(_client(system.gateway_url, token, pool=args.sse_clients))
         say(f"setting up: site {SITE!r} (drained), campaign of {args.jobs:,} jobs, first reads")
-        await set_up(admin, work, args.jobs, say)
+        await set_up(admin, work, args.jobs, say, system.couch.url if system.couch else None)
         mix = Mix(LABEL, seed=1)
         common = {"max_in_flight": args.max_in_flight, "sse_clients": args.sse_clients, "sse_hold_s": args.sse_hold}
         say(f"idle baseline: {args.idle_rate:g} req/s for {args.idle_duration:g} s")

@@ -229,9 +229,18 @@ export async function renderOne(root, app) {
   };
   await load();
   const reload = coalesce(load, 400);
-  return app.bus.subscribe((event) => {
+  let trailing = null;
+  const unsubscribe = app.bus.subscribe((event) => {
     const ours = event.data?.label === label || String(event.subject || "").startsWith(`job:${label}:`);
-    if (ours && /^(job|jobs|label|output)\./.test(shortType(event.type))) reload();
+    if (!ours || !/^(job|jobs|label|output)\./.test(shortType(event.type))) return;
+    reload();
+    // The monitor reuses a summary for a moment (MONITOR_SUMMARY_TTL_S, 2 s): look again after the last event.
+    clearTimeout(trailing);
+    trailing = setTimeout(reload, 2500);
   });
+  return () => {
+    clearTimeout(trailing);
+    unsubscribe();
+  };
 }
 

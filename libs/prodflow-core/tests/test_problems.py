@@ -5,8 +5,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from prodflow_core.couch.server import free_port
 from prodflow_core.logs import REQUEST_ID_HEADER
 from prodflow_core.problems import FieldError, Problem
 from prodflow_core.service import create_service_app
@@ -48,6 +50,11 @@ def _client() -> TestClient:
         if run >= 2**63:  # what sqlite3 does with an integer it cannot bind
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         raise DataError("SELECT", {"run": run}, ValueError("value out of int32 range"))
+
+    @router.get("/upstream")
+    async def upstream() -> None:
+        async with httpx.AsyncClient() as http:  # nothing listens there: connection refused
+            await http.get(f"http://127.0.0.1:{free_port()}/")
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
@@ -103,3 +110,9 @@ def test_a_value_the_database_cannot_store_is_a_422_problem() -> None:
         answer = client.get(f"/runs/{run}")
         assert answer.status_code == 422 and answer.headers["content-type"] == PROBLEM
         assert answer.json()["type"].endswith("/out-of-range") and answer.json()["status"] == 422
+
+
+def test_an_unreachable_dependency_is_a_503_problem() -> None:
+    answer = _client().get("/upstream")
+    assert answer.status_code == 503 and answer.headers["content-type"] == PROBLEM
+    assert answer.headers["retry-after"] == "5" and answer.json()["type"].endswith("/unavailable")

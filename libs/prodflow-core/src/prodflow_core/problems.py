@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -172,6 +173,19 @@ async def _on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request.url.path)
 
 
+async def _on_dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    """A server this one depends on (CouchDB, another service) refused, broke off or did not answer in time."""
+    _log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+    problem = Problem(
+        503,
+        "Dependency unavailable",
+        "a server this service depends on did not answer; try again shortly",
+        kind="unavailable",
+        headers={"Retry-After": "5"},
+    )
+    return problem_response(problem, request.url.path)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of ``app`` an RFC 9457 problem document."""
     app.add_exception_handler(Problem, _on_problem)
@@ -180,6 +194,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     # SQLite's driver raises OverflowError for an integer past 64 bits, PostgreSQL's a DataError (also past int32)
     app.add_exception_handler(OverflowError, _on_out_of_range)
     app.add_exception_handler(DataError, _on_out_of_range)
+    app.add_exception_handler(httpx.TransportError, _on_dependency_down)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from system_support import System, embedded_system
+from system_support import System, embedded_system, wait_for
 
 pytestmark = pytest.mark.integration
 LABEL = "2026-11_ToyBi214_e2e"
@@ -55,16 +54,6 @@ def _follow_events(system: System, wanted: set[str], seen: list[dict[str, Any]],
                 seen.append(json.loads(line[6:]))
             if stop.is_set() or wanted <= {e["type"].removeprefix("org.prodflow.") for e in seen}:
                 return
-
-
-def _wait_for(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_request_to_completed_outputs(system: System) -> None:
@@ -111,7 +100,7 @@ def test_request_to_completed_outputs(system: System) -> None:
             assert body["state"] not in {"failed", "cancelled"}, body
             return body if body["state"] == "completed" else None
 
-        request = _wait_for(completed, 180, "the request to complete")
+        request = wait_for(completed, 180, "the request to complete")
         states = [h["state"] for h in request["history"]]
         assert states[-3:] == ["approved", "submitted-to-production", "completed"], states
 

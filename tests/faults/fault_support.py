@@ -39,17 +39,6 @@ def crash(system: EmbeddedSystem, name: str, down_s: float = 1.0) -> float:
     return time.monotonic() - began
 
 
-def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.5) -> T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
 def tolerant(call: Callable[[], T]) -> T | None:
     """``call()``, or ``None`` while the system is partly down (transport error, 5xx, bad JSON)."""
     try:

@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from faults.fault_support import ResumingEventClient, crash, event_ids, running_system, tolerant, wait_for
+from faults.fault_support import ResumingEventClient, crash, event_ids, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
+from system_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 

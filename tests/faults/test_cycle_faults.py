@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
-from faults.fault_support import ResumingEventClient, crash, event_ids, running_system, tolerant, wait_for
+from faults.fault_support import ResumingEventClient, crash, event_ids, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
 from prodflow_cycle_runner.examples import make_example_repositories
+from system_support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "services" / "cycle-runner" / "tests"))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prodflow_core.couch.changes import Change, ChangesFollower
 from prodflow_core.couch.client import CouchDatabase
 from prodflow_core.couch.errors import CouchError, DocumentConflict
+from prodflow_core.waiting import first_of
 
 _log = logging.getLogger("prodflow.events")
 TYPE_PREFIX = "org.prodflow."
@@ -180,21 +181,11 @@ class BackloggedPublisher:
         while not stop.is_set():
             if not self.backlog:
                 self._wake.clear()
-                await _first_of(stop, self._wake)
+                await first_of(stop, self._wake)
                 continue
             if not await self.flush():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.retry_s)
+                await first_of(stop, timeout_s=self.retry_s)
         await self.flush()
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 def event_of(change: Change) -> CloudEvent | None:

@@ -32,6 +32,7 @@ from prodflow_core.jobdocs import (
     job_output_dir,
     parse_job_id,
 )
+from prodflow_core.waiting import first_of
 
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
 from prodflow_monitor.metrics import MonitorMetrics
@@ -186,12 +187,8 @@ class MonitorLoop:
                 raise
             except Exception:
                 _log.exception("monitor cycle failed; trying again")
-            await _wait(stop, MIN_CYCLE_GAP_S)
-            waker = asyncio.ensure_future(self.wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waker, stopper}, timeout=self.settings.cycle_s, return_when=asyncio.FIRST_COMPLETED)
-            for task in (waker, stopper):
-                task.cancel()
+            await first_of(stop, timeout_s=MIN_CYCLE_GAP_S)
+            await first_of(self.wake, stop, timeout_s=self.settings.cycle_s)
 
     # --- the active set ------------------------------------------------------------------------------------
 
@@ -494,11 +491,6 @@ class MonitorLoop:
         self.metrics.transfers.labels("ok").inc()
         self.metrics.transfer_bytes.inc(sum(output.size for output in outputs))
         return _Transfer(outputs, None)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 __all__ = ["CycleReport", "MonitorLoop", "destination_of", "output_folder"]

@@ -8,13 +8,13 @@ a mail is leased before it is sent, and events carry fixed ids, so publishing on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prodflow_core.events import EventPublisher, make_event, new_event_id, utc_now
+from prodflow_core.waiting import first_of
 from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -233,14 +233,4 @@ class Outbox:
                 raise
             except Exception:
                 _log.exception("%s outbox round failed; retrying", name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, due), timeout=self.poll_s)
-
-
-async def _first(stop: asyncio.Event, due: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(due.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+            await first_of(stop, due, timeout_s=self.poll_s)

@@ -15,7 +15,6 @@ backend for them by name and records the id, or puts them back to ``waiting`` if
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -30,6 +29,7 @@ from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
 from prodflow_core.couch import CouchDatabase, CouchError
 from prodflow_core.events import utc_now
+from prodflow_core.waiting import first_of
 
 from prodflow_submitter import jobstore
 from prodflow_submitter.campaigns import entry_label
@@ -123,7 +123,7 @@ class SubmissionLoop:
                 )
             except (httpx.HTTPError, CouchError) as exc:
                 _log.warning("changes of %s: %s; retrying", db.name, exc)
-                await _pause(stop, 1.0)
+                await first_of(stop, timeout_s=1.0)
                 continue
             woke = False
             for row in batch.results:
@@ -149,7 +149,7 @@ class SubmissionLoop:
             while not stop.is_set():
                 self.runtime.wake.clear()
                 await self.round()
-                await _pause_for(stop, self.runtime.wake, self.runtime.settings.submit_interval_s)
+                await first_of(stop, self.runtime.wake, timeout_s=self.runtime.settings.submit_interval_s)
         finally:
             for task in followers:
                 task.cancel()
@@ -299,18 +299,3 @@ class SubmissionLoop:
                 jobdocs.WAITING, utc_now(), "the backend never received it (submitter stopped)"))  # fmt: skip
             _log.info("site %s: reconciled %d jobs (%d found at the backend)", site.name, len(docs), len(found))
         await backend.resume()
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-async def _pause_for(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    """Wait until ``stop`` or ``wake`` is set, at most ``seconds``."""
-    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()

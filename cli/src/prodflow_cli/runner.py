@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
+from prodflow_core.logs import redact_url
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,8 @@ def run_until_interrupted(system: EmbeddedSystem, say: Callable[[str], None] = p
         out(f"prodflow is up: gateway {system.gateway_url}  (API docs {system.gateway_url}/docs)")
         for spec in SERVICES[:-1]:
             out(f"  {spec.name:<13} {system.url_of(spec)}")
-        out(f"  couchdb       {system.couch.url if system.couch else os.environ.get('PRODFLOW_COUCHDB_URL')}")
+        couch_url = system.couch.url if system.couch else os.environ.get("PRODFLOW_COUCHDB_URL", "")
+        out(f"  couchdb       {redact_url(couch_url)}")  # never the password of PRODFLOW_COUCHDB_URL
         out(f"  data          {system.data_dir}   logs in {system.data_dir / 'logs'}")
         token = system.admin_token()
         out(f"  admin token   {token}" if token else "  admin token   (created earlier: use a token you made)")

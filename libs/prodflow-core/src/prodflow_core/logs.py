@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +14,49 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+REDACTED = "***"
+# scheme://user:password@ — the password runs to the last "@" before the host (an unencoded "@" in it included).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s/?#]*@")
+# Loggers of libraries that print whole request URLs (httpx: "HTTP Request: GET http://user:pw@host/...").
+_URL_LOGGERS = ("httpx", "httpcore", "uvicorn.error")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo replaced by ``***`` (``http://admin:***@host:5984``).
+
+    Also works on text that contains URLs (log messages, exception texts); text without one is returned as is.
+    """
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", url)
+
+
+class RedactUrlPasswords(logging.Filter):
+    """A logging filter that removes passwords of URLs from a record's message and exception text.
+
+    Installed on the handler of :func:`configure_logging` (every record that reaches it, whatever its logger)
+    and on the loggers of HTTP libraries (:func:`protect_url_logs`), so other handlers never see them either.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_url(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_url(record.exc_text)
+        return True
+
+
+_FILTER = RedactUrlPasswords()
+
+
+def protect_url_logs() -> None:
+    """Put the password filter on the loggers of HTTP libraries (idempotent)."""
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,14 +77,18 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             doc["request_id"] = rid
-        if record.exc_info:
+        if record.exc_text:
+            doc["exc"] = record.exc_text
+        elif record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc)
 
 
 def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -> None:
-    """Send the root logger to stderr, as JSON lines unless ``as_json`` is false."""
+    """Send the root logger to stderr, as JSON lines unless ``as_json`` is false; URL passwords never appear."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_FILTER)
+    protect_url_logs()
     if as_json:
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -9,9 +9,11 @@ import httpx
 import pytest
 from prodflow_core.couch import CouchClient
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from prodflow_core.sql import make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
 from prodflow_monitor.settings import MonitorSettings
+from sqlalchemy import text
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -52,6 +54,13 @@ async def seeded(couch: CouchClient, api_settings: MonitorSettings, app_url: str
     await production.bulk_docs(docs)
     legend = [kit.job_doc("L200_Cycle_p03", "tier_dsp", r, "site-a", experiment="legend") for r in range(5)]
     await processing.bulk_docs(legend)
+
+    async def counted() -> bool:  # the kept counts follow the feed: wait until they hold every seeded job
+        async with httpx.AsyncClient(base_url=app_url, headers=_header(api_settings, {"*"})) as client:
+            labels = (await client.get("/api/labels")).json()["items"]
+        return sum(item["jobs"] for item in labels) == len(docs) + len(legend)
+
+    await kit.wait_until(counted, 30, "the kept counts of the seeded jobs", every_s=0.05)
     return {"docs": docs}
 
 
@@ -109,7 +118,7 @@ async def test_unauthenticated_calls_are_refused(app_url: str, seeded: dict[str,
         assert (await anonymous.get(f"/api/grab/{LABEL}")).status_code == 401
 
 
-async def test_labels_and_summary_from_reduce_views(http: httpx.AsyncClient) -> None:
+async def test_labels_and_summary_from_kept_counts(http: httpx.AsyncClient) -> None:
     labels = (await http.get("/api/labels")).json()["items"]
     assert [(item["label"], item["experiment"]) for item in labels] == [(LABEL, "snoplus")]
     assert labels[0]["counts"] == {"completed": 18, "failed": 5, "running": 7} and labels[0]["complete"] is False
@@ -123,6 +132,29 @@ async def test_labels_and_summary_from_reduce_views(http: httpx.AsyncClient) -> 
         "events_done": 0,
     }
     assert (await http.get("/api/labels/unknown_label/summary")).status_code == 404
+    verify = await http.get(f"/api/labels/{LABEL}/summary", params={"verify": "true"})
+    assert verify.status_code == 403 and verify.headers["content-type"] == "application/problem+json"
+
+
+async def test_verify_compares_kept_counts_with_a_full_reduce(
+    app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
+) -> None:
+    async for admin in _client(app_url, _header(api_settings, {"*"}, {"admin"})):
+        summary = (await admin.get(f"/api/labels/{LABEL}/summary", params={"verify": "true"})).json()
+        assert summary["jobs"] == 30
+        assert summary["verification"]["consistent"] is True
+        assert set(summary["verification"]["differences"]) == set(api_settings.databases)
+        engine = make_engine(api_settings.sql_url())  # a count gone wrong behind the monitor's back
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE label_count SET jobs = jobs + 2 WHERE label = :l AND status = 'failed'"),
+                               {"l": LABEL})  # fmt: skip
+        await engine.dispose()
+        checked = (await admin.get(f"/api/labels/{LABEL}/summary", params={"verify": "true"})).json()
+    production = api_settings.databases[0]
+    assert checked["verification"]["consistent"] is False
+    assert checked["verification"]["differences"][production] == [
+        {"module": "ModB", "status": "failed", "kept": {"jobs": 7, "events": 50}, "reduced": {"jobs": 5, "events": 50}}
+    ]
 
 
 async def test_grab_manifest_and_exactly(http: httpx.AsyncClient) -> None:

@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.service import Workers, couch_resources, create_service_app
+from prodflow_core.sql import sql_database
 
 from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.routes import grab, jobs, labels, metrics
 from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
-from prodflow_monitor.summary import SummaryCache
 
 NAME = "monitor"
 
@@ -25,16 +27,23 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with couch_resources(app, settings) as couch:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        async with (
+            couch_resources(app, settings) as couch,
+            sql_database(app, settings.sql_url(), count_tables()) as engine,
+        ):
             sites = SiteDirectory(settings.submitter_url, settings.identity_secret, ttl_s=settings.sites_ttl_s)
-            loop = MonitorLoop(couch, settings, sites, app.state.events, app.state.metrics)
+            counter = JobCounter(engine, owner=f"monitor-{Shard(settings.replica_index, settings.replicas)}")
+            loop = MonitorLoop(couch, settings, sites, app.state.events, counter, app.state.metrics)
             await loop.prepare()
             app.state.loop = loop
+            app.state.counts_engine = engine
             app.state.job_databases = list(loop.dbs.values())
             workers = Workers()
+            # The feeds keep the counts even on an API-only replica; the cycle drives job state.
+            for follower in loop.followers():
+                workers.start(f"changes-{follower.db.name}", follower.run(workers.stop))
             if settings.run_loop:
-                for follower in loop.followers():
-                    workers.start(f"changes-{follower.db.name}", follower.run(workers.stop))
                 workers.start("monitor-cycle", loop.run(workers.stop))
             try:
                 yield
@@ -51,6 +60,5 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         routers=[jobs.router, labels.router, grab.router, metrics.router],
     )
     app.state.metrics = MonitorMetrics()
-    app.state.summaries = SummaryCache(settings.summary_ttl_s)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per CouchDB request drowns the service's own
     return app

@@ -6,16 +6,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import label_home
 from prodflow_core.identity import Identity
 from prodflow_core.problems import Problem
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.metrics import MonitorMetrics
-from prodflow_monitor.summary import label_experiment
 
 
 def _job_databases(request: Request) -> list[CouchDatabase]:
     dbs: list[CouchDatabase] = request.app.state.job_databases
     return dbs
+
+
+def _counts(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.counts_engine
+    return engine
 
 
 def _metrics(request: Request) -> MonitorMetrics:
@@ -25,6 +31,8 @@ def _metrics(request: Request) -> MonitorMetrics:
 
 JobDatabases = Annotated[list[CouchDatabase], Depends(_job_databases)]
 MetricsDep = Annotated[MonitorMetrics, Depends(_metrics)]
+CountsDep = Annotated[AsyncEngine, Depends(_counts)]
+"""The SQL database of the kept job counts."""
 
 
 def experiments_of(identity: Identity) -> set[str] | None:
@@ -32,12 +40,12 @@ def experiments_of(identity: Identity) -> set[str] | None:
     return None if "*" in identity.experiments else set(identity.experiments)
 
 
-async def require_label(dbs: list[CouchDatabase], label: str, identity: Identity) -> str | None:
-    """The experiment of ``label``; 404 if no job has it, 403 if the caller may not read it."""
-    found = await label_experiment(dbs, label)
+async def require_label(counts: AsyncEngine, label: str, identity: Identity) -> str | None:
+    """The experiment of ``label`` (from the kept counts); 404 if no job has it, 403 if the caller may not read it."""
+    found = await label_home(counts, label)
     if found is None:
         raise Problem(404, "Not Found", f"no jobs with label {label!r}", kind="not-found")
-    experiment = found[1]
+    experiment = found[1] or None
     if experiment is not None:
         identity.require_experiment(experiment)
     return experiment

@@ -1,11 +1,12 @@
 """The monitor loop: follow both job databases, poll backends for active jobs, move documents, copy outputs.
 
-Per database, a ``_changes`` follower keeps the set of this replica's active jobs (``submitted``, ``running``,
-``transferring``) up to date, announces ``job.*`` events for the states it sees and checks labels whose jobs
-became final. A cycle asks each site's backend about the active jobs in batches, writes the moves with
-``_bulk_docs`` (a 409 means: re-read, decide again, write again; never overwrite) and copies the outputs of
-finished jobs. A cycle's work is proportional to the active jobs, never to every job ever made; the index of
-active jobs (``by_status``) is re-read only at start and every ``resync_s`` as a safety net.
+Per database, a ``_changes`` follower keeps this replica's job counts (``prodflow_core.counts``, its checkpoint
+stored beside them) and the set of its active jobs (``submitted``, ``running``, ``transferring``) up to date,
+announces ``job.*`` events for the states it sees and checks labels whose jobs became final. A cycle asks each
+site's backend about the active jobs in batches, writes the moves with ``_bulk_docs`` (a 409 means: re-read,
+decide again, write again; never overwrite) and copies the outputs of finished jobs. A cycle's work is
+proportional to the active jobs, never to every job ever made; the index of active jobs (``by_status``) is
+re-read only at start and every ``resync_s`` as a safety net.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from prodflow_core.backends import Backend, BackendError, BackendState, LocalBackend
 from prodflow_core.backends.local_runner import read_json
 from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase, sync_design_documents
+from prodflow_core.counts import CountsCheckpoints, JobCounter, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
@@ -41,7 +43,7 @@ from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
 from prodflow_monitor.storage import OutputFile, TransferError, transfer_outputs
-from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final, label_has_unfinished, label_status_counts
+from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
 
 _log = logging.getLogger("prodflow.monitor.loop")
 
@@ -126,9 +128,11 @@ class MonitorLoop:
         settings: MonitorSettings,
         sites: SiteDirectory,
         events: EventPublisher,
+        counter: JobCounter,
         metrics: MonitorMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.counter = counter
         self.sites = sites
         self.events = events
         self.metrics = metrics or MonitorMetrics()
@@ -149,14 +153,14 @@ class MonitorLoop:
         return f"monitor-{self.shard}"
 
     async def prepare(self) -> None:
-        """Create the databases, sync the design documents, pin the feed checkpoints and load active jobs."""
+        """Create the databases, sync the design documents and load active jobs.
+
+        The feeds have no "now" to pin: counts never built start from the beginning of each database, and the
+        events re-announced on that first pass have the ids they had before (the event store ignores them).
+        """
         for db in self.dbs.values():
             await db.ensure()
             await sync_design_documents(db, DESIGN_DOCUMENTS)
-            follower = self._follower(db.name)
-            if await db.get_local(follower.checkpoint_id) is None:
-                # Pin "now" as the start, so a crash before the first batch still resumes from here.
-                await follower.save_checkpoint(await db.update_seq())
         await self.resync()
 
     def followers(self) -> list[ChangesFollower]:
@@ -173,6 +177,7 @@ class MonitorLoop:
             handle,
             batch_size=self.settings.changes_batch,
             longpoll_s=self.settings.changes_longpoll_s,
+            checkpoints=CountsCheckpoints(self.counter, name),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -229,15 +234,19 @@ class MonitorLoop:
     # --- the feed ------------------------------------------------------------------------------------------
 
     async def on_changes(self, database: str, changes: list[Change]) -> None:
-        """Handle one batch of a job database's ``_changes``: track, announce, check labels."""
+        """Handle one batch of a job database's ``_changes``: count, track, announce, check labels."""
+        owned = [change for change in changes if self.shard.owns_job(change.id)]
+        await self.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in owned])
+        if not self.settings.run_loop:
+            return  # an API-only replica keeps its share of the counts, nothing else
         docs: list[Doc] = []
         woke = False
-        for change in changes:
+        for change in owned:
             if change.deleted:
                 self.active[database].pop(change.id, None)
                 continue
             doc = change.doc
-            if not doc or doc.get("type") != "job" or not self.shard.owns_job(change.id):
+            if not doc or doc.get("type") != "job":
                 continue
             woke = self.track(database, doc) or woke
             docs.append(doc)
@@ -254,12 +263,13 @@ class MonitorLoop:
         await self.check_labels(database, finals)
 
     async def check_labels(self, database: str, labels: Mapping[str, str | None]) -> None:
-        """Emit ``label.completed`` for each of ``labels`` whose jobs are all final, once per outcome."""
+        """Emit ``label.completed`` for each of ``labels`` whose jobs are all final, once per outcome.
+
+        Decided on the kept counts, which include the batch being handled: O(statuses), whatever the label's size.
+        """
         db = self.dbs[database]
         for label, experiment in sorted(labels.items()):
-            if await label_has_unfinished(db, label):
-                continue
-            counts = await label_status_counts(db, label)
+            counts = await label_status_counts(self.counter.engine, database, label)
             if not is_label_final(counts):
                 continue
             marker_name = f"monitor-label-completed:{label}"

@@ -12,7 +12,7 @@ class MonitorMetrics:
         self.registry = CollectorRegistry()
         self.jobs = Gauge(
             "prodflow_jobs",
-            "Job documents by database and status (reduce view)",
+            "Job documents by database and status (kept counts)",
             ["database", "status"],
             registry=self.registry,
         )

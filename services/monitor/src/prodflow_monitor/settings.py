@@ -16,7 +16,9 @@ class MonitorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore", populate_by_name=True)
 
     port: int = DEFAULT_PORT
-    database_url: str | None = None
+    database_url: str | None = Field(
+        None, description="SQL database of the kept job counts (replicas share it); default an SQLite file"
+    )
     databases: tuple[str, ...] = JOB_DATABASES
     submitter_url: str = "http://127.0.0.1:8002"
     sites_ttl_s: float = Field(60.0, description="How long the sites fetched from submitter are reused")
@@ -31,9 +33,6 @@ class MonitorSettings(ServiceSettings):
     transfer_batch: int = Field(200, ge=1, description="Jobs whose outputs are copied per cycle (then written)")
     transfer_attempts: int = Field(5, ge=1, description="Failed output transfers before the job is partFail")
     transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
-    summary_ttl_s: float = Field(
-        2.0, ge=0, description="Reuse a label summary this long (or as long as it took, if longer); 0: never"
-    )
     changes_batch: int = Field(1000, ge=1)
     changes_longpoll_s: float = Field(10.0, gt=0)
 

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -42,12 +42,23 @@ class Change:
 ChangeHandler = Callable[[list[Change]], Awaitable[None]]
 
 
+class CheckpointStore(Protocol):
+    """Where a follower keeps its sequence, when not in the database's ``_local`` documents."""
+
+    async def load(self) -> str | None:
+        """The stored sequence, ``None`` if there is none."""
+
+    async def save(self, seq: str) -> None:
+        """Store ``seq``."""
+
+
 class ChangesFollower:
     """Follow a database's ``_changes`` and hand each batch to ``handle``.
 
     The sequence after a batch is stored in ``_local/checkpoint-<consumer>`` only after ``handle`` returned,
     so a follower killed mid-batch sees that batch again on restart: delivery is at least once, and handlers
     must be idempotent. A consumer seen for the first time starts at ``start`` (``"0"`` or ``"now"``).
+    ``checkpoints`` keeps the sequence elsewhere (e.g. in SQL beside what the handler writes).
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class ChangesFollower:
         longpoll_s: float = 20.0,
         start: str = "0",
         retry_s: float = 1.0,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self.db = db
         self.consumer = consumer
@@ -70,6 +82,7 @@ class ChangesFollower:
         self.longpoll_s = longpoll_s
         self.start = start
         self.retry_s = retry_s
+        self.checkpoints = checkpoints
         self.since: str | None = None
 
     @property
@@ -78,12 +91,21 @@ class ChangesFollower:
 
     async def load_checkpoint(self) -> str:
         """The stored sequence, or the start position for a new consumer."""
-        stored = await self.db.get_local(self.checkpoint_id)
-        if stored and "seq" in stored:
-            return str(stored["seq"])
+        if self.checkpoints is not None:
+            seq = await self.checkpoints.load()
+            if seq is not None:
+                return seq
+        else:
+            stored = await self.db.get_local(self.checkpoint_id)
+            if stored and "seq" in stored:
+                return str(stored["seq"])
         return await self.db.update_seq() if self.start == "now" else self.start
 
     async def save_checkpoint(self, seq: str) -> None:
+        """Store ``seq`` as the point to resume from."""
+        if self.checkpoints is not None:
+            await self.checkpoints.save(seq)
+            return
         await self.db.put_local(self.checkpoint_id, {"seq": seq, "consumer": self.consumer})
 
     async def poll_once(self, *, wait: bool = True) -> int:

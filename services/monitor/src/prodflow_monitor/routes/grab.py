@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import COMPLETED
 
-from prodflow_monitor.deps import JobDatabases, require_label
+from prodflow_monitor.deps import CountsDep, JobDatabases, require_label
 from prodflow_monitor.grabber import Selection, build_manifest, exactly_lines, render_exactly
 
 router = APIRouter(prefix="/api/grab", tags=["grab"])
@@ -22,13 +22,14 @@ async def get_manifest(
     label: str,
     identity: Reader,
     dbs: JobDatabases,
+    counts: CountsDep,
     module: str | None = None,
     run: int | None = None,
     pass_number: PassQuery = None,
     status: str | None = COMPLETED,
 ) -> dict[str, Any]:
     """Files of the selected jobs (``status`` defaults to ``completed``; empty ``status=`` means any)."""
-    experiment = await require_label(dbs, label, identity)
+    experiment = await require_label(counts, label, identity)
     selection = Selection(module=module, run=run, pass_number=pass_number, status=status or None)
     return await build_manifest(dbs, label, selection, experiment)
 
@@ -43,13 +44,14 @@ async def get_exactly(
     label: str,
     identity: Reader,
     dbs: JobDatabases,
+    counts: CountsDep,
     module: str | None = None,
     run: int | None = None,
     pass_number: PassQuery = None,
     status: str | None = None,
 ) -> PlainTextResponse:
     """``module run pass`` per line, sorted, newline-terminated, no header."""
-    await require_label(dbs, label, identity)
+    await require_label(counts, label, identity)
     selection = Selection(module=module, run=run, pass_number=pass_number, status=status or None)
     body = render_exactly(await exactly_lines(dbs, label, selection))
     return PlainTextResponse(

@@ -1,32 +1,51 @@
-"""``/api/labels``: labels with counts per status, and one label's summary (from reduce views only)."""
+"""``/api/labels``: labels with counts per status, and one label's summary (from the kept counts)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query
 from prodflow_core.identity import Reader
+from prodflow_core.problems import Problem
 
-from prodflow_monitor.deps import JobDatabases, experiments_of, require_label
-from prodflow_monitor.summary import SummaryCache, label_list
+from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of, require_label
+from prodflow_monitor.summary import label_list, label_summary, verify_label
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])
 
 
 @router.get("", summary="Labels with their job counts per status")
-async def get_labels(identity: Reader, dbs: JobDatabases, experiment: str | None = None) -> dict[str, Any]:
+async def get_labels(
+    identity: Reader, dbs: JobDatabases, counts: CountsDep, experiment: str | None = None
+) -> dict[str, Any]:
     """Every label the caller may read (optionally of one experiment), per database."""
     experiments = experiments_of(identity)
     if experiment is not None:
         identity.require_experiment(experiment)
         experiments = {experiment}
-    items = await label_list(dbs, experiments)
+    items = await label_list(counts, [db.name for db in dbs], experiments)
     return {"items": items, "count": len(items)}
 
 
 @router.get("/{label}/summary", summary="Counts per status and module, events done / requested")
-async def get_label_summary(label: str, identity: Reader, dbs: JobDatabases, request: Request) -> dict[str, Any]:
-    """The label's summary; ``complete`` is true when every job is final (may be ``MONITOR_SUMMARY_TTL_S`` old)."""
-    experiment = await require_label(dbs, label, identity)
-    summaries: SummaryCache = request.app.state.summaries
-    return {"experiment": experiment, **await summaries.get(dbs, label)}
+async def get_label_summary(
+    label: str,
+    identity: Reader,
+    dbs: JobDatabases,
+    counts: CountsDep,
+    verify: Annotated[
+        bool, Query(description="admin: also compare the kept counts with a full reduce (costs O(jobs))")
+    ] = False,
+) -> dict[str, Any]:
+    """The label's summary from the kept counts; ``complete`` is true when every job is final.
+
+    ``verify=true`` (admin) adds ``verification``: each (database, module, status) whose kept count differs
+    from a full reduce of the job documents, so an operator can check the counts after an incident.
+    """
+    experiment = await require_label(counts, label, identity)
+    summary = {"experiment": experiment, **await label_summary(counts, label)}
+    if verify:
+        if not identity.has_role("admin"):
+            raise Problem(403, "Forbidden", "verify=true needs the admin role", kind="forbidden")
+        summary["verification"] = await verify_label(counts, dbs, label)
+    return summary

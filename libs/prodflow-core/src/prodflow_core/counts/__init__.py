@@ -1,0 +1,49 @@
+"""Job counts kept incrementally from the job databases' ``_changes`` (ARCHITECTURE: reads that stay cheap).
+
+:mod:`~prodflow_core.counts.ledger` applies batches of changed documents; :mod:`~prodflow_core.counts.reads`
+answers summaries, label lists, campaign and site counts from the kept rows.
+"""
+
+from prodflow_core.counts.ledger import (
+    Contribution,
+    CountsChange,
+    CountsCheckpoints,
+    JobCounter,
+    contribution_of,
+    plan_change,
+)
+from prodflow_core.counts.reads import (
+    ModuleCount,
+    ModuleStats,
+    campaign_counts,
+    count_differences,
+    database_status_counts,
+    label_counts,
+    label_home,
+    label_status_counts,
+    labels_by_experiment,
+    module_stats,
+    site_counts,
+)
+from prodflow_core.counts.tables import count_tables
+
+__all__ = [
+    "Contribution",
+    "CountsChange",
+    "CountsCheckpoints",
+    "JobCounter",
+    "ModuleCount",
+    "ModuleStats",
+    "campaign_counts",
+    "contribution_of",
+    "count_differences",
+    "count_tables",
+    "database_status_counts",
+    "label_counts",
+    "label_home",
+    "label_status_counts",
+    "labels_by_experiment",
+    "module_stats",
+    "plan_change",
+    "site_counts",
+]

@@ -1,0 +1,140 @@
+"""Reading kept counts: each read costs O(modules x statuses) of what it asks about, never O(jobs)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prodflow_core.counts.tables import CampaignCount, LabelCount, SiteCount
+
+_LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
+_CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
+_SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    """Jobs and events of one (database, module, status) of a label."""
+
+    database: str
+    experiment: str
+    module: str
+    status: str
+    jobs: int
+    events: int
+
+
+ModuleStats = dict[str, dict[str, dict[str, int]]]
+"""``{module: {status: {"jobs": n, "events": e}}}``"""
+
+
+async def label_counts(engine: AsyncEngine, label: str) -> list[ModuleCount]:
+    """Every kept count of ``label``, in every database."""
+    c = _LABELS.c
+    query = select(c.database, c.experiment, c.module, c.status, c.jobs, c.events).where(c.label == label)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [ModuleCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows if r[4]]
+
+
+def module_stats(counts: Iterable[ModuleCount], database: str | None = None) -> ModuleStats:
+    """``counts`` (of one ``database``, or all summed) in the shape of a ``_stats`` reduce per module."""
+    out: ModuleStats = defaultdict(dict)
+    for count in counts:
+        if database is not None and count.database != database:
+            continue
+        held = out[count.module].setdefault(count.status, {"jobs": 0, "events": 0})
+        held["jobs"] += count.jobs
+        held["events"] += count.events
+    return dict(out)
+
+
+async def label_status_counts(engine: AsyncEngine, database: str, label: str) -> dict[str, int]:
+    """``{status: jobs}`` of ``label`` in ``database``."""
+    c = _LABELS.c
+    query = select(c.status, func.sum(c.jobs)).where(c.database == database, c.label == label).group_by(c.status)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {str(status): int(jobs) for status, jobs in rows if jobs}
+
+
+async def labels_by_experiment(
+    engine: AsyncEngine, experiments: Iterable[str] | None
+) -> dict[tuple[str, str, str], dict[str, int]]:
+    """``{(database, experiment, label): {status: jobs}}`` for ``experiments`` (``None`` = all)."""
+    c = _LABELS.c
+    query = select(c.database, c.experiment, c.label, c.status, func.sum(c.jobs)).group_by(
+        c.database, c.experiment, c.label, c.status
+    )
+    if experiments is not None:
+        query = query.where(c.experiment.in_(sorted(experiments)))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    out: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
+    for database, experiment, label, status, jobs in rows:
+        if jobs:
+            out[(str(database), str(experiment), str(label))][str(status)] = int(jobs)
+    return dict(out)
+
+
+async def label_home(engine: AsyncEngine, label: str) -> tuple[str, str] | None:
+    """``(database, experiment)`` of a label that has counted jobs, or ``None``."""
+    c = _LABELS.c
+    query = select(c.database, c.experiment).where(c.label == label, c.jobs > 0).order_by(c.database).limit(1)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+async def campaign_counts(engine: AsyncEngine, campaign_id: str) -> dict[str, int]:
+    """``{status: jobs}`` of a campaign, summed over owners and databases."""
+    c = _CAMPAIGNS.c
+    query = select(c.status, func.sum(c.jobs)).where(c.campaign_id == campaign_id).group_by(c.status)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {str(status): int(jobs) for status, jobs in rows if jobs}
+
+
+async def site_counts(engine: AsyncEngine, sites: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """``{site: {status: jobs}}``, summed over owners and databases (``None`` = every site)."""
+    c = _SITES.c
+    query = select(c.site, c.status, func.sum(c.jobs)).group_by(c.site, c.status)
+    if sites is not None:
+        query = query.where(c.site.in_(sorted(sites)))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for site, status, jobs in rows:
+        if jobs:
+            out[str(site)][str(status)] = int(jobs)
+    return dict(out)
+
+
+def count_differences(kept: ModuleStats, reduced: ModuleStats) -> list[dict[str, object]]:
+    """Every (module, status) whose kept jobs or events differ from a full reduce's (empty: they agree)."""
+    out: list[dict[str, object]] = []
+    for module in sorted(set(kept) | set(reduced)):
+        mine, theirs = kept.get(module, {}), reduced.get(module, {})
+        for status in sorted(set(mine) | set(theirs)):
+            a = mine.get(status, {"jobs": 0, "events": 0})
+            b = theirs.get(status, {"jobs": 0, "events": 0})
+            if a != b:
+                out.append({"module": module, "status": status, "kept": a, "reduced": b})
+    return out
+
+
+async def database_status_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
+    """``{database: {status: jobs}}`` of every kept label (the ``/metrics`` gauges)."""
+    c = _LABELS.c
+    query = select(c.database, c.status, func.sum(c.jobs)).group_by(c.database, c.status)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for database, status, jobs in rows:
+        if jobs:
+            out[str(database)][str(status)] = int(jobs)
+    return dict(out)

@@ -1,0 +1,86 @@
+"""The SQL tables of kept job counts: a ledger of what each job document contributes, and the counts it sums to.
+
+A service that keeps counts owns these tables in its own SQL database. Rows are written by one *owner* (a
+monitor replica, the submitter) for the documents it follows; several owners may share one database (monitor
+replicas on PostgreSQL), each writing only its own rows, and any of them may read every row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Table
+from sqlmodel import Field, SQLModel
+
+
+class CountedJob(SQLModel, table=True):
+    """What one job document adds to the counts, as of the revision ``rev`` last counted."""
+
+    __tablename__ = "counted_job"
+
+    database: str = Field(primary_key=True, max_length=200)
+    doc_id: str = Field(primary_key=True, max_length=400)
+    rev: int
+    experiment: str = Field(max_length=100)
+    label: str = Field(max_length=100)
+    module: str = Field(max_length=200)
+    status: str = Field(max_length=40)
+    site: str = Field(max_length=200)
+    campaign_id: str = Field(max_length=100)
+    events: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LabelCount(SQLModel, table=True):
+    """Jobs and their events per (database, label, module, status); a label belongs to one owner."""
+
+    __tablename__ = "label_count"
+    __table_args__ = (Index("ix_label_count_experiment_label", "experiment", "label"),)
+
+    database: str = Field(primary_key=True, max_length=200)
+    label: str = Field(primary_key=True, max_length=100)
+    module: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=40)
+    experiment: str = Field(max_length=100)
+    owner: str = Field(max_length=100)
+    jobs: int = Field(sa_column=Column(BigInteger, nullable=False))
+    events: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CampaignCount(SQLModel, table=True):
+    """Jobs per (owner, database, campaign, status): a campaign's labels may belong to several owners."""
+
+    __tablename__ = "campaign_count"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    database: str = Field(primary_key=True, max_length=200)
+    campaign_id: str = Field(primary_key=True, max_length=100)
+    status: str = Field(primary_key=True, max_length=40)
+    jobs: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SiteCount(SQLModel, table=True):
+    """Jobs per (owner, database, site, status)."""
+
+    __tablename__ = "site_count"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    database: str = Field(primary_key=True, max_length=200)
+    site: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=40)
+    jobs: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CountsCheckpoint(SQLModel, table=True):
+    """The ``_changes`` sequence up to which an owner's counts of a database are complete."""
+
+    __tablename__ = "counts_checkpoint"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    database: str = Field(primary_key=True, max_length=200)
+    seq: str = Field(max_length=2000)
+
+
+def count_tables() -> list[Table]:
+    """The tables a service that keeps counts creates in its SQL database."""
+    return [
+        SQLModel.metadata.tables[name]
+        for name in ("counted_job", "label_count", "campaign_count", "site_count", "counts_checkpoint")
+    ]

@@ -1,0 +1,121 @@
+"""Kept job counts: exact under re-delivery, stale revisions, deletions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prodflow_core.counts import (
+    CountsCheckpoints,
+    JobCounter,
+    campaign_counts,
+    contribution_of,
+    count_tables,
+    label_counts,
+    label_home,
+    label_status_counts,
+    labels_by_experiment,
+    module_stats,
+    plan_change,
+    site_counts,
+)
+from prodflow_core.sql import create_tables, make_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def _job(n: int, status: str = "waiting", rev: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "_id": f"job:L1:ModA:{n}:0:p1",
+        "_rev": f"{rev}-abc",
+        "type": "job",
+        "experiment": "snoplus",
+        "label": "L1",
+        "module": "ModA",
+        "status": status,
+        "site": "site-a",
+        "campaign_id": "camp-000001",
+        "events": 10,
+        **extra,
+    }
+
+
+def test_only_job_documents_count() -> None:
+    assert contribution_of({"_id": "_design/x", "views": {}}) is None
+    part = contribution_of(_job(1, rev=7))
+    assert part is not None and part.rev == 7 and part.events == 10
+
+
+def test_a_move_takes_one_from_the_old_status_and_gives_it_to_the_new() -> None:
+    old = contribution_of(_job(1))
+    assert old is not None
+    change = plan_change("db", {"a": old}, [("a", contribution_of(_job(1, "submitted", rev=2)))])
+    assert change.labels[("snoplus", "L1", "ModA", "waiting")] == [-1, -10]
+    assert change.labels[("snoplus", "L1", "ModA", "submitted")] == [1, 10]
+    assert change.sites[("site-a", "waiting")] == -1 and change.campaigns[("camp-000001", "submitted")] == 1
+    assert change.touched_labels == {"L1"}
+
+
+def test_an_older_revision_or_the_same_count_moves_nothing() -> None:
+    held = contribution_of(_job(1, "running", rev=5))
+    assert held is not None
+    stale = plan_change("db", {"a": held}, [("a", contribution_of(_job(1, "submitted", rev=4)))])
+    same = plan_change("db", {"a": held}, [("a", contribution_of(_job(1, "running", rev=6)))])
+    for change in (stale, same):
+        assert not any(v[0] or v[1] for v in change.labels.values()) and change.touched_labels == set()
+    assert [row["rev"] for row in same.ledger_put] == [6]  # the ledger follows the revision
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'counts.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    made = make_engine(url)
+    await create_tables(made, count_tables())
+    yield made
+    await made.dispose()
+
+
+async def test_counts_are_exact_when_batches_are_handed_over_again(engine: AsyncEngine) -> None:
+    counter = JobCounter(engine, owner=f"test-{uuid.uuid4().hex[:8]}")
+    database = f"db-{uuid.uuid4().hex[:8]}"
+    first = [(f"job:L1:ModA:{n}:0:p1", _job(n)) for n in range(100)]
+    await counter.apply(database, first)
+    await counter.apply(database, first)  # the same batch after a crash before the checkpoint moved
+    moved = [(f"job:L1:ModA:{n}:0:p1", _job(n, "completed", rev=3)) for n in range(40)]
+    await counter.apply(database, moved)
+    await counter.apply(database, moved)
+    await counter.apply(database, [(f"job:L1:ModA:{n}:0:p1", _job(n, "submitted", rev=2)) for n in range(40)])
+    await counter.apply(database, [("job:L1:ModA:99:0:p1", None), ("job:L1:ModA:99:0:p1", None)])
+
+    assert await label_status_counts(engine, database, "L1") == {"waiting": 59, "completed": 40}
+    stats = module_stats(await label_counts(engine, "L1"), database)
+    assert stats == {"ModA": {"completed": {"jobs": 40, "events": 400}, "waiting": {"jobs": 59, "events": 590}}}
+    assert (await campaign_counts(engine, "camp-000001"))["completed"] >= 40
+    assert (await site_counts(engine, ["site-a"]))["site-a"]["waiting"] >= 59
+    assert await label_home(engine, "L1") is not None
+    labels = await labels_by_experiment(engine, {"snoplus"})
+    assert labels[(database, "snoplus", "L1")] == {"waiting": 59, "completed": 40}
+    assert not await labels_by_experiment(engine, {"legend"})
+
+
+async def test_rows_that_reach_zero_are_dropped(engine: AsyncEngine) -> None:
+    counter = JobCounter(engine, owner="zero")
+    database = f"db-{uuid.uuid4().hex[:8]}"
+    await counter.apply(database, [("job:L9:ModA:1:0:p1", {**_job(1), "label": "L9"})])
+    await counter.apply(database, [("job:L9:ModA:1:0:p1", None)])
+    assert await label_counts(engine, "L9") == [] and await label_home(engine, "L9") is None
+
+
+async def test_the_checkpoint_is_kept_beside_the_counts(engine: AsyncEngine) -> None:
+    counter = JobCounter(engine, owner=f"cp-{uuid.uuid4().hex[:8]}")
+    store = CountsCheckpoints(counter, "db-a")
+    assert await store.load() is None
+    await store.save("12-g1AAAA")
+    await store.save("13-g1AAAB")
+    assert await store.load() == "13-g1AAAB"
+    assert await CountsCheckpoints(counter, "db-b").load() is None

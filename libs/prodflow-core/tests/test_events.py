@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
-from prodflow_core.couch import CouchClient, CouchDatabase
+from prodflow_core.couch import CouchClient
 from prodflow_core.couch.server import free_port
 from prodflow_core.events import (
     BackloggedPublisher,
@@ -16,8 +15,7 @@ from prodflow_core.events import (
     make_event,
     new_event_id,
 )
-
-MakeDb = Callable[[str], Awaitable[CouchDatabase]]
+from prodflow_core.testing import MakeDb
 
 
 def test_event_ids_sort_by_time() -> None:
@@ -41,6 +39,7 @@ def test_document_form_follows_formats_md() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.both_couch
 async def test_publish_twice_is_harmless_and_follower_filters_types(fresh_db: MakeDb) -> None:
     db = await fresh_db("events")
     publisher = EventPublisher(db, "/services/test")
@@ -64,8 +63,9 @@ async def test_publish_twice_is_harmless_and_follower_filters_types(fresh_db: Ma
 
 
 @pytest.mark.integration
+@pytest.mark.both_couch
 async def test_backlog_keeps_events_while_the_server_is_away(fresh_db: MakeDb) -> None:
-    db = await fresh_db("events")
+    db = await fresh_db("events", shards=1)  # as the services create the stream: one order of _changes
     async with CouchClient(f"http://127.0.0.1:{free_port()}") as nowhere:
         publisher = EventPublisher(nowhere.db(db.name), "/services/test")  # connections refused: server away
         backlogged = BackloggedPublisher(publisher, retry_s=0.05)

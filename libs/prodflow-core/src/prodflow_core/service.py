@@ -88,7 +88,7 @@ async def couch_resources(app: FastAPI, settings: ServiceSettings) -> AsyncItera
     client = CouchClient(settings.couchdb_url)
     try:
         events_db = client.db(settings.events_db)
-        await events_db.ensure()
+        await events_db.ensure(shards=1)  # one shard: consumers see events in the order they were stored
         app.state.couch = client
         app.state.events = EventPublisher(events_db, f"/services/{app.state.service_name}")
         app.state.health_checks["couchdb"] = client.info

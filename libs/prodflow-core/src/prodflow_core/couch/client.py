@@ -157,9 +157,15 @@ class CouchDatabase:
     def _path(self, rest: str = "") -> str:
         return f"{self._base}/{rest}" if rest else self._base
 
-    async def ensure(self) -> None:
-        """Create the database unless it exists."""
-        await self.client.request("PUT", self._path(), ok_statuses=(412,))
+    async def ensure(self, *, shards: int | None = None) -> None:
+        """Create the database unless it exists (412 from the server).
+
+        ``shards`` (CouchDB's ``q``, used only when the database is created): a CouchDB 3 database of several
+        shards has no single order of ``_changes``; ``shards=1`` gives one, the order of the writes. PouchDB
+        Server has one order anyway and ignores it.
+        """
+        params = {"q": shards} if shards is not None else None
+        await self.client.request("PUT", self._path(), params=params, ok_statuses=(412,))
 
     async def drop(self) -> None:
         """Delete the database if it exists."""

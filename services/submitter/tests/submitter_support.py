@@ -114,6 +114,19 @@ async def running(settings: SubmitterSettings, *, drop: bool = True) -> AsyncIte
                 await Api(app, httpx.AsyncClient(), settings, couch).close()
 
 
+async def counted(api: Api, path: str, expected: dict[str, int]) -> dict[str, Any]:
+    """``GET path`` once its kept ``counts`` (which follow the job feed) equal ``expected``; its body."""
+    body: dict[str, Any] = {}
+
+    async def matches() -> bool:
+        nonlocal body
+        body = (await api.client.get(path, headers=headers("rita", "reader"))).json()
+        return bool(body.get("counts") == expected)
+
+    await eventually(matches, what=f"counts {expected} at {path} (last: {body.get('counts')})")
+    return body
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0, what: str = "condition") -> None:
     """Wait until ``check`` is true (background workers act asynchronously)."""
     deadline = time.monotonic() + timeout_s

@@ -13,6 +13,7 @@ from submitter_support import (
     MANAGER,
     READER,
     Api,
+    counted,
     eventually,
     jobs_file,
     put_site,
@@ -71,8 +72,7 @@ async def test_upload_creates_documents_and_exactly_and_the_jobs_run(api: Api) -
     assert len(created_events) == 1 and created_events[0]["data"]["jobs"] == 25
     assert created_events[0]["data"]["campaign_id"] == campaign["id"] and created_events[0]["experiment"] == "snoplus"
 
-    detail = (await api.client.get(f"/api/campaigns/{campaign['id']}", headers=READER)).json()
-    assert detail["counts"] == {"submitted": 25}
+    await counted(api, f"/api/campaigns/{campaign['id']}", {"submitted": 25})
 
 
 async def test_dry_run_shows_and_writes_nothing(api: Api) -> None:

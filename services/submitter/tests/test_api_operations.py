@@ -14,6 +14,7 @@ from submitter_support import (
     MANAGER,
     READER,
     Api,
+    counted,
     eventually,
     jobs_file,
     make_settings,
@@ -114,9 +115,8 @@ async def test_resubmit_failures_as_next_pass_and_as_next_attempt(api: Api) -> N
     assert one["seed"] != (await api.db().get(ids[0]))["seed"]
     exactly = (await api.client.get(f"/api/campaigns/{result['campaign']}/exactly", headers=READER)).text
     assert exactly.splitlines() == [f"WaterBi214Run {100000 + i} 2" for i in range(3)]
-    campaign = (await api.client.get(f"/api/campaigns/{result['campaign']}", headers=READER)).json()
+    campaign = await counted(api, f"/api/campaigns/{result['campaign']}", {"waiting": 3})
     assert campaign["kind"] == "resubmission" and campaign["parent_campaign"] == first["id"]
-    assert campaign["counts"] == {"waiting": 3}
     event = (await api.events("jobs.resubmitted"))[-1]
     assert event["data"]["mode"] == "next_pass" and sorted(event["data"]["parents"]) == ids[:3]
     again = (await api.client.post(f"/api/campaigns/by-label/{label}/resubmit", json=body, headers=MANAGER)).json()
@@ -156,8 +156,8 @@ async def test_drain_submits_nothing_new_and_undrain_resumes(api: Api) -> None:
         return {d["status"] for d in await api.jobs(label)} == {"submitted"}
 
     await eventually(all_submitted, what="jobs submitted after undrain")
-    site = (await api.client.get("/api/sites/drainable", headers=READER)).json()
-    assert site["counts"] == {"submitted": 3} and site["drained"] is False
+    site = await counted(api, "/api/sites/drainable", {"submitted": 3})
+    assert site["drained"] is False
     assert (await api.client.post("/api/sites/drainable/drain", headers=READER)).status_code == 403
 
 

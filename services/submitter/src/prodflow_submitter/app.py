@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.events import CloudEvent, event_follower
 from prodflow_core.jobdocs import ensure_job_databases
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
 from prodflow_submitter.following import CONSUMER, FOLLOWED, on_request_approved
+from prodflow_submitter.job_feed import job_feeds
 from prodflow_submitter.jobstore import SUBMITTER_DESIGN
 from prodflow_submitter.models import TABLES
 from prodflow_submitter.queue import SubmissionLoop
@@ -40,7 +42,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
             settings.request_api_url, settings.identity_secret, timeout_s=settings.catalog_timeout_s
         )
         try:
-            async with sql_database(app, settings.sql_url(), TABLES):
+            async with sql_database(app, settings.sql_url(), [*TABLES, *count_tables()]) as engine:
                 sessions = app.state.sessions
                 loaded = await load_sites(sessions, settings)
                 if loaded:
@@ -49,9 +51,12 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
                 async with couch_resources(app, settings) as client:
                     prefix = settings.job_database_prefix
                     databases = await ensure_job_databases(client, [SUBMITTER_DESIGN], prefix=prefix)
-                    runtime = Runtime(settings, sessions, databases, app.state.events, request_api)
+                    counter = JobCounter(engine, owner=NAME)
+                    runtime = Runtime(settings, sessions, databases, app.state.events, request_api, counter)
                     app.state.runtime = runtime
                     app.state.loop = loop = SubmissionLoop(runtime)
+                    for feed in job_feeds(runtime, loop):
+                        workers.start(f"jobs-feed-{feed.db.name}", _cancelled_on(workers.stop, feed.run(workers.stop)))
                     if settings.run_submission_loop:
                         workers.start("submission-loop", loop.run(workers.stop))
                     if settings.follow_events:

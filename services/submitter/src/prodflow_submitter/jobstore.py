@@ -123,11 +123,5 @@ async def docs_in_statuses(db: CouchDatabase, view: tuple[str, str], prefix: str
     return [row["doc"] for row in rows if row.get("doc")]
 
 
-async def status_counts(db: CouchDatabase, view: tuple[str, str], prefix: str) -> dict[str, int]:
-    """``{status: n}`` of a ``[prefix, status]`` → ``_count`` view."""
-    rows = (await db.view(*view, group=True, startkey=[prefix], endkey=[prefix, {}])).rows
-    return {row["key"][1]: int(row["value"]) for row in rows}
-
-
 def non_final(statuses: Iterable[str] = jobdocs.STATUSES) -> list[str]:
     return [s for s in statuses if s not in jobdocs.FINAL_STATUSES]

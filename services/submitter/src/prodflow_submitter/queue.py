@@ -2,7 +2,9 @@
 
 In site queue order (runlevel, newfirst, priority, serial) up to the site's ``max_running``; drained sites get
 nothing new. The waiting jobs are kept in memory: loaded once from a view at start, then kept current from the
-databases' ``_changes``, so a round never re-reads every job.
+databases' ``_changes`` (``job_feed``), so a round never re-reads every job. Slots in use per site come from the
+kept counts plus the jobs this loop claimed that the feed has not shown yet: a round queries no view, so it never
+waits for an index that other labels' new documents are building.
 
 A job reaches its backend in three steps, each safe to interrupt:
 1. ``waiting → submitted`` with ``backend.id = null`` (bulk, with ``_rev``: of two submitters only one wins);
@@ -24,10 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
-from prodflow_core.couch import CouchDatabase, CouchError
+from prodflow_core.couch import ChangesFollower, CouchDatabase
+from prodflow_core.counts import site_counts
 from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
 
@@ -52,6 +54,11 @@ class Waiting:
     run: int
     priority: int
     created: float
+
+
+def _rev(doc: Doc) -> int:
+    """The generation of a document's ``_rev`` (``3-abc`` → 3)."""
+    return int(str(doc.get("_rev", "0-")).split("-", 1)[0] or 0)
 
 
 def _epoch(text: str | None) -> float:
@@ -86,11 +93,16 @@ class SubmissionLoop:
         self._backends: dict[str, tuple[Any, Backend]] = {}
         self.ready = asyncio.Event()
         self._backoff: dict[str, tuple[float, float]] = {}  # site → (not before, last delay) after a failure
+        self.feeds: list[ChangesFollower] = []
+        self._claimed: dict[tuple[str, str], tuple[str, int]] = {}  # claimed, not yet seen by the feed: site, rev
 
     # -- the in-memory queue ------------------------------------------------------------------------------
     def track(self, database: str, doc: Doc | None, doc_id: str) -> None:
         """Keep the queue current with one document (``None``: deleted)."""
         key = (database, doc_id)
+        claim = self._claimed.get(key)
+        if claim is not None and (doc is None or _rev(doc) >= claim[1]):
+            del self._claimed[key]  # the kept counts hold this job's slot from now on
         old_site = self._site_of.pop(key, None)
         if old_site is not None:
             self.waiting[old_site].pop(key, None)
@@ -100,60 +112,30 @@ class SubmissionLoop:
                                               _epoch(doc.get("created_at")))  # fmt: skip
             self._site_of[key] = site
 
-    async def load(self) -> dict[str, str]:
-        """Fill the queue from the ``waiting_by_site`` view; returns each database's sequence to follow from."""
-        since: dict[str, str] = {}
+    async def load(self) -> None:
+        """Fill the queue from the ``waiting_by_site`` view (at start; the feed keeps it current after)."""
         for name, db in self.runtime.databases.items():
-            since[name] = await db.update_seq()
             rows = (await db.view("submitter", "waiting_by_site")).rows
             for row in rows:
                 run, priority, created = row["value"]
                 key = (name, row["id"])
                 self.waiting[row["key"]][key] = Waiting(name, row["id"], int(run), int(priority), _epoch(created))
                 self._site_of[key] = row["key"]
-        return since
-
-    async def follow(self, database: str, since: str, stop: asyncio.Event) -> None:
-        """Apply ``_changes`` of one database to the queue until ``stop``."""
-        db = self.runtime.db(database)
-        while not stop.is_set():
-            try:
-                batch = await db.changes(
-                    since=since, limit=2000, include_docs=True, longpoll_s=self.runtime.settings.changes_longpoll_s
-                )
-            except (httpx.HTTPError, CouchError) as exc:
-                _log.warning("changes of %s: %s; retrying", db.name, exc)
-                await first_of(stop, timeout_s=1.0)
-                continue
-            woke = False
-            for row in batch.results:
-                doc = None if row.get("deleted") else row.get("doc")
-                self.track(database, doc, str(row["id"]))
-                woke = woke or bool(doc and doc.get("status") == jobdocs.WAITING)
-            since = batch.last_seq
-            if woke:
-                self.runtime.wake.set()
 
     # -- rounds -------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Load, reconcile, then submit round after round until ``stop``."""
-        since = await self.load()
-        followers = [
-            asyncio.create_task(self.follow(name, seq, stop), name=f"queue-follow-{name}")
-            for name, seq in since.items()
-        ]
-        try:
-            for site in await self._sites():
-                await self._guarded(self.reconcile, site)
-            self.ready.set()
-            while not stop.is_set():
-                self.runtime.wake.clear()
-                await self.round()
-                await first_of(stop, self.runtime.wake, timeout_s=self.runtime.settings.submit_interval_s)
-        finally:
-            for task in followers:
-                task.cancel()
-            await asyncio.gather(*followers, return_exceptions=True)
+        """Load, wait until the feeds caught up (slot counts are then current), reconcile, then submit round after
+        round until ``stop``."""
+        await self.load()
+        for feed in self.feeds:
+            await first_of(feed.caught_up, stop, timeout_s=None)
+        for site in await self._sites():
+            await self._guarded(self.reconcile, site)
+        self.ready.set()
+        while not stop.is_set():
+            self.runtime.wake.clear()
+            await self.round()
+            await first_of(stop, self.runtime.wake, timeout_s=self.runtime.settings.submit_interval_s)
 
     async def round(self) -> int:
         """One pass over every site that is not drained; returns how many jobs went to backends."""
@@ -190,13 +172,13 @@ class SubmissionLoop:
         return cached[1]
 
     async def active_count(self, site: str) -> int:
-        """Jobs of ``site`` holding a slot (submitted or running) in both databases."""
-        keys = [[site, jobdocs.SUBMITTED], [site, jobdocs.RUNNING]]
-        total = 0
-        for db in self.runtime.databases.values():
-            rows = (await db.view("jobs", "by_site_status", keys=keys, group=True)).rows
-            total += sum(int(row["value"]) for row in rows)
-        return total
+        """Jobs of ``site`` holding a slot (submitted or running) in both databases.
+
+        The kept counts as far as the feed got, plus this loop's claims the feed has not shown yet.
+        """
+        counts = (await site_counts(self.runtime.counter.engine, [site])).get(site, {})
+        claimed = sum(1 for claim_site, _rev in self._claimed.values() if claim_site == site)
+        return counts.get(jobdocs.SUBMITTED, 0) + counts.get(jobdocs.RUNNING, 0) + claimed
 
     async def submit_site(self, site: SiteRow) -> int:
         """Send the site's next waiting jobs to its backend, up to its free slots."""
@@ -225,6 +207,7 @@ class SubmissionLoop:
         claimed = await jobstore.update_many(db, docs, to_submitted)
         for doc in claimed.written:
             self.track(database, None, doc["_id"])
+            self._claimed[(database, doc["_id"])] = (site.name, _rev(doc) + 1)
         if not claimed.written:
             return 0
         try:

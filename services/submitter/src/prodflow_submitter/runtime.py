@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import JobCounter
 from prodflow_core.events import EventPublisher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,13 +19,14 @@ from prodflow_submitter.settings import SubmitterSettings
 
 @dataclass
 class Runtime:
-    """Settings, SQL sessions, both job databases, the event publisher and the request-api client."""
+    """Settings, SQL sessions, both job databases, the event publisher, the request-api client, the kept counts."""
 
     settings: SubmitterSettings
     sessions: async_sessionmaker[AsyncSession]
     databases: dict[str, CouchDatabase]
     events: EventPublisher
     request_api: RequestApi
+    counter: JobCounter
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when new jobs may be waiting: the submission loop runs a round at once."""
 

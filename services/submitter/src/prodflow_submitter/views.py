@@ -1,13 +1,14 @@
-"""Turning stored campaigns and sites into API answers (with live counts from the job databases)."""
+"""Turning stored campaigns and sites into API answers (with the kept counts of their jobs)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from prodflow_core.counts import campaign_counts
 from prodflow_core.problems import not_found
 
-from prodflow_submitter import exactly, jobstore
+from prodflow_submitter import exactly
 from prodflow_submitter.campaigns import summarise
 from prodflow_submitter.models import Campaign, campaign_number, campaign_public_id
 from prodflow_submitter.runtime import Runtime
@@ -28,12 +29,10 @@ async def load_campaign(runtime: Runtime, public_id: str) -> Campaign:
 async def campaign_out(
     runtime: Runtime, row: Campaign, *, with_counts: bool = True, created_now: int = 0
 ) -> CampaignOut:
-    """A campaign as the API shows it; ``counts`` by status are read from the ``by_campaign_status`` view."""
+    """A campaign as the API shows it; ``counts`` by status are the kept counts (O(statuses) to read)."""
     counts = {}
     if with_counts and row.state == "created":
-        counts = await jobstore.status_counts(
-            runtime.db(row.database), ("submitter", "by_campaign_status"), row.public_id
-        )
+        counts = await campaign_counts(runtime.counter.engine, row.public_id)
     return CampaignOut(
         id=row.public_id, experiment=row.experiment, label=row.label, labels=row.labels, request_id=row.request_id,
         database=row.database, site=row.site, pass_number=row.pass_number, kind=row.kind,

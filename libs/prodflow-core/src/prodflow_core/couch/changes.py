@@ -84,6 +84,8 @@ class ChangesFollower:
         self.retry_s = retry_s
         self.checkpoints = checkpoints
         self.since: str | None = None
+        self.caught_up = asyncio.Event()
+        """Set once a batch came back short: everything up to the moment of that read was handled."""
 
     @property
     def checkpoint_id(self) -> str:
@@ -123,6 +125,8 @@ class ChangesFollower:
         if batch.last_seq != self.since:
             await self.save_checkpoint(batch.last_seq)
             self.since = batch.last_seq
+        if len(batch.results) < self.batch_size:
+            self.caught_up.set()
         return len(batch.results)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -130,7 +134,8 @@ class ChangesFollower:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
-                await self.poll_once()
+                # No long poll before the first catch-up: "nothing since the checkpoint" is known at once.
+                await self.poll_once(wait=self.caught_up.is_set())
             except asyncio.CancelledError:
                 raise
             except (httpx.HTTPError, CouchError) as exc:

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from prodflow_core import jobdocs
+from prodflow_core.counts import site_counts
 from prodflow_core.identity import Admin, Manager, Reader
 from prodflow_core.problems import conflict, not_found
 
-from prodflow_submitter import jobstore
 from prodflow_submitter.models import SiteRow, utcnow
 from prodflow_submitter.runtime import RuntimeDep
 from prodflow_submitter.schemas import SITE_NAME, SiteOut, SiteSpec
@@ -20,11 +20,8 @@ SiteName = Annotated[str, Path(pattern=SITE_NAME)]
 
 
 async def _counts(runtime: RuntimeDep, name: str) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for db in runtime.databases.values():
-        for status, n in (await jobstore.status_counts(db, ("jobs", "by_site_status"), name)).items():
-            totals[status] = totals.get(status, 0) + n
-    return totals
+    """The site's jobs by status in both databases, from the kept counts."""
+    return (await site_counts(runtime.counter.engine, [name])).get(name, {})
 
 
 async def _row(runtime: RuntimeDep, name: str) -> SiteRow:

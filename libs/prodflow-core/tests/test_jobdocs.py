@@ -86,11 +86,9 @@ def test_backend_name_and_output_dir() -> None:
     assert jobdocs.job_output_dir(Path("/out"), doc["_id"]) == Path("/out/L1/Mod/7_2_p3")
 
 
-def test_design_document_has_the_views_of_formats() -> None:
+def test_design_document_has_only_the_views_something_reads() -> None:
     body = jobdocs.JOBS_DESIGN.body()
     assert body["_id"] == "_design/jobs"
-    assert set(body["views"]) == {
-        "by_status", "by_label_status", "by_label_mrp", "by_site_status", "events_by_label", "outputs_by_label",
-    }  # fmt: skip
-    assert body["views"]["events_by_label"]["reduce"] == "_sum"
+    assert set(body["views"]) == {"by_status", "by_label_status", "by_label_mrp", "outputs_by_label"}
+    assert body["views"]["by_status"]["reduce"] == "_count"
     assert "reduce" not in body["views"]["by_label_mrp"]

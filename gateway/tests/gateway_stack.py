@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from counting_proxy import CountingProxy, counting_proxy
 from fastapi import APIRouter, Depends, Request
 from prodflow_core.couch.server import free_port
 from prodflow_core.identity import Identity, current_identity
@@ -42,8 +44,6 @@ def echo_app(settings: ServiceSettings) -> Any:
     async def echo_name(name: str, request: Request) -> dict[str, Any]:
         return {"name": name, "raw_path": request.scope["raw_path"].decode(), "query": str(request.url.query)}
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:
         yield
@@ -55,16 +55,34 @@ def echo_app(settings: ServiceSettings) -> Any:
 class Stack:
     url: str
     settings: GatewaySettings
+    couch_url: str
+    """The CouchDB-API server itself (``settings.couchdb_url`` may be a counting proxy in front of it)."""
+    proxy: CountingProxy | None = None
 
 
 @pytest.fixture(scope="module")
 def stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with _stack(couch_url, tmp_path_factory) as made:
+        yield made
+
+
+@pytest.fixture
+def counted_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway of its own whose CouchDB requests go through a counting proxy; its SSE window holds 5 changes."""
+    with counting_proxy(couch_url) as proxy, _stack(couch_url, tmp_path_factory, proxy, sse_window=5) as made:
+        yield made
+
+
+@contextmanager
+def _stack(
+    couch_url: str, tmp_path_factory: pytest.TempPathFactory, proxy: CountingProxy | None = None, **extra: Any
+) -> Iterator[Stack]:
     data: Path = tmp_path_factory.mktemp("gateway")
     events_db = f"events-{uuid.uuid4().hex[:8]}"
     service_settings = ServiceSettings(couchdb_url=couch_url, data_dir=data, log_json=False, events_db=events_db)
     with serving(echo_app(service_settings)) as echo_url:
         settings = GatewaySettings(
-            couchdb_url=couch_url,
+            couchdb_url=proxy.url if proxy else couch_url,
             data_dir=data,
             log_json=False,
             events_db=events_db,
@@ -75,6 +93,7 @@ def stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             cycle_runner_url=f"http://127.0.0.1:{free_port()}",
             max_body_bytes=1024 * 1024,
             sse_heartbeat_s=0.5,
+            **extra,
         )
         with serving(create_app(settings)) as url:
-            yield Stack(url=url, settings=settings)
+            yield Stack(url=url, settings=settings, couch_url=couch_url, proxy=proxy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ def _read_sse(
 
 
 async def _publish(stack: Stack, n: int, experiment: str = "snoplus", prefix: str = "e") -> list[str]:
-    async with CouchClient(stack.settings.couchdb_url) as couch:
+    async with CouchClient(stack.couch_url) as couch:
         publisher = EventPublisher(couch.db(stack.settings.events_db), "/services/test")
         ids = []
         for i in range(n):
@@ -85,3 +86,101 @@ def test_a_resume_point_that_is_not_a_sequence_is_a_400_problem(stack: Stack) ->
     answer = httpx.get(f"{stack.url}/api/events", headers=headers, timeout=10)
     assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def _follow(
+    stack: Stack,
+    limit: int,
+    *,
+    token: str = ADMIN_TOKEN,
+    connected: asyncio.Event | None = None,
+    resume: str | None = None,
+) -> list[dict[str, Any]]:
+    """Frames of one SSE client (``connected`` is set once the stream began), until ``limit`` events."""
+    headers = {"Authorization": f"Bearer {token}", **({"Last-Event-ID": resume} if resume else {})}
+    frames: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+        client.stream("GET", "/api/events", params={"limit": str(limit)}, headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        frame: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if line.startswith("retry:") and connected is not None:
+                connected.set()
+            elif line.startswith("id: "):
+                frame["id"] = line[4:]
+            elif line.startswith("data: "):
+                frame["data"] = json.loads(line[6:])
+            elif line == "" and "data" in frame:
+                frames.append(frame)
+                frame = {}
+    return frames
+
+
+def _subjects(frames: list[dict[str, Any]]) -> list[str]:
+    return [f["data"]["subject"] for f in frames]
+
+
+async def _clients(stack: Stack, n: int, limit: int, **kwargs: Any) -> list[asyncio.Task[list[dict[str, Any]]]]:
+    """``n`` SSE clients reading ``limit`` events each, returned once every stream began."""
+    ready = [asyncio.Event() for _ in range(n)]
+    tasks = [asyncio.create_task(_follow(stack, limit, connected=r, **kwargs)) for r in ready]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+    return tasks
+
+
+def _client_reads(stack: Stack, mark: int) -> list[str]:
+    """``_changes`` reads by SSE clients since request ``mark``: every read but the window follower's long-polls."""
+    assert stack.proxy is not None
+    return [f"{s.method} {s.path} {s.query}" for s in stack.proxy.changes_reads(mark) if not s.is_longpoll]
+
+
+async def test_idle_clients_are_served_from_the_window_without_reading_couchdb(counted_stack: Stack) -> None:
+    stack = counted_stack
+    assert stack.proxy is not None
+    tasks = await _clients(stack, 40, limit=5)
+    mark = len(stack.proxy.seen)
+    await _publish(stack, 5, prefix="w")  # no more than the window holds
+    received = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert all(_subjects(frames) == [f"w{i}" for i in range(5)] for frames in received)
+    assert _client_reads(stack, mark) == []
+    # Only the follower read: at most one long-poll per event and the one waiting now, whatever the clients.
+    assert len(stack.proxy.changes_reads(mark)) <= 5 + 1
+
+
+async def test_resume_inside_the_window_is_served_from_memory(counted_stack: Stack) -> None:
+    stack = counted_stack
+    assert stack.proxy is not None
+    (task,) = await _clients(stack, 1, limit=4)
+    await _publish(stack, 4, prefix="m")
+    first = await asyncio.wait_for(task, 30)
+    mark = len(stack.proxy.seen)
+    resumed = await asyncio.wait_for(_follow(stack, 2, resume=first[1]["id"]), 30)
+    assert _subjects(resumed) == ["m2", "m3"]
+    assert _client_reads(stack, mark) == []  # neither the resume point's check nor the events
+
+
+async def test_resume_from_before_the_window_catches_up_then_follows_live(counted_stack: Stack) -> None:
+    stack = counted_stack
+    assert stack.proxy is not None
+    async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        created = await admin.post(
+            "/api/auth/tokens", json={"user": "ida", "roles": ["reader"], "experiments": ["legend"]}
+        )
+    (watch,) = await _clients(stack, 1, limit=12)
+    for i in range(6):  # twelve changes: the window (5) holds the last five only
+        await _publish(stack, 1, experiment="legend", prefix=f"old-legend{i}-")
+        await _publish(stack, 1, experiment="snoplus", prefix=f"old-snoplus{i}-")
+    old = await asyncio.wait_for(watch, 30)
+    assert len(old) == 12
+    mark = len(stack.proxy.seen)
+    everything, legend = await _clients(stack, 1, limit=11 + 4, resume=old[0]["id"]) + await _clients(
+        stack, 1, limit=5 + 2, token=created.json()["token"], resume=old[0]["id"]
+    )
+    await _publish(stack, 2, experiment="legend", prefix="live-legend")
+    await _publish(stack, 2, experiment="snoplus", prefix="live-snoplus")
+    expected = [*_subjects(old)[1:], "live-legend0", "live-legend1", "live-snoplus0", "live-snoplus1"]
+    assert _subjects(await asyncio.wait_for(everything, 30)) == expected
+    assert _subjects(await asyncio.wait_for(legend, 30)) == [s for s in expected if "legend" in s]
+    assert _client_reads(stack, mark)  # the changes before the window came from CouchDB

@@ -17,7 +17,7 @@ from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
 from prodflow_gateway import models  # noqa: F401  (registers the tables)
-from prodflow_gateway.events import EventBell
+from prodflow_gateway.events import EventWindow
 from prodflow_gateway.openapi import MergedOpenAPI
 from prodflow_gateway.routes import events, health, proxy, tokens
 from prodflow_gateway.settings import GatewaySettings
@@ -51,13 +51,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
             app.state.http = http
             app.state.events_db = couch.db(settings.events_db)
-            app.state.bell = EventBell(app.state.events_db)
+            app.state.event_window = window = EventWindow(settings.sse_window)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
-            workers.start("event-bell", app.state.bell.run(workers.stop))
+            workers.start("event-window", window.follow(app.state.events_db, workers.stop))
             try:
                 yield
             finally:
-                await workers.aclose()
+                await workers.aclose(grace_s=0.0)  # the follower keeps nothing: cancel its long-poll at once
 
     app = create_service_app(
         name=NAME,

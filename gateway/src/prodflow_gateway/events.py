@@ -1,8 +1,11 @@
 """Relaying ``prodflow-events`` to browsers as Server-Sent Events, resumable with ``Last-Event-ID``.
 
-One :class:`EventBell` per gateway long-polls CouchDB's ``_changes`` and rings when anything new arrived. Each
-SSE client reads ``_changes`` from its own sequence (exact and resumable, whatever the server's sequence format)
-and waits for the bell when it has caught up, so idle clients hold no CouchDB connection.
+One :class:`EventWindow` per gateway holds the most recent changes of the stream in memory; its follower
+(:meth:`EventWindow.follow`) is the gateway's only reader of ``_changes``. An SSE client is served from the
+window; only a client whose resume point is not in the window (older, or the client fell behind the window's tail)
+reads ``_changes`` itself, from its own sequence, until it reaches a change the window holds, and goes on from
+the window right after it. Sequences are opaque (CouchDB 3): positions are found by exact equality with sequences
+seen in the feed, never by comparing them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 
 import httpx
 from prodflow_core.couch.changes import Change
@@ -19,56 +24,140 @@ from prodflow_core.couch.client import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import CloudEvent, event_of
 from prodflow_core.identity import Identity
+from pydantic import ValidationError
 
 _log = logging.getLogger("prodflow.gateway.events")
 BATCH = 500
+"""Changes per ``_changes`` read, and window entries handed to a client per wake-up."""
 
 
-class EventBell:
-    """Counts the times new events were seen; clients wait for the count to pass the one they know."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One change of the stream: its sequence, and the event with its SSE frame (``None`` for other docs)."""
 
-    def __init__(self, db: CouchDatabase, longpoll_s: float = 20.0) -> None:
-        self.db = db
-        self.longpoll_s = longpoll_s
-        self.generation = 0
-        self._changed = asyncio.Condition()
+    seq: str
+    event: CloudEvent | None
+    frame: bytes
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Follow the stream from now until ``stop``."""
-        since: str | None = None
+    @classmethod
+    def of(cls, change: Change) -> Entry:
+        """The entry of one change; a document that is not a valid event is kept as a change without one."""
+        try:
+            event = event_of(change)
+        except ValidationError:
+            _log.warning("change %s of the event stream is not a CloudEvent; not relayed", change.id)
+            event = None
+        return cls(change.seq, event, sse_frame(change.seq, event) if event is not None else b"")
+
+
+class EventWindow:
+    """The last ``size`` changes of the event stream, contiguous, in feed order, and a wake-up for waiters.
+
+    Position ``n`` is the ``n``-th change the follower saw. ``base`` is the sequence just before the oldest
+    entry (where the follower started, or the last evicted change): the window holds exactly the changes after it.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("the window holds at least one change")
+        self.size = size
+        self.available = True
+        self._entries: deque[Entry] = deque()
+        self._first = 0  # position of _entries[0]
+        self._base: str | None = None
+        self.origin: str | None = None
+        """Where the follower started (``None`` before): the window's first change follows it."""
+        self._positions: dict[str, int] = {}  # base and every entry's sequence -> position
+        self._arrived = asyncio.Event()
+
+    @property
+    def last_seq(self) -> str | None:
+        """The newest sequence the window knows (``None`` before the follower started)."""
+        return self._entries[-1].seq if self._entries else self._base
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def holds(self, seq: str) -> bool:
+        """True if the changes right after ``seq`` can be served from memory."""
+        return seq in self._positions
+
+    def start(self, seq: str) -> None:
+        """Begin the window after ``seq`` (once; later calls are ignored)."""
+        if self._base is None:
+            self._base = self.origin = seq
+            self._positions[seq] = self._first - 1
+            self._ring()
+
+    def extend(self, changes: Iterable[Change]) -> None:
+        """Append changes that followed the newest one, evict the oldest beyond ``size``, and wake waiters."""
+        if self._base is None:
+            raise RuntimeError("start the window before extending it")
+        added = False
+        for change in changes:
+            if change.seq in self._positions:
+                continue  # seen already: a feed never repeats a sequence, but a replayed batch must not break us
+            self._positions[change.seq] = self._first + len(self._entries)
+            self._entries.append(Entry.of(change))
+            added = True
+        while len(self._entries) > self.size:
+            del self._positions[self._base]
+            self._base = self._entries.popleft().seq
+            self._first += 1
+        if added:
+            self._ring()
+
+    def after(self, seq: str, limit: int = BATCH) -> list[Entry] | None:
+        """Up to ``limit`` entries that follow ``seq``; ``None`` if ``seq`` is not in the window."""
+        position = self._positions.get(seq)
+        if position is None:
+            return None
+        start = position + 1 - self._first
+        # Indexing a deque walks from its nearer end: cheap for the usual client, a few entries from the head.
+        return [self._entries[i] for i in range(start, min(start + limit, len(self._entries)))]
+
+    def set_available(self, available: bool) -> None:
+        """Record whether the follower can read the stream; waiters are woken when that changes."""
+        if available != self.available:
+            self.available = available
+            self._ring()
+
+    def waiter(self) -> asyncio.Event:
+        """An event set at the next change of the window: take it before looking, then wait on it."""
+        return self._arrived
+
+    def _ring(self) -> None:
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
+
+    async def follow(self, db: CouchDatabase, stop: asyncio.Event, longpoll_s: float = 20.0) -> None:
+        """Fill the window from ``db``'s ``_changes``, from now until ``stop``; transient errors are retried."""
+        since = self.last_seq
         while not stop.is_set():
             try:
                 if since is None:
-                    since = await self.db.update_seq()
-                batch = await self.db.changes(since=since, limit=BATCH, longpoll_s=self.longpoll_s)
+                    since = await db.update_seq()
+                    self.start(since)
+                batch = await db.changes(since=since, limit=BATCH, include_docs=True, longpoll_s=longpoll_s)
             except (httpx.HTTPError, CouchError) as exc:
                 _log.warning("event stream unavailable: %s", exc)
-                await self.ring()  # let clients retry their own reads
+                self.set_available(False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
                 continue
-            if batch.results:
-                await self.ring()
+            self.set_available(True)
+            self.extend(Change.from_row(row) for row in batch.results)
             since = batch.last_seq
 
-    async def ring(self) -> None:
-        async with self._changed:
-            self.generation += 1
-            self._changed.notify_all()
 
-    async def wait_past(self, generation: int, timeout_s: float) -> bool:
-        """Wait until the bell rang after ``generation``; False on timeout.
-
-        The timeout cancels the wait in this task (not in a task of ``wait_for``'s own, which a cancelled caller,
-        e.g. a disconnected SSE client, could leave behind holding the lock: ``ring`` then blocked forever).
-        """
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._changed.wait_for(lambda: self.generation > generation)
-            except TimeoutError:
-                return False
-        return True
+async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until ``event`` is set; False on timeout. No lock and no task: a cancelled waiter leaves nothing."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 def visible(event: CloudEvent, identity: Identity, types: frozenset[str] | None) -> bool:
@@ -84,34 +173,72 @@ def sse_frame(seq: str, event: CloudEvent) -> bytes:
     return f"id: {seq}\nevent: {event.short_type}\ndata: {data}\n\n".encode()
 
 
+KEEP_ALIVE = b": keep-alive\n\n"
+UNAVAILABLE = b": event stream unavailable, retrying\n\n"
+
+
+async def _catch_up(db: CouchDatabase, window: EventWindow, since: str) -> list[Entry] | None:
+    """Changes after ``since`` read from CouchDB, up to and including the first one the window holds.
+
+    ``None`` when CouchDB did not answer.
+    """
+    try:
+        batch = await db.changes(since=since, limit=BATCH, include_docs=True)
+    except (httpx.HTTPError, CouchError):
+        return None
+    entries: list[Entry] = []
+    for row in batch.results:
+        entries.append(Entry.of(Change.from_row(row)))
+        if window.holds(entries[-1].seq):
+            break
+    return entries
+
+
 async def sse_stream(
+    window: EventWindow,
     db: CouchDatabase,
-    bell: EventBell,
     identity: Identity,
     *,
     since: str | None,
     types: frozenset[str] | None,
     heartbeat_s: float,
     max_events: int | None = None,
-) -> AsyncIterator[bytes]:
-    """The SSE body: every visible event after ``since`` (``None`` = from now on), then live ones."""
-    cursor = since if since is not None else await db.update_seq()
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body: every visible event after ``since`` (``None`` = from now on), then live ones.
+
+    ``cursor`` is the sequence of the last change handed on (shown or not). While the window holds it, the next
+    changes come from memory; otherwise from ``_changes`` up to a change the window holds, so the join neither
+    skips nor repeats a change. A client too slow for the window goes the same way.
+    """
+    cursor = since if since not in (None, "now") else window.last_seq  # before the first byte: "now" is exact
     yield b"retry: 2000\n\n"
     sent = 0
-    while max_events is None or sent < max_events:
-        generation = bell.generation
-        try:
-            batch = await db.changes(since=cursor, limit=BATCH, include_docs=True)
-        except (httpx.HTTPError, CouchError):
-            await bell.wait_past(generation, heartbeat_s)
-            yield b": event stream unavailable, retrying\n\n"
+    while True:
+        arrived = window.waiter()  # taken before looking: a change that comes meanwhile still wakes us
+        if cursor is None:  # from now on, and the follower has not started yet: from where it starts
+            cursor = window.origin
+            if cursor is None:
+                if not await wait_for(arrived, heartbeat_s):
+                    yield KEEP_ALIVE if window.available else UNAVAILABLE
+                continue
+        entries = window.after(cursor)
+        if entries is None:
+            entries = await _catch_up(db, window, cursor)
+            if entries is None:
+                yield UNAVAILABLE
+                await wait_for(arrived, heartbeat_s)
+                continue
+        if not entries:
+            woke = await wait_for(arrived, heartbeat_s)
+            if not window.available:
+                yield UNAVAILABLE
+            elif not woke:
+                yield KEEP_ALIVE
             continue
-        for row in batch.results:
-            change = Change.from_row(row)
-            event = event_of(change)
-            if event is not None and visible(event, identity, types):
-                yield sse_frame(change.seq, event)
+        for entry in entries:
+            if entry.event is not None and visible(entry.event, identity, types):
+                yield entry.frame
                 sent += 1
-        cursor = batch.last_seq
-        if not batch.results and not await bell.wait_past(generation, heartbeat_s):
-            yield b": keep-alive\n\n"
+                if max_events is not None and sent >= max_events:
+                    return
+        cursor = entries[-1].seq

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8000
@@ -28,6 +29,8 @@ class GatewaySettings(ServiceSettings):
     bootstrap_token: str | None = None
     admin_token_file: Path | None = None
     sse_heartbeat_s: float = 15.0
+    sse_window: int = Field(10_000, ge=1)
+    """Recent changes of the event stream kept in memory for SSE clients (``GATEWAY_SSE_WINDOW``)."""
     token_cache_s: float = 10.0
 
     def sql_url(self) -> str:

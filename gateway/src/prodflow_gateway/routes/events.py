@@ -12,7 +12,7 @@ from prodflow_core.problems import FieldError, Problem
 from starlette.responses import StreamingResponse
 
 from prodflow_gateway.auth import Caller
-from prodflow_gateway.events import sse_stream
+from prodflow_gateway.events import EventWindow, sse_stream
 
 router = APIRouter(prefix="/api", tags=["events"])
 
@@ -33,11 +33,12 @@ async def events(
     """Follow the shared event stream: events of the caller's experiments, from ``Last-Event-ID`` (or now) on."""
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     resume = last_event_id or since
+    window: EventWindow = request.app.state.event_window
     if resume is not None:
-        await _check_resume_point(request.app.state.events_db, resume)
+        await _check_resume_point(request.app.state.events_db, window, resume)
     body = sse_stream(
+        window,
         request.app.state.events_db,
-        request.app.state.bell,
         identity,
         since=resume,
         types=wanted,
@@ -49,8 +50,11 @@ async def events(
     )
 
 
-async def _check_resume_point(db: CouchDatabase, seq: str) -> None:
-    """A resume point must be a sequence of the stream (an SSE ``id:``), not, say, a CloudEvent id."""
+async def _check_resume_point(db: CouchDatabase, window: EventWindow, seq: str) -> None:
+    """A resume point must be a sequence of the stream (an SSE ``id:``), not, say, a CloudEvent id.
+
+    One the window holds was seen in the feed: CouchDB is not asked.
+    """
     problem = Problem(
         400,
         "Bad resume point",
@@ -60,6 +64,8 @@ async def _check_resume_point(db: CouchDatabase, seq: str) -> None:
     )
     if not looks_like_seq(seq):
         raise problem
+    if window.holds(seq):
+        return
     try:
         await db.changes(since=seq, limit=1)
     except CouchError as exc:  # CouchDB 3 refuses a malformed sequence itself

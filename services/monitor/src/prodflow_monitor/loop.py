@@ -5,8 +5,8 @@ stored beside them) and the set of its active jobs (``submitted``, ``running``, 
 announces ``job.*`` events for the states it sees and checks labels whose jobs became final. A cycle asks each
 site's backend about the active jobs in batches, writes the moves with ``_bulk_docs`` (a 409 means: re-read,
 decide again, write again; never overwrite) and copies the outputs of finished jobs. A cycle's work is
-proportional to the active jobs, never to every job ever made; the index of active jobs (``by_status``) is
-re-read only at start and every ``resync_s`` as a safety net.
+proportional to the active jobs, never to every job ever made; the active jobs are re-read from the counts'
+ledger (no CouchDB index, so never behind another label's index build) at start and every ``resync_s``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from prodflow_core.backends import Backend, BackendError, BackendState, LocalBackend
 from prodflow_core.backends.local_runner import read_json
 from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase, sync_design_documents
-from prodflow_core.counts import CountsCheckpoints, JobCounter, label_status_counts
+from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
@@ -198,10 +198,10 @@ class MonitorLoop:
     # --- the active set ------------------------------------------------------------------------------------
 
     async def resync(self) -> None:
-        """Re-read this replica's active jobs from the ``by_status`` index (start-up and safety net)."""
+        """Re-read this replica's active jobs: ids from the counts' ledger, documents in bulk (start and resync_s)."""
         for name, db in self.dbs.items():
-            rows = (await db.view("jobs", "by_status", keys=sorted(ACTIVE_STATUSES), reduce=False)).rows
-            ids = [row["id"] for row in rows if self.shard.owns_job(row["id"])]
+            counted = await jobs_in_statuses(self.counter.engine, name, ACTIVE_STATUSES)
+            ids = [doc_id for doc_id in counted if self.shard.owns_job(doc_id)]
             fresh: dict[str, Doc] = {}
             for start in range(0, len(ids), 1000):
                 docs = await db.get_many(ids[start : start + 1000])

@@ -15,6 +15,7 @@ class CountedJob(SQLModel, table=True):
     """What one job document adds to the counts, as of the revision ``rev`` last counted."""
 
     __tablename__ = "counted_job"
+    __table_args__ = (Index("ix_counted_job_database_status", "database", "status"),)
 
     database: str = Field(primary_key=True, max_length=200)
     doc_id: str = Field(primary_key=True, max_length=400)

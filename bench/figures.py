@@ -33,13 +33,18 @@ def timed(action: Callable[[], object], repeat: int = 3) -> float:
     return best
 
 
-def print_table(figures: Iterable[Figure], as_json: bool = False) -> None:
-    """Print the figures as a table (or JSON lines for bench/run.py)."""
+def print_table(figures: Iterable[Figure], as_json: bool = False, server: str | None = None) -> None:
+    """Print the figures as a table (or JSON lines for bench/run.py), headed by the CouchDB-API server they ran
+    against when given (``bench/servers.py``: its description, never its URL); as JSON, ``{"server": ...}`` first."""
     rows = list(figures)
     if as_json:
+        if server is not None:
+            print(json.dumps({"server": server}))
         for row in rows:
             print(json.dumps({**asdict(row), "ratio": row.ratio}))
         return
+    if server is not None:
+        print(f"CouchDB-API server: {server}")
     print(f"{'figure':<46} {'value':>12} {'baseline':<34} {'baseline value':>14} {'ratio':>7}")
     for row in rows:
         print(

@@ -130,7 +130,9 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
             return body if isinstance(body, dict) and state == "completed" else None
 
         request = wait_for(request_state, 600, "the request to complete")
-        summary = admin.get(f"/api/labels/{LABEL}/summary").json()
+        summary = admin.get(f"/api/labels/{LABEL}/summary", params={"verify": "true"}).json()
+        campaigns = admin.get("/api/campaigns", params={"label": LABEL}).json()
+        kept = [admin.get(f"/api/campaigns/{campaign['id']}").json()["counts"] for campaign in campaigns]
         manifest = admin.get(f"/api/grab/{LABEL}").json()
     time.sleep(3.0)  # the last events reach the client
     client.stop()
@@ -139,6 +141,8 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
     states = [h["state"] for h in request["history"]]
     assert states[-3:] == ["approved", "submitted-to-production", "completed"], states
     assert summary["jobs"] == JOBS and summary["counts"] == {"completed": JOBS}, summary
+    assert summary["verification"]["consistent"], summary["verification"]  # kept counts = a full reduce
+    assert kept == [{"completed": JOBS}], kept
 
     docs = _job_docs(couch_url)
     assert len(docs) == JOBS, "job documents lost or duplicated"

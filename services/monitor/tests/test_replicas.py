@@ -7,9 +7,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prodflow_core.backends import make_backend
 from prodflow_core.couch import CouchClient
+from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
 from prodflow_monitor.settings import MonitorSettings
@@ -31,8 +33,7 @@ async def test_two_replicas_share_the_work_without_double_handling(
     replicas = [monitor_settings.model_copy(update={"replicas": 2, "replica_index": i}) for i in (0, 1)]
     apps = [create_app(settings) for settings in replicas]
     with contextlib.ExitStack() as stack:
-        for app in apps:
-            stack.enter_context(serving(app))
+        urls = [stack.enter_context(serving(app)) for app in apps]
         docs = [kit.job_doc(label, "Mod", run, site["name"]) for label in labels for run in range(1, 16)]
         await db.bulk_docs(docs)
         await kit.submit_jobs(db, backend, docs, tmp_path / "outputs", lambda d: "echo x > out.root")
@@ -49,6 +50,14 @@ async def test_two_replicas_share_the_work_without_double_handling(
             return len(done) >= len(labels)
 
         await kit.wait_until(all_announced, 20, "label.completed of every label")
+        # A label's counts belong to its replica, and any replica answers for every label.
+        header = {IDENTITY_HEADER: sign_identity(Identity("r", frozenset({"*"}), frozenset({"reader"})),
+                                                 monitor_settings.identity_secret, 600)}  # fmt: skip
+        for url in urls:
+            async with httpx.AsyncClient(base_url=url, headers=header) as client:
+                for label in labels:
+                    summary = (await client.get(f"/api/labels/{label}/summary")).json()
+                    assert summary["counts"] == {"completed": 15}, (url, label, summary)
         sample = {"database": db.name, "status": "completed"}
         moved = [
             app.state.metrics.registry.get_sample_value("prodflow_monitor_transitions_total", sample) for app in apps

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from prodflow_core.backends import LocalBackend
 from prodflow_core.backends.local_runner import write_json
-from prodflow_monitor.listing import JobFilter, decode_cursor, encode_cursor, index_for
+from prodflow_monitor.listing import JobFilter, decode_cursor, encode_cursor, index_for, ranges_for
 from prodflow_monitor.loop import destination_of, output_folder
 from prodflow_monitor.sites import Site, parse_sites, policy_for
 
@@ -16,10 +16,17 @@ def test_most_selective_index_is_chosen() -> None:
     assert index_for(JobFilter(label="L", status="running")).view == "list_by_label_status"
     by_run = index_for(JobFilter(label="L", module="M", run=7, pass_number=2))
     assert by_run.view is None and by_run.start == "job:L:M:7:" and by_run.end == "job:L:M:7:\ufff0"
-    assert index_for(JobFilter(site="s")).start == ["s"]
-    assert index_for(JobFilter(site="s", status="failed")).start == ["s", "failed"]
-    assert index_for(JobFilter(status="waiting")).view == "list_by_status"
-    assert index_for(JobFilter()).start == "job:"
+    assert index_for(JobFilter(site="s"), "snoplus").start == ["snoplus", "s"]
+    assert index_for(JobFilter(site="s", status="failed"), "legend").start == ["legend", "s", "failed"]
+    assert index_for(JobFilter(status="waiting"), "snoplus").view == "list_by_status"
+    assert index_for(JobFilter(), "snoplus").start == ["snoplus"]
+
+
+def test_listings_not_by_label_read_one_key_range_per_experiment_of_the_caller() -> None:
+    ranges = ranges_for(JobFilter(status="running"), ["snoplus", "legend"])
+    assert [r.start for r in ranges] == [["legend", "running"], ["snoplus", "running"]]
+    assert len(ranges_for(JobFilter(label="L", status="running"), ["snoplus", "legend"])) == 1
+    assert ranges_for(JobFilter(site="s"), []) == []
     assert JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 2})
     assert not JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 1})
 

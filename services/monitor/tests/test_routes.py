@@ -12,6 +12,7 @@ from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.sql import make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
+from prodflow_monitor.listing import decode_cursor
 from prodflow_monitor.settings import MonitorSettings
 from sqlalchemy import text
 
@@ -97,6 +98,24 @@ async def test_list_jobs_filters_and_pages_by_view_key(http: httpx.AsyncClient) 
     assert by_site["count"] == 2 and by_site["next"] and all(j["site"] == "site-a" for j in by_site["items"])
     everything = (await http.get("/api/jobs", params={"limit": 1000})).json()
     assert everything["count"] == 30  # the legend jobs are not visible to a snoplus reader
+
+
+async def test_listings_for_a_token_read_only_its_experiments_keys(
+    app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
+) -> None:
+    async for legend in _client(app_url, _header(api_settings, {"legend"})):
+        other = (await legend.get("/api/jobs", params={"label": LABEL})).json()
+        assert other == {"items": [], "count": 0, "next": None}  # a snoplus label: nothing read, no cursor
+        seen, cursor = [], None
+        while True:
+            params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = (await legend.get("/api/jobs", params=params)).json()
+            seen += [job["experiment"] for job in page["items"]]
+            cursor = page["next"]
+            if cursor is None:
+                break
+            assert decode_cursor(cursor)[1][0] == "legend"  # every key read starts with the caller's experiment
+        assert seen == ["legend"] * 5
 
 
 async def test_job_detail_has_history_and_problems_are_problem_json(http: httpx.AsyncClient) -> None:

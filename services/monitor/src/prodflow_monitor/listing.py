@@ -3,6 +3,10 @@
 The most selective index serves each query (label + status, label [+ module [+ run]] by id prefix, site,
 status, or every job); the filters it does not cover are applied to the documents it returns. Every index's
 keys are unique (they end in the doc id), so a page resumes at the last key it showed: no ``skip``, no scan.
+
+A caller sees only its experiments' jobs, and the index never hands it another's: a label belongs to one
+experiment (checked by the route before listing), and every other index's key starts with the experiment, so
+each of the caller's experiments is one key range.
 """
 
 from __future__ import annotations
@@ -55,8 +59,8 @@ class IndexRange:
     end: Any
 
 
-def index_for(selection: JobFilter) -> IndexRange:
-    """The most selective index for ``selection``."""
+def index_for(selection: JobFilter, experiment: str | None = None) -> IndexRange:
+    """The most selective index for ``selection``; ``experiment`` scopes the queries that are not by label."""
     if selection.label is not None and selection.status is not None:
         return IndexRange(
             "list_by_label_status", [selection.label, selection.status], [selection.label, selection.status, HIGH]
@@ -69,11 +73,19 @@ def index_for(selection: JobFilter) -> IndexRange:
                 prefix += f"{selection.run}:"
         return IndexRange(None, prefix, prefix + ID_HIGH)
     if selection.site is not None:
-        start = [selection.site] if selection.status is None else [selection.site, selection.status]
+        start = [experiment, selection.site]
+        if selection.status is not None:
+            start.append(selection.status)
         return IndexRange("list_by_site_status", start, [*start, HIGH])
-    if selection.status is not None:
-        return IndexRange("list_by_status", [selection.status], [selection.status, HIGH])
-    return IndexRange(None, "job:", "job:" + ID_HIGH)
+    start = [experiment] if selection.status is None else [experiment, selection.status]
+    return IndexRange("list_by_status", start, [*start, HIGH])
+
+
+def ranges_for(selection: JobFilter, experiments: Sequence[str]) -> list[IndexRange]:
+    """The key ranges to read, in order: one for a label, else one per experiment the caller may see."""
+    if selection.label is not None:
+        return [index_for(selection)]
+    return [index_for(selection, experiment) for experiment in sorted(experiments)]
 
 
 def encode_cursor(database: str, key: Any) -> str:
@@ -88,6 +100,17 @@ def decode_cursor(cursor: str) -> tuple[str, Any]:
         return str(data["db"]), data["key"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise ValueError("cursor is not valid") from exc
+
+
+def _range_of(ranges: Sequence[IndexRange], key: Any) -> int:
+    """Which of ``ranges`` holds ``key`` (a cursor's last key); ``ValueError`` if none does."""
+    for position, index in enumerate(ranges):
+        low, high = (index.start, index.end) if index.view is None else (index.start[:1], index.end[:1])
+        if (index.view is None and isinstance(key, str) and low <= key <= high) or (
+            index.view is not None and isinstance(key, list) and key[:1] == low
+        ):
+            return position
+    raise ValueError("cursor does not belong to this listing")
 
 
 async def _rows(db: CouchDatabase, index: IndexRange, after: Any, limit: int) -> list[dict[str, Any]]:
@@ -112,35 +135,39 @@ class Page:
 async def list_jobs(
     dbs: Sequence[CouchDatabase],
     selection: JobFilter,
+    experiments: Sequence[str],
     *,
     limit: int,
     cursor: str | None = None,
     visible: Callable[[Mapping[str, Any]], bool] = lambda doc: True,
 ) -> Page:
-    """Up to ``limit`` jobs matching ``selection`` (and ``visible``), in index order, database by database."""
-    index = index_for(selection)
+    """Up to ``limit`` jobs matching ``selection`` (and ``visible``), in index order: database by database, and
+    in each, experiment by experiment of ``experiments`` (the caller's) unless a label is asked for."""
+    ranges = ranges_for(selection, experiments)
     names = [db.name for db in dbs]
-    first, after = 0, None
+    first_db, first_range, after = 0, 0, None
     if cursor is not None:
         database, after = decode_cursor(cursor)
         if database not in names:
             raise ValueError("cursor names an unknown database")
-        first = names.index(database)
+        first_db, first_range = names.index(database), _range_of(ranges, after)
     items: list[dict[str, Any]] = []
-    for position in range(first, len(dbs)):
+    for position in range(first_db, len(dbs)):
         db = dbs[position]
-        for _ in range(MAX_ROUNDS):
-            rows = await _rows(db, index, after, limit + 1)
-            for row in rows:
-                doc = row.get("doc")
-                if doc and selection.matches(doc) and visible(doc):
-                    items.append({**doc, "database": db.name})
-                if len(items) == limit:
-                    return Page(items, encode_cursor(db.name, row["key"]))
-                after = row["key"]
-            if len(rows) <= limit:
-                break
-        else:
-            return Page(items, encode_cursor(db.name, after))  # sparse matches: let the client go on
-        after = None
+        for index in ranges[first_range:]:
+            for _ in range(MAX_ROUNDS):
+                rows = await _rows(db, index, after, limit + 1)
+                for row in rows:
+                    doc = row.get("doc")
+                    if doc and selection.matches(doc) and visible(doc):
+                        items.append({**doc, "database": db.name})
+                    if len(items) == limit:
+                        return Page(items, encode_cursor(db.name, row["key"]))
+                    after = row["key"]
+                if len(rows) <= limit:
+                    break
+            else:
+                return Page(items, encode_cursor(db.name, after))  # sparse matches: let the client go on
+            after = None
+        first_range = 0
     return Page(items, None)

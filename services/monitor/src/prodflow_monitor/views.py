@@ -25,10 +25,11 @@ def _emit_if_job(body: str) -> str:
 MONITOR_DESIGN: Final = DesignDocument(
     name="monitor",
     views={
-        # GET /api/jobs (listing.py): the doc id ends every key, so keys are unique and pages resume at a key.
-        "list_by_status": View(_emit_if_job("emit([doc.status, doc._id], null);")),
+        # GET /api/jobs (listing.py): the doc id ends every key, so keys are unique and pages resume at a key;
+        # keys not by label start with the experiment, so a caller's listing reads only its experiments' jobs.
+        "list_by_status": View(_emit_if_job("emit([doc.experiment, doc.status, doc._id], null);")),
         "list_by_label_status": View(_emit_if_job("emit([doc.label, doc.status, doc._id], null);")),
-        "list_by_site_status": View(_emit_if_job("emit([doc.site, doc.status, doc._id], null);")),
+        "list_by_site_status": View(_emit_if_job("emit([doc.experiment, doc.site, doc.status, doc._id], null);")),
     },
 )
 

@@ -150,3 +150,11 @@ async def jobs_in_statuses(engine: AsyncEngine, database: str, statuses: Iterabl
     query = select(c.doc_id).where(c.database == database, c.status.in_(sorted(statuses))).order_by(c.doc_id)
     async with engine.connect() as conn:
         return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]
+
+
+async def known_experiments(engine: AsyncEngine) -> list[str]:
+    """Every experiment that has counted jobs (from the counts' ``(experiment, label)`` index)."""
+    c = _LABELS.c
+    query = select(c.experiment).where(c.jobs > 0).distinct().order_by(c.experiment)
+    async with engine.connect() as conn:
+        return [str(experiment) for experiment in (await conn.execute(query)).scalars()]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from prodflow_core.counts import known_experiments, label_home
 from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import STATUSES
 from prodflow_core.problems import FieldError, Problem
 
-from prodflow_monitor.deps import JobDatabases
+from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of
 from prodflow_monitor.listing import JobFilter, list_jobs
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -29,6 +30,7 @@ def _bad_query(field: str, message: str) -> Problem:
 async def get_jobs(
     identity: Reader,
     dbs: JobDatabases,
+    counts: CountsDep,
     label: str | None = None,
     status: str | None = None,
     module: str | None = None,
@@ -48,10 +50,16 @@ async def get_jobs(
         if not selected:
             raise _bad_query("database", f"unknown database {database!r}")
     selection = JobFilter(label=label, status=status, module=module, run=run, pass_number=pass_number, site=site)
+    experiments = experiments_of(identity)
+    if label is not None:
+        home = await label_home(counts, label)
+        if home is None or (experiments is not None and home[1] not in experiments):
+            return {"items": [], "count": 0, "next": None}  # no such label, or not the caller's: nothing to read
     try:
         page = await list_jobs(
             selected,
             selection,
+            sorted(experiments) if experiments is not None else await known_experiments(counts),
             limit=limit,
             cursor=cursor,
             visible=lambda doc: identity.can_access(str(doc.get("experiment"))),

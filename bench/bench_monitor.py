@@ -1,24 +1,35 @@
-"""The monitor with 100,000 job documents in one label: summaries, cycles, event latency.
+"""The monitor with 100,000 job documents in one label: kept counts, summaries, cycles, event latency (issue 12).
 
-One run, one CouchDB-API server (PouchDB Server, in memory, unless PRODFLOW_COUCHDB_URL names another), the real
-``local`` backend, and the monitor's own loop and app:
-- label summary: ``GET /api/labels/{label}/summary`` (in process over ASGI; reduce views only) against a direct
-  ``by_label_status`` group query on CouchDB (median of ``--repeat``, indexes built beforehand);
-- one cycle while 1,000 jobs are active (queued at the backend, nothing changes): the monitor's cycle, against a
-  cycle that re-reads every job document and polls the active ones (the way a loop without an index works);
+One run, one CouchDB-API server (``--couch``: bench/servers.py), the real ``local`` backend:
+- kept counts: the monitor (its own uvicorn process, API replica: ``MONITOR_RUN_LOOP=false``, so it only keeps
+  the counts from its ``_changes`` feeds) runs while N job documents are bulk-written into an empty job database;
+  the time from the first write until its summary counts all N jobs (``jobs == N``), against the bulk write
+  itself; the same as docs/s;
+- label summary: ``GET /api/labels/{label}/summary`` through the gateway (its own process, bearer token) to the
+  monitor, p50 and p99 over ``--reads`` reads one after another (goal p99 <= 50 ms); for information also
+  straight to the monitor; against a direct ``by_label_status`` group query on the server (the full reduce the
+  summary used to be; median of ``--repeat``, its index built beforehand, the build time printed);
+- one cycle while 1,000 jobs are active (queued at the backend, nothing changes): the monitor's cycle
+  (``MonitorLoop`` in this process, on the same kept counts, feeds stopped), against a cycle that re-reads every
+  job document and polls the active ones (the way a loop without an index works);
 - one cycle in which 1,000 jobs finished at the backend: poll, move to ``transferring``, copy each output to the
   storage element with adler32, move to ``completed`` (all in that one cycle), against the same re-read baseline;
 - latency from a job's end at the backend (its ``finished_at``, or the moment its backend id was recorded if that
   came later: before, no monitor can know the job) to its ``job.completed`` event arriving on the gateway's SSE
-  stream, p50 and p99 over ``--latency-jobs`` jobs of 2 s each, against the moment the event was stored.
-Run: uv run python bench/bench_monitor.py [--json] [--jobs 100000] [--active 1000]
+  stream, p50 and p99 over ``--latency-jobs`` jobs of 2 s each (goal p50 < 0.5 s, p99 < 2 s), against the moment
+  the event was stored. Measured with N documents in the database and ``--latency-active`` more jobs active
+  (submitted, queued at a one-slot site: polled every cycle, never changing), the loop and its feeds running.
+Run: uv run python bench/bench_monitor.py [--json] [--couch pouchdb|couchdb] [--jobs 100000] [--active 1000]
+     [--reads 200] [--latency-jobs 300] [--latency-active 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -36,35 +47,31 @@ from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from jobgen import job_doc
+from procs import Served, serve, stop
 from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend
-from prodflow_core.couch import CouchClient, CouchDatabase
-from prodflow_core.couch.server import couch_server
+from prodflow_core.couch import ChangesFollower, CouchClient, CouchDatabase
+from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
-from prodflow_core.jobdocs import ACTIVE_STATUSES, backend_job_name, job_id, job_output_dir, job_seed
+from prodflow_core.jobdocs import ACTIVE_STATUSES, backend_job_name, job_output_dir
+from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
-from prodflow_monitor.app import create_app
 from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
 from prodflow_monitor.views import label_status_counts
+from servers import add_couch_option, bench_couch
 
 SECRET = "bench-secret"  # noqa: S105 - signs identities inside this process only
 LABEL = "Bench_100k"
-MODULES = [f"Module{i}" for i in range(10)]
 CHUNK = 2000
+TOKEN = "pf_bench-admin"  # noqa: S105 - a throw-away token of this run's gateway
 
 
 def _doc(n: int, status: str, site: str) -> dict[str, Any]:
-    module, run = MODULES[n % len(MODULES)], 100000 + n // len(MODULES)
-    doc_id = job_id(LABEL, module, run, 0, 1)
-    at = utc_now()
-    return {
-        "_id": doc_id, "type": "job", "experiment": "snoplus", "label": LABEL, "module": module, "run": run,
-        "chunk": 0, "pass": 1, "attempt": 1, "events": 1000, "seed": job_seed(doc_id), "site": site,
-        "backend": None, "status": status, "outputs": [], "history": [{"status": status, "at": at, "reason": ""}],
-        "created_at": at, "updated_at": at,
-    }  # fmt: skip
+    return job_doc(n, status, site, LABEL)
 
 
 def _sites_app(sites: list[dict[str, Any]]) -> FastAPI:
@@ -150,7 +157,7 @@ def _seconds(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _follow_sse(url: str, token: str, since: str, wanted: int, arrivals: dict[str, float], ready: Any) -> None:
+def _follow_sse(url: str, token: str, since: str, wanted: set[str], arrivals: dict[str, float], ready: Any) -> None:
     params = {"since": since, "types": "job.completed"}
     auth = {"Authorization": f"Bearer {token}"}
     with (
@@ -162,130 +169,243 @@ def _follow_sse(url: str, token: str, since: str, wanted: int, arrivals: dict[st
             if line.startswith("data: "):
                 now = time.time()
                 for doc_id in json.loads(line[6:])["data"]["job_ids"]:
-                    arrivals.setdefault(doc_id, now)
-                if len(arrivals) >= wanted:
+                    if doc_id in wanted:
+                        arrivals.setdefault(doc_id, now)
+                if len(arrivals) >= len(wanted):
                     return
 
 
-async def measure(url: str, n: int, n_active: int, n_latency: int, repeat: int) -> list[Figure]:
+def _pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0..1) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _env(url: str, data_dir: Path, events_db: str) -> dict[str, str]:
+    """What a service process shares with this run (the URL may carry credentials: it is never printed)."""
+    return {"PRODFLOW_COUCHDB_URL": url, "PRODFLOW_DATA_DIR": str(data_dir), "PRODFLOW_IDENTITY_SECRET": SECRET,
+            "PRODFLOW_EVENTS_DB": events_db, "PRODFLOW_LOG_JSON": "false",
+            "PRODFLOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}  # fmt: skip
+
+
+async def measure(url: str, args: argparse.Namespace) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as folder:
-        return await _measure_in(Path(folder), url, n, n_active, n_latency, repeat)
+        return await _measure_in(Path(folder), url, args)
 
 
-async def _measure_in(tmp: Path, url: str, n: int, n_active: int, n_latency: int, repeat: int) -> list[Figure]:
+async def _measure_in(tmp: Path, url: str, args: argparse.Namespace) -> list[Figure]:
+    n, n_active = args.jobs, args.active
     prefix = f"b{uuid.uuid4().hex[:8]}-"
     se = f"file://{tmp / 'se'}"
     sites = [_site("queued", tmp, 1, se), _site("fast", tmp, 64, se)]
+    databases = (f"{prefix}data-production", f"{prefix}data-processing")
+    n_final = n - 2 * n_active - args.latency_active - args.latency_jobs
+    if n_final < 1:
+        raise SystemExit("--jobs must exceed 2 x --active + --latency-active + --latency-jobs")
+    docs = [_doc(i, "completed" if i % 10 else "failed", "fast") for i in range(n_final)]
+    groups = [("queued", n_active), ("fast", n_active), ("queued", args.latency_active), ("fast", args.latency_jobs)]
+    parts: list[list[dict[str, Any]]] = []
+    for site_name, size in groups:
+        parts.append([_doc(i, "waiting", site_name) for i in range(len(docs), len(docs) + size)])
+        docs += parts[-1]
+    queued, finishing, background, latency_docs = parts
     figures: list[Figure] = []
-    with serving(_sites_app(sites)) as sites_url:
+    with serving(_sites_app(sites)) as sites_url, contextlib.ExitStack() as stack:
         settings = MonitorSettings(
-            couchdb_url=url, data_dir=tmp, identity_secret=SECRET, log_json=False,
-            log_level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            databases=(f"{prefix}data-production", f"{prefix}data-processing"), events_db=f"{prefix}events",
-            submitter_url=sites_url, cycle_s=0.5, changes_longpoll_s=5, transfer_batch=n_active, run_loop=False,
-            summary_ttl_s=0,  # every summary read computed anew: the figure is the reduce, not a reuse
+            couchdb_url=url, data_dir=tmp / "monitor", identity_secret=SECRET, log_json=False,
+            log_level=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), databases=databases, events_db=f"{prefix}events",
+            submitter_url=sites_url, cycle_s=0.5, changes_longpoll_s=5, transfer_batch=n_active, run_loop=True,
         )  # fmt: skip
-        async with CouchClient(url, timeout=1800) as couch:  # PouchDB builds a 100k-doc index in minutes
-            events_db = couch.db(settings.events_db)
-            await events_db.ensure()
+        # The monitor as an API replica: it only keeps the counts (with its loop on, documents written as
+        # completed would each be announced as a job.completed event: not what a real campaign does).
+        monitor_env = {**_env(url, settings.data_dir, settings.events_db), "MONITOR_DATABASES": json.dumps(databases),
+                       "MONITOR_SUBMITTER_URL": sites_url, "MONITOR_RUN_LOOP": "false",
+                       "MONITOR_CHANGES_LONGPOLL_S": "5"}  # fmt: skip
+        monitor = stack.enter_context(
+            serve("prodflow_monitor.app:create_app", monitor_env, tmp / "logs" / "monitor.log")
+        )
+        gateway_env = {**_env(url, tmp / "gateway", settings.events_db), "GATEWAY_MONITOR_URL": monitor.url,
+                       "GATEWAY_BOOTSTRAP_TOKEN": TOKEN, "GATEWAY_SSE_HEARTBEAT_S": "1"}  # fmt: skip
+        gateway = stack.enter_context(
+            serve("prodflow_gateway.app:create_app", gateway_env, tmp / "logs" / "gateway.log", health="/docs")
+        )
+        async with CouchClient(url, timeout=7200) as couch:  # PouchDB builds a 100k-doc index in minutes
+            db = couch.db(databases[0])
+            figures += await _counts_and_summary(db, monitor, gateway, docs, args)
+            stop(monitor.proc)  # its feeds stop: the loop below takes the same kept counts over
+
+            engine = make_engine(settings.sql_url())
+            await create_tables(engine, count_tables())
+            counter = JobCounter(engine, owner=f"monitor-{Shard(settings.replica_index, settings.replicas)}")
             directory = SiteDirectory(sites_url, SECRET)
-            loop = MonitorLoop(couch, settings, directory, EventPublisher(events_db, "/services/monitor"))
-            await loop.prepare()
-            db = loop.dbs[settings.databases[0]]
-            n_final = n - 2 * n_active - n_latency
-            docs = [_doc(i, "completed" if i % 10 else "failed", "fast") for i in range(n_final)]
-            docs += [_doc(i, "waiting", "queued") for i in range(n_final, n_final + n_active)]
-            docs += [_doc(i, "waiting", "fast") for i in range(n_final + n_active, n)]
-            start = time.perf_counter()
-            for offset in range(0, len(docs), CHUNK):
-                await db.bulk_docs(docs[offset : offset + CHUNK])
-            print(f"wrote {n:,} job documents in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-            start = time.perf_counter()
-            for design, view in (("jobs", "by_label_status"), ("monitor", "label_module_status"),
-                                 ("jobs", "by_status")):  # fmt: skip
-                await db.view(design, view, limit=1)
-            print(f"built the indexes in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-
-            # --- summary through the API vs a direct view query
-            app = create_app(settings)
-            header = {IDENTITY_HEADER: sign_identity(Identity("bench", frozenset({"*"}), frozenset({"reader"})),
-                                                     SECRET, ttl_s=3600)}  # fmt: skip
-            transport = httpx.ASGITransport(app=app)
-            async with (
-                app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=transport, base_url="http://m", headers=header) as client,
-            ):
-                summary = (await client.get(f"/api/labels/{LABEL}/summary")).json()
-                assert summary["jobs"] == n, summary
-                api = await _median(lambda: client.get(f"/api/labels/{LABEL}/summary"), repeat)
-            direct = await _median(lambda: label_status_counts(db, LABEL), repeat)
-            figures.append(Figure(f"summary of a {n:,}-job label via the API", api * 1000, "ms",
-                                  "direct by_label_status view query", direct * 1000))  # fmt: skip
-
-            # --- a cycle with 1,000 active jobs, nothing changing (queued at a one-slot site)
-            queued = docs[n_final : n_final + n_active]
-            slow = await _submit(db, sites[0], queued, "sleep 600")
-            await loop.resync()
-            await loop.cycle()  # warm: sites fetched, backend built
-            idle = await _median(loop.cycle, repeat)
-            baseline, read = await _reread_all(db, loop)
-            figures.append(Figure(f"cycle, {n_active:,} active of {n:,}, none changed", idle, "s",
-                                  f"re-read all ({read:,} docs) and poll", baseline))  # fmt: skip
-            await slow.cancel([backend_job_name(d) for d in queued])
-            await loop.cycle()  # the cancelled ones leave the active set before the next measurement
-
-            # --- a cycle in which 1,000 jobs finished at the backend
-            finishing = docs[n_final + n_active : n_final + 2 * n_active]
-            fast = await _submit(db, sites[1], finishing, "echo payload > out.root")
-            await _backend_done(fast, [backend_job_name(d) for d in finishing])
-            await loop.resync()
-            start = time.perf_counter()
-            report = await loop.cycle()
-            busy = time.perf_counter() - start
-            assert report.transferred == n_active, report
-            baseline, read = await _reread_all(db, loop)
-            figures.append(Figure(f"cycle, {n_active:,} of {n:,} finished (moves+copies)", busy, "s",
-                                  f"re-read all ({read:,} docs) and poll", baseline))  # fmt: skip
-            print(f"busy cycle: {report}", file=sys.stderr)
-
-            # --- latency from the backend's end of a job to its job.completed on the gateway's SSE stream
-            figures += await _latency(settings, couch, loop, db, fast, sites, docs[n - n_latency :], url)
-            await directory.aclose()
-            for name in (*settings.databases, settings.events_db):
-                await couch.db(name).drop()
+            events = EventPublisher(couch.db(settings.events_db), "/services/monitor")
+            loop = MonitorLoop(couch, settings, directory, events, counter)
+            try:
+                await loop.prepare()
+                figures += await _cycles(loop, db, sites, queued, finishing, n, n_active, args.repeat)
+                figures += await _latency(settings, couch, loop, db, sites, background, latency_docs, gateway.url)
+            finally:
+                await directory.aclose()
+                await engine.dispose()
+                for name in (*settings.databases, settings.events_db):
+                    await couch.db(name).drop()
     return figures
 
 
-async def _latency(
-    settings: MonitorSettings, couch: CouchClient, loop: MonitorLoop, db: CouchDatabase, backend: LocalBackend,
-    sites: list[dict[str, Any]], docs: list[dict[str, Any]], url: str,
-) -> list[Figure]:  # fmt: skip
-    from prodflow_gateway.app import create_app as create_gateway
-    from prodflow_gateway.settings import GatewaySettings
+async def _counts_and_summary(
+    db: CouchDatabase, monitor: Served, gateway: Served, docs: list[dict[str, Any]], args: argparse.Namespace
+) -> list[Figure]:
+    """Bulk-write ``docs`` while the monitor counts them; then summaries through the gateway vs the reduce."""
+    n = len(docs)
+    path = f"/api/labels/{LABEL}/summary"
+    header = {IDENTITY_HEADER: sign_identity(Identity("bench", frozenset({"*"}), frozenset({"reader"})),
+                                             SECRET, ttl_s=36000)}  # fmt: skip
+    async with (
+        httpx.AsyncClient(base_url=monitor.url, headers=header, timeout=120, trust_env=False) as direct,
+        httpx.AsyncClient(
+            base_url=gateway.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120, trust_env=False
+        ) as via,  # fmt: skip
+    ):
+        start = time.perf_counter()
+        for offset in range(0, n, CHUNK):
+            await db.bulk_docs(docs[offset : offset + CHUNK])
+        write = time.perf_counter() - start
+        print(f"wrote {n:,} job documents in {write:.1f} s ({n / write:,.0f} docs/s)", file=sys.stderr)
+        deadline = time.monotonic() + max(600.0, 20 * write)
+        while True:
+            answer = await direct.get(path)
+            if answer.status_code == 200 and answer.json()["jobs"] == n:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the kept counts did not reach {n:,} jobs: {answer.status_code} {answer.text[:300]}"
+                )
+            await asyncio.sleep(0.1)
+        counted = time.perf_counter() - start
+        print(f"kept counts caught up {counted:.1f} s after the first write ({counted - write:.1f} s after the "
+              f"last; {n / counted:,.0f} docs/s)", file=sys.stderr)  # fmt: skip
 
-    token = "pf_bench-admin"  # noqa: S105 - a throw-away token of this run's gateway
-    gateway = GatewaySettings(couchdb_url=url, data_dir=settings.data_dir / "gateway", log_json=False,
-                              log_level="WARNING", events_db=settings.events_db, bootstrap_token=token,
-                              sse_heartbeat_s=1.0)  # fmt: skip
-    since = await couch.db(settings.events_db).update_seq()
-    arrivals: dict[str, float] = {}
-    stop = asyncio.Event()
-    with serving(create_gateway(gateway)) as gateway_url:
+        async def latencies(client: httpx.AsyncClient) -> list[float]:
+            for _ in range(5):  # warm: connections, the gateway's token cache
+                (await client.get(path)).raise_for_status()
+            out = []
+            for _ in range(args.reads):
+                began = time.perf_counter()
+                answer = await client.get(path)
+                out.append(time.perf_counter() - began)
+                assert answer.status_code == 200 and answer.json()["jobs"] == n, answer.text[:300]
+            return out
+
+        through_gateway = await latencies(via)
+        straight = await latencies(direct)
+        expected = answer.json()["counts"]
+    start = time.perf_counter()
+    reduced = await label_status_counts(db, LABEL)  # builds _design/jobs (every view of it on CouchDB)
+    print(f"by_label_status index built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    assert reduced == expected, (reduced, expected)
+    reduce_s = await _median(lambda: label_status_counts(db, LABEL), args.repeat)
+    reads, baseline = f"{args.reads} reads", "direct by_label_status reduce, median"
+    return [
+        Figure(f"kept counts of {n:,} new docs caught up", counted, "s", f"_bulk_docs of the {n:,} docs", write),
+        Figure(f"monitor feed counting {n:,} new docs", n / counted, "docs/s", "_bulk_docs rate", n / write),
+        Figure(
+            f"summary of {n:,}-job label via gateway p50 ({reads})",
+            _pct(through_gateway, 0.5) * 1000,
+            "ms",
+            baseline,
+            reduce_s * 1000,
+        ),
+        Figure(
+            f"summary of {n:,}-job label via gateway p99 ({reads})",
+            _pct(through_gateway, 0.99) * 1000,
+            "ms",
+            baseline,
+            reduce_s * 1000,
+        ),
+        Figure("  (info) same, straight to monitor p50", _pct(straight, 0.5) * 1000, "ms", baseline, reduce_s * 1000),
+        Figure("  (info) same, straight to monitor p99", _pct(straight, 0.99) * 1000, "ms", baseline, reduce_s * 1000),
+    ]
+
+
+async def _cycles(
+    loop: MonitorLoop, db: CouchDatabase, sites: list[dict[str, Any]], queued: list[dict[str, Any]],
+    finishing: list[dict[str, Any]], n: int, n_active: int, repeat: int,
+) -> list[Figure]:  # fmt: skip
+    figures = []
+    # --- a cycle with 1,000 active jobs, nothing changing (queued at a one-slot site)
+    followers = loop.followers()  # driven by hand between measurements: the cycles are timed alone
+    slow = await _submit(db, sites[0], queued, "sleep 600")
+    await _feed(followers)
+    await loop.resync()
+    warm = await loop.cycle()  # warm: sites fetched, backend built
+    assert warm.polled == len(queued), warm
+    idle = await _median(loop.cycle, repeat)
+    baseline, read = await _reread_all(db, loop)
+    figures.append(Figure(f"cycle, {n_active:,} active of {n:,}, none changed", idle, "s",
+                          f"re-read all ({read:,} docs) and poll", baseline))  # fmt: skip
+    await slow.cancel([backend_job_name(d) for d in queued])
+    await loop.cycle()  # the cancelled ones leave the active set before the next measurement
+    await _feed(followers)
+
+    # --- a cycle in which 1,000 jobs finished at the backend
+    fast = await _submit(db, sites[1], finishing, "echo payload > out.root")
+    await _backend_done(fast, [backend_job_name(d) for d in finishing])
+    await _feed(followers)
+    await loop.resync()
+    start = time.perf_counter()
+    report = await loop.cycle()
+    busy = time.perf_counter() - start
+    assert report.transferred == n_active, report
+    baseline, read = await _reread_all(db, loop)
+    figures.append(Figure(f"cycle, {n_active:,} of {n:,} finished (moves+copies)", busy, "s",
+                          f"re-read all ({read:,} docs) and poll", baseline))  # fmt: skip
+    print(f"busy cycle: {report}", file=sys.stderr)
+    return figures
+
+
+async def _feed(followers: list[ChangesFollower]) -> None:
+    """Let the feeds handle every change so far (counts, active set, events), as a running monitor would."""
+    for follower in followers:
+        while await follower.poll_once(wait=False):
+            pass
+
+
+async def _latency(
+    settings: MonitorSettings, couch: CouchClient, loop: MonitorLoop, db: CouchDatabase,
+    sites: list[dict[str, Any]], background: list[dict[str, Any]], docs: list[dict[str, Any]], gateway_url: str,
+) -> list[Figure]:  # fmt: skip
+    """Backend job end -> ``job.completed`` on the gateway's SSE stream, the loop and its feeds running."""
+    stop_event = asyncio.Event()
+    followers = loop.followers()  # from the kept counts' checkpoint: they catch up on the cycles' moves first
+    tasks = [asyncio.create_task(f.run(stop_event)) for f in followers]
+    tasks.append(asyncio.create_task(loop.run(stop_event)))
+    slow: LocalBackend | None = None
+    try:
+        await asyncio.wait_for(asyncio.gather(*(f.caught_up.wait() for f in followers)), 600)
+        if background:  # active jobs that stay active: polled by every cycle, never changing
+            slow = await _submit(db, sites[0], background, "sleep 600")
+            deadline = time.monotonic() + 120
+            while len(loop.active[db.name]) < len(background):
+                assert time.monotonic() < deadline, "the feed did not bring the background jobs"
+                await asyncio.sleep(0.2)
+        since = await couch.db(settings.events_db).update_seq()
+        arrivals: dict[str, float] = {}
+        wanted = {d["_id"] for d in docs}
         ready = threading.Event()
-        reader = threading.Thread(target=_follow_sse, args=(gateway_url, token, since, len(docs), arrivals, ready))
+        reader = threading.Thread(target=_follow_sse, args=(gateway_url, TOKEN, since, wanted, arrivals, ready))
         reader.start()
         await asyncio.to_thread(ready.wait, 30)
-        followers = loop.followers()
-        for follower in followers:  # a monitor starting now: the bulk-loaded history is not its to replay
-            await follower.save_checkpoint(await follower.db.update_seq())
-        tasks = [asyncio.create_task(f.run(stop)) for f in followers]
-        tasks.append(asyncio.create_task(loop.run(stop)))
-        await _submit(db, sites[1], docs, "sleep 2; echo payload > out.root")
+        fast = await _submit(db, sites[1], docs, "sleep 2; echo payload > out.root")
         recorded = time.time()  # the monitor can know a job only once submitter recorded its backend id
         await asyncio.to_thread(reader.join, 300)
-        stop.set()
+        assert len(arrivals) == len(docs), f"{len(arrivals)} of {len(docs)} job.completed events arrived"
+        print(f"latency: {len(loop.active[db.name])} jobs active at the end", file=sys.stderr)
+    finally:
+        stop_event.set()
         await asyncio.gather(*tasks)
-    states = await backend.status([backend_job_name(d) for d in docs])
+        if slow is not None:
+            await slow.cancel([backend_job_name(d) for d in background])
+    states = await fast.status([backend_job_name(d) for d in docs])
     finished = {name.rsplit(":a", 1)[0]: max(recorded, _seconds(s.finished_at or "")) for name, s in states.items()}
     rows = (await couch.db(settings.events_db).all_docs(include_docs=True)).rows
     stored: dict[str, float] = {}
@@ -293,34 +413,35 @@ async def _latency(
         if row["doc"].get("type") == "org.prodflow.job.completed":
             for doc_id in row["doc"]["data"]["job_ids"]:
                 stored.setdefault(doc_id, _seconds(row["doc"]["time"]))
-    sse = sorted(arrivals[d["_id"]] - finished[d["_id"]] for d in docs)
-    store = sorted(stored[d["_id"]] - finished[d["_id"]] for d in docs)
-
-    def pct(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * len(values)))]
-
-    n = len(docs)
+    sse = [arrivals[d["_id"]] - finished[d["_id"]] for d in docs]
+    store = [stored[d["_id"]] - finished[d["_id"]] for d in docs]
+    n, active = len(docs), len(docs) + len(background)
     return [
-        Figure(f"job end -> SSE job.completed p{p} ({n} jobs)", pct(sse, q), "s", f"event stored p{p}", pct(store, q))
+        Figure(
+            f"job end -> SSE job.completed p{p} ({n} jobs, {active} active)",
+            _pct(sse, q),
+            "s",
+            f"event stored p{p}",
+            _pct(store, q),
+        )
         for p, q in (("50", 0.5), ("99", 0.99))
     ]
 
 
-def _run(url: str, args: argparse.Namespace) -> list[Figure]:
-    return asyncio.run(measure(url, args.jobs, args.active, args.latency_jobs, args.repeat))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--active", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=200, help="summary reads for p50/p99")
     parser.add_argument("--latency-jobs", type=int, default=300)
+    parser.add_argument("--latency-active", type=int, default=1000, help="more jobs kept active during the latency")
     parser.add_argument("--repeat", type=int, default=9)
+    add_couch_option(parser)
     args = parser.parse_args()
-    with couch_server(in_memory=True) as url:
-        figures = _run(url, args)
-    print_table(figures, as_json=args.json)
+    with bench_couch(args.couch) as server:
+        figures = asyncio.run(measure(server.url, args))
+    print_table(figures, as_json=args.json, server=server.description)
 
 
 if __name__ == "__main__":

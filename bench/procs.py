@@ -1,0 +1,77 @@
+"""A service (or the gateway) as its own uvicorn process on loopback, as deployed: for benches that measure it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prodflow_core.couch.server import free_port
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Served:
+    """A running service process: its URL and process (stopped by its own PID)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def peak_rss_bytes(self) -> int:
+        """The process's resident set high-water mark so far (``VmHWM`` of ``/proc/PID/status``)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
+def _healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited with {proc.returncode}; log: {log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"service not healthy after {timeout_s} s; log: {log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def serve(
+    factory: str, env: dict[str, str], log: Path, *, health: str = "/healthz", timeout_s: float = 120.0
+) -> Iterator[Served]:
+    """``python -m uvicorn <factory> --factory`` on a free loopback port with ``env`` over this environment."""
+    port = free_port(LOOPBACK)
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", LOOPBACK, "--port", str(port),
+               "--no-access-log"]  # fmt: skip
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        _healthy(url + health, proc, timeout_s, log)
+        yield Served(url, proc)
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    """SIGTERM to the process's own PID, SIGKILL after ``grace_s``; reaped."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -26,10 +27,23 @@ EVENT_ID_PREFIX = "evt-"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_id_value = 0
+_id_lock = threading.Lock()
+
+
 def new_event_id(now_ms: int | None = None) -> str:
-    """A ULID-style id: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    """A ULID-style id: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time.
+
+    Ids this process makes from the clock are strictly increasing, within one millisecond too (the random part
+    then counts up from the previous id): CouchDB 3 stores the documents of one ``_bulk_docs`` in the order of
+    their ids, so events published together keep the order they were made in.
+    """
+    global _last_id_value
+    value = (int(time.time() * 1000) if now_ms is None else now_ms) << 80 | int.from_bytes(os.urandom(10), "big")
+    if now_ms is None:
+        with _id_lock:
+            value = max(value, _last_id_value + 1)
+            _last_id_value = value
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

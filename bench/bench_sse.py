@@ -1,11 +1,12 @@
 """SSE fan-out: requests/s at the CouchDB-API server with 1,000 idle SSE clients on the gateway vs none.
 
-Starts a PouchDB Server, a counting reverse proxy in front of it (its own process: every request any part of the
-system makes to CouchDB is counted there), and the whole system with the embedded runner pointed at the proxy.
-Events are published straight to the server (not counted) at a steady rate; for the same stretch of time, the
-requests that reached the proxy are counted, once with no SSE client connected and once with ``--clients`` idle
-clients on ``/api/events`` (they only read their stream). Every client must have received every event.
-Run: uv run python bench/bench_sse.py [--json] [--clients 1000] [--seconds 10] [--rate 10]
+Starts a CouchDB-API server (``--couch``, bench/servers.py), a counting reverse proxy in front of it (its own
+process: every request any part of the system makes to CouchDB is counted there), and the whole system with the
+embedded runner pointed at the proxy. Events are published straight to the server (not counted) at a steady
+rate, once with no SSE client connected and once with ``--clients`` idle clients on ``/api/events`` (they only
+read their stream). Figures: the requests/s that reached the proxy while publishing, and the requests per event
+from the first event until every client had received every one (which the bench checks).
+Run: uv run python bench/bench_sse.py [--json] [--couch pouchdb|couchdb] [--clients 1000] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -28,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.couch.client import CouchClient
-from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
+from prodflow_core.couch.server import free_port, wait_until_up
 from prodflow_core.events import EventPublisher, make_event
+from servers import add_couch_option, bench_couch
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
 
@@ -105,8 +108,11 @@ async def _publish(couch_url: str, events_db: str, rate: float, count: int) -> N
             await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))
 
 
-async def _phase(system: EmbeddedSystem, couch_url: str, counter: Any, args: argparse.Namespace, n: int) -> float:
-    """Requests/s reaching the proxy while events are published, with ``n`` SSE clients connected."""
+async def _phase(
+    system: EmbeddedSystem, couch_url: str, counter: Any, args: argparse.Namespace, n: int
+) -> tuple[float, float]:
+    """With ``n`` SSE clients connected: requests/s reaching the proxy while events are published, and requests
+    per event from the first event until every client had every one (a slow fan-out reads on after publishing)."""
     count = round(args.rate * args.seconds)
     clients = [Client(count) for _ in range(n)]
     port = int(system.gateway_url.rsplit(":", 1)[1])
@@ -120,15 +126,23 @@ async def _phase(system: EmbeddedSystem, couch_url: str, counter: Any, args: arg
         await _publish(couch_url, "prodflow-events", args.rate, count)
         rate = float(counter.value - before) / (time.monotonic() - start)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), 120)
+            await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), 300)
+        per_event = float(counter.value - before) / count
         short = [c.events for c in clients if c.events != count]
         if short:
             raise SystemExit(f"{len(short)} of {n} clients got {min(short)}..{max(short)} of {count} events")
-        return rate
+        return rate, per_event
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _with_userinfo(url: str, credentials_from: str) -> str:
+    """``url`` carrying the user and password of ``credentials_from`` (CouchDB 3 wants its admin everywhere)."""
+    userinfo = urlsplit(credentials_from).netloc.rpartition("@")[0]
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}" if userinfo else parts.netloc))
 
 
 def main() -> None:
@@ -137,16 +151,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=10.0, help="events published per second")
+    add_couch_option(parser)
     args = parser.parse_args()
     counter = multiprocessing.Value("q", 0)
-    with tempfile.TemporaryDirectory() as tmp, LocalCouchServer(data_dir=Path(tmp) / "couch", in_memory=True) as couch:
-        proxy_url = f"http://127.0.0.1:{free_port()}"
-        proxy = multiprocessing.Process(
-            target=_serve_counting_proxy, args=(couch.url, int(proxy_url.rsplit(":", 1)[1]), counter), daemon=True
-        )
+    with tempfile.TemporaryDirectory() as tmp, bench_couch(args.couch) as couch:
+        port = free_port()
+        proxy = multiprocessing.Process(target=_serve_counting_proxy, args=(couch.url, port, counter), daemon=True)
         proxy.start()
+        proxy_url = _with_userinfo(f"http://127.0.0.1:{port}", couch.url)
         os.environ["PRODFLOW_COUCHDB_URL"] = proxy_url  # the embedded runner uses this server instead of its own
-        system = EmbeddedSystem(data_dir=Path(tmp) / "system", port=free_port_block())
+        system = EmbeddedSystem(data_dir=Path(tmp), port=free_port_block())
         try:
             wait_until_up(proxy_url)
             system.start()
@@ -156,18 +170,11 @@ def main() -> None:
             system.stop()
             proxy.terminate()
             proxy.join(10)
-    print_table(
-        [
-            Figure(
-                f"CouchDB req/s, {args.clients} idle SSE clients",
-                loaded,
-                "/s",
-                "same, no SSE client connected",
-                idle,
-            )
-        ],
-        as_json=args.json,
-    )
+    figures = [
+        Figure(f"CouchDB req/s, {args.clients} idle SSE clients", loaded[0], "/s", "same, no SSE client", idle[0]),
+        Figure(f"CouchDB req per event, {args.clients} SSE clients", loaded[1], "", "same, no SSE client", idle[1]),
+    ]
+    print_table(figures, as_json=args.json, server=couch.description)
 
 
 if __name__ == "__main__":

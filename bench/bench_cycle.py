@@ -1,6 +1,6 @@
 """A Snakemake run through cycle-runner vs plain ``snakemake`` in the same environment, on the example dataflow.
 
-One run, one CouchDB-API server (PouchDB Server, in memory, unless PRODFLOW_COUCHDB_URL names another); the
+One run, one CouchDB-API server (``--couch``: bench/servers.py); the
 cycle's environment comes from the shared store in ``.local/cycle-runner/envs`` (built on first use):
 - ``POST /api/cycles/{name}/runs`` of the example to the hit tier (raw → dsp → hit, 15 jobs, ``--cores 2``):
   wall time from the request to the run's final state (queue, logger plugin, progress events, SQL), against
@@ -10,7 +10,7 @@ cycle's environment comes from the shared store in ``.local/cycle-runner/envs`` 
 Generated files are removed between runs, so each run does the same work. Best of ``--repeat``, plain and
 service runs interleaved. Wall time on a shared machine is noisy, so CPU time is reported too: the children's
 (snakemake and its jobs) plus, for the service, the service's own CPU during the run (it runs in this process).
-Run: uv run python bench/bench_cycle.py [--json] [--repeat 1] [--files 5000]
+Run: uv run python bench/bench_cycle.py [--json] [--couch pouchdb|couchdb] [--repeat 1] [--files 5000]
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
-from prodflow_core.couch.server import couch_server
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
 from prodflow_cycle_runner.runner import run_environment
 from prodflow_cycle_runner.settings import CycleRunnerSettings
+from servers import add_couch_option, bench_couch
 
 SECRET = "bench-secret"  # noqa: S105 - signs identities inside this process only
 ENV_STORE = Path(__file__).resolve().parents[1] / ".local" / "cycle-runner" / "envs"
@@ -149,9 +149,9 @@ async def _compare(
     figures.append(Figure(f"{name}, CPU", best["service"][1], "s", baseline, best["plain"][1]))
 
 
-async def main(repeat: int, files: int) -> list[Figure]:
+async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
     figures: list[Figure] = []
-    with couch_server(in_memory=True) as couch_url, tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
         folder = Path(tmp)
         repos = make_example_repositories(folder / "repos")
         big = folder / "big-repos"
@@ -186,5 +186,8 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--files", type=int, default=5000)
+    add_couch_option(parser)
     args = parser.parse_args()
-    print_table(asyncio.run(main(args.repeat, args.files)), as_json=args.json)
+    with bench_couch(args.couch) as server:
+        figures = asyncio.run(main(server.url, args.repeat, args.files))
+    print_table(figures, as_json=args.json, server=server.description)

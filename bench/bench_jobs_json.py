@@ -7,7 +7,7 @@ Figures (best of several runs, one process):
 - over HTTP (ASGI, SQLite, a CouchDB-API server for the event stream): ``POST /api/requests/preview`` and
   ``POST /api/requests/{id}/approve`` (jobs.json generated, stored, mail and event queued), against the in-process
   generation from the raw body.
-Run: uv run python bench/bench_jobs_json.py [--json] [--runs 10000] [--no-http]
+Run: uv run python bench/bench_jobs_json.py [--json] [--couch pouchdb|couchdb] [--runs 10000] [--no-http]
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table, timed
-from prodflow_core.couch.server import couch_server
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_request_api.app import create_app
 from prodflow_request_api.catalog import CatalogView, load_seed
 from prodflow_request_api.jobs_file import build_jobs_file, check_request
 from prodflow_request_api.schemas import RequestForm
 from prodflow_request_api.settings import RequestApiSettings
+from servers import add_couch_option, bench_couch
 
 FIRST_RUN = 300000
 
@@ -58,12 +58,12 @@ def _catalog(n_runs: int) -> CatalogView:
     return CatalogView("snoplus", seed.modules, runs, tuple(seed.mailing_list))
 
 
-async def _over_http(body: dict[str, Any], n_runs: int, repeat: int) -> tuple[float, float]:
+async def _over_http(couch_url: str, body: dict[str, Any], n_runs: int, repeat: int) -> tuple[float, float]:
     """Best times of a preview and of an approval of the request, over HTTP against the running app."""
     secret = "bench-secret"  # noqa: S105 - a throw-away secret for the benchmark
     everyone = Identity("bench", frozenset({"*"}), frozenset({"admin"}))
     headers = {IDENTITY_HEADER: sign_identity(everyone, secret, ttl_s=3600)}
-    with tempfile.TemporaryDirectory() as tmp, couch_server(in_memory=True) as couch_url:
+    with tempfile.TemporaryDirectory() as tmp:
         settings = RequestApiSettings(
             couchdb_url=couch_url, data_dir=Path(tmp), identity_secret=secret, log_level="ERROR", follow_events=False
         )
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--no-http", action="store_true", help="skip the figures over HTTP")
+    add_couch_option(parser)
     args = parser.parse_args()
     body = _body(args.runs)
     raw = json.dumps(body)
@@ -127,8 +128,11 @@ def main() -> None:
             baseline,
         ),
     ]
+    server = "none (--no-http: no CouchDB used)"
     if not args.no_http:
-        preview, approve = asyncio.run(_over_http(body, args.runs, repeat=3))
+        with bench_couch(args.couch) as running:
+            server = running.description
+            preview, approve = asyncio.run(_over_http(running.url, body, args.runs, repeat=3))
         figures += [
             Figure(
                 f"POST preview, {args.runs} runs x 3 modules", preview, "s", "in-process, from the raw body", from_body
@@ -137,7 +141,7 @@ def main() -> None:
                 f"POST approve, {args.runs} runs x 3 modules", approve, "s", "in-process, from the raw body", from_body
             ),
         ]
-    print_table(figures, as_json=args.json)
+    print_table(figures, as_json=args.json, server=server)
     if not args.json:
         print(f"jobs.json: {len(document.content)} bytes, {document.jobs} jobs, sha256 {document.sha256[:16]}...")
 

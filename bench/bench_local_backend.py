@@ -63,7 +63,8 @@ def main() -> None:
         base = _straight(Path(tmp), args.n, args.slots)
         through = asyncio.run(_through_backend(Path(tmp), args.n, args.slots))
     name = f"{args.n} trivial jobs, local backend, {args.slots} slots"
-    print_table([Figure(name, through, "s", f"same commands, {args.slots}-thread pool", base)], as_json=args.json)
+    figures = [Figure(name, through, "s", f"same commands, {args.slots}-thread pool", base)]
+    print_table(figures, as_json=args.json, server="none (this bench uses no CouchDB)")
 
 
 if __name__ == "__main__":

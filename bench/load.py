@@ -26,7 +26,12 @@ p50/p99 as ratios of the idle ones; the campaign's progress over the loaded run.
 ``--max-errors`` requests failed (both phases). ``--json``: one Figure line per figure (bench/figures.py) on
 stdout, the rest on stderr. Not a ``bench_*.py`` file, as it takes minutes: bench/run.py does not run it.
 
-Run: uv run python bench/load.py [--rate 300] [--duration 120] [--jobs 100000] [--max-errors 0] [--keep] [--json]
+``--couch``: ``pouchdb`` (default) lets the embedded runner start its own PouchDB Server (on disk, in the data
+folder); ``couchdb`` starts an Apache CouchDB 3.5 (bench/servers.py) and hands the runner its URL (with the admin
+credentials as userinfo, never printed); ``url`` uses ``PRODFLOW_COUCHDB_URL`` (loopback only).
+
+Run: uv run python bench/load.py [--couch pouchdb|couchdb] [--rate 300] [--duration 120] [--jobs 100000]
+     [--max-errors 0] [--keep] [--json]
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.couch.server import free_port
+from prodflow_core.logs import redact_url
+from servers import BenchServer, add_couch_option, bench_couch, describe
 
 LOOPBACK = "127.0.0.1"
 LABEL = "2026-11_LoadEcho"
@@ -66,6 +73,8 @@ LATE_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
 SHARD = 16
 STATUSES = ("running", "completed", "waiting", "submitted")
+SKIPPED_DESIGNS = {"_design/monitor_verify"}
+"""Built only when an admin checks the kept counts (``?verify=true``): no service queries it on its own."""
 KINDS = ("summary", "jobs", "jobs?status", "jobs page", "events (TTFB)")
 Say = Callable[[str], None]
 
@@ -133,7 +142,8 @@ class Mix:
     def __init__(self, label: str, seed: int) -> None:
         self.label = label
         self.rng = random.Random(seed)
-        self.cursors: deque[str] = deque(maxlen=200)
+        self.cursors: deque[dict[str, str]] = deque(maxlen=200)
+        """The query of a listing with the cursor of its next page (a cursor belongs to its own listing)."""
 
     def next(self) -> tuple[str, str, dict[str, str]]:
         roll = self.rng.random()
@@ -144,7 +154,7 @@ class Mix:
             return "jobs", "/api/jobs", base
         if roll < 0.85 or not self.cursors:
             return "jobs?status", "/api/jobs", {**base, "status": self.rng.choice(STATUSES)}
-        return "jobs page", "/api/jobs", {**base, "cursor": self.cursors.popleft()}
+        return "jobs page", "/api/jobs", self.cursors.popleft()
 
 
 def _error_name(exc: BaseException) -> str:
@@ -169,7 +179,7 @@ async def _one(client: httpx.AsyncClient, phase: Phase, mix: Mix, kind: str, pat
     if kind != "summary":
         cursor = response.json().get("next")
         if cursor and len(mix.cursors) < 50:
-            mix.cursors.append(str(cursor))
+            mix.cursors.append({**params, "cursor": str(cursor)})
 
 
 async def _sse_client(client: httpx.AsyncClient, phase: Phase, stop_at: float, hold_s: float) -> None:
@@ -254,7 +264,8 @@ async def run_phase(
 
 def _check(response: httpx.Response, *ok: int) -> httpx.Response:
     if response.status_code not in ok:
-        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+        url = redact_url(str(response.request.url))  # a CouchDB URL may carry credentials
+        raise RuntimeError(f"{response.request.method} {url}: {response.status_code} {response.text}")
     return response
 
 
@@ -304,6 +315,8 @@ async def build_indexes(couch_url: str, say: Say) -> None:
             params = {"startkey": '"_design/"', "endkey": '"_design0"', "include_docs": "true"}
             rows = (await _expect(couch.get(f"/{db}/_all_docs", params=params), 200)).json()["rows"]
             for row in rows:
+                if row["id"] in SKIPPED_DESIGNS:
+                    continue
                 for view, spec in row["doc"].get("views", {}).items():
                     views.append((db, row["id"].removeprefix("_design/"), view, "reduce" in spec))
         start = time.monotonic()
@@ -429,7 +442,9 @@ def figures(idle: Phase, loaded: Phase, jobs: int) -> list[Figure]:
     return out
 
 
-async def measure(system: EmbeddedSystem, work: Path, args: argparse.Namespace, say: Say) -> int:
+async def measure(
+    system: EmbeddedSystem, work: Path, args: argparse.Namespace, say: Say, couch_url: str, server: str
+) -> int:
     token = system.admin_token()
     if token is None:
         raise RuntimeError("the embedded system wrote no admin token")
@@ -442,7 +457,7 @@ async def measure(system: EmbeddedSystem, work: Path, args: argparse.Namespace, 
         load = [await stack.enter_async_context(_client(system.gateway_url, token, pool=SHARD)) for _ in range(shards)]
         sse = await stack.enter_async_context(_client(system.gateway_url, token, pool=args.sse_clients))
         say(f"setting up: site {SITE!r} (drained), campaign of {args.jobs:,} jobs, first reads")
-        await set_up(admin, work, args.jobs, say, system.couch.url if system.couch else None)
+        await set_up(admin, work, args.jobs, say, couch_url)
         mix = Mix(LABEL, seed=1)
         common = {"max_in_flight": args.max_in_flight, "sse_clients": args.sse_clients, "sse_hold_s": args.sse_hold}
         say(f"idle baseline: {args.idle_rate:g} req/s for {args.idle_duration:g} s")
@@ -465,10 +480,7 @@ async def measure(system: EmbeddedSystem, work: Path, args: argparse.Namespace, 
     )
     say("\nloaded vs idle (ratio = loaded / idle):")
     rows = figures(idle, loaded, args.jobs)
-    if args.json:
-        print_table(rows, as_json=True)
-    else:
-        print_table(rows)
+    print_table(rows, as_json=args.json, server=server)
     errors = idle.errors + loaded.errors
     say(f"\nerrors: {errors} (idle {idle.errors}, loaded {loaded.errors}); allowed: {args.max_errors}")
     if dead := system.died():
@@ -491,6 +503,7 @@ def main() -> int:
     parser.add_argument("--max-errors", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the data folder (logs in its logs/)")
     parser.add_argument("--json", action="store_true", help="Figure lines on stdout, the rest on stderr")
+    add_couch_option(parser)
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0 or args.idle_rate <= 0 or args.idle_duration <= 0 or args.jobs < 1:
         parser.error("rates, durations and --jobs must be positive")
@@ -498,20 +511,32 @@ def main() -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    os.environ.pop("PRODFLOW_COUCHDB_URL", None)  # a CouchDB-API server of its own, not a shared one
     work = Path(tempfile.mkdtemp(prefix="prodflow-load-"))
-    system = EmbeddedSystem(data_dir=work / "data", host=LOOPBACK, port=free_port_block(), couch_port=free_port())
     code = 1
-    try:
-        say(f"starting the embedded system in {work}")
-        system.start()
-        code = asyncio.run(measure(system, work, args, say))
-    finally:
-        system.stop()
-        if args.keep:
-            say(f"kept {work} (logs in {system.data_dir / 'logs'})")
+    running: BenchServer | None = None
+    with contextlib.ExitStack() as stack:
+        if args.couch == "pouchdb":
+            os.environ.pop("PRODFLOW_COUCHDB_URL", None)  # the runner's own PouchDB Server, not a shared one
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            running = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
+            os.environ["PRODFLOW_COUCHDB_URL"] = running.url  # the runner uses this server instead of its own
+        system = EmbeddedSystem(data_dir=work / "data", host=LOOPBACK, port=free_port_block(), couch_port=free_port())
+        try:
+            say(f"starting the embedded system in {work}")
+            system.start()
+            if system.couch is not None:
+                couch_url, server = system.couch.url, describe("pouchdb", system.couch.url, "on disk, the runner's own")
+            else:
+                assert running is not None
+                couch_url, server = running.url, running.description
+            say(f"CouchDB-API server: {server}")
+            code = asyncio.run(measure(system, work, args, say, couch_url, server))
+        finally:
+            system.stop()
+    if args.keep:
+        say(f"kept {work} (logs in {work / 'data' / 'logs'})")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return code
 
 

@@ -57,7 +57,7 @@ class BenchServer:
         return self.description
 
 
-def _describe(kind: str, url: str) -> str:
+def describe(kind: str, url: str, where: str | None = None) -> str:
     """What answers at ``url`` (product and version from ``GET /``), without the URL's credentials."""
     try:
         welcome = httpx.get(url, timeout=10, trust_env=False).json()
@@ -70,8 +70,9 @@ def _describe(kind: str, url: str) -> str:
         product = f"PouchDB Server (express-pouchdb {version})"
     else:
         product = f"unknown server {version}"
-    where = {"pouchdb": ", in memory", "couchdb": ", local release, temporary data folder"}.get(kind, ", from URL")
-    return f"{kind}: {product}{where}"
+    if where is None:
+        where = {"pouchdb": "in memory", "couchdb": "local release, temporary data folder"}.get(kind, "from URL")
+    return f"{kind}: {product}, {where}"
 
 
 @contextlib.contextmanager
@@ -85,7 +86,7 @@ def bench_couch(kind: str | None = None, *, data_dir: Path | None = None) -> Ite
         if urlsplit(url).hostname != LOOPBACK:
             raise SystemExit(f"benches load only {LOOPBACK}: PRODFLOW_COUCHDB_URL is elsewhere")
         wait_until_up(url)
-        yield BenchServer(kind, url, _describe(kind, url))
+        yield BenchServer(kind, url, describe(kind, url))
         return
     server: LocalCouchServer | LocalCouchDB3Server
     if kind == "pouchdb":
@@ -95,4 +96,4 @@ def bench_couch(kind: str | None = None, *, data_dir: Path | None = None) -> Ite
     else:
         raise SystemExit(f"--couch={kind!r}: use one of {', '.join(KINDS)}")
     with server:
-        yield BenchServer(kind, server.url, _describe(kind, server.url))
+        yield BenchServer(kind, server.url, describe(kind, server.url))

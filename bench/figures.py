@@ -45,9 +45,9 @@ def print_table(figures: Iterable[Figure], as_json: bool = False, server: str | 
         return
     if server is not None:
         print(f"CouchDB-API server: {server}")
-    print(f"{'figure':<62} {'value':>12} {'baseline':<34} {'baseline value':>14} {'ratio':>7}")
+    print(f"{'figure':<62} {'value':>17} {'baseline':<38} {'baseline value':>17} {'ratio':>7}")
     for row in rows:
         print(
-            f"{row.name:<62} {row.value:>10.4g} {row.unit:<1} {row.baseline:<34} {row.baseline_value:>12.4g} "
-            f"{row.unit:<1} {row.ratio:>7.2f}"
+            f"{row.name:<62} {row.value:>10.4g} {row.unit:<6} {row.baseline:<38} {row.baseline_value:>10.4g} "
+            f"{row.unit:<6} {row.ratio:>7.2f}"
         )

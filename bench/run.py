@@ -1,9 +1,11 @@
 """Run every benchmark under bench/ and print one table: each figure beside its baseline, as a ratio.
 
-Run: uv run python bench/run.py [--couch pouchdb|couchdb|url] [name ...]   (names are bench_<name>.py files;
-default: all). ``--couch`` is handed to every bench as ``PRODFLOW_BENCH_COUCH`` (bench/servers.py); each bench
-that reads it starts its own server of that kind and reports it, and the table says which server each figure
-ran against (benches that report none do not read the choice).
+Run: uv run python bench/run.py [--couch pouchdb|couchdb|url] [--jobs N] [name ...]   (names are bench_<name>.py
+files; default: all; ``--jobs`` goes to the benches that take it: monitor, campaign, indexes).
+
+``--couch`` is handed to every bench as ``PRODFLOW_BENCH_COUCH`` (bench/servers.py); each bench that reads it
+starts its own server of that kind and reports it, and the table says which server each figure ran against
+(benches that report none do not read the choice).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ HERE = Path(__file__).parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_couch_option(parser)
+    parser.add_argument("--jobs", type=int, help="job documents, for the benches with a --jobs option")
     parser.add_argument("names", nargs="*", help="bench_<name>.py files to run (default: all)")
     args = parser.parse_args()
     wanted = set(args.names)
@@ -34,10 +37,11 @@ def main() -> int:
         name = script.stem.removeprefix("bench_")
         if wanted and name not in wanted:
             continue
-        print(f"running {script.name} (--couch={args.couch}) ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(
-            [sys.executable, str(script), "--json"], capture_output=True, text=True, check=False, env=env
-        )
+        command = [sys.executable, str(script), "--json"]
+        if args.jobs is not None and '"--jobs"' in script.read_text():
+            command += ["--jobs", str(args.jobs)]
+        print(f"running {' '.join(command[1:])} (--couch={args.couch}) ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             failed.append(f"{script.name}: exit {proc.returncode}\n{proc.stderr[-1500:]}")
             continue

@@ -1,14 +1,19 @@
 """Gateway overhead: an authenticated call through the gateway vs the same call straight to the service.
 
-Starts the whole system with the embedded runner (every service its own process, as in production), then times
-N GETs of the monitor's job list (`/api/jobs?limit=10`) sequentially and with 16 in flight, both ways.
-Run: uv run python bench/bench_gateway.py [--json] [--n 2000]
+Starts the whole system with the embedded runner (every service its own process, as in production), then:
+- times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
+  to the monitor (the serial overhead ratio);
+- sends N GETs through the gateway with 1, 16, 64 and 256 in flight and reads the CPU time the gateway process
+  spent meanwhile (utime + stime from /proc/<pid>/stat): CPU per proxied request at each load, against the same
+  figure at 1 in flight (flat = ratio 1).
+Run: uv run python bench/bench_gateway.py [--json] [--couch pouchdb|couchdb] [--n 2000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -19,55 +24,83 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from prodflow_cli.runner import SERVICES, EmbeddedSystem, free_port_block, identity_secret
-from prodflow_core.couch.server import free_port
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from servers import add_couch_option, bench_couch
 
 PATH = "/api/jobs?limit=10"
+LOADS = (1, 16, 64, 256)
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
-async def _calls(url: str, headers: dict[str, str], n: int, concurrency: int) -> float:
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-        (await client.get(PATH)).raise_for_status()  # warm the connection and the view
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # fields 14 and 15 of stat(5), after pid and comm
+
+
+async def _calls(url: str, headers: dict[str, str], n: int, concurrency: int, pid: int | None = None) -> float:
+    """Wall time of ``n`` GETs with ``concurrency`` in flight; with ``pid``, that process's CPU time instead."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
+
+        async def warm() -> None:
+            (await client.get(PATH)).raise_for_status()
+
+        await asyncio.gather(*(warm() for _ in range(concurrency)))  # open every connection, build the view
         queue = iter(range(n))
 
         async def worker() -> None:
             for _ in queue:
                 (await client.get(PATH)).raise_for_status()
 
+        cpu = cpu_seconds(pid) if pid else 0.0
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - start
+        return cpu_seconds(pid) - cpu if pid else time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--n", type=int, default=2000)
+    add_couch_option(parser)
     args = parser.parse_args()
     figures = []
-    with tempfile.TemporaryDirectory() as tmp:
-        system = EmbeddedSystem(data_dir=Path(tmp), port=free_port_block(), couch_port=free_port())
+    with tempfile.TemporaryDirectory() as tmp, bench_couch(args.couch) as couch:
+        os.environ["PRODFLOW_COUCHDB_URL"] = couch.url  # the embedded runner uses this server instead of its own
+        system = EmbeddedSystem(data_dir=Path(tmp), port=free_port_block())
         try:
             system.start()
             monitor = next(s for s in SERVICES if s.name == "monitor")
+            gateway_pid = system.procs["gateway"].pid
             caller = Identity("bench", frozenset({"*"}), frozenset({"admin"}))
             direct = {IDENTITY_HEADER: sign_identity(caller, identity_secret(system.data_dir), ttl_s=3600)}
             via = {"Authorization": f"Bearer {system.admin_token()}"}
-            for concurrency in (1, 16):
-                base = asyncio.run(_calls(system.url_of(monitor), direct, args.n, concurrency))
-                through = asyncio.run(_calls(system.gateway_url, via, args.n, concurrency))
+            base = asyncio.run(_calls(system.url_of(monitor), direct, args.n, 1))
+            through = asyncio.run(_calls(system.gateway_url, via, args.n, 1))
+            figures.append(
+                Figure(f"{args.n} GET {PATH} via gateway, serial", through, "s", "same GETs straight to monitor", base)
+            )
+            figures.append(
+                Figure("added per serial call via gateway", (through - base) / args.n * 1e3, "ms", "a direct call",
+                       base / args.n * 1e3)
+            )  # fmt: skip
+            per_request: dict[int, float] = {}
+            for load in LOADS:
+                cpu = asyncio.run(_calls(system.gateway_url, via, args.n, load, pid=gateway_pid))
+                per_request[load] = cpu / args.n * 1e3
                 figures.append(
                     Figure(
-                        f"{args.n} GET {PATH} via gateway, {concurrency} in flight",
-                        through,
-                        "s",
-                        "same GETs straight to the monitor",
-                        base,
+                        f"gateway CPU per request, {load} in flight",
+                        per_request[load],
+                        "ms",
+                        "gateway CPU per request, 1 in flight",
+                        per_request[1],
                     )
                 )
         finally:
             system.stop()
-    print_table(figures, as_json=args.json)
+    print_table(figures, as_json=args.json, server=couch.description)
 
 
 if __name__ == "__main__":

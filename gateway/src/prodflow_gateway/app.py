@@ -19,37 +19,43 @@ from prodflow_core.sql import sql_database
 from prodflow_gateway import models  # noqa: F401  (registers the tables)
 from prodflow_gateway.events import EventWindow
 from prodflow_gateway.openapi import MergedOpenAPI
+from prodflow_gateway.proxy import IdentityHeaders
 from prodflow_gateway.routes import events, health, proxy, tokens
 from prodflow_gateway.settings import GatewaySettings
 from prodflow_gateway.tokens import TokenLookup, ensure_first_admin
+from prodflow_gateway.upstreams import Upstreams, skip_sniffio_probe
 
 NAME = "gateway"
 DASHBOARD = Path(__file__).parent / "dashboard"
 
 
-UPSTREAM_LIMITS = httpx.Limits(max_connections=500, keepalive_expiry=2.0)
-"""Idle connections to the services are dropped after 2 s, before uvicorn closes them (after 5 s): with equal
-timeouts a request sent on a connection the service was closing failed as a 502 (``RemoteProtocolError``)."""
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway; ``uvicorn prodflow_gateway.app:create_app --factory`` serves it."""
     settings = settings or GatewaySettings()
+    skip_sniffio_probe()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         timeout = httpx.Timeout(settings.proxy_timeout_s, connect=settings.connect_timeout_s)
         workers = Workers()
+        upstreams = Upstreams(
+            settings.service_urls(),
+            timeout=timeout,
+            pools=settings.upstream_pools,
+            connections=settings.upstream_pool_connections,
+        )
         async with (
             sql_database(app, settings.sql_url()),
-            httpx.AsyncClient(timeout=timeout, limits=UPSTREAM_LIMITS) as http,
+            httpx.AsyncClient(timeout=timeout) as http,  # health probes and OpenAPI documents
             couch_resources(app, settings) as couch,
         ):
             sessions = app.state.sessions
             app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
             await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
             app.state.http = http
+            app.state.upstreams = upstreams
+            app.state.identity_headers = IdentityHeaders(settings.identity_secret, settings.identity_ttl_s)
             app.state.events_db = couch.db(settings.events_db)
             app.state.event_window = window = EventWindow(settings.sse_window)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
@@ -58,6 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 yield
             finally:
                 await workers.aclose(grace_s=0.0)  # the follower keeps nothing: cancel its long-poll at once
+                await upstreams.aclose()
 
     app = create_service_app(
         name=NAME,

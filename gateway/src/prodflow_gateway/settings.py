@@ -32,6 +32,10 @@ class GatewaySettings(ServiceSettings):
     sse_window: int = Field(10_000, ge=1)
     """Recent changes of the event stream kept in memory for SSE clients (``GATEWAY_SSE_WINDOW``)."""
     token_cache_s: float = 10.0
+    upstream_pools: int = Field(8, ge=1)
+    """Connection pools per service, used in turn (``GATEWAY_UPSTREAM_POOLS``)."""
+    upstream_pool_connections: int = Field(64, ge=1)
+    """Connections per pool (``GATEWAY_UPSTREAM_POOL_CONNECTIONS``): 8 x 64 = 512 per service by default."""
 
     def sql_url(self) -> str:
         """The SQL database: ``GATEWAY_DATABASE_URL`` or an SQLite file under the data folder."""

@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 from prodflow_gateway.auth import Caller, check_access
 from prodflow_gateway.proxy import forward
 from prodflow_gateway.routing import service_for
+from prodflow_gateway.upstreams import Upstreams
 
 router = APIRouter()
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -21,14 +22,13 @@ async def to_service(path: str, request: Request, identity: Caller) -> Streaming
     if service is None:
         raise Problem(404, "Not found", f"no service answers {request.url.path}", kind="not-found")
     check_access(identity, request.method, request.query_params.get("experiment"))
-    settings = request.app.state.settings
+    state = request.app.state
+    upstreams: Upstreams = state.upstreams
     return await forward(
         request,
-        http=request.app.state.http,
-        base_url=settings.service_urls()[service],
+        http=upstreams.client(service),
+        base_url=upstreams.base_urls[service],
         service=service,
-        identity=identity,
-        secret=settings.identity_secret,
-        ttl_s=settings.identity_ttl_s,
-        max_body=settings.max_body_bytes,
+        identity_header=state.identity_headers.of(identity),
+        max_body=state.settings.max_body_bytes,
     )

@@ -1,0 +1,55 @@
+"""The proxy's per-request shortcuts: reused identity headers, pools used in turn, no sniffio probe."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+from prodflow_core.identity import Identity, verify_identity
+from prodflow_gateway.proxy import IdentityHeaders
+from prodflow_gateway.upstreams import Upstreams, skip_sniffio_probe
+
+BOB = Identity("bob", frozenset({"snoplus"}), frozenset({"reader"}), token_id="tok-1")
+
+
+def test_an_identity_header_is_reused_for_half_its_lifetime_and_stays_valid() -> None:
+    headers = IdentityHeaders("secret", ttl_s=60)
+    first = headers.of(BOB)
+    assert headers.of(BOB) == first
+    assert verify_identity(first, "secret") == BOB
+    other = Identity("ann", frozenset({"*"}), frozenset({"admin"}))
+    assert verify_identity(headers.of(other), "secret") == other
+
+
+def test_an_identity_header_past_half_its_lifetime_is_signed_again() -> None:
+    headers = IdentityHeaders("secret", ttl_s=0)  # reusable for 0 s
+    first = headers.of(BOB)
+    assert headers._signed[BOB][1] == first
+    headers._signed[BOB] = (0.0, "stale")  # as if its reuse time had passed
+    assert headers.of(BOB) != "stale"
+
+
+async def test_the_pools_of_a_service_are_used_in_turn() -> None:
+    upstreams = Upstreams(
+        {"monitor": "http://127.0.0.1:1/", "submitter": "http://127.0.0.1:2"},
+        timeout=httpx.Timeout(1.0),
+        pools=3,
+        connections=2,
+    )
+    try:
+        turns = [upstreams.client("monitor") for _ in range(6)]
+        assert len({id(c) for c in turns}) == 3 and turns[:3] == turns[3:]
+        assert upstreams.client("submitter") not in turns
+        assert upstreams.base_urls == {"monitor": "http://127.0.0.1:1", "submitter": "http://127.0.0.1:2"}
+    finally:
+        await upstreams.aclose()
+
+
+def test_without_sniffio_its_import_fails_at_once() -> None:
+    skip_sniffio_probe()
+    try:
+        import sniffio  # noqa: F401
+    except ImportError:
+        assert sys.modules.get("sniffio") is None
+    else:
+        assert sys.modules["sniffio"] is not None  # installed: left alone

@@ -118,6 +118,32 @@ async def test_follower_killed_mid_stream_resumes_from_checkpoint(fresh_db: Make
     assert sorted(seen) == [f"e{i:03d}" for i in range(60)]  # nothing missed, nothing seen twice after a handled batch
 
 
+async def test_follower_starting_now_keeps_its_start_and_idle_polls_store_nothing(fresh_db: MakeDb) -> None:
+    # Whether to store a checkpoint used to be decided by comparing sequences: on CouchDB 3 (GET /db and _changes
+    # write one position differently) a consumer starting "now" stored its start, on PouchDB Server it did not and
+    # missed what was written while it was down.
+    db = await fresh_db("now")
+    await db.bulk_docs([{"_id": f"old{i}"} for i in range(3)])
+    seen: list[str] = []
+
+    async def handle(batch: list[Change]) -> None:
+        seen.extend(c.id for c in batch)
+
+    follower = ChangesFollower(db, "n", handle, start="now")
+    assert await follower.poll_once(wait=False) == 0
+    stored = await db.get_local("checkpoint-n")
+    assert stored is not None
+    for _ in range(3):  # nothing new: the checkpoint is not rewritten
+        assert await follower.poll_once(wait=False) == 0
+    assert await db.get_local("checkpoint-n") == stored
+
+    await db.put({"_id": "while-down"})  # the follower is gone; it comes back later
+    restarted = ChangesFollower(db, "n", handle, start="now")
+    while await restarted.poll_once(wait=False):
+        pass
+    assert seen == ["while-down"]
+
+
 async def test_one_shard_database_keeps_the_order_of_writes(fresh_db: MakeDb) -> None:
     # The event stream is created with shards=1 (prodflow_core.service): with CouchDB 3's default q=2 the
     # changes of two shards come interleaved, not in the order they were written.

@@ -84,6 +84,7 @@ class ChangesFollower:
         self.retry_s = retry_s
         self.checkpoints = checkpoints
         self.since: str | None = None
+        self._start_unsaved = False
         self.caught_up = asyncio.Event()
         """Set once a batch came back short: everything up to the moment of that read was handled."""
 
@@ -92,7 +93,7 @@ class ChangesFollower:
         return f"checkpoint-{self.consumer}"
 
     async def load_checkpoint(self) -> str:
-        """The stored sequence, or the start position for a new consumer."""
+        """The stored sequence, or the start position for a new consumer (stored after its first poll)."""
         if self.checkpoints is not None:
             seq = await self.checkpoints.load()
             if seq is not None:
@@ -101,6 +102,7 @@ class ChangesFollower:
             stored = await self.db.get_local(self.checkpoint_id)
             if stored and "seq" in stored:
                 return str(stored["seq"])
+        self._start_unsaved = True
         return await self.db.update_seq() if self.start == "now" else self.start
 
     async def save_checkpoint(self, seq: str) -> None:
@@ -122,9 +124,13 @@ class ChangesFollower:
         )
         if batch.results:
             await self.handle([Change.from_row(row) for row in batch.results])
-        if batch.last_seq != self.since:
+        # Sequences are opaque (CouchDB 3 writes one position differently in GET /db and in _changes): whether to
+        # store is decided by what was handled, never by comparing them. A new consumer's start is stored too, so
+        # one that started "now" resumes from there after a restart, whatever the server.
+        if batch.results or self._start_unsaved:
             await self.save_checkpoint(batch.last_seq)
-            self.since = batch.last_seq
+            self._start_unsaved = False
+        self.since = batch.last_seq
         if len(batch.results) < self.batch_size:
             self.caught_up.set()
         return len(batch.results)

@@ -20,10 +20,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
-from jobgen import bulk_write, realistic_mix
+from jobgen import bulk_write, patiently, realistic_mix
 from prodflow_core.couch import CouchClient, CouchDatabase, DesignDocument, sync_design_documents
 from prodflow_core.jobdocs import JOBS_DESIGN
 from prodflow_monitor.views import MONITOR_DESIGN, VERIFY_DESIGN
@@ -38,7 +39,8 @@ async def _build(db: CouchDatabase, design: DesignDocument) -> float:
     """Query every view of ``design`` once; the seconds until the last answered."""
     start = time.perf_counter()
     for name, view in sorted(design.views.items()):
-        await db.view(design.name, name, limit=1, **({"reduce": False} if view.reduce else {}))
+        params: dict[str, Any] = {"limit": 1, **({"reduce": False} if view.reduce else {})}
+        await patiently(lambda: db.view(design.name, name, **params))  # noqa: B023 - awaited at once
     return time.perf_counter() - start
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import job_id, job_seed
 
 MODULES = [f"Module{i}" for i in range(10)]
 CHUNK = 2000
+T = TypeVar("T")
 
 
 def job_doc(n: int, status: str, site: str, label: str, campaign_id: str = "camp-000001") -> dict[str, Any]:
@@ -46,3 +49,18 @@ async def bulk_write(db: CouchDatabase, docs: list[dict[str, Any]], chunk: int =
         failed = [r for r in results if not r.ok]
         if failed:
             raise RuntimeError(f"{len(failed)} documents refused, e.g. {failed[0].id}: {failed[0].error}")
+
+
+async def patiently(action: Callable[[], Awaitable[T]]) -> T:
+    """``action`` (a view query), asked again while the server answers ``500 timeout``.
+
+    CouchDB 3 gives up on a request after its ``fabric.request_timeout`` (60 s) while the index it waits for keeps
+    building; the first query of a view over 100,000 documents on a busy machine can take longer than that.
+    """
+    while True:
+        try:
+            return await action()
+        except CouchError as exc:
+            if exc.status != 500 or exc.error != "timeout":
+                raise
+        await asyncio.sleep(1.0)

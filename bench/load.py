@@ -323,7 +323,11 @@ async def build_indexes(couch_url: str, say: Say) -> None:
 
         async def build(db: str, design: str, view: str, reduces: bool) -> None:
             params = {"limit": "1", **({"reduce": "false"} if reduces else {})}
-            await _expect(couch.get(f"/{db}/_design/{design}/_view/{view}", params=params), 200)
+            while True:  # CouchDB 3 answers 500 timeout after 60 s while the index keeps building: ask again
+                response = await couch.get(f"/{db}/_design/{design}/_view/{view}", params=params)
+                if response.status_code != 500 or response.json().get("error") != "timeout":
+                    break
+            _check(response, 200)
 
         await asyncio.gather(*(build(*view) for view in views))
         say(f"  {len(views)} view indexes built: {time.monotonic() - start:.1f} s")

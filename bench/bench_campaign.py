@@ -17,6 +17,7 @@ One run, one CouchDB-API server (``--couch``: bench/servers.py), each variant in
   read once the counts caught up, so it covers the creation, the re-send and the counting), against the same
   process's at start (goal at 1,000,000 jobs: <= 1 GiB).
 Run: uv run python bench/bench_campaign.py [--json] [--couch pouchdb|couchdb] [--jobs 100000] [--repeat 3]
+     [--memory-only]  (only the submitter's run: its peak RSS and times, without the write baselines)
 """
 
 from __future__ import annotations
@@ -139,9 +140,29 @@ async def _puts(couch: CouchClient, n: int, sample: int) -> float:
     return elapsed * n / len(docs)
 
 
-async def measure(url: str, n: int, repeat: int, put_sample: int) -> list[Figure]:
+async def measure(url: str, n: int, repeat: int, put_sample: int, memory_only: bool = False) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="bench-campaign-") as tmp:
         folder = Path(tmp)
+        if memory_only:  # the submitter alone: its peak memory and times, no write baselines (1,000,000 jobs)
+            run = await _submitter(url, folder, n)
+            print(f"  {run}", file=sys.stderr)
+            mib = 1024 * 1024
+            return [
+                Figure(
+                    f"submitter peak RSS (VmHWM), {n:,}-job campaign",
+                    run.peak_rss / mib,
+                    "MiB",
+                    "same process at start",
+                    run.start_rss / mib,
+                ),
+                Figure(
+                    f"  (info) POST until kept campaign counts hold {n:,}",
+                    run.counted,
+                    "s",
+                    f"POST /api/campaigns of {n:,} jobs",
+                    run.create,
+                ),
+            ]
         async with CouchClient(url, timeout=7200) as couch:
             await _raw_bulk(couch, 100, designs=False)  # warm up the server
             # Interleaved, so a busy moment of the machine hits every variant alike; the best of each is kept.
@@ -193,10 +214,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--put-sample", type=int, default=2000)
+    parser.add_argument("--memory-only", action="store_true", help="only the submitter: peak RSS, no write baselines")
     add_couch_option(parser)
     args = parser.parse_args()
     with bench_couch(args.couch) as server:
-        figures = asyncio.run(measure(server.url, args.jobs, args.repeat, args.put_sample))
+        figures = asyncio.run(measure(server.url, args.jobs, args.repeat, args.put_sample, args.memory_only))
     print_table(figures, as_json=args.json, server=server.description)
 
 

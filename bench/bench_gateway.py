@@ -2,7 +2,7 @@
 
 Starts the whole system with the embedded runner (every service its own process, as in production), then:
 - times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
-  to the monitor (the serial overhead ratio);
+  to the monitor, alternating (the serial overhead ratio);
 - sends N GETs through the gateway with 1, 16, 64 and 256 in flight and reads the CPU time the gateway process
   spent meanwhile (utime + stime from /proc/<pid>/stat): CPU per proxied request at each load, against the same
   figure at 1 in flight (flat = ratio 1).
@@ -59,6 +59,24 @@ async def _calls(url: str, headers: dict[str, str], n: int, concurrency: int, pi
         return cpu_seconds(pid) - cpu if pid else time.perf_counter() - start
 
 
+async def _serial(direct: tuple[str, dict[str, str]], via: tuple[str, dict[str, str]], n: int) -> tuple[float, float]:
+    """Wall time of ``n`` GETs one at a time straight to the service and through the gateway, alternating so that
+    both see the same machine (a shared one is busier at some moments than at others)."""
+    async with (
+        httpx.AsyncClient(base_url=direct[0], headers=direct[1], timeout=60) as straight,
+        httpx.AsyncClient(base_url=via[0], headers=via[1], timeout=60) as through,
+    ):
+        spent = {straight: 0.0, through: 0.0}
+        for client in (straight, through):
+            (await client.get(PATH)).raise_for_status()  # warm the connection and the view
+        for _ in range(n):
+            for client in (straight, through):
+                start = time.perf_counter()
+                (await client.get(PATH)).raise_for_status()
+                spent[client] += time.perf_counter() - start
+        return spent[straight], spent[through]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true")
@@ -76,8 +94,7 @@ def main() -> None:
             caller = Identity("bench", frozenset({"*"}), frozenset({"admin"}))
             direct = {IDENTITY_HEADER: sign_identity(caller, identity_secret(system.data_dir), ttl_s=3600)}
             via = {"Authorization": f"Bearer {system.admin_token()}"}
-            base = asyncio.run(_calls(system.url_of(monitor), direct, args.n, 1))
-            through = asyncio.run(_calls(system.gateway_url, via, args.n, 1))
+            base, through = asyncio.run(_serial((system.url_of(monitor), direct), (system.gateway_url, via), args.n))
             figures.append(
                 Figure(f"{args.n} GET {PATH} via gateway, serial", through, "s", "same GETs straight to monitor", base)
             )

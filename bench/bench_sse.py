@@ -1,11 +1,12 @@
-"""SSE fan-out: requests/s at the CouchDB-API server with 1,000 idle SSE clients on the gateway vs none.
+"""SSE fan-out: the gateway's requests to the CouchDB-API server with 1,000 idle SSE clients vs none.
 
 Starts a CouchDB-API server (``--couch``, bench/servers.py), a counting reverse proxy in front of it (its own
-process: every request any part of the system makes to CouchDB is counted there), and the whole system with the
-embedded runner pointed at the proxy. Events are published straight to the server (not counted) at a steady
-rate, once with no SSE client connected and once with ``--clients`` idle clients on ``/api/events`` (they only
-read their stream). Figures: the requests/s that reached the proxy while publishing, and the requests per event
-from the first event until every client had received every one (which the bench checks).
+process), and the whole system with the embedded runner; the gateway is then restarted pointed at the proxy, so
+every request it makes to CouchDB is counted (the services keep theirs, which SSE clients do not change, out of
+the count). Events are published straight to the server (not counted) at a steady rate, once with no SSE client
+connected and once with ``--clients`` idle clients on ``/api/events`` (they only read their stream). Figures:
+the requests/s that reached the proxy while publishing, and the requests per event from the first event until
+every client had received every one (which the bench checks).
 Run: uv run python bench/bench_sse.py [--json] [--couch pouchdb|couchdb] [--clients 1000] [--seconds 10]
 """
 
@@ -159,11 +160,15 @@ def main() -> None:
         proxy = multiprocessing.Process(target=_serve_counting_proxy, args=(couch.url, port, counter), daemon=True)
         proxy.start()
         proxy_url = _with_userinfo(f"http://127.0.0.1:{port}", couch.url)
-        os.environ["PRODFLOW_COUCHDB_URL"] = proxy_url  # the embedded runner uses this server instead of its own
+        os.environ["PRODFLOW_COUCHDB_URL"] = couch.url  # the embedded runner uses this server instead of its own
         system = EmbeddedSystem(data_dir=Path(tmp), port=free_port_block())
         try:
             wait_until_up(proxy_url)
             system.start()
+            # Only the gateway goes through the proxy: what is counted is what the gateway asks of CouchDB.
+            system.kill("gateway")
+            system.env["PRODFLOW_COUCHDB_URL"] = proxy_url
+            system.restart("gateway")
             idle = asyncio.run(_phase(system, couch.url, counter, args, 0))
             loaded = asyncio.run(_phase(system, couch.url, counter, args, args.clients))
         finally:
@@ -171,8 +176,8 @@ def main() -> None:
             proxy.terminate()
             proxy.join(10)
     figures = [
-        Figure(f"CouchDB req/s, {args.clients} idle SSE clients", loaded[0], "/s", "same, no SSE client", idle[0]),
-        Figure(f"CouchDB req per event, {args.clients} SSE clients", loaded[1], "", "same, no SSE client", idle[1]),
+        Figure(f"gateway->CouchDB req/s, {args.clients} SSE clients", loaded[0], "/s", "same, no SSE client", idle[0]),
+        Figure(f"gateway->CouchDB req/event, {args.clients} SSE", loaded[1], "", "same, no SSE client", idle[1]),
     ]
     print_table(figures, as_json=args.json, server=couch.description)
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.events import event_follower
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
@@ -45,6 +46,17 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
                 workers.start(f"changes-{follower.db.name}", follower.run(workers.stop))
             if settings.run_loop:
                 workers.start("monitor-cycle", loop.run(workers.stop))
+                submitted = event_follower(
+                    app.state.events.db,
+                    f"{loop.consumer}-submitted",
+                    lambda event, _seq: loop.take_submitted(
+                        str((event.data or {}).get("database")), list((event.data or {}).get("job_ids") or [])
+                    ),
+                    types=["jobs.submitted"],
+                    start="now",
+                    longpoll_s=settings.changes_longpoll_s,
+                )
+                workers.start("jobs-submitted", submitted.run(workers.stop))
             try:
                 yield
             finally:

@@ -262,6 +262,23 @@ class MonitorLoop:
         finals = {str(doc["label"]): doc.get("experiment") for doc in docs if doc.get("status") in FINAL_STATUSES}
         await self.check_labels(database, finals)
 
+    async def take_submitted(self, database: str, job_ids: list[str]) -> None:
+        """Watch jobs the submitter just handed to a backend (its ``jobs.submitted``), at once.
+
+        The job feed brings the same documents, but maybe only after other labels' new documents: a small
+        campaign filed behind a big one is polled without waiting for them. The feed's copy changes nothing.
+        """
+        db = self.dbs.get(database)
+        owned = [job_id for job_id in job_ids if self.shard.owns_job(job_id)]
+        if db is None or not owned:
+            return
+        woke = False
+        for start in range(0, len(owned), 1000):
+            for doc in (await db.get_many(owned[start : start + 1000])).values():
+                woke = self.track(database, doc) or woke
+        if woke:
+            self.wake.set()
+
     async def check_labels(self, database: str, labels: Mapping[str, str | None]) -> None:
         """Emit ``label.completed`` for each of ``labels`` whose jobs are all final, once per outcome.
 

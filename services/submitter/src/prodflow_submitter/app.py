@@ -55,6 +55,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
                     runtime = Runtime(settings, sessions, databases, app.state.events, request_api, counter)
                     app.state.runtime = runtime
                     app.state.loop = loop = SubmissionLoop(runtime)
+                    runtime.on_created = loop.take_created
                     for feed in job_feeds(runtime, loop):
                         workers.start(f"jobs-feed-{feed.db.name}", _cancelled_on(workers.stop, feed.run(workers.stop)))
                     if settings.run_submission_loop:

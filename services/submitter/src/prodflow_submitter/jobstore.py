@@ -41,11 +41,14 @@ class BulkOutcome:
     skipped: list[str] = field(default_factory=list)
 
 
-async def create_docs(db: CouchDatabase, docs: Iterable[Doc], chunk_size: int) -> tuple[int, int]:
+async def create_docs(
+    db: CouchDatabase, docs: Iterable[Doc], chunk_size: int, on_created: Callable[[list[Doc]], None] | None = None
+) -> tuple[int, int]:
     """Create documents with ``_bulk_docs``; existing ids are left as they are. Returns (created, existing).
 
     ``docs`` is read lazily, one chunk at a time, with up to :data:`CREATE_PARALLEL` chunks at the server: the
     next chunk is built while the server stores the previous one, and a large campaign is never all in memory.
+    ``on_created`` is told each chunk's newly created documents as soon as the server stored them.
     """
     created = existing = 0
     pending: set[asyncio.Task[tuple[int, int]]] = set()
@@ -57,7 +60,7 @@ async def create_docs(db: CouchDatabase, docs: Iterable[Doc], chunk_size: int) -
                 for task in done:
                     c, e = task.result()
                     created, existing = created + c, existing + e
-            pending.add(asyncio.create_task(_create_chunk(db, chunk)))
+            pending.add(asyncio.create_task(_create_chunk(db, chunk, on_created)))
         for c, e in await asyncio.gather(*pending):
             created, existing = created + c, existing + e
     finally:
@@ -66,11 +69,15 @@ async def create_docs(db: CouchDatabase, docs: Iterable[Doc], chunk_size: int) -
     return created, existing
 
 
-async def _create_chunk(db: CouchDatabase, chunk: list[Doc]) -> tuple[int, int]:
+async def _create_chunk(
+    db: CouchDatabase, chunk: list[Doc], on_created: Callable[[list[Doc]], None] | None
+) -> tuple[int, int]:
     results = await db.bulk_docs(chunk, chunk_size=len(chunk))
     failed = [r for r in results if not r.ok and r.error != "conflict"]
     if failed:
         raise RuntimeError(f"{len(failed)} job documents refused, e.g. {failed[0].id}: {failed[0].reason}")
+    if on_created is not None:
+        on_created([{**doc, "_rev": r.rev} for doc, r in zip(chunk, results, strict=True) if r.ok])
     return sum(r.ok for r in results), sum(r.error == "conflict" for r in results)
 
 

@@ -142,7 +142,10 @@ async def resubmit_next_pass(
         _next_pass_doc(d, row.pass_number, row.public_id, row.site, now, reason or f"resubmission of {d['_id']}")
         for d in docs
     ]
-    created, _ = await jobstore.create_docs(db, new_docs, runtime.settings.bulk_chunk)
+    on_created = runtime.on_created
+    created, _ = await jobstore.create_docs(
+        db, new_docs, runtime.settings.bulk_chunk, (lambda made: on_created(database, made)) if on_created else None
+    )
     entries = [(d["module"], d["run"], row.pass_number) for d in new_docs]
     await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(entries))
     async with runtime.sessions() as session:

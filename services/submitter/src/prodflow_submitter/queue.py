@@ -112,6 +112,13 @@ class SubmissionLoop:
                                               _epoch(doc.get("created_at")))  # fmt: skip
             self._site_of[key] = site
 
+    def take_created(self, database: str, docs: list[Doc]) -> None:
+        """Queue a campaign's new documents at once (their ``_changes`` rows come later and change nothing)."""
+        for doc in docs:
+            self.track(database, doc, str(doc["_id"]))
+        if docs:
+            self.runtime.wake.set()
+
     async def load(self) -> None:
         """Fill the queue from the ``waiting_by_site`` view (at start; the feed keeps it current after)."""
         for name, db in self.runtime.databases.items():

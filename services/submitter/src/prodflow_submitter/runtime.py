@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from prodflow_core.couch import CouchDatabase
@@ -29,6 +30,9 @@ class Runtime:
     counter: JobCounter
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when new jobs may be waiting: the submission loop runs a round at once."""
+    on_created: Callable[[str, list[dict[str, Any]]], None] | None = None
+    """Told the job documents a campaign just created (database, documents): the queue takes them at once,
+    without waiting for its ``_changes`` reader to get past other campaigns' documents."""
 
     def db(self, name: str) -> CouchDatabase:
         return self.databases[name]

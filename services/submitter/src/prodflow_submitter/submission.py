@@ -210,8 +210,12 @@ async def finish(runtime: Runtime, row: Campaign) -> int:
     """Create the campaign's missing job documents, write its .exactly, announce it; returns documents created."""
     plan = plan_of(row)
     expansion = summarise(plan)
+    on_created = runtime.on_created
     created, _existing_docs = await jobstore.create_docs(
-        runtime.db(row.database), job_docs(plan, utc_now()), runtime.settings.bulk_chunk
+        runtime.db(row.database),
+        job_docs(plan, utc_now()),
+        runtime.settings.bulk_chunk,
+        (lambda docs: on_created(row.database, docs)) if on_created is not None else None,
     )
     await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(expansion.exactly))
     async with runtime.sessions() as session:

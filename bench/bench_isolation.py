@@ -1,0 +1,150 @@
+"""A small campaign is not slowed by a big one: no hot path waits for what other labels' documents cost.
+
+Starts the embedded system (each service its own process, through the gateway with the admin token), with two
+local sites: ``quick`` and ``busy`` (drained). Measures, from ``POST /api/campaigns`` to the label summary saying
+``complete``:
+- baseline: a 1-job campaign on ``quick`` with nothing else in the system (median of ``--repeat``);
+- figure: a 1-job campaign on ``quick`` filed right after a ``--jobs``-job campaign was created on ``busy``
+  (whose jobs stay waiting: the site is drained). Goal (issue 12): at most 2 s more than the baseline.
+The big campaign's documents still have to pass through the submitter's and the monitor's ``_changes`` readers
+(counted once each) before the small one's changes do; no view is queried on the way.
+
+Run: uv run python bench/bench_isolation.py [--json] [--couch pouchdb|couchdb] [--jobs 100000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, print_table
+from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_core.couch.server import free_port
+from servers import add_couch_option, bench_couch, describe
+
+COMMAND = "echo {events} > out.txt"
+
+
+def _site(work: Path, name: str) -> dict[str, Any]:
+    return {
+        "backend": "local",
+        "storage_element": f"file://{work / 'se'}",
+        "max_running": 8,
+        "options": {"work_dir": str(work / f"backend-{name}"), "output_root": str(work / "outputs"), "max_running": 8},
+    }
+
+
+def _campaign(label: str, jobs: int, site: str) -> dict[str, Any]:
+    modules = [{"module": "IsoEcho", "n_ev": jobs * 10, "ev_per_run": 10}]
+    return {
+        "jobs": {"rat_v": "7.0.15", "experiment": "snoplus", "label": label, "modules": modules},
+        "site": site,
+        "command_template": COMMAND,
+    }
+
+
+def _file(client: httpx.Client, label: str, jobs: int, site: str) -> None:
+    key = {"Idempotency-Key": f"iso-{label}"}
+    deadline = time.monotonic() + 1800
+    while True:  # a gateway timeout leaves the submitter working: the same key answers once it is done
+        response = client.post("/api/campaigns", json=_campaign(label, jobs, site), headers=key, timeout=600)
+        if response.status_code in (200, 201) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    response.raise_for_status()
+
+
+def _complete(client: httpx.Client, label: str, timeout_s: float = 900.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/labels/{label}/summary", timeout=60)
+        if response.status_code == 200 and response.json().get("complete"):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{label} did not complete in {timeout_s:.0f} s")
+
+
+def _one_job(client: httpx.Client, label: str, say: Any = None) -> float:
+    start, wall = time.monotonic(), time.time()
+    _file(client, label, 1, "quick")
+    _complete(client, label)
+    took = time.monotonic() - start
+    if say is not None:  # where the time went: each move of the job, seconds after the POST
+        job = client.get(f"/api/jobs/{client.get('/api/jobs', params={'label': label}).json()['items'][0]['_id']}")
+        moves = [(h["status"], datetime.fromisoformat(h["at"].replace("Z", "+00:00")).timestamp() - wall)
+                 for h in job.json()["history"]]  # fmt: skip
+        say("  " + ", ".join(f"{status} {at:+.2f} s" for status, at in moves) + f", summary complete {took:.2f} s")
+    return took
+
+
+def measure(client: httpx.Client, work: Path, jobs: int, repeat: int, say: Any) -> tuple[float, float, float]:
+    for name in ("quick", "busy"):
+        client.put(f"/api/sites/{name}", json=_site(work, name)).raise_for_status()
+    client.post("/api/sites/busy/drain").raise_for_status()
+    _one_job(client, "Iso_warmup")
+    alone = statistics.median(_one_job(client, f"Iso_alone_{i}", say) for i in range(repeat))
+    say(f"1-job campaign alone: {alone:.2f} s (median of {repeat})")
+    start = time.monotonic()
+    _file(client, "Iso_big", jobs, "busy")
+    created = time.monotonic() - start
+    say(f"{jobs:,}-job campaign created on the drained site in {created:.1f} s")
+    after = _one_job(client, "Iso_after_big", say)
+    say(f"1-job campaign right after it: {after:.2f} s ({after - alone:+.2f} s)")
+    return alone, after, created
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder (logs in its data/logs)")
+    add_couch_option(parser)
+    args = parser.parse_args()
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    with contextlib.ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="prodflow-isolation-"))
+        if not args.keep:
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
+        if args.couch != "pouchdb":
+            couch = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
+            os.environ["PRODFLOW_COUCHDB_URL"] = couch.url
+            server = couch.description
+        else:
+            os.environ.pop("PRODFLOW_COUCHDB_URL", None)
+        system = EmbeddedSystem(data_dir=work / "data", port=free_port_block(), couch_port=free_port())
+        system.start()
+        try:
+            if system.couch is not None:
+                server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
+            token = system.admin_token()
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
+                alone, after, _created = measure(client, work, args.jobs, args.repeat, say)
+        finally:
+            system.stop()
+        say(f"data folder: {work}" if args.keep else "")
+    figures = [
+        Figure(f"1-job campaign after a {args.jobs:,}-job one (goal +2 s)", after, "s", "1-job campaign alone", alone),
+    ]
+    print_table(figures, as_json=args.json, server=server)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,12 @@ def running_system(data_dir: Path, env: dict[str, str] | None = None) -> Iterato
         system.stop()
 
 
+def admin_client(system: EmbeddedSystem, timeout_s: float = 120.0) -> httpx.Client:
+    """An HTTP client of the gateway with the system's admin token."""
+    token = system.admin_token()
+    return httpx.Client(base_url=system.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
+
+
 def crash(system: EmbeddedSystem, name: str, down_s: float = 1.0) -> float:
     """SIGKILL ``name``, leave it down ``down_s``, start it again; returns the seconds it was away."""
     began = time.monotonic()

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from faults.fault_support import ResumingEventClient, crash, event_ids, running_system, tolerant
+from faults.fault_support import ResumingEventClient, admin_client, crash, event_ids, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
 from system_support import wait_for
 
@@ -38,11 +38,6 @@ CRASHES = [("monitor", 1500), ("request-api", 3000), ("gateway", 4500), ("couchd
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]:
     with running_system(tmp_path_factory.mktemp("faults-campaign")) as running:
         yield running
-
-
-def _admin(system: EmbeddedSystem) -> httpx.Client:
-    token = system.admin_token()
-    return httpx.Client(base_url=system.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
 def _prepare(admin: httpx.Client, ledger: Path) -> None:
@@ -112,7 +107,7 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
     time.sleep(1.0)
     before = event_ids(couch_url)
     timeline: list[str] = []
-    with _admin(system) as admin:
+    with admin_client(system, 60) as admin:
         _prepare(admin, ledger)
         request_id = _file_and_approve(admin)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from faults.fault_support import crash, running_system, tolerant
+from faults.fault_support import admin_client, crash, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
 from system_support import wait_for
 
@@ -33,11 +33,6 @@ FAIL_EXIT = 3  # a run divisible by 7 exits 3: retried by the site's policy, the
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]:
     with running_system(tmp_path_factory.mktemp("faults-counts")) as running:
         yield running
-
-
-def _admin(system: EmbeddedSystem) -> httpx.Client:
-    token = system.admin_token()
-    return httpx.Client(base_url=system.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
 
 def _prepare(admin: httpx.Client) -> None:
@@ -103,7 +98,7 @@ def test_kept_counts_equal_a_full_reduce_after_monitor_crashes(system: EmbeddedS
     couch_url = system.couch.url
     (label_a, runs_a), (label_b, runs_b) = LABELS.items()
     killer = _MonitorKiller(system)
-    with _admin(system) as admin:
+    with admin_client(system) as admin:
         _prepare(admin)
         campaigns = [_create(admin, label_a, runs_a)]
         killer.start()

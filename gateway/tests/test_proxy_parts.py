@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import httpx
 from prodflow_core.identity import Identity, verify_identity
 from prodflow_gateway.proxy import IdentityHeaders
-from prodflow_gateway.upstreams import Upstreams, skip_sniffio_probe
+from prodflow_gateway.upstreams import Upstreams
 
 BOB = Identity("bob", frozenset({"snoplus"}), frozenset({"reader"}), token_id="tok-1")
 
@@ -43,13 +41,3 @@ async def test_the_pools_of_a_service_are_used_in_turn() -> None:
         assert upstreams.base_urls == {"monitor": "http://127.0.0.1:1", "submitter": "http://127.0.0.1:2"}
     finally:
         await upstreams.aclose()
-
-
-def test_without_sniffio_its_import_fails_at_once() -> None:
-    skip_sniffio_probe()
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        assert sys.modules.get("sniffio") is None
-    else:
-        assert sys.modules["sniffio"] is not None  # installed: left alone

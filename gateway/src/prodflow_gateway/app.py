@@ -23,7 +23,7 @@ from prodflow_gateway.proxy import IdentityHeaders
 from prodflow_gateway.routes import events, health, proxy, tokens
 from prodflow_gateway.settings import GatewaySettings
 from prodflow_gateway.tokens import TokenLookup, ensure_first_admin
-from prodflow_gateway.upstreams import Upstreams, skip_sniffio_probe
+from prodflow_gateway.upstreams import Upstreams
 
 NAME = "gateway"
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -32,7 +32,6 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway; ``uvicorn prodflow_gateway.app:create_app --factory`` serves it."""
     settings = settings or GatewaySettings()
-    skip_sniffio_probe()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

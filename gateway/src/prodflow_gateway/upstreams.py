@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import ssl
-import sys
 from collections.abc import Iterator
 
 import certifi
 import httpx
-
-
-def skip_sniffio_probe() -> None:
-    """Make httpcore's "which event loop?" question cheap when sniffio is not installed.
-
-    httpcore imports ``sniffio`` several times per request to ask; without the package (anyio 4 no longer needs
-    it), each failing import searches all of ``sys.path`` again: about 0.3 ms of CPU per request. A ``None``
-    entry in ``sys.modules`` makes that import fail at once, and httpcore then assumes asyncio, which it is.
-    """
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class Upstreams:

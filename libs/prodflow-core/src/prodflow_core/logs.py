@@ -96,6 +96,9 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: one line per CouchDB call or proxied request drowns a service's own
+    # lines and costs CPU on every call under load. Shown at DEBUG.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
 
 
 class RequestIdMiddleware:

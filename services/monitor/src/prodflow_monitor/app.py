@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -72,5 +71,4 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         routers=[jobs.router, labels.router, grab.router, metrics.router],
     )
     app.state.metrics = MonitorMetrics()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per CouchDB request drowns the service's own
     return app

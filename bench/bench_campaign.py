@@ -95,6 +95,10 @@ async def _submitter(url: str, folder: Path, n: int) -> SubmitterRun:
             assert response.status_code == 201, response.text[:2000]
             made = response.json()
             assert made["jobs"] == n and made["created"] == n, made
+            mib = submitter.peak_rss_bytes() / 1024 / 1024
+            print(
+                f"  created {n:,} in {create:.1f} s; submitter VmHWM so far {mib:.1f} MiB", file=sys.stderr, flush=True
+            )
             while True:
                 counts = (await http.get(f"/api/campaigns/{made['id']}")).json()["counts"]
                 if sum(counts.values()) == n:

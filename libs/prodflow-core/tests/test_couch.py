@@ -53,6 +53,16 @@ async def test_update_rereads_and_reapplies_on_conflict(fresh_db: MakeDb) -> Non
     assert (await db.get("c"))["n"] == 10
 
 
+async def test_a_design_document_can_keep_out_of_background_indexing(fresh_db: MakeDb) -> None:
+    db = await fresh_db("autoupdate")
+    view = {"v": View("function(doc){ emit(doc._id, 1); }")}
+    assert await sync_design_documents(db, [DesignDocument("check", view, autoupdate=False)]) == ["_design/check"]
+    assert (await db.get("_design/check"))["autoupdate"] is False  # CouchDB 3's background indexer skips it
+    assert await sync_design_documents(db, [DesignDocument("check", view, autoupdate=False)]) == []
+    assert await sync_design_documents(db, [DesignDocument("check", view)]) == ["_design/check"]
+    assert "autoupdate" not in await db.get("_design/check")
+
+
 async def test_view_with_count_reduce_and_group_level(fresh_db: MakeDb) -> None:
     db = await fresh_db("view")
     ddoc = DesignDocument(

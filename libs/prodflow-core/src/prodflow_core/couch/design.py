@@ -32,21 +32,30 @@ class DesignDocument:
 
     name: str
     views: dict[str, View] = field(default_factory=dict)
+    autoupdate: bool = True
+    """False: CouchDB 3's background indexer leaves these views alone; they are built only when queried."""
 
     @property
     def id(self) -> str:
         return f"_design/{self.name}"
 
     def body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "_id": self.id,
             "language": "javascript",
             "views": {name: view.as_json() for name, view in sorted(self.views.items())},
         }
+        if not self.autoupdate:
+            body["autoupdate"] = False
+        return body
 
 
 def _same(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return bool(stored.get("views") == wanted["views"] and stored.get("language", "javascript") == wanted["language"])
+    return bool(
+        stored.get("views") == wanted["views"]
+        and stored.get("language", "javascript") == wanted["language"]
+        and stored.get("autoupdate", True) == wanted.get("autoupdate", True)
+    )
 
 
 async def sync_design_documents(db: CouchDatabase, documents: list[DesignDocument]) -> list[str]:

@@ -95,6 +95,7 @@ class SubmissionLoop:
         self._backoff: dict[str, tuple[float, float]] = {}  # site → (not before, last delay) after a failure
         self.feeds: list[ChangesFollower] = []
         self._claimed: dict[tuple[str, str], tuple[str, int]] = {}  # claimed, not yet seen by the feed: site, rev
+        self._reconcile_due: set[str] = set()  # sites whose last submission broke off between its three steps
 
     # -- the in-memory queue ------------------------------------------------------------------------------
     def track(self, database: str, doc: Doc | None, doc_id: str) -> None:
@@ -149,10 +150,29 @@ class SubmissionLoop:
         sent = 0
         now = time.monotonic()
         for site in await self._sites():
-            if site.drained or not self.waiting.get(site.name) or self._backoff.get(site.name, (0, 0))[0] > now:
+            if self._backoff.get(site.name, (0, 0))[0] > now:
                 continue
-            sent += await self._guarded(self.submit_site, site) or 0
+            if site.name in self._reconcile_due and not await self._reconciled(site):
+                continue
+            if site.drained or not self.waiting.get(site.name):
+                continue
+            result = await self._guarded(self.submit_site, site)
+            if result is None:  # broke off (CouchDB away?): jobs may be claimed or at the backend without an id
+                self._reconcile_due.add(site.name)
+                self._failed(site.name)
+            sent += result or 0
         return sent
+
+    async def _reconciled(self, site: SiteRow) -> bool:
+        """Finish what a broken-off submission left (ids of jobs the backend has, or back to waiting)."""
+        try:
+            await self.reconcile(site)
+        except Exception:
+            _log.exception("site %s: reconciling after a failed submission failed; next round", site.name)
+            self._failed(site.name)
+            return False
+        self._reconcile_due.discard(site.name)
+        return True
 
     def _failed(self, site: str) -> None:
         delay = min(60.0, max(1.0, self._backoff.get(site, (0.0, 0.0))[1] * 2))
@@ -274,7 +294,8 @@ class SubmissionLoop:
                           walltime_s=site.max_walltime_s)  # fmt: skip
 
     async def reconcile(self, site: SiteRow) -> None:
-        """Finish step 3 for jobs a crash left without a backend id, then let the backend resume its own work."""
+        """Finish step 3 for jobs a crash or a broken-off write left without a backend id (their ids found at the
+        backend by name, or back to ``waiting`` if it never got them), then let the backend resume its own work."""
         backend = self.backend(site)
         for db in self.runtime.databases.values():
             rows = (await db.view("submitter", "unrecorded_by_site", key=site.name, include_docs=True)).rows

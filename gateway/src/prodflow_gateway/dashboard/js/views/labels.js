@@ -234,7 +234,7 @@ export async function renderOne(root, app) {
     const ours = event.data?.label === label || String(event.subject || "").startsWith(`job:${label}:`);
     if (!ours || !/^(job|jobs|label|output)\./.test(shortType(event.type))) return;
     reload();
-    // The monitor reuses a summary for a moment (MONITOR_SUMMARY_TTL_S, 2 s): look again after the last event.
+    // The kept counts follow the job feed, which may trail the events a moment: look again after the last one.
     clearTimeout(trailing);
     trailing = setTimeout(reload, 2500);
   });

@@ -22,7 +22,14 @@ from typing import Any
 
 from prodflow_core.backends import Backend, BackendError, BackendState, LocalBackend
 from prodflow_core.backends.local_runner import read_json
-from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase, sync_design_documents
+from prodflow_core.couch import (
+    Change,
+    ChangesFollower,
+    CouchClient,
+    CouchDatabase,
+    rev_number,
+    sync_design_documents,
+)
 from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
@@ -51,12 +58,6 @@ Doc = dict[str, Any]
 _KEPT_FIELDS = ("_id", "_rev", "status", "attempt", "updated_at", "site", "backend", "policy", "label", "experiment")
 MIN_CYCLE_GAP_S = 0.2
 WRITE_ROUNDS = 10
-
-
-def rev_number(doc: Mapping[str, Any]) -> int:
-    """The generation of a document's ``_rev`` (``3-abc`` → 3)."""
-    rev = str(doc.get("_rev", "0-"))
-    return int(rev.split("-", 1)[0] or 0)
 
 
 def watched_form(doc: Mapping[str, Any]) -> Doc:

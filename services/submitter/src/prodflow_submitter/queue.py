@@ -28,7 +28,7 @@ from typing import Any
 
 from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
-from prodflow_core.couch import ChangesFollower, CouchDatabase
+from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
 from prodflow_core.counts import site_counts
 from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
@@ -54,11 +54,6 @@ class Waiting:
     run: int
     priority: int
     created: float
-
-
-def _rev(doc: Doc) -> int:
-    """The generation of a document's ``_rev`` (``3-abc`` → 3)."""
-    return int(str(doc.get("_rev", "0-")).split("-", 1)[0] or 0)
 
 
 def _epoch(text: str | None) -> float:
@@ -102,7 +97,7 @@ class SubmissionLoop:
         """Keep the queue current with one document (``None``: deleted)."""
         key = (database, doc_id)
         claim = self._claimed.get(key)
-        if claim is not None and (doc is None or _rev(doc) >= claim[1]):
+        if claim is not None and (doc is None or rev_number(doc) >= claim[1]):
             del self._claimed[key]  # the kept counts hold this job's slot from now on
         old_site = self._site_of.pop(key, None)
         if old_site is not None:
@@ -234,7 +229,7 @@ class SubmissionLoop:
         claimed = await jobstore.update_many(db, docs, to_submitted)
         for doc in claimed.written:
             self.track(database, None, doc["_id"])
-            self._claimed[(database, doc["_id"])] = (site.name, _rev(doc) + 1)
+            self._claimed[(database, doc["_id"])] = (site.name, rev_number(doc) + 1)
         if not claimed.written:
             return 0
         try:

@@ -1,7 +1,7 @@
 """An async CouchDB client over httpx, coded to the CouchDB 3 API."""
 
 from prodflow_core.couch.changes import Change, ChangesFollower
-from prodflow_core.couch.client import BulkResult, CouchClient, CouchDatabase, ViewResult
+from prodflow_core.couch.client import BulkResult, CouchClient, CouchDatabase, ViewResult, rev_number
 from prodflow_core.couch.design import DesignDocument, View, sync_design_documents
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound
 
@@ -17,5 +17,6 @@ __all__ = [
     "DocumentNotFound",
     "View",
     "ViewResult",
+    "rev_number",
     "sync_design_documents",
 ]

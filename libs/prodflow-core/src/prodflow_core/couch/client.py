@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -64,6 +64,11 @@ def looks_like_seq(value: str) -> bool:
     so callers taking a sequence from outside check its shape first.
     """
     return bool(_SEQ.match(value))
+
+
+def rev_number(doc: Mapping[str, Any]) -> int:
+    """The generation of a document's ``_rev`` (``3-abc`` → 3; none → 0)."""
+    return int(str(doc.get("_rev", "0-")).split("-", 1)[0] or 0)
 
 
 def _doc_path(doc_id: str) -> str:

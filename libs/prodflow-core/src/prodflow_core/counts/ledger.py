@@ -18,6 +18,7 @@ from sqlalchemy import Table, and_, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from prodflow_core.couch.client import rev_number
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
@@ -58,7 +59,6 @@ def contribution_of(doc: Mapping[str, Any]) -> Contribution | None:
     """The contribution of a job document; ``None`` for any other document."""
     if doc.get("type") != "job":
         return None
-    rev = str(doc.get("_rev", "0-"))
     return Contribution(
         experiment=str(doc.get("experiment") or ""),
         label=str(doc.get("label") or ""),
@@ -67,7 +67,7 @@ def contribution_of(doc: Mapping[str, Any]) -> Contribution | None:
         site=str(doc.get("site") or ""),
         campaign_id=str(doc.get("campaign_id") or ""),
         events=int(doc.get("events") or 0),
-        rev=int(rev.split("-", 1)[0] or 0),
+        rev=rev_number(doc),
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_core.counts.tables import CampaignCount, CountedJob, LabelCount, SiteCount
@@ -106,13 +107,7 @@ async def site_counts(engine: AsyncEngine, sites: Iterable[str] | None = None) -
     query = select(c.site, c.status, func.sum(c.jobs)).group_by(c.site, c.status)
     if sites is not None:
         query = query.where(c.site.in_(sorted(sites)))
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    for site, status, jobs in rows:
-        if jobs:
-            out[str(site)][str(status)] = int(jobs)
-    return dict(out)
+    return await _by_status(engine, query)
 
 
 def count_differences(kept: ModuleStats, reduced: ModuleStats) -> list[dict[str, object]]:
@@ -131,14 +126,7 @@ def count_differences(kept: ModuleStats, reduced: ModuleStats) -> list[dict[str,
 async def database_status_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
     """``{database: {status: jobs}}`` of every kept label (the ``/metrics`` gauges)."""
     c = _LABELS.c
-    query = select(c.database, c.status, func.sum(c.jobs)).group_by(c.database, c.status)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    out: dict[str, dict[str, int]] = defaultdict(dict)
-    for database, status, jobs in rows:
-        if jobs:
-            out[str(database)][str(status)] = int(jobs)
-    return dict(out)
+    return await _by_status(engine, select(c.database, c.status, func.sum(c.jobs)).group_by(c.database, c.status))
 
 
 async def jobs_in_statuses(engine: AsyncEngine, database: str, statuses: Iterable[str]) -> list[str]:
@@ -158,3 +146,14 @@ async def known_experiments(engine: AsyncEngine) -> list[str]:
     query = select(c.experiment).where(c.jobs > 0).distinct().order_by(c.experiment)
     async with engine.connect() as conn:
         return [str(experiment) for experiment in (await conn.execute(query)).scalars()]
+
+
+async def _by_status(engine: AsyncEngine, query: Select[Any]) -> dict[str, dict[str, int]]:
+    """``{key: {status: jobs}}`` from a query of ``(key, status, jobs)`` rows (rows of no jobs left out)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, status, jobs in rows:
+        if jobs:
+            out[str(key)][str(status)] = int(jobs)
+    return dict(out)

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend, make_backend
@@ -145,3 +146,45 @@ async def test_purge_removes_only_finished_jobs(tmp_path: Path) -> None:
     assert (await backend.status(["busy"]))["busy"].state in {BackendStatus.RUNNING, BackendStatus.PENDING}
     await backend.cancel(["busy"])
     assert (await _wait_final(backend, ["busy"], 15))["busy"] == BackendStatus.CANCELLED
+
+
+async def test_change_journal_names_started_ended_and_cancelled_jobs(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    assert backend.keeps_journal
+    start = await backend.changed_since(None)
+    assert start.backend_ids == [] and not await backend.journal_moved(start.cursor)
+    ids = await backend.submit([_job(tmp_path, "one", "true"), _job(tmp_path, "two x/y", "sleep 30")])
+    await _wait_final(backend, ["one"])
+    deadline = time.monotonic() + 10
+    while "two x/y" not in (await backend.changed_since(start.cursor)).backend_ids:
+        assert time.monotonic() < deadline, "the second job's start was not journaled"
+        await asyncio.sleep(0.1)
+    assert await backend.journal_moved(start.cursor)
+    seen = await backend.changed_since(start.cursor)
+    assert seen.backend_ids == ids and not seen.more  # each once, in journal order; names quoted and back
+    assert (await backend.changed_since(seen.cursor)).backend_ids == []
+    await backend.cancel(["two x/y"])
+    await _wait_final(backend, ["two x/y"])
+    assert (await backend.changed_since(seen.cursor)).backend_ids == ["two x/y"]
+
+
+def test_journal_reads_whole_lines_across_files_and_prunes_old_ones(tmp_path: Path, monkeypatch: Any) -> None:
+    from prodflow_core.backends import journal
+    from prodflow_core.backends.local_runner import WorkRoot
+
+    root = WorkRoot(tmp_path)
+    root.ensure()
+    (root.journal / "2000010100").write_text("old\n")
+    (root.journal / "2999010100").write_text("a\nb\npartial")
+    read = journal.read_journal(root.journal, ":0")
+    assert read.backend_ids == ["old", "a", "b"] and read.cursor == "2999010100:4"
+    with (root.journal / "2999010100").open("a") as handle:
+        handle.write("-line\n")
+    assert journal.read_journal(root.journal, read.cursor).backend_ids == ["partial-line"]
+    monkeypatch.setattr(journal, "MAX_READ_BYTES", 2)
+    capped = journal.read_journal(root.journal, ":0")
+    assert capped.more and capped.backend_ids == [] and capped.cursor == "2000010100:0"  # no whole line yet
+    monkeypatch.setattr(journal, "MAX_READ_BYTES", 4)
+    assert journal.read_journal(root.journal, capped.cursor).backend_ids == ["old"]
+    root.prune_journal()
+    assert sorted(os.listdir(root.journal)) == ["2999010100"]

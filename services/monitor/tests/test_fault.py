@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 N_JOBS = 1000
 WAVE = 250
-COMMAND = "sleep 0.3; printf 'events of %s\\n' \"$PRODFLOW_JOB_NAME\" > out.root"
+COMMAND = "sleep 0.6; printf 'events of %s\\n' \"$PRODFLOW_JOB_NAME\" > out.root"
 
 
 def _environment(settings: MonitorSettings, port: int) -> dict[str, str]:
@@ -108,6 +108,7 @@ async def test_kill_9_while_jobs_run_then_restart_every_job_ends_right_once(
     with monitor_process(settings, log) as first:
         docs = [kit.job_doc(label, f"Mod{i % 2}", 1 + i // 2, site["name"]) for i in range(N_JOBS)]
         await db.bulk_docs(docs)
+        await completed()  # the reduce's index built now: the kill below comes soon after the first completions
 
         async def submit_in_waves() -> None:  # as submitter's site loop does, a wave at a time
             for start in range(0, N_JOBS, WAVE):

@@ -3,7 +3,8 @@
 Per database, a ``_changes`` follower keeps this replica's job counts (``prodflow_core.counts``, its checkpoint
 stored beside them) and the set of its active jobs (``submitted``, ``running``, ``transferring``) up to date,
 announces ``job.*`` events for the states it sees and checks labels whose jobs became final. A cycle asks each
-site's backend about the active jobs in batches, writes the moves with ``_bulk_docs`` (a 409 means: re-read,
+site's backend about its active jobs in batches (only the changed ones, for a backend that keeps a change
+journal: see :mod:`prodflow_monitor.active`), writes the moves with ``_bulk_docs`` (a 409 means: re-read,
 decide again, write again; never overwrite) and copies the outputs of finished jobs. A cycle's work is
 proportional to the active jobs, never to every job ever made; the active jobs are re-read from the counts'
 ledger (no CouchDB index, so never behind another label's index build) at start and every ``resync_s``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +45,7 @@ from prodflow_core.jobdocs import (
 )
 from prodflow_core.waiting import first_of
 
+from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, Move, after_part_fail, apply_moves, decide
@@ -56,7 +59,8 @@ _log = logging.getLogger("prodflow.monitor.loop")
 
 Doc = dict[str, Any]
 _KEPT_FIELDS = ("_id", "_rev", "status", "attempt", "updated_at", "site", "backend", "policy", "label", "experiment")
-MIN_CYCLE_GAP_S = 0.2
+MIN_CYCLE_GAP_S = 0.02
+FULL_POLL_GAP_S = 0.2  # a site without a change journal is asked about all its jobs at most this often
 WRITE_ROUNDS = 10
 
 
@@ -65,13 +69,6 @@ def watched_form(doc: Mapping[str, Any]) -> Doc:
     kept = {name: doc[name] for name in _KEPT_FIELDS if name in doc}
     kept["history"] = list(doc.get("history") or [])[-2:]
     return kept
-
-
-def backend_id_of(doc: Mapping[str, Any]) -> str | None:
-    backend = doc.get("backend")
-    if isinstance(backend, Mapping) and backend.get("id"):
-        return str(backend["id"])
-    return None
 
 
 def output_folder(doc: Mapping[str, Any], site: Site | None, backend: Backend | None) -> Path | None:
@@ -139,7 +136,9 @@ class MonitorLoop:
         self.metrics = metrics or MonitorMetrics()
         self.shard = Shard(settings.replica_index, settings.replicas)
         self.dbs: dict[str, CouchDatabase] = {name: couch.db(name) for name in settings.databases}
-        self.active: dict[str, dict[str, Doc]] = {name: {} for name in self.dbs}
+        self.active: dict[str, ActiveJobs] = {name: ActiveJobs() for name in self.dbs}
+        self._journals: dict[tuple[str, str], JournalPolling] = {}
+        self._polled_at: dict[tuple[str, str], float] = {}
         self.wake = asyncio.Event()
         self.seen = SeenStates()
         self.default_storage_element = f"file://{(settings.data_dir / 'se').resolve()}"
@@ -183,6 +182,15 @@ class MonitorLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle until ``stop`` is set: at once when the feed brings new active jobs, else every ``cycle_s``."""
+        watcher = asyncio.create_task(self._watch_journals(stop))
+        try:
+            await self._run(stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.wake.clear()
             try:
@@ -203,11 +211,11 @@ class MonitorLoop:
         for name, db in self.dbs.items():
             counted = await jobs_in_statuses(self.counter.engine, name, ACTIVE_STATUSES)
             ids = [doc_id for doc_id in counted if self.shard.owns_job(doc_id)]
-            fresh: dict[str, Doc] = {}
+            fresh: list[Doc] = []
             for start in range(0, len(ids), 1000):
                 docs = await db.get_many(ids[start : start + 1000])
-                fresh.update({doc_id: watched_form(doc) for doc_id, doc in docs.items() if self._watchable(doc)})
-            self.active[name] = fresh
+                fresh += [watched_form(doc) for doc in docs.values() if self._watchable(doc)]
+            self.active[name].replace_all(fresh)
             self.metrics.active.labels(name).set(len(fresh))
         self._last_resync = time.monotonic()
 
@@ -223,10 +231,10 @@ class MonitorLoop:
         if held is not None and rev_number(held) > rev_number(doc):
             return False
         if self._watchable(doc):
-            jobs[str(doc["_id"])] = watched_form(doc)
+            jobs.put(watched_form(doc))
             new = held is None
         else:
-            jobs.pop(str(doc["_id"]), None)
+            jobs.drop(str(doc["_id"]))
             self._transfer_after.pop(str(doc["_id"]), None)
             new = False
         self.metrics.active.labels(database).set(len(jobs))
@@ -244,7 +252,7 @@ class MonitorLoop:
         woke = False
         for change in owned:
             if change.deleted:
-                self.active[database].pop(change.id, None)
+                self.active[database].drop(change.id)
                 continue
             doc = change.doc
             if not doc or doc.get("type") != "job":
@@ -328,11 +336,9 @@ class MonitorLoop:
         return report
 
     async def _poll_database(self, database: str, report: CycleReport) -> None:
-        by_site: dict[str | None, list[Doc]] = {}
-        for doc in self.active[database].values():
-            if doc.get("status") in POLLED_STATUSES:
-                by_site.setdefault(doc.get("site"), []).append(doc)
-        for site_name, docs in sorted(by_site.items(), key=lambda item: str(item[0])):
+        active = self.active[database]
+        due = active.take_due()
+        for site_name, site_jobs in sorted(active.by_site.items(), key=lambda item: str(item[0])):
             site = await self.sites.site(site_name)
             if site is None:
                 if site_name not in self._unknown_sites:
@@ -344,9 +350,46 @@ class MonitorLoop:
             except BackendError as exc:
                 _log.warning("site %s: %s", site.name, exc)
                 continue
+            chosen = await self._to_poll(database, site.name, backend, site_jobs, due)
+            docs = [doc for doc_id in chosen if (doc := active.get(doc_id)) and doc.get("status") in POLLED_STATUSES]
             for start in range(0, len(docs), self.settings.status_batch):
                 batch = docs[start : start + self.settings.status_batch]
                 await self._poll_batch(database, site, backend, batch, report)
+        for key in [key for key in self._journals if key[0] == database and key[1] not in active.by_site]:
+            del self._journals[key]  # no job there any more: its journal is not followed (nor woken for)
+
+    async def _to_poll(
+        self, database: str, site: str, backend: Backend, site_jobs: dict[str, None], due: set[str]
+    ) -> list[str]:
+        """The site's jobs to ask about this cycle (see :mod:`prodflow_monitor.active`)."""
+        now = time.monotonic()
+        if not backend.keeps_journal:
+            if now - self._polled_at.get((database, site), 0.0) < FULL_POLL_GAP_S:
+                return [doc_id for doc_id in due if doc_id in site_jobs]
+            self._polled_at[(database, site)] = now
+            return list(site_jobs)
+        polling = self._journals.get((database, site))
+        if polling is None or polling.backend is not backend:
+            polling = self._journals[(database, site)] = JournalPolling(backend)
+        first = polling.cursor is None
+        if await polling.read():
+            self.wake.set()  # more journal lines than one read takes
+        if first:
+            polling.swept_at = now
+            return list(site_jobs)
+        changed, polling.changed = polling.changed, set()
+        chosen = dict.fromkeys(doc_id for doc_id in itertools.chain(changed, due) if doc_id in site_jobs)
+        chosen.update(dict.fromkeys(polling.sweep(site_jobs, now, self.settings.cycle_s, self.settings.sweep_s)))
+        return list(chosen)
+
+    async def _watch_journals(self, stop: asyncio.Event) -> None:
+        """Wake the loop as soon as a site's change journal names jobs (checked every ``journal_poll_s``)."""
+        while not stop.is_set():
+            await first_of(stop, timeout_s=self.settings.journal_poll_s)
+            for polling in list(self._journals.values()):
+                if polling.cursor is not None and await polling.backend.journal_moved(polling.cursor):
+                    self.wake.set()
+                    break
 
     async def _poll_batch(
         self, database: str, site: Site, backend: Backend, docs: list[Doc], report: CycleReport
@@ -453,10 +496,11 @@ class MonitorLoop:
 
     async def _transfer_database(self, database: str, report: CycleReport) -> None:
         now = time.monotonic()
+        active = self.active[database]
         docs = [
             doc
-            for doc in self.active[database].values()
-            if doc.get("status") == TRANSFERRING and self._transfer_after.get(str(doc["_id"]), 0.0) <= now
+            for doc_id in active.transferring
+            if (doc := active.docs[doc_id]) and self._transfer_after.get(doc_id, 0.0) <= now
         ]
         if not docs:
             return

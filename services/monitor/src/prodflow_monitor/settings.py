@@ -27,6 +27,13 @@ class MonitorSettings(ServiceSettings):
     run_loop: bool = Field(True, description="Drive job state (False: serve the API only)")
     cycle_s: float = Field(5.0, gt=0, description="Longest pause between two cycles of backend polling")
     status_batch: int = Field(500, ge=1, description="Backend ids per status call")
+    sweep_s: float = Field(
+        120.0,
+        gt=0,
+        description="At a site whose backend keeps a change journal, each active job is also polled "
+        "once per sweep_s (in slices): the safety net for changes the journal cannot show",
+    )
+    journal_poll_s: float = Field(0.05, gt=0, description="How often backends' change journals are checked")
     resync_s: float = Field(300.0, gt=0, description="Re-read the index of active jobs this often (safety net)")
     lost_grace_s: float = Field(60.0, ge=0, description="A job unknown to its backend this soon after submission")
     transfer_concurrency: int = Field(8, ge=1)

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prodflow_core.backends.journal import Changed
+
 
 class BackendStatus(StrEnum):
     """Normalised state of a job at its backend."""
@@ -98,3 +100,16 @@ class Backend(abc.ABC):
     async def resume(self) -> None:
         """Called once when a service starts: pick up work left by an earlier process (default: nothing)."""
         return None
+
+    keeps_journal: bool = False
+    """True if the backend names the jobs that changed (:meth:`changed_since`), so a poller can skip the rest."""
+
+    async def changed_since(self, cursor: str | None) -> Changed:
+        """Backend ids whose state may have changed after ``cursor`` (``None``: from now on, no ids), and the
+        cursor to ask with next time. Only for backends with ``keeps_journal``.
+        """
+        raise BackendError(f"the {self.name} backend keeps no change journal")
+
+    async def journal_moved(self, cursor: str) -> bool:
+        """True if :meth:`changed_since` ``cursor`` would name jobs (cheap: asked several times a second)."""
+        return False

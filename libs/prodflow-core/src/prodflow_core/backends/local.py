@@ -20,12 +20,14 @@ from typing import Any
 
 from prodflow_core.backends import local_runner as runner
 from prodflow_core.backends.base import Backend, BackendError, BackendJob, BackendState, BackendStatus
+from prodflow_core.backends.journal import Changed, journal_end, journal_moved, read_journal
 
 
 class LocalBackend(Backend):
     """Runs jobs as local processes (see the module docstring)."""
 
     name = "local"
+    keeps_journal = True
 
     def __init__(self, work_dir: Path, max_running: int = runner.DEFAULT_MAX_RUNNING) -> None:
         if max_running < 1:
@@ -42,6 +44,7 @@ class LocalBackend(Backend):
     async def submit(self, jobs: Sequence[BackendJob]) -> list[str]:
         ids = await asyncio.to_thread(self._enqueue, list(jobs))
         await asyncio.to_thread(self.root.pump, self.max_running)
+        await asyncio.to_thread(self.root.prune_journal)
         return ids
 
     async def status(self, backend_ids: Sequence[str]) -> dict[str, BackendState]:
@@ -50,6 +53,14 @@ class LocalBackend(Backend):
     async def cancel(self, backend_ids: Sequence[str]) -> None:
         await asyncio.to_thread(self._cancel, list(backend_ids))
         await asyncio.to_thread(self.root.pump, self.max_running)
+
+    async def changed_since(self, cursor: str | None) -> Changed:
+        if cursor is None:
+            return Changed([], await asyncio.to_thread(journal_end, self.root.journal))
+        return await asyncio.to_thread(read_journal, self.root.journal, cursor)
+
+    async def journal_moved(self, cursor: str) -> bool:
+        return journal_moved(self.root.journal, cursor)  # a stat and a listing: not worth a thread hop
 
     async def lookup(self, names: Sequence[str]) -> dict[str, str]:
         return {n: n for n in names if (self.root.job_dir(n) / "spec.json").exists()}
@@ -121,6 +132,7 @@ class LocalBackend(Backend):
                 if not job.exists() or (job / "result.json").exists():
                     continue
                 (job / "cancelled").write_text(runner.now_iso())
+                self.root.note_change(backend_id)
                 pid_info = runner.read_json(job / "pid.json")
                 if pid_info is not None and runner.wrapper_alive(pid_info):
                     # The wrapper stops the job's process group (TERM, then KILL) and records the exit.

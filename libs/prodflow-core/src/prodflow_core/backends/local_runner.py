@@ -14,10 +14,14 @@ atomically, so any process (submitter, monitor, after a restart) can read it:
     <root>/jobs/<name>/result.json      {exit_code, signal, finished_at, timed_out}
     <root>/jobs/<name>/cancelled        cancel() was asked for
     <root>/jobs/<name>/stdout.log, stderr.log
+    <root>/journal/<YYYYMMDDHH>         the change journal: one line (the quoted name) per job started, ended or
+                                        cancelled, appended; an hour per file, files older than two days pruned
+    <root>/swept                        when a wrapper last checked every slot for a dead wrapper
 
 A job's name is also its backend id. Whenever a wrapper finishes a job it claims the next queued one and runs it
 itself (one interpreter start per slot, not per job), and starts wrappers for any other free slots, so the queue
-drains even while no service is running.
+drains even while no service is running. The journal lets a reader (the monitor) ask only about the jobs that
+changed instead of every active job.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ RUNNER = Path(__file__).resolve()
 START_GRACE_S = 60.0  # a claimed job without pid.json after this long has lost its wrapper
 KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL this long after
 DEFAULT_MAX_RUNNING = 4
+SWEEP_GAP_S = 1.0  # a finishing wrapper checks every slot for dead wrappers at most this often
+JOURNAL_KEEP_S = 2 * 86400
 
 
 def now_iso() -> str:
@@ -93,10 +99,36 @@ class WorkRoot:
         self.queue = root / "queue"
         self.active = root / "active"
         self.jobs = root / "jobs"
+        self.journal = root / "journal"
 
     def ensure(self) -> None:
-        for folder in (self.queue, self.active, self.jobs):
+        for folder in (self.queue, self.active, self.jobs, self.journal):
             folder.mkdir(parents=True, exist_ok=True)
+
+    def note_change(self, name: str) -> None:
+        """Append ``name`` to the change journal.
+
+        One ``write`` of one short line to a file opened with ``O_APPEND``: concurrent wrappers' lines never
+        interleave, and a reader sees whole lines (it consumes up to the last newline only).
+        """
+        path = self.journal / time.strftime("%Y%m%d%H", time.gmtime())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a work folder made before the journal existed
+            self.journal.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (folder_name(name) + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def prune_journal(self, keep_s: float = JOURNAL_KEEP_S) -> None:
+        """Delete journal files older than ``keep_s`` (a reader that far behind polls every job anyway)."""
+        oldest = time.strftime("%Y%m%d%H", time.gmtime(time.time() - keep_s))
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.journal):
+                if name < oldest:
+                    (self.journal / name).unlink(missing_ok=True)
 
     def job_dir(self, name: str) -> Path:
         return self.jobs / folder_name(name)
@@ -122,19 +154,19 @@ class WorkRoot:
         claimed = read_json(job / "claimed")
         return claimed is not None and time.time() - float(claimed.get("t", 0)) < START_GRACE_S
 
-    def pump(self, max_running: int, keep: int = 0) -> list[str]:
+    def pump(self, max_running: int, keep: int = 0, finished: str | None = None) -> list[str]:
         """Release the slots of finished jobs and start queued ones up to ``max_running``; returns those claimed.
 
-        The first ``keep`` claimed jobs are not spawned: the calling wrapper runs them itself.
+        The first ``keep`` claimed jobs are not spawned: the calling wrapper runs them itself. A wrapper that has
+        just ``finished`` a job releases that slot only and trusts the other slots' entries, except once per
+        ``SWEEP_GAP_S``: checking every slot (files and ``/proc`` per running job, under the lock) at each job's end
+        made the backend's throughput fall as ``max_running`` grew.
         """
         started: list[str] = []
         with self.locked():
-            running = 0
-            for entry in list(self.active.iterdir()):
-                if self.holds_slot(entry.read_text()):
-                    running += 1
-                else:
-                    entry.unlink(missing_ok=True)
+            if finished is not None:
+                (self.active / folder_name(finished)).unlink(missing_ok=True)
+            running = self._count_running(sweep=finished is None or self._sweep_due())
             free = max_running - running
             while free > 0:
                 # Plain names and a partial sort: the queue can hold 100,000 entries and this runs once per job.
@@ -147,9 +179,27 @@ class WorkRoot:
                         free -= 1
         # Started outside the lock: a claimed job holds its slot (START_GRACE_S), so other pumps count it, and
         # wrappers finishing at the same time start their successors in parallel instead of one by one.
-        for name in started[keep:]:
-            _spawn(self.job_dir(name))
+        spawn_all([self.job_dir(name) for name in started[keep:]])
         return started
+
+    def _count_running(self, sweep: bool) -> int:
+        """The slots in use; with ``sweep``, slots of jobs that ended or lost their wrapper are released first."""
+        if not sweep:
+            return len(os.listdir(self.active))
+        running = 0
+        for entry in list(self.active.iterdir()):
+            if self.holds_slot(entry.read_text()):
+                running += 1
+            else:
+                entry.unlink(missing_ok=True)
+        (self.root / "swept").touch()
+        return running
+
+    def _sweep_due(self) -> bool:
+        try:
+            return time.time() - (self.root / "swept").stat().st_mtime > SWEEP_GAP_S
+        except FileNotFoundError:
+            return True
 
     def _claim(self, entry_name: str) -> str | None:
         """Take one entry off the queue; the job's name if it is to be started (not cancelled, not gone)."""
@@ -167,18 +217,26 @@ class WorkRoot:
         return name
 
 
-def _spawn(job: Path) -> None:
-    # The launcher forks the wrapper and exits at once, so the wrapper is nobody's child here (no zombies) and
-    # lives in its own session, beyond the life of the process that started it.
-    launcher = subprocess.Popen(
-        [sys.executable, "-I", str(RUNNER), "run", str(job)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
-    launcher.wait()
+def spawn_all(jobs: list[Path]) -> None:
+    """Start a detached wrapper for each job folder.
+
+    Each launcher forks its wrapper and exits at once, so the wrapper is nobody's child here (no zombies) and lives
+    in its own session, beyond the life of the process that started it. The launchers start side by side: an
+    interpreter start each, so one after the other made a big submission wait ``max_running`` starts.
+    """
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, "-I", str(RUNNER), "run", str(job)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+        for job in jobs
+    ]
+    for launcher in launchers:
+        launcher.wait()
 
 
 class _Cancel:
@@ -206,11 +264,14 @@ def run_job(job: Path) -> int:
     signal.signal(signal.SIGINT, cancel)
     ticks = start_ticks(os.getpid())
     write_json(job / "pid.json", {"pid": os.getpid(), "start_ticks": ticks, "started_at": now_iso()})
+    root = WorkRoot(job.parent.parent)
     if (job / "cancelled").exists():  # cancelled between claim and start: never run it
         write_json(
             job / "result.json", {"exit_code": None, "signal": None, "finished_at": now_iso(), "timed_out": False}
         )
+        root.note_change(spec["name"])
         return 0
+    root.note_change(spec["name"])
     output_dir = Path(spec["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
@@ -251,6 +312,7 @@ def run_job(job: Path) -> int:
             "timed_out": timed_out,
         },
     )
+    root.note_change(spec["name"])
     return 0
 
 
@@ -266,7 +328,7 @@ def main(argv: list[str]) -> int:
     while job is not None:
         run_job(job)
         spec = read_json(job / "spec.json") or {}
-        claimed = root.pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)), keep=1)
+        claimed = root.pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)), keep=1, finished=spec.get("name"))
         job = root.job_dir(claimed[0]) if claimed else None
     return 0
 

@@ -1,0 +1,81 @@
+"""A cycle asks a journaled backend only about the jobs that changed, and sweeps the rest over ``sweep_s``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prodflow_core.backends import BackendStatus, LocalBackend, make_backend
+from prodflow_core.couch import CouchClient
+from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.events import EventPublisher
+from prodflow_core.jobdocs import backend_job_name
+from prodflow_core.sql import create_tables, make_engine
+from prodflow_monitor.active import JournalPolling
+from prodflow_monitor.loop import MonitorLoop
+from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sites import SiteDirectory
+
+pytestmark = pytest.mark.integration
+
+QUEUED, QUICK = 60, 2
+
+
+def test_sweep_takes_every_job_once_per_sweep_period() -> None:
+    polling = JournalPolling(LocalBackend(Path("/nonexistent"), 1), cursor=":0")
+    jobs = dict.fromkeys(f"job{i}" for i in range(10))
+    taken: list[str] = []
+    for second in range(1, 11):  # a cycle each second, sweep_s 10: one job per cycle
+        taken += polling.sweep(jobs, now=float(second), gap_s=1.0, sweep_s=10.0)
+    assert sorted(taken) == sorted(jobs)
+    assert polling.sweep(jobs, now=10.5, gap_s=1.0, sweep_s=10.0) == []  # within the gap: nothing
+    assert len(polling.sweep(jobs, now=100.0, gap_s=1.0, sweep_s=10.0)) == len(jobs)  # long pause: all, once
+
+
+@pytest.mark.timeout(120)
+async def test_cycle_polls_only_journaled_changes(
+    couch: CouchClient, monitor_settings: MonitorSettings, sites_api: Any, kit: Any, tmp_path: Path
+) -> None:
+    settings = monitor_settings.model_copy(update={"cycle_s": 3600.0, "sweep_s": 36000.0})
+    site = kit.local_site("journaled", tmp_path / "work", tmp_path / "out", f"file://{tmp_path / 'se'}")
+    site["options"]["max_running"] = QUICK
+    sites_api.sites[site["name"]] = site
+    backend = make_backend("local", site["options"])
+    db = couch.db(settings.databases[0])
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sql_url())
+    await create_tables(engine, count_tables())
+    directory = SiteDirectory(settings.submitter_url, settings.identity_secret)
+    loop = MonitorLoop(
+        couch, settings, directory, EventPublisher(couch.db(settings.events_db), "/test"), JobCounter(engine, "t")
+    )
+    docs = [kit.job_doc("Journal_label", "Mod", 1 + i, site["name"]) for i in range(QUICK + QUEUED)]
+    try:
+        await loop.prepare()
+        await db.bulk_docs(docs)
+        # the first QUICK jobs take the two slots and end after the first cycle; the rest wait behind two long ones
+        command = {d["_id"]: ("sleep 2; echo x > out.root" if i < QUICK else "sleep 600") for i, d in enumerate(docs)}
+        await kit.submit_jobs(db, backend, docs, tmp_path / "out", lambda d: command[d["_id"]])
+        for follower in loop.followers():
+            while await follower.poll_once(wait=False):
+                pass
+        first = await loop.cycle()
+        assert first.polled == len(docs) and first.transferred == 0, first  # the journal's first read: every job once
+
+        async def quick_ones_ended() -> bool:
+            states = await backend.status([backend_job_name(d) for d in docs[:QUICK]])
+            return all(s.state == BackendStatus.COMPLETED for s in states.values())
+
+        await kit.wait_until(quick_ones_ended, 30, "the quick jobs' end")
+        await asyncio.sleep(0.5)  # the next two have started (journaled too)
+        second = await loop.cycle()
+        assert second.transferred == QUICK
+        assert second.polled <= 2 * QUICK, second  # the ended ones and the started ones, not the queued
+        third = await loop.cycle()
+        assert third.polled == 0 and third.moved == 0, third
+    finally:
+        await LocalBackend.from_options(site["options"]).cancel([backend_job_name(d) for d in docs])
+        await directory.aclose()
+        await engine.dispose()

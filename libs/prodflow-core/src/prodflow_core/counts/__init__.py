@@ -1,7 +1,8 @@
 """Job counts kept incrementally from the job databases' ``_changes`` (ARCHITECTURE: reads that stay cheap).
 
 :mod:`~prodflow_core.counts.ledger` applies batches of changed documents; :mod:`~prodflow_core.counts.reads`
-answers summaries, label lists, campaign and site counts from the kept rows.
+answers summaries, label lists, campaign and site counts from the kept rows; :mod:`~prodflow_core.counts.pages`
+reads the ledger's rows page by page (the monitor's job listings).
 """
 
 from prodflow_core.counts.ledger import (
@@ -12,6 +13,7 @@ from prodflow_core.counts.ledger import (
     contribution_of,
     plan_change,
 )
+from prodflow_core.counts.pages import LedgerRange, ledger_keys
 from prodflow_core.counts.reads import (
     ModuleCount,
     ModuleStats,
@@ -34,6 +36,7 @@ __all__ = [
     "CountsChange",
     "CountsCheckpoints",
     "JobCounter",
+    "LedgerRange",
     "ModuleCount",
     "ModuleStats",
     "campaign_counts",
@@ -47,6 +50,7 @@ __all__ = [
     "label_home",
     "label_status_counts",
     "labels_by_experiment",
+    "ledger_keys",
     "module_stats",
     "plan_change",
     "site_counts",

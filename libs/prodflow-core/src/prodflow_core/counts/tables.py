@@ -3,11 +3,17 @@
 A service that keeps counts owns these tables in its own SQL database. Rows are written by one *owner* (a
 monitor replica, the submitter) for the documents it follows; several owners may share one database (monitor
 replicas on PostgreSQL), each writing only its own rows, and any of them may read every row.
+
+The ledger's indexes serve the monitor's job listings (:mod:`~prodflow_core.counts.pages`): each starts with
+``database`` and the columns a listing fixes, and ends in ``doc_id``, so a page is one keyset range.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Table
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Index, Table, event, inspect
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import Field, SQLModel
 
 
@@ -15,7 +21,14 @@ class CountedJob(SQLModel, table=True):
     """What one job document adds to the counts, as of the revision ``rev`` last counted."""
 
     __tablename__ = "counted_job"
-    __table_args__ = (Index("ix_counted_job_database_status", "database", "status"),)
+    __table_args__ = (
+        Index("ix_counted_job_database_status", "database", "status"),  # the monitor's active jobs
+        # GET /api/jobs: by label and status; by label (and module); by experiment (and status); by site
+        Index("ix_counted_job_label_status", "database", "label", "status", "doc_id"),
+        Index("ix_counted_job_label_module", "database", "label", "module", "doc_id"),
+        Index("ix_counted_job_experiment_status", "database", "experiment", "status", "doc_id"),
+        Index("ix_counted_job_experiment_site", "database", "experiment", "site", "status", "doc_id"),
+    )
 
     database: str = Field(primary_key=True, max_length=200)
     doc_id: str = Field(primary_key=True, max_length=400)
@@ -77,6 +90,16 @@ class CountsCheckpoint(SQLModel, table=True):
     owner: str = Field(primary_key=True, max_length=100)
     database: str = Field(primary_key=True, max_length=200)
     seq: str = Field(max_length=2000)
+
+
+def _add_missing_ledger_indexes(_metadata: Any, connection: Connection, **_kw: Any) -> None:
+    """``create_all`` creates a table's indexes only with the table: add those a ledger made before them lacks."""
+    if inspect(connection).has_table(CountedJob.__tablename__):
+        for index in CountedJob.__table__.indexes:  # type: ignore[attr-defined]
+            connection.execute(CreateIndex(index, if_not_exists=True))
+
+
+event.listen(SQLModel.metadata, "after_create", _add_missing_ledger_indexes)
 
 
 def count_tables() -> list[Table]:

@@ -1,0 +1,129 @@
+"""Pages of the counts' ledger: keyset ranges on its indexes, on SQLite and PostgreSQL; the indexes of old ledgers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prodflow_core.counts import JobCounter, LedgerRange, count_tables, ledger_keys
+from prodflow_core.counts.pages import ledger_query
+from prodflow_core.sql import create_tables, make_engine
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+LISTING_INDEXES = {
+    "ix_counted_job_label_status",
+    "ix_counted_job_label_module",
+    "ix_counted_job_experiment_status",
+    "ix_counted_job_experiment_site",
+}
+
+
+def _job(label: str, module: str, run: int, status: str, experiment: str = "pg-a", site: str = "a") -> Any:
+    doc_id = f"job:{label}:{module}:{run}:0:p1"
+    doc = {"_id": doc_id, "_rev": "1-x", "type": "job", "experiment": experiment, "label": label,
+           "module": module, "status": status, "site": site, "campaign_id": "c", "events": 1}  # fmt: skip
+    return doc_id, doc
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = (
+        f"sqlite:///{tmp_path / 'pages.sqlite'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    made = make_engine(url)
+    await create_tables(made, count_tables())
+    yield made
+    await made.dispose()
+
+
+@pytest.fixture
+async def ledger(engine: AsyncEngine) -> str:
+    """A database of 2 labels x 2 modules x 30 runs (pg-a; P2 at site b) and 10 pg-b jobs in the ledger.
+
+    Names no other test uses: the PostgreSQL server is shared by the session."""
+    database = f"db-{uuid.uuid4().hex[:8]}"
+    docs = [
+        _job(label, module, run, "running" if run % 3 else "completed", site="b" if label == "P2" else "a")
+        for label in ("P1", "P2")
+        for module in ("ModA", "ModB")
+        for run in range(30)
+    ]
+    docs += [_job("Q1", "tier", run, "running", experiment="pg-b") for run in range(10)]
+    await JobCounter(engine, owner="pages").apply(database, docs)
+    return database
+
+
+async def _walk(engine: AsyncEngine, database: str, part: LedgerRange, size: int) -> list[list[str]]:
+    """Every key of ``part``, ``size`` at a time, each page resuming after the last key of the one before."""
+    keys: list[list[str]] = []
+    while True:
+        page = await ledger_keys(engine, database, part, keys[-1] if keys else None, size)
+        assert all(part.holds(key) for key in page)
+        keys += page
+        if len(page) < size:
+            return keys
+
+
+async def test_a_range_is_walked_page_by_page_in_key_order(engine: AsyncEngine, ledger: str) -> None:
+    running = await _walk(engine, ledger, LedgerRange((("label", "P1"), ("status", "running"))), 7)
+    assert len(running) == 40 and running == sorted(running)
+    by_label = await _walk(engine, ledger, LedgerRange((("label", "P1"),), ("module", "doc_id")), 9)
+    assert len({key[-1] for key in by_label}) == 60 and by_label == sorted(by_label)
+    experiment = await _walk(engine, ledger, LedgerRange((("experiment", "pg-b"),), ("status", "doc_id")), 4)
+    assert [key[-1] for key in experiment] == sorted(f"job:Q1:tier:{run}:0:p1" for run in range(10))
+    site = await _walk(engine, ledger, LedgerRange((("experiment", "pg-a"), ("site", "b")), ("status", "doc_id")), 8)
+    assert len(site) == 60 and {key[-1].split(":")[1] for key in site} == {"P2"}
+
+
+async def test_checks_off_the_index_and_an_id_prefix(engine: AsyncEngine, ledger: str) -> None:
+    module_b = LedgerRange((("experiment", "pg-a"), ("status", "completed")), also=(("module", "ModB"),))
+    assert len(await _walk(engine, ledger, module_b, 3)) == 20
+    run = LedgerRange((("label", "P2"), ("module", "ModA")), id_prefix="job:P2:ModA:1:")
+    assert [key[-1] for key in await ledger_keys(engine, ledger, run, None, 10)] == ["job:P2:ModA:1:0:p1"]
+    assert await ledger_keys(engine, ledger, LedgerRange((("label", "P1"),)), None, 5) != []
+    assert await ledger_keys(engine, "other-db", LedgerRange((("label", "P1"),)), None, 5) == []
+
+
+@pytest.mark.parametrize(
+    ("part", "index"),
+    [
+        (LedgerRange((("label", "P1"), ("status", "running"))), "ix_counted_job_label_status"),
+        (LedgerRange((("label", "P1"),), ("module", "doc_id")), "ix_counted_job_label_module"),
+        (LedgerRange((("label", "P1"), ("module", "ModA")), id_prefix="job:P1:ModA:1:"), "ix_counted_job_label_module"),
+        (LedgerRange((("experiment", "pg-a"),), ("status", "doc_id")), "ix_counted_job_experiment_status"),
+        (
+            LedgerRange((("experiment", "pg-a"), ("site", "a")), ("status", "doc_id")),
+            "ix_counted_job_experiment_site",
+        ),
+    ],
+)
+async def test_sqlite_reads_a_page_from_one_index_without_sorting(
+    tmp_path: Path, part: LedgerRange, index: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    await create_tables(engine, count_tables())
+    after = [*(value for _, value in part.fixed), *("x" for _ in part.order)]
+    query = ledger_query("d", part, after, 10)
+    async with engine.connect() as conn:
+        sql = str(query.compile(conn.engine, compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(row[-1]) for row in (await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all())
+    await engine.dispose()
+    assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_ledger_made_before_the_listing_indexes_gets_them(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for name in LISTING_INDEXES:
+            await conn.execute(text(f"DROP INDEX {name}"))
+    await create_tables(engine, count_tables())
+    await create_tables(engine, count_tables())  # again: nothing to add
+
+    async with engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
+    assert names >= LISTING_INDEXES

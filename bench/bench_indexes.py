@@ -1,14 +1,16 @@
 """Building every index N job documents need vs the bulk write of those documents (issue 12: goal <= 3x).
 
 One run, one CouchDB-API server (``--couch``, bench/servers.py): a new job database with the design documents
-the services sync into it (``jobs``: submitter and monitor, ``monitor``: monitor, ``submitter``: submitter, and
-``monitor_verify``, which monitor syncs but which is built only when an admin checks the kept counts), then:
+the services sync into it (``jobs``: submitter and monitor, ``submitter``: submitter, and ``monitor_verify``,
+which monitor syncs but which is built only when an admin checks the kept counts), then:
 - baseline: ``_bulk_docs`` of N job documents (chunks of 2,000, one after another; documents as the services write
   them, 80% completed, 5% each failed, running, submitted, waiting; 10 modules, 2 sites);
-- figure: each view of ``jobs``, ``monitor`` and ``submitter`` queried once (``limit=1``, ``reduce=false``), one
-  after another: the first query of a view waits until its index holds every document (CouchDB builds all views
-  of a design document together, PouchDB Server each view on its own). One row per design document, and the sum;
-- for information, not in the sum: the same for ``monitor_verify``.
+- figure: each view of ``jobs`` and ``submitter`` queried once (``limit=1``, ``reduce=false``), one after another:
+  the first query of a view waits until its index holds every document (CouchDB builds all views of a design
+  document together, PouchDB Server each view on its own). One row per design document, and the sum;
+- for information, not in the sum: the same for ``monitor_verify``; and the SQL side of the monitor's listings
+  (no view since they read the counts' ledger): the ledger rows of the N documents written in batches of 1,000
+  into SQLite as the monitor's feed does, with the ledger's listing indexes and without them.
 Run: uv run python bench/bench_indexes.py [--json] [--couch pouchdb|couchdb] [--jobs 100000]
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,13 +29,38 @@ sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from jobgen import bulk_write, patiently, realistic_mix
 from prodflow_core.couch import CouchClient, CouchDatabase, DesignDocument, sync_design_documents
+from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.counts.tables import CountedJob
 from prodflow_core.jobdocs import JOBS_DESIGN
-from prodflow_monitor.views import MONITOR_DESIGN, VERIFY_DESIGN
+from prodflow_core.sql import create_tables, make_engine
+from prodflow_monitor.views import VERIFY_DESIGN
 from prodflow_submitter.jobstore import SUBMITTER_DESIGN
 from servers import add_couch_option, bench_couch
+from sqlalchemy import text
 
-SYNCED = [JOBS_DESIGN, MONITOR_DESIGN, SUBMITTER_DESIGN]
-"""Built as soon as the services read them (listings, the submitter's queue and campaign views)."""
+SYNCED = [JOBS_DESIGN, SUBMITTER_DESIGN]
+"""Built as soon as the services read them (the grabber, the submitter's queue and campaign views)."""
+LISTING_INDEXES = [
+    index.name for index in CountedJob.__table__.indexes if index.name != "ix_counted_job_database_status"
+]
+
+
+async def _ledger(docs: list[dict[str, Any]], listing_indexes: bool) -> float:
+    """Seconds to write the ledger rows of ``docs`` into a new SQLite file, 1,000 documents per transaction."""
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'ledger.sqlite'}")
+        await create_tables(engine, count_tables())
+        if not listing_indexes:
+            async with engine.begin() as conn:
+                for name in LISTING_INDEXES:
+                    await conn.execute(text(f"DROP INDEX {name}"))
+        counter = JobCounter(engine, owner="bench")
+        start = time.perf_counter()
+        for offset in range(0, len(docs), 1000):
+            await counter.apply("bench", [(doc["_id"], {**doc, "_rev": "1-a"}) for doc in docs[offset : offset + 1000]])
+        took = time.perf_counter() - start
+        await engine.dispose()
+    return took
 
 
 async def _build(db: CouchDatabase, design: DesignDocument) -> float:
@@ -54,6 +82,7 @@ async def measure(url: str, n: int) -> list[Figure]:
             start = time.perf_counter()
             await bulk_write(db, docs)
             write = time.perf_counter() - start
+            ledger = {indexed: await _ledger(docs, indexed) for indexed in (True, False)}
             del docs
             print(f"wrote {n:,} job documents in {write:.1f} s", file=sys.stderr)
             figures = []
@@ -67,12 +96,14 @@ async def measure(url: str, n: int) -> list[Figure]:
         finally:
             await db.drop()
     return [
-        Figure(
-            f"every index of {n:,} jobs (jobs+monitor+submitter)", total, "s", f"_bulk_docs of the {n:,} docs", write
-        ),
+        Figure(f"every index of {n:,} jobs (jobs+submitter)", total, "s", f"_bulk_docs of the {n:,} docs", write),
         *figures,
         Figure(f"  (info) _design/monitor_verify, {n:,} jobs", verify, "s", f"_bulk_docs of the {n:,} docs", write),
-    ]
+        Figure(f"  (info) monitor's SQL ledger with its listing indexes, {n:,} jobs", ledger[True], "s",
+               f"_bulk_docs of the {n:,} docs", write),
+        Figure(f"  (info) monitor's SQL ledger, no listing indexes, {n:,} jobs", ledger[False], "s",
+               f"_bulk_docs of the {n:,} docs", write),
+    ]  # fmt: skip
 
 
 def main() -> None:

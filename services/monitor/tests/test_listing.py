@@ -1,4 +1,4 @@
-"""Choosing the index for a job listing, cursors, and where a job's outputs are found (pure functions)."""
+"""Choosing the ledger range of a job listing, cursors, and where a job's outputs are found (pure functions)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,49 @@ from pathlib import Path
 import pytest
 from prodflow_core.backends import LocalBackend
 from prodflow_core.backends.local_runner import write_json
-from prodflow_monitor.listing import JobFilter, decode_cursor, encode_cursor, index_for, ranges_for
+from prodflow_monitor.listing import (
+    JobFilter,
+    decode_cursor,
+    encode_cursor,
+    experiment_range,
+    label_range,
+    ranges_for,
+)
 from prodflow_monitor.loop import destination_of, output_folder
 from prodflow_monitor.sites import Site, parse_sites, policy_for
 
 
-def test_most_selective_index_is_chosen() -> None:
-    assert index_for(JobFilter(label="L", status="running")).view == "list_by_label_status"
-    by_run = index_for(JobFilter(label="L", module="M", run=7, pass_number=2))
-    assert by_run.view is None and by_run.start == "job:L:M:7:" and by_run.end == "job:L:M:7:\ufff0"
-    assert index_for(JobFilter(site="s"), "snoplus").start == ["snoplus", "s"]
-    assert index_for(JobFilter(site="s", status="failed"), "legend").start == ["legend", "s", "failed"]
-    assert index_for(JobFilter(status="waiting"), "snoplus").view == "list_by_status"
-    assert index_for(JobFilter(), "snoplus").start == ["snoplus"]
+def test_each_listing_reads_one_ledger_index_range() -> None:
+    by_status = label_range(JobFilter(label="L", status="running"))
+    assert by_status.columns == ("label", "status", "doc_id")
+    by_run = label_range(JobFilter(label="L", module="M", run=7, pass_number=2))
+    assert by_run.fixed == (("label", "L"), ("module", "M")) and by_run.id_prefix == "job:L:M:7:"
+    assert label_range(JobFilter(label="L")).columns == ("label", "module", "doc_id")
+    assert experiment_range(JobFilter(site="s"), "snoplus").columns == ("experiment", "site", "status", "doc_id")
+    by_site = experiment_range(JobFilter(site="s", status="failed", module="M"), "legend")
+    assert by_site.fixed == (("experiment", "legend"), ("site", "s"), ("status", "failed"))
+    assert by_site.also == (("module", "M"),)
+    assert experiment_range(JobFilter(), "snoplus").columns == ("experiment", "status", "doc_id")
 
 
 def test_listings_not_by_label_read_one_key_range_per_experiment_of_the_caller() -> None:
     ranges = ranges_for(JobFilter(status="running"), ["snoplus", "legend"])
-    assert [r.start for r in ranges] == [["legend", "running"], ["snoplus", "running"]]
+    assert [r.fixed for r in ranges] == [
+        (("experiment", "legend"), ("status", "running")),
+        (("experiment", "snoplus"), ("status", "running")),
+    ]
     assert len(ranges_for(JobFilter(label="L", status="running"), ["snoplus", "legend"])) == 1
     assert ranges_for(JobFilter(site="s"), []) == []
     assert JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 2})
     assert not JobFilter(label="L", pass_number=2).matches({"type": "job", "label": "L", "pass": 1})
+
+
+def test_a_cursor_key_belongs_only_to_the_range_that_gave_it() -> None:
+    legend = experiment_range(JobFilter(status="running"), "legend")
+    assert legend.holds(["legend", "running", "job:L:M:1:0:p1"])
+    assert not legend.holds(["snoplus", "running", "job:L:M:1:0:p1"])  # another experiment's keys
+    assert not legend.holds(["legend", "running"]) and not legend.holds("job:L:M:1:0:p1")
+    assert not legend.holds(["legend", "running", 7])
 
 
 def test_cursor_round_trip_and_garbage() -> None:

@@ -1,12 +1,19 @@
-"""Listing job documents page by page across both job databases, resuming at a view key.
+"""Listing job documents page by page across both job databases: the ledger picks the ids, CouchDB the documents.
 
-The most selective index serves each query (label + status, label [+ module [+ run]] by id prefix, site,
-status, or every job); the filters it does not cover are applied to the documents it returns. Every index's
-keys are unique (they end in the doc id), so a page resumes at the last key it showed: no ``skip``, no scan.
+The kept counts' ledger (:mod:`prodflow_core.counts`) holds every followed job's label, experiment, module,
+status and site, with an index for each listing: label + status, label (+ module), experiment (+ status), and
+experiment + site (+ status). A page is one keyset read of such an index (its keys end in the doc id, so it
+resumes after the last key shown: no offset, no scan) and one ``_all_docs?keys=`` read of those documents. No
+CouchDB view is built for listings, so new job documents cost no index time here.
 
-A caller sees only its experiments' jobs, and the index never hands it another's: a label belongs to one
-experiment (checked by the route before listing), and every other index's key starts with the experiment, so
-each of the caller's experiments is one key range.
+A caller sees only its experiments' jobs, and the ledger never hands it another's: a label belongs to one
+experiment (checked by the route before listing), and every other range is fixed to one of the caller's
+experiments, so each of them is one key range of an index that starts with the experiment.
+
+The ledger follows the ``_changes`` feed by one batch. A document whose status (or any filtered field) changed
+after its row was written is shown only if it still matches the filters as it is now: a listing never shows a
+job that contradicts what was asked, and a job that just moved into the asked status appears once the ledger has
+counted the move. The filters the ledger does not hold (``run``, ``pass``) are applied to the documents.
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import LedgerRange, ledger_keys
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prodflow_monitor.views import HIGH
-
-ID_HIGH = "\ufff0"
 MAX_ROUNDS = 20
+"""Reads of one range before a page that stays short (documents filtered out) is returned with its cursor."""
 
 
 @dataclass(frozen=True)
@@ -50,42 +57,36 @@ class JobFilter:
         return doc.get("type") == "job" and all(v is None or doc.get(k) == v for k, v in wanted.items())
 
 
-@dataclass(frozen=True)
-class IndexRange:
-    """Which index serves a query and its key range (``view`` ``None`` = ``_all_docs``)."""
+def label_range(selection: JobFilter) -> LedgerRange:
+    """The ledger range of a listing by label (``selection.label`` set)."""
+    label = str(selection.label)
+    prefix = None
+    if selection.module is not None and selection.run is not None:
+        prefix = f"job:{label}:{selection.module}:{selection.run}:"
+    module = () if selection.module is None else (("module", selection.module),)
+    if selection.status is not None:
+        return LedgerRange((("label", label), ("status", selection.status)), also=module, id_prefix=prefix)
+    if selection.module is None:
+        return LedgerRange((("label", label),), ("module", "doc_id"))
+    return LedgerRange((("label", label), *module), id_prefix=prefix)
 
-    view: str | None
-    start: Any
-    end: Any
 
-
-def index_for(selection: JobFilter, experiment: str | None = None) -> IndexRange:
-    """The most selective index for ``selection``; ``experiment`` scopes the queries that are not by label."""
-    if selection.label is not None and selection.status is not None:
-        return IndexRange(
-            "list_by_label_status", [selection.label, selection.status], [selection.label, selection.status, HIGH]
-        )
-    if selection.label is not None:
-        prefix = f"job:{selection.label}:"
-        if selection.module is not None:
-            prefix += f"{selection.module}:"
-            if selection.run is not None:
-                prefix += f"{selection.run}:"
-        return IndexRange(None, prefix, prefix + ID_HIGH)
+def experiment_range(selection: JobFilter, experiment: str) -> LedgerRange:
+    """The ledger range of a listing not by label, within one experiment."""
+    fixed: tuple[tuple[str, str], ...] = (("experiment", experiment),)
     if selection.site is not None:
-        start = [experiment, selection.site]
-        if selection.status is not None:
-            start.append(selection.status)
-        return IndexRange("list_by_site_status", start, [*start, HIGH])
-    start = [experiment] if selection.status is None else [experiment, selection.status]
-    return IndexRange("list_by_status", start, [*start, HIGH])
+        fixed += (("site", selection.site),)
+    module = () if selection.module is None else (("module", selection.module),)
+    if selection.status is not None:
+        return LedgerRange((*fixed, ("status", selection.status)), also=module)
+    return LedgerRange(fixed, ("status", "doc_id"), also=module)
 
 
-def ranges_for(selection: JobFilter, experiments: Sequence[str]) -> list[IndexRange]:
+def ranges_for(selection: JobFilter, experiments: Sequence[str]) -> list[LedgerRange]:
     """The key ranges to read, in order: one for a label, else one per experiment the caller may see."""
     if selection.label is not None:
-        return [index_for(selection)]
-    return [index_for(selection, experiment) for experiment in sorted(experiments)]
+        return [label_range(selection)]
+    return [experiment_range(selection, experiment) for experiment in sorted(experiments)]
 
 
 def encode_cursor(database: str, key: Any) -> str:
@@ -102,26 +103,12 @@ def decode_cursor(cursor: str) -> tuple[str, Any]:
         raise ValueError("cursor is not valid") from exc
 
 
-def _range_of(ranges: Sequence[IndexRange], key: Any) -> int:
+def _range_of(ranges: Sequence[LedgerRange], key: Any) -> int:
     """Which of ``ranges`` holds ``key`` (a cursor's last key); ``ValueError`` if none does."""
-    for position, index in enumerate(ranges):
-        low, high = (index.start, index.end) if index.view is None else (index.start[:1], index.end[:1])
-        if (index.view is None and isinstance(key, str) and low <= key <= high) or (
-            index.view is not None and isinstance(key, list) and key[:1] == low
-        ):
+    for position, part in enumerate(ranges):
+        if part.holds(key):
             return position
     raise ValueError("cursor does not belong to this listing")
-
-
-async def _rows(db: CouchDatabase, index: IndexRange, after: Any, limit: int) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"include_docs": True, "limit": limit, "endkey": index.end}
-    if after is None:
-        params["startkey"] = index.start
-    else:
-        params.update(startkey=after, skip=1)
-    if index.view is None:
-        return (await db.all_docs(**params)).rows
-    return (await db.view("monitor", index.view, reduce=False, **params)).rows
 
 
 @dataclass
@@ -132,7 +119,36 @@ class Page:
     next: str | None
 
 
+@dataclass(frozen=True)
+class _Round:
+    keys: list[list[str]]
+    docs: list[dict[str, Any] | None]
+    """``docs[i]``: the document of ``keys[i]`` if the listing shows it."""
+    more: bool
+    """True if the range goes on after the last key."""
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What one listing reads (the ledger's SQL) and which documents it shows."""
+
+    engine: AsyncEngine
+    selection: JobFilter
+    visible: Callable[[Mapping[str, Any]], bool]
+
+    async def read(self, db: CouchDatabase, part: LedgerRange, after: list[str] | None, limit: int) -> _Round:
+        """Up to ``limit`` keys of ``part`` after ``after``, and the documents among them this listing shows."""
+        keys = await ledger_keys(self.engine, db.name, part, after, limit + 1)
+        docs = await db.get_many([key[-1] for key in keys[:limit]])
+        shown = []
+        for key in keys[:limit]:
+            doc = docs.get(key[-1])
+            shown.append(doc if doc and self.selection.matches(doc) and self.visible(doc) else None)
+        return _Round(keys[:limit], shown, more=len(keys) > limit)
+
+
 async def list_jobs(
+    engine: AsyncEngine,
     dbs: Sequence[CouchDatabase],
     selection: JobFilter,
     experiments: Sequence[str],
@@ -142,7 +158,11 @@ async def list_jobs(
     visible: Callable[[Mapping[str, Any]], bool] = lambda doc: True,
 ) -> Page:
     """Up to ``limit`` jobs matching ``selection`` (and ``visible``), in index order: database by database, and
-    in each, experiment by experiment of ``experiments`` (the caller's) unless a label is asked for."""
+    in each, experiment by experiment of ``experiments`` (the caller's) unless a label is asked for.
+
+    ``engine`` holds the kept counts' ledger; ``ValueError`` if ``cursor`` is not one of this listing's.
+    """
+    listing = _Listing(engine, selection, visible)
     ranges = ranges_for(selection, experiments)
     names = [db.name for db in dbs]
     first_db, first_range, after = 0, 0, None
@@ -154,17 +174,15 @@ async def list_jobs(
     items: list[dict[str, Any]] = []
     for position in range(first_db, len(dbs)):
         db = dbs[position]
-        for index in ranges[first_range:]:
+        for number, part in enumerate(ranges[first_range:], start=first_range):
             for _ in range(MAX_ROUNDS):
-                rows = await _rows(db, index, after, limit + 1)
-                for row in rows:
-                    doc = row.get("doc")
-                    if doc and selection.matches(doc) and visible(doc):
-                        items.append({**doc, "database": db.name})
-                    if len(items) == limit:
-                        return Page(items, encode_cursor(db.name, row["key"]))
-                    after = row["key"]
-                if len(rows) <= limit:
+                got = await listing.read(db, part, after, limit - len(items))
+                items += [{**doc, "database": db.name} for doc in got.docs if doc is not None]
+                after = got.keys[-1] if got.keys else after
+                if len(items) == limit:
+                    last = not got.more and position == len(dbs) - 1 and number == len(ranges) - 1
+                    return Page(items, None if last else encode_cursor(db.name, after))
+                if not got.more:
                     break
             else:
                 return Page(items, encode_cursor(db.name, after))  # sparse matches: let the client go on

@@ -1,18 +1,19 @@
 """Design documents monitor syncs into both job databases, and the one reduce it still runs (a check).
 
-``_design/jobs`` (shared with submitter); ``_design/monitor`` with the listing views of ``GET /api/jobs``, whose
-keys end in the doc id (for paging); ``_design/monitor_verify`` with the reduce that :func:`label_module_stats`
-runs when an admin checks the kept counts. A design document's views are built together, so the check's index
-never delays a listing; with ``autoupdate: false`` CouchDB 3's background indexer leaves it alone too, and it is
-built only when someone asks (PouchDB builds every view only when queried).
+``_design/jobs`` (shared with submitter) and ``_design/monitor_verify`` with the reduce that
+:func:`label_module_stats` runs when an admin checks the kept counts; with ``autoupdate: false`` CouchDB 3's
+background indexer leaves it alone, and it is built only when someone asks (PouchDB builds every view only when
+queried). ``GET /api/jobs`` reads no view: its pages come from the kept counts' ledger (``listing.py``), so the
+listing views of ``_design/monitor`` are gone (:data:`RETIRED_DESIGNS`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any, Final
+from urllib.parse import quote
 
-from prodflow_core.couch import CouchDatabase, DesignDocument, View
+from prodflow_core.couch import CouchDatabase, DesignDocument, DocumentConflict, View
 from prodflow_core.jobdocs import FINAL_STATUSES, JOBS_DESIGN
 
 HIGH: Final[dict[str, Any]] = {}
@@ -22,17 +23,6 @@ HIGH: Final[dict[str, Any]] = {}
 def _emit_if_job(body: str) -> str:
     return f"function (doc) {{ if (doc.type === 'job') {{ {body} }} }}"
 
-
-MONITOR_DESIGN: Final = DesignDocument(
-    name="monitor",
-    views={
-        # GET /api/jobs (listing.py): the doc id ends every key, so keys are unique and pages resume at a key;
-        # keys not by label start with the experiment, so a caller's listing reads only its experiments' jobs.
-        "list_by_status": View(_emit_if_job("emit([doc.experiment, doc.status, doc._id], null);")),
-        "list_by_label_status": View(_emit_if_job("emit([doc.label, doc.status, doc._id], null);")),
-        "list_by_site_status": View(_emit_if_job("emit([doc.experiment, doc.site, doc.status, doc._id], null);")),
-    },
-)
 
 VERIFY_DESIGN: Final = DesignDocument(
     name="monitor_verify",
@@ -45,7 +35,28 @@ VERIFY_DESIGN: Final = DesignDocument(
     },
 )
 
-DESIGN_DOCUMENTS: Final = [JOBS_DESIGN, MONITOR_DESIGN, VERIFY_DESIGN]
+DESIGN_DOCUMENTS: Final = [JOBS_DESIGN, VERIFY_DESIGN]
+
+RETIRED_DESIGNS: Final = ("_design/monitor",)
+"""Design documents monitor synced before and reads no more (the listing views, now served by the ledger)."""
+
+
+async def drop_retired_designs(db: CouchDatabase) -> list[str]:
+    """Delete the :data:`RETIRED_DESIGNS` still in ``db`` and ask for a view cleanup, so CouchDB removes their
+    index files and builds nothing more for them; returns the ids deleted (safe to run from several replicas)."""
+    dropped = []
+    for design_id in RETIRED_DESIGNS:
+        stored = await db.get_or_none(design_id)
+        if stored is None:
+            continue
+        try:
+            await db.delete(design_id, str(stored["_rev"]))
+        except DocumentConflict:
+            continue  # another replica changed or deleted it first
+        dropped.append(design_id)
+    if dropped:
+        await db.client.request("POST", f"{quote(db.name, safe='')}/_view_cleanup", json_body={})
+    return dropped
 
 
 async def label_status_counts(db: CouchDatabase, label: str) -> dict[str, int]:

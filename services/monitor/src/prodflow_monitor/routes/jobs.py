@@ -1,4 +1,4 @@
-"""``/api/jobs``: job documents, filtered and paged by view key, and one job with its history."""
+"""``/api/jobs``: job documents, filtered and paged by the kept counts' ledger, and one job with its history."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ async def get_jobs(
             return {"items": [], "count": 0, "next": None}  # no such label, or not the caller's: nothing to read
     try:
         page = await list_jobs(
+            counts,
             selected,
             selection,
             sorted(experiments) if experiments is not None else await known_experiments(counts),

@@ -89,6 +89,6 @@ def test_backend_name_and_output_dir() -> None:
 def test_design_document_has_only_the_views_something_reads() -> None:
     body = jobdocs.JOBS_DESIGN.body()
     assert body["_id"] == "_design/jobs"
-    assert set(body["views"]) == {"by_status", "by_label_status", "by_label_mrp", "outputs_by_label"}
-    assert body["views"]["by_status"]["reduce"] == "_count"
+    assert set(body["views"]) == {"by_label_status", "by_label_mrp", "outputs_by_label"}
+    assert body["views"]["by_label_status"]["reduce"] == "_count"
     assert "reduce" not in body["views"]["by_label_mrp"]

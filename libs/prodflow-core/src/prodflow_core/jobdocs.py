@@ -133,8 +133,6 @@ def job_map(body: str) -> str:
 JOBS_DESIGN: Final = DesignDocument(
     name="jobs",
     views={
-        # monitor's resync of the active set (start-up and every MONITOR_RESYNC_S): keys submitted/running/...
-        "by_status": View(job_map("emit(doc.status, 1);"), "_count"),
         # submitter's operations on a label (cancel, retry, resubmit: the label's jobs in some statuses)
         "by_label_status": View(job_map("emit([doc.label, doc.status], 1);"), "_count"),
         # .exactly of a label or campaign, and the grabber's selection by module/run/pass
@@ -146,7 +144,8 @@ JOBS_DESIGN: Final = DesignDocument(
 """``_design/jobs``, the same in both job databases: only the views something reads (the reader beside each).
 
 Counts (per label, module, status, site, campaign) are kept from ``_changes`` (:mod:`prodflow_core.counts`),
-not reduced here: FORMATS.md's ``by_site_status`` and ``events_by_label`` are gone with their last readers.
+not reduced here: FORMATS.md's ``by_site_status`` and ``events_by_label`` are gone with their last readers, and
+``by_status`` too (the monitor's active jobs and job listings come from the counts' ledger).
 """
 
 

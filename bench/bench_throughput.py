@@ -1,0 +1,201 @@
+"""State bookkeeping throughput: trivial jobs on the local backend, end to end, in jobs per second.
+
+Starts the embedded system (each service its own process, through the gateway with the admin token) with one
+local site of ``--slots`` slots, files a ``--jobs``-job campaign of trivial commands (``echo {events} > out.txt``)
+and measures the wall time from ``POST /api/campaigns`` until the label summary says ``complete``:
+- figure: end to end, jobs/s (goal, issue 12: >= 200 jobs/s): the submitter claims, submits and records each job,
+  the monitor polls the backend, moves it through running, transferring and completed and copies its outputs;
+- baseline: the same commands through the bare ``LocalBackend`` with the same slots, its status polled every 0.2 s.
+Where the time went goes to stderr: campaign created, first job completed, throughput in the steady part
+(between 10% and 90% of the jobs final).
+
+Run: uv run python bench/bench_throughput.py [--json] [--couch pouchdb|couchdb] [--jobs 5000] [--slots 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from bisect import bisect_left
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, print_table
+from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_core.backends.base import BackendJob
+from prodflow_core.backends.local import LocalBackend
+from prodflow_core.couch.server import free_port
+from servers import add_couch_option, bench_couch, describe
+
+COMMAND = "echo {events} > out.txt"
+LABEL = "Throughput"
+
+
+def _site(work: Path, slots: int) -> dict[str, Any]:
+    return {
+        "backend": "local",
+        "storage_element": f"file://{work / 'se'}",
+        "max_running": slots,
+        "options": {"work_dir": str(work / "backend"), "output_root": str(work / "outputs"), "max_running": slots},
+    }
+
+
+def _campaign(jobs: int) -> dict[str, Any]:
+    modules = [{"module": "ThroughputEcho", "n_ev": jobs * 10, "ev_per_run": 10}]
+    return {
+        "jobs": {"rat_v": "7.0.15", "experiment": "snoplus", "label": LABEL, "modules": modules},
+        "site": "quick",
+        "command_template": COMMAND,
+    }
+
+
+def _track(client: httpx.Client, jobs: int, start: float, timeout_s: float) -> list[tuple[float, int, int]]:
+    """Poll the label summary until it says complete: ``(seconds after start, completed, final)`` per poll."""
+    seen: list[tuple[float, int, int]] = []
+    deadline = start + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/labels/{LABEL}/summary", timeout=60)
+        if response.status_code == 200:
+            summary = response.json()
+            seen.append((time.monotonic() - start, summary["counts"].get("completed", 0), summary.get("final", 0)))
+            if summary.get("complete") and summary.get("jobs") == jobs:
+                return seen
+        time.sleep(0.05)
+    raise RuntimeError(f"{LABEL} did not complete in {timeout_s:.0f} s (last: {seen[-1:] or 'no summary'})")
+
+
+def _first(seen: list[tuple[float, int, int]], final_at_least: float) -> float:
+    return next(at for at, _completed, final in seen if final >= final_at_least)
+
+
+def measure(client: httpx.Client, work: Path, jobs: int, slots: int, say: Any) -> float:
+    """The end-to-end wall time of a ``jobs``-job campaign on a ``slots``-slot local site; says where it went."""
+    client.put("/api/sites/quick", json=_site(work, slots)).raise_for_status()
+    start = time.monotonic()
+    client.post("/api/campaigns", json=_campaign(jobs), timeout=600).raise_for_status()
+    created = time.monotonic() - start
+    seen = _track(client, jobs, start, timeout_s=max(600.0, jobs / 5))
+    took = seen[-1][0]
+    first_done = next(at for at, completed, _final in seen if completed >= 1)
+    low, high = _first(seen, 0.1 * jobs), _first(seen, 0.9 * jobs)
+    steady = 0.8 * jobs / (high - low) if high > low else float("nan")
+    say(f"campaign created {created:.2f} s, first job completed {first_done:.2f} s, all complete {took:.2f} s")
+    say(f"steady part (10% -> 90% final, {low:.2f} s -> {high:.2f} s): {steady:.1f} jobs/s; overall {jobs / took:.1f}")
+    return took
+
+
+def _moves(couch_url: str) -> list[dict[str, float]]:
+    """Each job's last move to each status (epoch seconds), read straight from CouchDB after the run."""
+    rows = httpx.get(f"{couch_url}/data-production/_all_docs", params={"include_docs": "true"}, timeout=300,
+                     trust_env=False).json()["rows"]  # fmt: skip
+    jobs = [row["doc"] for row in rows if (row.get("doc") or {}).get("type") == "job"]
+    return [{move["status"]: _epoch(move["at"]) for move in doc.get("history", [])} for doc in jobs]
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _reactions(jobs: list[dict[str, float]], slots: int, say: Any) -> None:
+    """A slot's cycle, split: the monitor's part (claimed -> seen finished; the job itself takes milliseconds)
+    and the submitter's (slot freed -> the next claim into it), means over every job."""
+    claims = sorted(job["submitted"] for job in jobs if "submitted" in job)
+    held = [job["transferring"] - job["submitted"] for job in jobs if {"submitted", "transferring"} <= job.keys()]
+    freed = sorted(job["transferring"] for job in jobs if "transferring" in job)
+    # the next round's first claim after a slot was freed (that round may have filled other slots first)
+    idle = [claims[i] - at for at in freed if (i := bisect_left(claims, at)) < len(claims)]
+    rounds = 1 + sum(1 for a, b in itertools.pairwise(claims) if b - a > 0.01)
+    if held and idle:
+        say(f"{rounds} submission rounds ({len(claims) / rounds:.1f} jobs each); a slot's cycle, mean over jobs: "
+            f"claimed -> seen finished {statistics.mean(held):.3f} s (p90 {_p90(held):.3f}), "
+            f"freed -> next claim {statistics.mean(idle):.3f} s (p90 {_p90(idle):.3f}); "
+            f"{slots} slots / cycle: {slots / (statistics.mean(held) + statistics.mean(idle)):.1f} jobs/s")  # fmt: skip
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1]
+
+
+async def _through_backend(root: Path, n: int, slots: int) -> float:
+    backend = LocalBackend(root / "work", slots)
+    jobs = [BackendJob(name=f"job{i}", command=COMMAND.format(events=i), output_dir=root / "out" / str(i))
+            for i in range(n)]  # fmt: skip
+    start = time.perf_counter()
+    await backend.submit(jobs)
+    names = [job.name for job in jobs]
+    while True:
+        states = await backend.status(names)
+        if all(state.state.is_final for state in states.values()):
+            break
+        await asyncio.sleep(0.2)
+    elapsed = time.perf_counter() - start
+    if not all(state.exit_code == 0 for state in states.values()):
+        raise RuntimeError("a baseline job failed")
+    return elapsed
+
+
+def _end_to_end(args: argparse.Namespace, stack: contextlib.ExitStack, work: Path, say: Any) -> tuple[float, str]:
+    server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
+    if args.couch != "pouchdb":
+        couch = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
+        os.environ["PRODFLOW_COUCHDB_URL"] = couch.url
+        server = couch.description
+    else:
+        os.environ.pop("PRODFLOW_COUCHDB_URL", None)
+    system = EmbeddedSystem(data_dir=work / "data", port=free_port_block(), couch_port=free_port())
+    system.start()
+    try:
+        if system.couch is not None:
+            server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
+        headers = {"Authorization": f"Bearer {system.admin_token()}"}
+        with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
+            took = measure(client, work, args.jobs, args.slots, say)
+        couch_url = system.couch.url if system.couch is not None else os.environ["PRODFLOW_COUCHDB_URL"]
+        _reactions(_moves(couch_url), args.slots, say)
+        return took, server
+    finally:
+        system.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--slots", type=int, default=32)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder (logs in its data/logs)")
+    add_couch_option(parser)
+    args = parser.parse_args()
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with contextlib.ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="prodflow-throughput-"))
+        if not args.keep:
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        took, server = _end_to_end(args, stack, work, say)
+        bare = asyncio.run(_through_backend(work / "bare", args.jobs, args.slots))
+        say(f"bare local backend: {bare:.2f} s, {args.jobs / bare:.1f} jobs/s")
+        if args.keep:
+            say(f"data folder: {work}")
+    figures = [
+        Figure(f"{args.jobs:,} trivial jobs end to end, {args.slots} slots (goal >= 200)", args.jobs / took, "jobs/s",
+               "bare local backend, same slots", args.jobs / bare),
+    ]  # fmt: skip
+    print_table(figures, as_json=args.json, server=server)
+
+
+if __name__ == "__main__":
+    main()

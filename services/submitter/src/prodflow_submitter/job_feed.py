@@ -2,7 +2,8 @@
 
 One ``_changes`` reader per database does both: it applies each batch to the kept counts
 (``prodflow_core.counts``, its checkpoint stored beside them) and hands every document to the submission
-loop's queue. It runs whether or not the submission loop does, so campaign and site counts stay current.
+loop's queue; a batch that brings waiting jobs, or frees slots of a site with waiting jobs, starts a round at
+once. It runs whether or not the submission loop does, so campaign and site counts stay current.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def job_feeds(runtime: Runtime, loop: SubmissionLoop) -> list[ChangesFollower]:
     for name, db in runtime.databases.items():
 
         async def handle(changes: list[Change], database: str = name) -> None:
-            await runtime.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in changes])
-            woke = False
+            counted = await runtime.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in changes])
+            woke = loop.frees_slots(counted)
             for change in changes:
                 doc = None if change.deleted else change.doc
                 loop.track(database, doc, change.id)

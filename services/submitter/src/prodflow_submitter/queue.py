@@ -29,7 +29,7 @@ from typing import Any
 from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
 from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
-from prodflow_core.counts import site_counts
+from prodflow_core.counts import CountsChange, site_counts
 from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
 
@@ -43,6 +43,8 @@ from prodflow_submitter.submission import plan_of
 
 _log = logging.getLogger("prodflow.submitter.queue")
 Doc = dict[str, Any]
+SLOT_STATUSES = (jobdocs.SUBMITTED, jobdocs.RUNNING)
+"""Statuses in which a job holds one of its site's ``max_running`` slots."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,15 @@ class SubmissionLoop:
             self.track(database, doc, str(doc["_id"]))
         if docs:
             self.runtime.wake.set()
+
+    def frees_slots(self, change: CountsChange) -> bool:
+        """True if ``change`` (one feed batch) freed slots of a site that has waiting jobs: a round is due now,
+        not after ``submit_interval_s``, or a site's throughput would be capped at ``max_running`` per interval."""
+        freed: dict[str, int] = defaultdict(int)
+        for (site, status), jobs in change.sites.items():
+            if status in SLOT_STATUSES:
+                freed[site] -= jobs
+        return any(jobs > 0 and self.waiting.get(site) for site, jobs in freed.items())
 
     async def load(self) -> None:
         """Fill the queue from the ``waiting_by_site`` view (at start; the feed keeps it current after)."""
@@ -200,7 +211,7 @@ class SubmissionLoop:
         """
         counts = (await site_counts(self.runtime.counter.engine, [site])).get(site, {})
         claimed = sum(1 for claim_site, _rev in self._claimed.values() if claim_site == site)
-        return counts.get(jobdocs.SUBMITTED, 0) + counts.get(jobdocs.RUNNING, 0) + claimed
+        return sum(counts.get(status, 0) for status in SLOT_STATUSES) + claimed
 
     async def submit_site(self, site: SiteRow) -> int:
         """Send the site's next waiting jobs to its backend, up to its free slots."""
@@ -221,7 +232,10 @@ class SubmissionLoop:
         db = self.runtime.db(database)
         backend = self.backend(site)
         now = utc_now()
-        docs = list((await db.get_many(ids)).values())
+        fetched = await db.get_many(ids)
+        for job_id in ids:  # an entry the feed has not corrected yet (moved or gone) leaves the queue now
+            self.track(database, fetched.get(job_id), job_id)
+        docs = [doc for doc in fetched.values() if doc.get("status") == jobdocs.WAITING]
         claim = {"name": site.backend, "id": None, "state": "SUBMITTING", "checked_at": now}
         to_submitted = jobstore.moving_to(
             jobdocs.SUBMITTED, now, f"to site {site.name}", lambda d: {**d, "backend": claim}

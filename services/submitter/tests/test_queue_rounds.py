@@ -1,0 +1,68 @@
+"""When the submission loop runs a round: at once when slots free up, not only every ``submit_interval_s``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prodflow_core import jobdocs
+from submitter_support import MANAGER, eventually, jobs_file, make_settings, put_site, running, unique_label
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+AT = "2026-12-02T10:00:00Z"
+
+
+async def test_freed_slots_start_a_round_at_once(
+    tmp_path: Path, couch_url: str, request_api: tuple[str, dict[str, bytes], list[str]]
+) -> None:
+    settings = make_settings(tmp_path, couch_url, request_api[0], submit_interval_s=300.0)
+    async with running(settings) as api:
+        await put_site(api, "narrow", max_running=2, command_template="true")
+        label = unique_label()
+        body = {"jobs": jobs_file(label, runs=4, per_run=1, by_time=0), "site": "narrow"}
+        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+
+        async def submitted(count: int) -> bool:
+            return sum(d["status"] == "submitted" and bool(d["backend"]["id"]) for d in await api.jobs(label)) == count
+
+        await eventually(lambda: submitted(2), what="the first 2 jobs (max_running) submitted")
+        docs = [d for d in await api.jobs(label) if d["status"] == "submitted"]
+        for doc in docs:  # what the monitor does when they finish; the feed brings it to the submitter
+            for step in ("running", "completed"):
+                doc.update(jobdocs.transition(doc, step, AT, "test stands in for the monitor"))
+        await api.db().bulk_docs(docs)
+        # well before the next timed round (300 s): the feed's batch that freed the slots woke the loop
+        await eventually(lambda: submitted(2), timeout_s=15, what="the other 2 submitted into the freed slots")
+        assert {d["status"] for d in await api.jobs(label)} == {"submitted", "completed"}
+
+
+async def test_a_stale_queue_entry_is_dropped_not_picked_again(
+    tmp_path: Path, couch_url: str, request_api: tuple[str, dict[str, bytes], list[str]]
+) -> None:
+    settings = make_settings(tmp_path, couch_url, request_api[0])
+    async with running(settings) as api:
+        await put_site(api, "stale", max_running=2, command_template="true")
+        await api.client.post("/api/sites/stale/drain", headers=MANAGER)
+        label = unique_label()
+        body = {"jobs": jobs_file(label, runs=3, per_run=1, by_time=0), "site": "stale"}
+        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+        first, *others = sorted(await api.jobs(label), key=lambda d: d["_id"])
+        queued = api.loop.waiting["stale"]
+        await eventually(lambda: _true(len(queued) == 3), what="3 jobs queued")
+        cancelled = jobdocs.transition(first, "cancelled", AT, "test: cancelled behind the queue's back")
+        await api.db().bulk_docs([cancelled])
+        await eventually(lambda: _true(len(queued) == 2), what="the feed dropping the cancelled job")
+        # as a late copy would (a campaign's created documents handed over after the feed moved past them)
+        api.loop.track("data-production", first, first["_id"])
+        assert ("data-production", first["_id"]) in queued  # first in the site's order: picked before the others
+        await api.client.post("/api/sites/stale/undrain", headers=MANAGER)
+
+        async def others_submitted() -> bool:
+            return {d["_id"] for d in await api.jobs(label) if d["status"] == "submitted"} == {d["_id"] for d in others}
+
+        await eventually(others_submitted, what="both waiting jobs submitted into the 2 slots")
+        assert not queued and (await api.db().get(first["_id"]))["status"] == "cancelled"
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -18,12 +18,9 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from prodflow_core.backends import Backend, BackendError, BackendState, LocalBackend
-from prodflow_core.backends.local_runner import read_json
+from prodflow_core.backends import Backend, BackendError, BackendState
 from prodflow_core.couch import (
     Change,
     ChangesFollower,
@@ -36,23 +33,21 @@ from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
-    COMPLETED,
     FINAL_STATUSES,
     TRANSFERRING,
     InvalidTransition,
-    job_output_dir,
-    parse_job_id,
 )
 from prodflow_core.waiting import first_of
 
 from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
 from prodflow_monitor.metrics import MonitorMetrics
-from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, Move, after_part_fail, apply_moves, decide
+from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
+from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
-from prodflow_monitor.storage import OutputFile, TransferError, transfer_outputs
+from prodflow_monitor.transfers import OutputTransfers, destination_of, output_folder
 from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
 
 _log = logging.getLogger("prodflow.monitor.loop")
@@ -69,52 +64,6 @@ def watched_form(doc: Mapping[str, Any]) -> Doc:
     kept = {name: doc[name] for name in _KEPT_FIELDS if name in doc}
     kept["history"] = list(doc.get("history") or [])[-2:]
     return kept
-
-
-def output_folder(doc: Mapping[str, Any], site: Site | None, backend: Backend | None) -> Path | None:
-    """Where the job wrote its outputs.
-
-    In order: the job's own ``output_dir`` (or ``backend.output_dir``) as submitter recorded it; the site's
-    ``options.output_root`` with :func:`job_output_dir`; for the ``local`` backend, the folder its job spec names.
-    """
-    for value in (doc.get("output_dir"), (doc.get("backend") or {}).get("output_dir")):
-        if value:
-            return Path(str(value))
-    if site is not None and site.options.get("output_root"):
-        return job_output_dir(Path(str(site.options["output_root"])), str(doc["_id"]))
-    backend_id = backend_id_of(doc)
-    if isinstance(backend, LocalBackend) and backend_id:
-        spec = read_json(backend.root.job_dir(backend_id) / "spec.json")
-        if spec and spec.get("output_dir"):
-            return Path(str(spec["output_dir"]))
-    return None
-
-
-def destination_of(doc: Mapping[str, Any], storage_element: str) -> str:
-    """The storage element folder of a job's outputs: ``<se>/<label>/<module>/<run>_<chunk>_p<pass>``."""
-    label, module, run, chunk, pass_number = parse_job_id(str(doc["_id"]))
-    return f"{storage_element.rstrip('/')}/{label}/{module}/{run}_{chunk}_p{pass_number}"
-
-
-@dataclass
-class CycleReport:
-    """What one cycle did (for logs, tests and the benchmark)."""
-
-    polled: int = 0
-    moved: int = 0
-    transferred: int = 0
-    transfer_failures: int = 0
-    seconds: float = 0.0
-    backend_s: float = 0.0
-    write_s: float = 0.0
-    transfer_s: float = 0.0
-    moves: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Transfer:
-    outputs: list[OutputFile] | None
-    error: str | None
 
 
 class MonitorLoop:
@@ -141,9 +90,7 @@ class MonitorLoop:
         self._polled_at: dict[tuple[str, str], float] = {}
         self.wake = asyncio.Event()
         self.seen = SeenStates()
-        self.default_storage_element = f"file://{(settings.data_dir / 'se').resolve()}"
-        self._transfer_after: dict[str, float] = {}
-        self._transfer_gate = asyncio.Semaphore(settings.transfer_concurrency)
+        self.outputs = OutputTransfers(settings, sites, self.metrics)
         self._last_resync = 0.0
         self._unknown_sites: set[str] = set()
 
@@ -235,7 +182,7 @@ class MonitorLoop:
             new = held is None
         else:
             jobs.drop(str(doc["_id"]))
-            self._transfer_after.pop(str(doc["_id"]), None)
+            self.outputs.forget(str(doc["_id"]))
             new = False
         self.metrics.active.labels(database).set(len(jobs))
         return new
@@ -495,74 +442,13 @@ class MonitorLoop:
     # --- outputs -------------------------------------------------------------------------------------------
 
     async def _transfer_database(self, database: str, report: CycleReport) -> None:
-        now = time.monotonic()
-        active = self.active[database]
-        docs = [
-            doc
-            for doc_id in active.transferring
-            if (doc := active.docs[doc_id]) and self._transfer_after.get(doc_id, 0.0) <= now
-        ]
+        docs, more = self.outputs.ready(self.active[database])
+        if more:
+            self.wake.set()  # more are waiting: the next cycle comes at once
         if not docs:
             return
-        if len(docs) > self.settings.transfer_batch:
-            docs = docs[: self.settings.transfer_batch]
-            self.wake.set()  # more are waiting: the next cycle comes at once
-        sites_by_name = {name: await self.sites.site(name) for name in {doc.get("site") for doc in docs}}
-        sites = {str(doc["_id"]): sites_by_name[doc.get("site")] for doc in docs}
-        began = time.monotonic()
-        results = await asyncio.gather(*(self._transfer(doc, sites[str(doc["_id"])]) for doc in docs))
-        report.transfer_s += time.monotonic() - began
-        outcome = {str(doc["_id"]): result for doc, result in zip(docs, results, strict=True)}
-        at = utc_now()
-
-        def change(fresh: Doc) -> Doc | None:
-            if fresh.get("status") != TRANSFERRING:
-                return None
-            result = outcome[str(fresh["_id"])]
-            if result.outputs is not None:
-                new = apply_moves(fresh, [Move(COMPLETED, f"{len(result.outputs)} outputs registered")], at)
-                new["outputs"] = [output.as_json() for output in result.outputs]
-                new.pop("transfer", None)
-                return new
-            attempts = int((fresh.get("transfer") or {}).get("attempts", 0)) + 1
-            if attempts >= self.settings.transfer_attempts:
-                reason = f"outputs not transferred after {attempts} tries: {result.error}"
-                policy = policy_for(fresh, sites[str(fresh["_id"])])
-                new = apply_moves(fresh, after_part_fail(fresh, reason, policy), at)
-                new.pop("transfer", None)
-                return new
-            return {**fresh, "transfer": {"attempts": attempts, "error": result.error, "at": at}, "updated_at": at}
-
-        written = await self.write(database, list(outcome), change, report)
-        for doc in written:
-            transfer = doc.get("transfer")
-            if transfer:
-                report.transfer_failures += 1
-                delay = self.settings.transfer_backoff_s * 2 ** (int(transfer["attempts"]) - 1)
-                self._transfer_after[str(doc["_id"])] = time.monotonic() + delay
-            elif doc.get("status") == COMPLETED:
-                report.transferred += 1
-
-    async def _transfer(self, doc: Doc, site: Site | None) -> _Transfer:
-        try:
-            backend = self.sites.backend(site) if site is not None else None
-        except BackendError:
-            backend = None
-        folder = output_folder(doc, site, backend)
-        if folder is None:
-            self.metrics.transfers.labels("failed").inc()
-            return _Transfer(None, "the job's output folder is unknown (no output_dir, no site output_root)")
-        se = (site.storage_element if site is not None else "") or self.default_storage_element
-        async with self._transfer_gate:
-            try:
-                outputs = await asyncio.to_thread(transfer_outputs, folder, destination_of(doc, se))
-            except TransferError as exc:
-                self.metrics.transfers.labels("failed").inc()
-                _log.warning("transfer of %s failed: %s", doc["_id"], exc)
-                return _Transfer(None, str(exc))
-        self.metrics.transfers.labels("ok").inc()
-        self.metrics.transfer_bytes.inc(sum(output.size for output in outputs))
-        return _Transfer(outputs, None)
+        change = await self.outputs.copy(docs, report)
+        self.outputs.record(await self.write(database, [str(doc["_id"]) for doc in docs], change, report), report)
 
 
 __all__ = ["CycleReport", "MonitorLoop", "destination_of", "output_folder"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prodflow_submitter.queue import Waiting, order_key
 
 
-def _w(job_id: str, run: int, priority: int, created: float) -> Waiting:
-    return Waiting("data-production", job_id, run, priority, created)
+def _w(job_id: str, run: int, priority: int, arrival: int) -> Waiting:
+    return Waiting("data-production", job_id, run, priority, arrival)
 
 
-JOBS = [_w("a", 30, 0, 1.0), _w("b", 10, 5, 3.0), _w("c", 20, 5, 2.0), _w("d", 10, 0, 4.0)]
+JOBS = [_w("a", 30, 0, 1), _w("b", 10, 5, 3), _w("c", 20, 5, 2), _w("d", 10, 0, 4)]
 
 
 def _order(*policies: str) -> list[str]:

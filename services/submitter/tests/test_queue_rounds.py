@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from prodflow_core import jobdocs
+from prodflow_submitter.queue import order_key
 from submitter_support import MANAGER, eventually, jobs_file, make_settings, put_site, running, unique_label
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -62,6 +64,36 @@ async def test_a_stale_queue_entry_is_dropped_not_picked_again(
 
         await eventually(others_submitted, what="both waiting jobs submitted into the 2 slots")
         assert not queued and (await api.db().get(first["_id"]))["status"] == "cancelled"
+
+
+async def test_a_restart_queues_the_waiting_jobs_from_the_ledger_in_site_order(
+    tmp_path: Path, couch_url: str, request_api: tuple[str, dict[str, bytes], list[str]]
+) -> None:
+    settings = make_settings(tmp_path, couch_url, request_api[0])
+    label = unique_label()
+    modules = [{"module": "WaterBi214Run", "run_numbers": [300002, 300001]},
+               {"module": "TeLoadedBipo212", "run_numbers": [300003], "priority": 5}]  # fmt: skip
+    body = {"jobs": {"rat_v": "7", "experiment": "snoplus", "label": label, "modules": modules}, "site": "later"}
+    async with running(settings, drop=False) as api:
+        await put_site(api, "later", max_running=1, command_template="true")
+        await api.client.post("/api/sites/later/drain", headers=MANAGER)
+        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+        await eventually(lambda: _true(len(api.loop.waiting["later"]) == 3), what="3 jobs queued")
+        before = dict(api.loop.waiting["later"])
+    async with running(settings) as api:
+        await asyncio.wait_for(api.loop.ready.wait(), 10)
+        after = api.loop.waiting["later"]
+        assert after.keys() == before.keys()
+        assert after == before  # from the ledger and the campaign, what the documents said
+        order = [w.run for w in sorted(after.values(), key=order_key(["priority", "serial"]))]
+        assert order == [300003, 300001, 300002]  # priority first, then one campaign's jobs by id
+        assert list((await api.db().get("_design/submitter"))["views"]) == ["by_campaign_status"]  # none to wait for
+        await api.client.post("/api/sites/later/undrain", headers=MANAGER)
+
+        async def first_submitted() -> bool:
+            return [d["run"] for d in await api.jobs(label) if d["status"] == "submitted"] == [300003]
+
+        await eventually(first_submitted, what="the priority-5 job sent first into the one slot")
 
 
 async def _true(value: bool) -> bool:

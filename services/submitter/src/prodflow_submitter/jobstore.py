@@ -19,13 +19,7 @@ Change = Callable[[Doc], Doc | None]
 SUBMITTER_DESIGN = DesignDocument(
     name="submitter",
     views={
-        "waiting_by_site": View(
-            job_map("if (doc.status === 'waiting') { emit(doc.site, [doc.run, doc.priority || 0, doc.created_at]); }")
-        ),
         "by_campaign_status": View(job_map("emit([doc.campaign_id, doc.status], 1);"), "_count"),
-        "unrecorded_by_site": View(
-            job_map("if (doc.status === 'submitted' && doc.backend && !doc.backend.id) { emit(doc.site, null); }")
-        ),
     },
 )
 """Views of submitter's own (``_design/jobs`` is FORMATS.md's, shared with monitor)."""

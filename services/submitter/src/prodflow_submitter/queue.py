@@ -1,17 +1,18 @@
 """The submission loop (gasp_client's submission half): per site, hand ``waiting`` jobs to the backend.
 
 In site queue order (runlevel, newfirst, priority, serial) up to the site's ``max_running``; drained sites get
-nothing new. The waiting jobs are kept in memory: loaded once from a view at start, then kept current from the
-databases' ``_changes`` (``job_feed``), so a round never re-reads every job. Slots in use per site come from the
-kept counts plus the jobs this loop claimed that the feed has not shown yet: a round queries no view, so it never
-waits for an index that other labels' new documents are building.
+nothing new. The waiting jobs are kept in memory: loaded once from the kept counts' ledger at start, then kept
+current from the databases' ``_changes`` (``job_feed``), so a round never re-reads every job. Slots in use per
+site come from the kept counts plus the jobs this loop claimed that the feed has not shown yet: neither the start
+nor a round queries a view, so neither waits for an index that other labels' new documents are building.
 
 A job reaches its backend in three steps, each safe to interrupt:
 1. ``waiting → submitted`` with ``backend.id = null`` (bulk, with ``_rev``: of two submitters only one wins);
 2. ``backend.submit`` under the job's name (``<job id>:a<attempt>``);
 3. ``backend.id`` recorded (bulk).
-A crash between 1 and 3 leaves ``submitted`` jobs without a backend id; at start-up :meth:`reconcile` asks the
-backend for them by name and records the id, or puts them back to ``waiting`` if the backend never got them.
+A crash between 1 and 3 leaves ``submitted`` jobs without a backend id; at start-up (and in the round after a
+submission broke off) :meth:`reconcile` asks the backend for them by name and records the id, or puts them back
+to ``waiting`` if the backend never got them.
 """
 
 from __future__ import annotations
@@ -23,25 +24,30 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
 from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
 from prodflow_core.counts import CountsChange, site_counts
+from prodflow_core.counts.tables import CountedJob
 from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_submitter import jobstore
-from prodflow_submitter.campaigns import entry_label
+from prodflow_submitter.campaigns import CampaignPlan, entry_label
 from prodflow_submitter.command_template import fill, job_values
 from prodflow_submitter.models import Campaign, SiteRow, campaign_number
 from prodflow_submitter.runtime import Runtime
+from prodflow_submitter.schemas import ModuleEntry
 from prodflow_submitter.sites import backend_of, list_sites, output_root
 from prodflow_submitter.submission import plan_of
 
 _log = logging.getLogger("prodflow.submitter.queue")
+_LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
+_FETCH_CHUNK = 1000  # documents per _all_docs request
 Doc = dict[str, Any]
 SLOT_STATUSES = (jobdocs.SUBMITTED, jobdocs.RUNNING)
 """Statuses in which a job holds one of its site's ``max_running`` slots."""
@@ -55,21 +61,20 @@ class Waiting:
     job_id: str
     run: int
     priority: int
-    created: float
+    arrival: int
+    """The number of the campaign that made it: campaigns are numbered as they come, and their documents are
+    created together, so this is the order jobs came in, known from the ledger as from the document."""
 
 
-def _epoch(text: str | None) -> float:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+def _arrival(campaign_id: object) -> int:
+    return campaign_number(str(campaign_id)) or 0
 
 
 _POLICY_KEYS: dict[str, Callable[[Waiting], float]] = {
     "runlevel": lambda w: w.run,  # low runs first
-    "newfirst": lambda w: -w.created,
+    "newfirst": lambda w: -w.arrival,
     "priority": lambda w: -w.priority,  # larger first
-    "serial": lambda w: w.created,  # first in, first out
+    "serial": lambda w: w.arrival,  # first in, first out
 }
 
 
@@ -107,7 +112,7 @@ class SubmissionLoop:
         if doc and doc.get("type") == "job" and doc.get("status") == jobdocs.WAITING:
             site = str(doc.get("site"))
             self.waiting[site][key] = Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
-                                              _epoch(doc.get("created_at")))  # fmt: skip
+                                              _arrival(doc.get("campaign_id")))  # fmt: skip
             self._site_of[key] = site
 
     def take_created(self, database: str, docs: list[Doc]) -> None:
@@ -127,14 +132,30 @@ class SubmissionLoop:
         return any(jobs > 0 and self.waiting.get(site) for site, jobs in freed.items())
 
     async def load(self) -> None:
-        """Fill the queue from the ``waiting_by_site`` view (at start; the feed keeps it current after)."""
-        for name, db in self.runtime.databases.items():
-            rows = (await db.view("submitter", "waiting_by_site")).rows
-            for row in rows:
-                run, priority, created = row["value"]
-                key = (name, row["id"])
-                self.waiting[row["key"]][key] = Waiting(name, row["id"], int(run), int(priority), _epoch(created))
-                self._site_of[key] = row["key"]
+        """Fill the queue from the kept counts' ledger (at start; the feed keeps it current after).
+
+        No view is read, so a start never waits for an index build that other labels' new documents caused.
+        The ledger has no run or priority: the run is in the job id, the priority is its module's in the campaign.
+        An entry that is stale by the time it is picked (the ledger read raced the feed) leaves the queue when
+        its document is fetched for the claim.
+        """
+        priorities: dict[tuple[str, str, str], int] = {}
+        for name in self.runtime.databases:
+            for doc_id, site, campaign_id, label, module in await _ledger_waiting(self.runtime.counter.engine, name):
+                key = (campaign_id, label, module)
+                if key not in priorities:
+                    priorities[key] = await self._priority(*key)
+                self.waiting[site][(name, doc_id)] = Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2],
+                                                             priorities[key], _arrival(campaign_id))  # fmt: skip
+                self._site_of[(name, doc_id)] = site
+
+    async def _priority(self, campaign_id: str, label: str, module: str) -> int:
+        """The priority of a campaign's jobs of one module (as their documents have it); 0 if unknown here."""
+        try:
+            campaign = await self.campaign(campaign_id)
+        except LookupError:
+            return 0
+        return int(_entry(plan_of(campaign), module, label).priority or 0)
 
     # -- rounds -------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -291,11 +312,7 @@ class SubmissionLoop:
     async def backend_job(self, site: SiteRow, doc: Doc) -> BackendJob:
         """What the backend runs for a job: its module's command template filled in, in its output folder."""
         campaign = await self.campaign(str(doc["campaign_id"]))
-        plan = plan_of(campaign)
-        entry = next(
-            (e for e in plan.jobs.modules if e.module == doc["module"] and entry_label(e, plan) == doc["label"]),
-            next(e for e in plan.jobs.modules if e.module == doc["module"]),
-        )
+        entry = _entry(plan_of(campaign), doc["module"], doc["label"])
         output_dir = jobdocs.job_output_dir(output_root(site), doc["_id"])
         command = fill(campaign.command_templates[doc["module"]], job_values(doc, entry.model_dump(), output_dir))
         env = {"PRODFLOW_JOB_ID": doc["_id"], "PRODFLOW_LABEL": doc["label"], "PRODFLOW_ATTEMPT": str(doc["attempt"])}
@@ -306,9 +323,8 @@ class SubmissionLoop:
         """Finish step 3 for jobs a crash or a broken-off write left without a backend id (their ids found at the
         backend by name, or back to ``waiting`` if it never got them), then let the backend resume its own work."""
         backend = self.backend(site)
-        for db in self.runtime.databases.values():
-            rows = (await db.view("submitter", "unrecorded_by_site", key=site.name, include_docs=True)).rows
-            docs = [row["doc"] for row in rows if row.get("doc")]
+        for name, db in self.runtime.databases.items():
+            docs = await self._claimed_without_id(name, site.name)
             if not docs:
                 continue
             names = {jobdocs.backend_job_name(doc): doc["_id"] for doc in docs}
@@ -319,3 +335,49 @@ class SubmissionLoop:
                 jobdocs.WAITING, utc_now(), "the backend never received it (submitter stopped)"))  # fmt: skip
             _log.info("site %s: reconciled %d jobs (%d found at the backend)", site.name, len(docs), len(found))
         await backend.resume()
+
+    async def _claimed_without_id(self, database: str, site: str) -> list[Doc]:
+        """Jobs of ``site`` claimed but without a backend id: of the ledger's ``submitted`` jobs of the site (as
+        many as its slots) and this loop's claims the feed has not shown yet, those whose document has no id.
+        No view, so reconciling never waits for an index build."""
+        ids = set(await _ledger_ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
+        ids.update(job_id for (db_name, job_id), (claim_site, _rev) in self._claimed.items()
+                   if db_name == database and claim_site == site)  # fmt: skip
+        found: list[Doc] = []
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), _FETCH_CHUNK):
+            docs = await self.runtime.db(database).get_many(ordered[start : start + _FETCH_CHUNK])
+            found.extend(doc for doc in docs.values() if _unrecorded(doc))
+        return found
+
+
+def _unrecorded(doc: Doc) -> bool:
+    return doc.get("status") == jobdocs.SUBMITTED and not (doc.get("backend") or {}).get("id")
+
+
+def _entry(plan: CampaignPlan, module: str, label: str) -> ModuleEntry:
+    """The jobs.json entry of a job: its module's, under its label when the module is there twice."""
+    return next(
+        (e for e in plan.jobs.modules if e.module == module and entry_label(e, plan) == label),
+        next(e for e in plan.jobs.modules if e.module == module),
+    )
+
+
+async def _ledger_waiting(engine: AsyncEngine, database: str) -> list[tuple[str, str, str, str, str]]:
+    """``(doc_id, site, campaign_id, label, module)`` of the jobs the ledger counts as waiting in ``database``."""
+    c = _LEDGER.c
+    query = select(c.doc_id, c.site, c.campaign_id, c.label, c.module).where(
+        c.database == database, c.status == jobdocs.WAITING
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [(str(doc_id), str(site), str(campaign), str(label), str(module)) for doc_id, site, campaign, label, module
+            in rows]  # fmt: skip
+
+
+async def _ledger_ids(engine: AsyncEngine, database: str, site: str, status: str) -> list[str]:
+    """Ids of the jobs of ``site`` the ledger counts in ``status`` in ``database``."""
+    c = _LEDGER.c
+    query = select(c.doc_id).where(c.database == database, c.site == site, c.status == status)
+    async with engine.connect() as conn:
+        return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]

@@ -99,9 +99,9 @@ async def measure(url: str, n: int) -> list[Figure]:
         Figure(f"every index of {n:,} jobs (jobs+submitter)", total, "s", f"_bulk_docs of the {n:,} docs", write),
         *figures,
         Figure(f"  (info) _design/monitor_verify, {n:,} jobs", verify, "s", f"_bulk_docs of the {n:,} docs", write),
-        Figure(f"  (info) monitor's SQL ledger with its listing indexes, {n:,} jobs", ledger[True], "s",
+        Figure(f"  (info) SQL ledger + listing indexes, {n:,} jobs", ledger[True], "s",
                f"_bulk_docs of the {n:,} docs", write),
-        Figure(f"  (info) monitor's SQL ledger, no listing indexes, {n:,} jobs", ledger[False], "s",
+        Figure(f"  (info) SQL ledger alone, {n:,} jobs", ledger[False], "s",
                f"_bulk_docs of the {n:,} docs", write),
     ]  # fmt: skip
 

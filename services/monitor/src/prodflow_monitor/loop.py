@@ -48,7 +48,7 @@ from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
 from prodflow_monitor.transfers import OutputTransfers, destination_of, output_folder
-from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
+from prodflow_monitor.views import DESIGN_DOCUMENTS, drop_retired_designs, is_label_final
 
 _log = logging.getLogger("prodflow.monitor.loop")
 
@@ -108,6 +108,8 @@ class MonitorLoop:
         for db in self.dbs.values():
             await db.ensure()
             await sync_design_documents(db, DESIGN_DOCUMENTS)
+            for design_id in await drop_retired_designs(db):
+                _log.info("dropped %s of %s (its index files go with it)", design_id, db.name)
         await self.resync()
 
     def followers(self) -> list[ChangesFollower]:

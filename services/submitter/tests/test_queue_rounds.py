@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,42 @@ async def test_a_restart_queues_the_waiting_jobs_from_the_ledger_in_site_order(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+SLOW_CONDOR_SUBMIT = """#!/bin/sh
+# condor_submit -terse <file>, taking its time: the jobs of the file as one cluster
+sleep 4
+n=$(grep -c '^queue' "$2")
+echo "77.0 - 77.$((n - 1))"
+"""
+
+
+async def test_a_slow_backend_submission_holds_no_other_site(
+    tmp_path: Path,
+    couch_url: str,
+    request_api: tuple[str, dict[str, bytes], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "condor_submit").write_text(SLOW_CONDOR_SUBMIT)
+    (fake_bin / "condor_submit").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    async with running(make_settings(tmp_path, couch_url, request_api[0])) as api:
+        # "a-slow" comes first in each round's sites
+        await put_site(api, "a-slow", "htcondor", max_running=10, options={"work_dir": str(tmp_path / "condor")})
+        await put_site(api, "b-quick", max_running=10, command_template="true")
+        slow, quick = unique_label("Slow"), unique_label("Quick")
+        for label, site in ((slow, "a-slow"), (quick, "b-quick")):
+            body = {"jobs": jobs_file(label, runs=2, per_run=1, by_time=0), "site": site}
+            assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+
+        async def sent(label: str) -> bool:
+            return all(d["status"] == "submitted" and d["backend"]["id"] for d in await api.jobs(label))
+
+        await eventually(lambda: sent(quick), timeout_s=3.0, what="the quick site's jobs at its backend")
+        slow_docs = await api.jobs(slow)
+        assert {d["status"] for d in slow_docs} == {"submitted"}  # claimed ...
+        assert not any(d["backend"]["id"] for d in slow_docs)  # ... and still on their way (condor_submit sleeps)
+        await eventually(lambda: sent(slow), what="the slow site's jobs at its backend")
+        assert sorted(d["backend"]["id"] for d in await api.jobs(slow)) == ["77.0", "77.1"]

@@ -10,9 +10,10 @@ A job reaches its backend in three steps, each safe to interrupt:
 1. ``waiting → submitted`` with ``backend.id = null`` (bulk, with ``_rev``: of two submitters only one wins);
 2. ``backend.submit`` under the job's name (``<job id>:a<attempt>``);
 3. ``backend.id`` recorded (bulk).
-A crash between 1 and 3 leaves ``submitted`` jobs without a backend id; at start-up (and in the round after a
-submission broke off) :meth:`reconcile` asks the backend for them by name and records the id, or puts them back
-to ``waiting`` if the backend never got them.
+Steps 2 and 3 run beside the next rounds (up to :data:`IN_FLIGHT_PER_SITE` batches per site). A crash between
+1 and 3 leaves ``submitted`` jobs without a backend id; at start-up (and once nothing of the site is under way
+after a submission broke off) :meth:`reconcile` asks the backend for them by name and records the id, or puts
+them back to ``waiting`` if the backend never got them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from prodflow_submitter.submission import plan_of
 _log = logging.getLogger("prodflow.submitter.queue")
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _FETCH_CHUNK = 1000  # documents per _all_docs request
+IN_FLIGHT_PER_SITE = 4
+"""Claimed batches of one site on their way to its backend at once; past it the site waits a round."""
 Doc = dict[str, Any]
 SLOT_STATUSES = (jobdocs.SUBMITTED, jobdocs.RUNNING)
 """Statuses in which a job holds one of its site's ``max_running`` slots."""
@@ -98,6 +101,7 @@ class SubmissionLoop:
         self.feeds: list[ChangesFollower] = []
         self._claimed: dict[tuple[str, str], tuple[str, int]] = {}  # claimed, not yet seen by the feed: site, rev
         self._reconcile_due: set[str] = set()  # sites whose last submission broke off between its three steps
+        self._in_flight: dict[str, set[asyncio.Task[None]]] = defaultdict(set)  # site → its steps 2 and 3 under way
 
     # -- the in-memory queue ------------------------------------------------------------------------------
     def track(self, database: str, doc: Doc | None, doc_id: str) -> None:
@@ -167,21 +171,31 @@ class SubmissionLoop:
         for site in await self._sites():
             await self._guarded(self.reconcile, site)
         self.ready.set()
-        while not stop.is_set():
-            self.runtime.wake.clear()
-            await self.round()
-            await first_of(stop, self.runtime.wake, timeout_s=self.runtime.settings.submit_interval_s)
+        try:
+            while not stop.is_set():
+                self.runtime.wake.clear()
+                await self.round()
+                await first_of(stop, self.runtime.wake, timeout_s=self.runtime.settings.submit_interval_s)
+            await asyncio.gather(*self._sending(), return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in self._sending():
+                task.cancel()  # what they leave half done is reconciled at the next start
+            raise
+
+    def _sending(self) -> list[asyncio.Task[None]]:
+        return [task for tasks in self._in_flight.values() for task in tasks]
 
     async def round(self) -> int:
-        """One pass over every site that is not drained; returns how many jobs went to backends."""
+        """One pass over every site that is not drained; returns how many jobs were claimed for backends."""
         sent = 0
         now = time.monotonic()
         for site in await self._sites():
             if self._backoff.get(site.name, (0, 0))[0] > now:
                 continue
-            if site.name in self._reconcile_due and not await self._reconciled(site):
-                continue
-            if site.drained or not self.waiting.get(site.name):
+            busy = self._in_flight[site.name]
+            if site.name in self._reconcile_due and (busy or not await self._reconciled(site)):
+                continue  # never while the site's claimed jobs may still be on their way to its backend
+            if site.drained or not self.waiting.get(site.name) or len(busy) >= IN_FLIGHT_PER_SITE:
                 continue
             result = await self._guarded(self.submit_site, site)
             if result is None:  # broke off (CouchDB away?): jobs may be claimed or at the backend without an id
@@ -235,7 +249,9 @@ class SubmissionLoop:
         return sum(counts.get(status, 0) for status in SLOT_STATUSES) + claimed
 
     async def submit_site(self, site: SiteRow) -> int:
-        """Send the site's next waiting jobs to its backend, up to its free slots."""
+        """Claim the site's next waiting jobs, up to its free slots, and start sending them to its backend; returns
+        how many were claimed. The sending (steps 2 and 3) goes on beside the next rounds, so a slow backend
+        submission holds neither the slots freed meanwhile nor other sites; the claims count as slots in use."""
         free = site.max_running - await self.active_count(site.name)
         if free <= 0:
             return 0
@@ -244,14 +260,35 @@ class SubmissionLoop:
         by_db: dict[str, list[str]] = defaultdict(list)
         for item in chosen:
             by_db[item.database].append(item.job_id)
-        sent = 0
+        claimed = 0
         for database, ids in by_db.items():
-            sent += await self._submit_jobs(site, database, ids)
-        return sent
+            docs = await self._claim(site, database, ids)
+            if docs:
+                self._start_sending(site, database, docs)
+            claimed += len(docs)
+        return claimed
 
-    async def _submit_jobs(self, site: SiteRow, database: str, ids: list[str]) -> int:
+    def _start_sending(self, site: SiteRow, database: str, docs: list[Doc]) -> None:
+        task = asyncio.create_task(self._send_guarded(site, database, docs))
+        self._in_flight[site.name].add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._in_flight[site.name].discard(finished)
+            self.runtime.wake.set()  # the site may have been passed over for having too many under way
+
+        task.add_done_callback(done)
+
+    async def _send_guarded(self, site: SiteRow, database: str, docs: list[Doc]) -> None:
+        try:
+            await self._send(site, database, docs)
+        except Exception:  # broke off (CouchDB away?): jobs may be at the backend without their id recorded
+            _log.exception("site %s: sending %d claimed jobs broke off", site.name, len(docs))
+            self._reconcile_due.add(site.name)
+            self._failed(site.name)
+
+    async def _claim(self, site: SiteRow, database: str, ids: list[str]) -> list[Doc]:
+        """Step 1 for the jobs ``ids`` that are still waiting; the documents written."""
         db = self.runtime.db(database)
-        backend = self.backend(site)
         now = utc_now()
         fetched = await db.get_many(ids)
         for job_id in ids:  # an entry the feed has not corrected yet (moved or gone) leaves the queue now
@@ -265,26 +302,27 @@ class SubmissionLoop:
         for doc in claimed.written:
             self.track(database, None, doc["_id"])
             self._claimed[(database, doc["_id"])] = (site.name, rev_number(doc) + 1)
-        if not claimed.written:
-            return 0
+        return claimed.written
+
+    async def _send(self, site: SiteRow, database: str, docs: list[Doc]) -> None:
+        """Steps 2 and 3 for claimed jobs, then ``jobs.submitted``; back to ``waiting`` if the backend refused."""
+        db = self.runtime.db(database)
         try:
-            jobs = [await self.backend_job(site, doc) for doc in claimed.written]
-            backend_ids = await backend.submit(jobs)
+            jobs = [await self.backend_job(site, doc) for doc in docs]
+            backend_ids = await self.backend(site).submit(jobs)
         except Exception as exc:
-            _log.exception("site %s: submitting %d jobs failed", site.name, len(claimed.written))
+            _log.exception("site %s: submitting %d jobs failed", site.name, len(docs))
             self._failed(site.name)
-            await jobstore.update_many(db, claimed.written, jobstore.moving_to(
+            await jobstore.update_many(db, docs, jobstore.moving_to(
                 jobdocs.WAITING, utc_now(), f"submission to {site.name} failed: {exc}"[:500]))  # fmt: skip
-            return 0
+            return
         self._backoff.pop(site.name, None)
-        await self.record(db, claimed.written, dict(zip([d["_id"] for d in claimed.written], backend_ids, strict=True)))
+        await self.record(db, docs, dict(zip([d["_id"] for d in docs], backend_ids, strict=True)))
         await self.runtime.events.emit(
-            "jobs.submitted", experiment=claimed.written[0].get("experiment"),
-            data={"label": claimed.written[0].get("label"), "labels": sorted({d["label"] for d in claimed.written}),
-                  "database": database, "site": site.name, "backend": site.backend,
-                  "job_ids": [d["_id"] for d in claimed.written]},
+            "jobs.submitted", experiment=docs[0].get("experiment"),
+            data={"label": docs[0].get("label"), "labels": sorted({d["label"] for d in docs}), "database": database,
+                  "site": site.name, "backend": site.backend, "job_ids": [d["_id"] for d in docs]},
         )  # fmt: skip
-        return len(claimed.written)
 
     async def record(self, db: CouchDatabase, docs: list[Doc], backend_ids: dict[str, str]) -> None:
         """Step 3: write the backend ids into ``submitted`` jobs that do not have one yet."""

@@ -33,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from procs import cpu_snapshot, pids_named
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.backends.base import BackendJob
 from prodflow_core.backends.local import LocalBackend
@@ -146,6 +147,16 @@ async def _through_backend(root: Path, n: int, slots: int) -> float:
     return elapsed
 
 
+def _cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int, took: float, say: Any) -> None:
+    """Where the CPU went, per job: each service, the CouchDB-API server, the rest (wrappers, jobs, this bench)."""
+    used = {name: after[name] - before[name] for name in before}
+    machine = used.pop("machine")
+    rest = machine - sum(used.values())
+    parts = ", ".join(f"{name} {1000 * cpu / jobs:.1f}" for name, cpu in sorted(used.items(), key=lambda i: -i[1]))
+    say(f"CPU per job (ms): {parts}, rest {1000 * rest / jobs:.1f}; all {1000 * machine / jobs:.1f} ms "
+        f"= {machine / took:.2f} of {os.cpu_count()} cores busy")  # fmt: skip
+
+
 def _end_to_end(args: argparse.Namespace, stack: contextlib.ExitStack, work: Path, say: Any) -> tuple[float, str]:
     server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
     if args.couch != "pouchdb":
@@ -161,7 +172,11 @@ def _end_to_end(args: argparse.Namespace, stack: contextlib.ExitStack, work: Pat
             server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
         headers = {"Authorization": f"Bearer {system.admin_token()}"}
         with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
+            groups = {name: [proc.pid] for name, proc in system.procs.items()}
+            groups["CouchDB-API server"] = pids_named("beam.smp", "node")
+            before = cpu_snapshot(groups)
             took = measure(client, work, args.jobs, args.slots, say)
+            _cpu_per_job(before, cpu_snapshot(groups), args.jobs, took, say)
         couch_url = system.couch.url if system.couch is not None else os.environ["PRODFLOW_COUCHDB_URL"]
         _reactions(_moves(couch_url), args.slots, say)
         return took, server

@@ -75,3 +75,36 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent busy (not idle, not waiting for I/O) since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(*commands: str) -> list[int]:
+    """Processes whose command name (``/proc/PID/comm``) is one of ``commands``: the CouchDB-API server's."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in commands:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each named group of processes, and by the whole machine (``"machine"``)."""
+    out = {name: sum(process_cpu_s(pid) for pid in group) for name, group in pids.items()}
+    out["machine"] = machine_busy_s()
+    return out

@@ -188,3 +188,20 @@ def test_journal_reads_whole_lines_across_files_and_prunes_old_ones(tmp_path: Pa
     assert journal.read_journal(root.journal, capped.cursor).backend_ids == ["old"]
     root.prune_journal()
     assert sorted(os.listdir(root.journal)) == ["2999010100"]
+
+
+async def test_a_waiting_wrapper_runs_the_next_job_sent_then_leaves(tmp_path: Path) -> None:
+    from prodflow_core.backends import local_runner
+
+    backend = LocalBackend(tmp_path / "work", max_running=2)
+    await backend.submit([_job(tmp_path, "first", "true")])
+    await _wait_final(backend, ["first"])
+    await asyncio.sleep(0.2)  # the wrapper waits for a next job (as when a submitter sends as slots free)
+    assert len(os.listdir(backend.root.idle)) == 1
+    await backend.submit([_job(tmp_path, "second", "true")])
+    await _wait_final(backend, ["second"])
+    first = read_json(backend.root.job_dir("first") / "pid.json")
+    second = read_json(backend.root.job_dir("second") / "pid.json")
+    assert first is not None and second is not None and first["pid"] == second["pid"]  # no new interpreter
+    await asyncio.sleep(local_runner.LINGER_S + 1.0)
+    assert os.listdir(backend.root.idle) == []  # nothing came: it left

@@ -17,11 +17,14 @@ atomically, so any process (submitter, monitor, after a restart) can read it:
     <root>/journal/<YYYYMMDDHH>         the change journal: one line (the quoted name) per job started, ended or
                                         cancelled, appended; an hour per file, files older than two days pruned
     <root>/swept                        when a wrapper last checked every slot for a dead wrapper
+    <root>/idle/<pid>                   {pid, start_ticks} of a wrapper waiting for the next queued job
 
 A job's name is also its backend id. Whenever a wrapper finishes a job it claims the next queued one and runs it
 itself (one interpreter start per slot, not per job), and starts wrappers for any other free slots, so the queue
-drains even while no service is running. The journal lets a reader (the monitor) ask only about the jobs that
-changed instead of every active job.
+drains even while no service is running. With nothing queued it waits ``LINGER_S`` for a job (a submitter that
+sends as slots free keeps the queue empty: without the wait every job cost an interpreter start), and a pump
+leaves queued jobs to waiting wrappers instead of starting new ones. The journal lets a reader (the monitor) ask
+only about the jobs that changed instead of every active job.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL this long after
 DEFAULT_MAX_RUNNING = 4
 SWEEP_GAP_S = 1.0  # a finishing wrapper checks every slot for dead wrappers at most this often
 JOURNAL_KEEP_S = 2 * 86400
+LINGER_S = 2.0
+IDLE_POLL_S = 0.02
 
 
 def now_iso() -> str:
@@ -100,9 +105,10 @@ class WorkRoot:
         self.active = root / "active"
         self.jobs = root / "jobs"
         self.journal = root / "journal"
+        self.idle = root / "idle"
 
     def ensure(self) -> None:
-        for folder in (self.queue, self.active, self.jobs, self.journal):
+        for folder in (self.queue, self.active, self.jobs, self.journal, self.idle):
             folder.mkdir(parents=True, exist_ok=True)
 
     def note_change(self, name: str) -> None:
@@ -166,17 +172,19 @@ class WorkRoot:
         with self.locked():
             if finished is not None:
                 (self.active / folder_name(finished)).unlink(missing_ok=True)
-            running = self._count_running(sweep=finished is None or self._sweep_due())
-            free = max_running - running
-            while free > 0:
+            sweep = finished is None or self._sweep_due()
+            free = max_running - self._count_running(sweep)
+            queued = os.listdir(self.queue)
+            # Wrappers waiting for a job take the first queued ones themselves: new wrappers only for the rest.
+            spare = max(0, min(free, len(queued)) - keep - self._count_idle(sweep))
+            wanted = min(free, keep + spare)
+            while wanted > 0 and queued:
                 # Plain names and a partial sort: the queue can hold 100,000 entries and this runs once per job.
-                heads = heapq.nsmallest(free, os.listdir(self.queue))
-                if not heads:
-                    break
-                for entry_name in heads:
+                for entry_name in heapq.nsmallest(wanted, queued):
                     if (name := self._claim(entry_name)) is not None:
                         started.append(name)
-                        free -= 1
+                        wanted -= 1
+                queued = os.listdir(self.queue) if wanted > 0 else []
         # Started outside the lock: a claimed job holds its slot (START_GRACE_S), so other pumps count it, and
         # wrappers finishing at the same time start their successors in parallel instead of one by one.
         spawn_all([self.job_dir(name) for name in started[keep:]])
@@ -194,6 +202,43 @@ class WorkRoot:
                 entry.unlink(missing_ok=True)
         (self.root / "swept").touch()
         return running
+
+    def _count_idle(self, sweep: bool) -> int:
+        """Wrappers waiting for a job; with ``sweep``, marks of wrappers that died waiting are dropped."""
+        names = os.listdir(self.idle)
+        if not sweep:
+            return len(names)
+        alive = 0
+        for name in names:
+            info = read_json(self.idle / name)
+            if info is not None and wrapper_alive(info):
+                alive += 1
+            else:
+                (self.idle / name).unlink(missing_ok=True)
+        return alive
+
+    def linger(self, max_running: int) -> str | None:
+        """Wait up to ``LINGER_S`` for a queued job this wrapper may run; its name (claimed), or ``None``."""
+        mark = self.idle / str(os.getpid())
+        write_json(mark, {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())})
+        deadline = time.monotonic() + LINGER_S
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(IDLE_POLL_S)
+                if os.listdir(self.queue) and (name := self._claim_one(max_running)) is not None:
+                    return name
+        finally:
+            mark.unlink(missing_ok=True)
+        return self._claim_one(max_running)  # queued for us while we were leaving: no pump started a wrapper
+
+    def _claim_one(self, max_running: int) -> str | None:
+        with self.locked():
+            if len(os.listdir(self.active)) >= max_running:
+                return None
+            for entry_name in sorted(os.listdir(self.queue)):
+                if (name := self._claim(entry_name)) is not None:
+                    return name
+        return None
 
     def _sweep_due(self) -> bool:
         try:
@@ -328,8 +373,10 @@ def main(argv: list[str]) -> int:
     while job is not None:
         run_job(job)
         spec = read_json(job / "spec.json") or {}
-        claimed = root.pump(int(spec.get("max_running", DEFAULT_MAX_RUNNING)), keep=1, finished=spec.get("name"))
-        job = root.job_dir(claimed[0]) if claimed else None
+        max_running = int(spec.get("max_running", DEFAULT_MAX_RUNNING))
+        claimed = root.pump(max_running, keep=1, finished=spec.get("name"))
+        name = claimed[0] if claimed else root.linger(max_running)
+        job = root.job_dir(name) if name is not None else None
     return 0
 
 

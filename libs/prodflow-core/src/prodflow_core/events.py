@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from prodflow_core.couch.changes import Change, ChangesFollower
+from prodflow_core.couch.changes import Change, ChangesFollower, CheckpointStore
 from prodflow_core.couch.client import CouchDatabase
 from prodflow_core.couch.errors import CouchError, DocumentConflict
 from prodflow_core.waiting import first_of
@@ -220,6 +220,7 @@ def event_follower(
     types: Iterable[str] | None = None,
     start: str = "0",
     longpoll_s: float = 20.0,
+    checkpoints: CheckpointStore | None = None,
 ) -> ChangesFollower:
     """A follower of the event stream that calls ``handle(event, seq)`` for each event of ``types``.
 
@@ -234,4 +235,6 @@ def event_follower(
             if event is not None and (wanted is None or event.type in wanted):
                 await handle(event, change.seq)
 
-    return ChangesFollower(db, consumer, on_batch, include_docs=True, start=start, longpoll_s=longpoll_s)
+    return ChangesFollower(
+        db, consumer, on_batch, include_docs=True, start=start, longpoll_s=longpoll_s, checkpoints=checkpoints
+    )

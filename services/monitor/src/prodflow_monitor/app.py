@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prodflow_core.couch.changes import InMemoryCheckpoint
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.events import event_follower
 from prodflow_core.service import Workers, couch_resources, create_service_app
@@ -54,6 +55,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
                     types=["jobs.submitted"],
                     start="now",
                     longpoll_s=settings.changes_longpoll_s,
+                    checkpoints=InMemoryCheckpoint(),  # a short cut: the job feed brings the same jobs anyway
                 )
                 workers.start("jobs-submitted", submitted.run(workers.stop))
             try:

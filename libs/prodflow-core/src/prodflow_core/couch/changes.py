@@ -52,6 +52,22 @@ class CheckpointStore(Protocol):
         """Store ``seq``."""
 
 
+class InMemoryCheckpoint:
+    """A checkpoint kept only in this process: for a follower that is only a short cut (another path brings the
+    same changes), so after a restart it starts again from its ``start`` and saves nothing per batch."""
+
+    def __init__(self) -> None:
+        self.seq: str | None = None
+
+    async def load(self) -> str | None:
+        """``None``: a new process starts from the follower's ``start``."""
+        return None
+
+    async def save(self, seq: str) -> None:
+        """Remember ``seq`` (for inspection)."""
+        self.seq = seq
+
+
 class ChangesFollower:
     """Follow a database's ``_changes`` and hand each batch to ``handle``.
 

@@ -205,3 +205,13 @@ async def test_a_waiting_wrapper_runs_the_next_job_sent_then_leaves(tmp_path: Pa
     assert first is not None and second is not None and first["pid"] == second["pid"]  # no new interpreter
     await asyncio.sleep(local_runner.LINGER_S + 1.0)
     assert os.listdir(backend.root.idle) == []  # nothing came: it left
+
+
+def test_a_queue_of_cancelled_jobs_is_walked_once(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    jobs = [_job(tmp_path, f"job{i:05d}", "true") for i in range(3000)]
+    backend._enqueue(jobs)
+    backend._cancel([job.name for job in jobs[:-1]])
+    claimed = backend.root.pump(1, keep=1)  # keep: claimed for the caller, no wrapper started
+    assert claimed == ["job02999"]
+    assert os.listdir(backend.root.queue) == []  # the cancelled entries were dropped on the way

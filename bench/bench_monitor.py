@@ -285,19 +285,20 @@ async def _counts_and_summary(
         print(f"kept counts caught up {counted:.1f} s after the first write ({counted - write:.1f} s after the "
               f"last; {n / counted:,.0f} docs/s)", file=sys.stderr)  # fmt: skip
 
-        async def latencies(client: httpx.AsyncClient) -> list[float]:
-            for _ in range(5):  # warm: connections, the gateway's token cache
-                (await client.get(path)).raise_for_status()
-            out = []
-            for _ in range(args.reads):
-                began = time.perf_counter()
-                answer = await client.get(path)
-                out.append(time.perf_counter() - began)
-                assert answer.status_code == 200 and answer.json()["jobs"] == n, answer.text[:300]
-            return out
+        async def timed_read(client: httpx.AsyncClient) -> float:
+            began = time.perf_counter()
+            answer = await client.get(path)
+            took = time.perf_counter() - began
+            assert answer.status_code == 200 and answer.json()["jobs"] == n, answer.text[:300]
+            return took
 
-        through_gateway = await latencies(via)
-        straight = await latencies(direct)
+        for _ in range(5):  # warm: connections, the gateway's token cache
+            await timed_read(via)
+            await timed_read(direct)
+        through_gateway, straight = [], []
+        for _ in range(args.reads):  # in turns: both see the same machine (CouchDB 3 may still be indexing)
+            through_gateway.append(await timed_read(via))
+            straight.append(await timed_read(direct))
         expected = answer.json()["counts"]
     start = time.perf_counter()
     reduced = await patiently(lambda: label_status_counts(db, LABEL))  # builds _design/jobs (all its views)

@@ -58,6 +58,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from procs import cpu_snapshot, pids_named
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.couch.server import free_port
 from prodflow_core.logs import redact_url
@@ -446,6 +447,16 @@ def figures(idle: Phase, loaded: Phase, jobs: int) -> list[Figure]:
     return out
 
 
+def _cpu_report(cpu: dict[str, float], phase: Phase, say: Say) -> None:
+    """Where the CPU of a phase went, per answered request: each service, the CouchDB-API server, the rest."""
+    answered = max(1, sum(kind.sent - sum(kind.errors.values()) for kind in phase.kinds.values()))
+    machine = cpu.pop("machine")
+    parts = [f"{name} {1000 * spent / answered:.1f}" for name, spent in sorted(cpu.items(), key=lambda i: -i[1])]
+    rest = 1000 * (machine - sum(cpu.values())) / answered
+    busy = machine / phase.elapsed_s
+    say(f"CPU per answered request (ms): {', '.join(parts)}, rest {rest:.1f}; {busy:.2f} cores busy")
+
+
 async def measure(
     system: EmbeddedSystem, work: Path, args: argparse.Namespace, say: Say, couch_url: str, server: str
 ) -> int:
@@ -473,8 +484,13 @@ async def measure(
         before = await start_campaign(admin, say)
         say(f"loaded: {args.rate:g} req/s for {args.duration:g} s; campaign counts at start: {before['counts']}")
         busy = Phase("loaded", args.rate, args.duration)
+        groups = {name: [proc.pid] for name, proc in system.procs.items()}
+        groups["CouchDB-API server"] = pids_named("beam.smp", "node")
+        cpu_before = cpu_snapshot(groups)
         loaded = await run_phase(load, sse, busy, mix, grace_s=args.grace, **common)
+        cpu = {name: spent - cpu_before[name] for name, spent in cpu_snapshot(groups).items()}
         report(loaded, say)
+        _cpu_report(cpu, loaded, say)
         after = await _summary(admin)
     done_before, done_after = before["counts"].get("completed", 0), after["counts"].get("completed", 0)
     say(

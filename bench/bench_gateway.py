@@ -40,7 +40,9 @@ def cpu_seconds(pid: int) -> float:
 
 async def _calls(url: str, headers: dict[str, str], n: int, concurrency: int, pid: int | None = None) -> float:
     """Wall time of ``n`` GETs with ``concurrency`` in flight; with ``pid``, that process's CPU time instead."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections dropped before uvicorn closes them (5 s): 256 warm-ups on a busy gateway take longer than
+    # that, and a request sent on a connection the server was closing failed with ReadError.
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
 
         async def warm() -> None:
@@ -104,7 +106,12 @@ def main() -> None:
             )  # fmt: skip
             per_request: dict[int, float] = {}
             for load in LOADS:
-                cpu = asyncio.run(_calls(system.gateway_url, via, args.n, load, pid=gateway_pid))
+                try:
+                    cpu = asyncio.run(_calls(system.gateway_url, via, args.n, load, pid=gateway_pid))
+                except httpx.HTTPError as exc:
+                    for name in ("gateway", "monitor"):
+                        print(f"--- {name} log, end:\n{system.log_of(name).read_text()[-3000:]}", file=sys.stderr)
+                    raise RuntimeError(f"{load} in flight: {exc!r}") from exc
                 per_request[load] = cpu / args.n * 1e3
                 figures.append(
                     Figure(

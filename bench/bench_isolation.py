@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import statistics
 import sys
@@ -30,9 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
-from prodflow_cli.runner import EmbeddedSystem, free_port_block
-from prodflow_core.couch.server import free_port
-from servers import add_couch_option, bench_couch, describe
+from servers import add_couch_option, embedded_on
 
 COMMAND = "echo {events} > out.txt"
 
@@ -121,24 +118,10 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="prodflow-isolation-"))
         if not args.keep:
             stack.callback(shutil.rmtree, work, ignore_errors=True)
-        server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
-        if args.couch != "pouchdb":
-            couch = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
-            os.environ["PRODFLOW_COUCHDB_URL"] = couch.url
-            server = couch.description
-        else:
-            os.environ.pop("PRODFLOW_COUCHDB_URL", None)
-        system = EmbeddedSystem(data_dir=work / "data", port=free_port_block(), couch_port=free_port())
-        system.start()
-        try:
-            if system.couch is not None:
-                server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
-            token = system.admin_token()
-            headers = {"Authorization": f"Bearer {token}"}
+        with embedded_on(args.couch, work) as (system, server):
+            headers = {"Authorization": f"Bearer {system.admin_token()}"}
             with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
                 alone, after, _created = measure(client, work, args.jobs, args.repeat, say)
-        finally:
-            system.stop()
         say(f"data folder: {work}" if args.keep else "")
     figures = [
         Figure(f"1-job campaign after a {args.jobs:,}-job one (goal +2 s)", after, "s", "1-job campaign alone", alone),

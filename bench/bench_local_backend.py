@@ -24,7 +24,8 @@ from prodflow_core.backends.local import LocalBackend
 COMMAND = "echo {i} > out.txt"
 
 
-async def _through_backend(root: Path, n: int, slots: int) -> float:
+async def through_backend(root: Path, n: int, slots: int, poll_s: float = 1.0) -> float:
+    """Wall time of ``n`` trivial jobs through a bare ``LocalBackend`` of ``slots`` slots, polled every ``poll_s``."""
     backend = LocalBackend(root / "work", slots)
     jobs = [BackendJob(name=f"job{i}", command=COMMAND.format(i=i), output_dir=root / "out" / str(i)) for i in range(n)]
     start = time.perf_counter()
@@ -34,7 +35,7 @@ async def _through_backend(root: Path, n: int, slots: int) -> float:
         states = await backend.status(names)
         if all(state.state.is_final for state in states.values()):
             break
-        await asyncio.sleep(1.0)  # the monitor polls every few seconds
+        await asyncio.sleep(poll_s)  # the monitor polls every few seconds
     elapsed = time.perf_counter() - start
     if not all(state.exit_code == 0 for state in states.values()):
         raise RuntimeError("a benchmark job failed")
@@ -61,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = _straight(Path(tmp), args.n, args.slots)
-        through = asyncio.run(_through_backend(Path(tmp), args.n, args.slots))
+        through = asyncio.run(through_backend(Path(tmp), args.n, args.slots))
     name = f"{args.n} trivial jobs, local backend, {args.slots} slots"
     figures = [Figure(name, through, "s", f"same commands, {args.slots}-thread pool", base)]
     print_table(figures, as_json=args.json, server="none (this bench uses no CouchDB)")

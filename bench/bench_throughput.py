@@ -32,13 +32,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_local_backend import through_backend
 from figures import Figure, print_table
-from procs import cpu_snapshot, pids_named
-from prodflow_cli.runner import EmbeddedSystem, free_port_block
-from prodflow_core.backends.base import BackendJob
-from prodflow_core.backends.local import LocalBackend
-from prodflow_core.couch.server import free_port
-from servers import add_couch_option, bench_couch, describe
+from procs import cpu_snapshot, system_cpu_groups
+from servers import add_couch_option, embedded_on
 
 COMMAND = "echo {events} > out.txt"
 LABEL = "Throughput"
@@ -129,24 +126,6 @@ def _p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[-1]
 
 
-async def _through_backend(root: Path, n: int, slots: int) -> float:
-    backend = LocalBackend(root / "work", slots)
-    jobs = [BackendJob(name=f"job{i}", command=COMMAND.format(events=i), output_dir=root / "out" / str(i))
-            for i in range(n)]  # fmt: skip
-    start = time.perf_counter()
-    await backend.submit(jobs)
-    names = [job.name for job in jobs]
-    while True:
-        states = await backend.status(names)
-        if all(state.state.is_final for state in states.values()):
-            break
-        await asyncio.sleep(0.2)
-    elapsed = time.perf_counter() - start
-    if not all(state.exit_code == 0 for state in states.values()):
-        raise RuntimeError("a baseline job failed")
-    return elapsed
-
-
 def _cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int, took: float, say: Any) -> None:
     """Where the CPU went, per job: each service, the CouchDB-API server, the rest (wrappers, jobs, this bench)."""
     used = {name: after[name] - before[name] for name in before}
@@ -158,30 +137,16 @@ def _cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int, t
 
 
 def _end_to_end(args: argparse.Namespace, stack: contextlib.ExitStack, work: Path, say: Any) -> tuple[float, str]:
-    server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
-    if args.couch != "pouchdb":
-        couch = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
-        os.environ["PRODFLOW_COUCHDB_URL"] = couch.url
-        server = couch.description
-    else:
-        os.environ.pop("PRODFLOW_COUCHDB_URL", None)
-    system = EmbeddedSystem(data_dir=work / "data", port=free_port_block(), couch_port=free_port())
-    system.start()
-    try:
-        if system.couch is not None:
-            server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
-        headers = {"Authorization": f"Bearer {system.admin_token()}"}
-        with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
-            groups = {name: [proc.pid] for name, proc in system.procs.items()}
-            groups["CouchDB-API server"] = pids_named("beam.smp", "node")
-            before = cpu_snapshot(groups)
-            took = measure(client, work, args.jobs, args.slots, say)
-            _cpu_per_job(before, cpu_snapshot(groups), args.jobs, took, say)
-        couch_url = system.couch.url if system.couch is not None else os.environ["PRODFLOW_COUCHDB_URL"]
-        _reactions(_moves(couch_url), args.slots, say)
-        return took, server
-    finally:
-        system.stop()
+    system, server = stack.enter_context(embedded_on(args.couch, work))
+    headers = {"Authorization": f"Bearer {system.admin_token()}"}
+    with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
+        groups = system_cpu_groups(system.procs)
+        before = cpu_snapshot(groups)
+        took = measure(client, work, args.jobs, args.slots, say)
+        _cpu_per_job(before, cpu_snapshot(groups), args.jobs, took, say)
+    couch_url = system.couch.url if system.couch is not None else os.environ["PRODFLOW_COUCHDB_URL"]
+    _reactions(_moves(couch_url), args.slots, say)
+    return took, server
 
 
 def main() -> None:
@@ -201,7 +166,7 @@ def main() -> None:
         if not args.keep:
             stack.callback(shutil.rmtree, work, ignore_errors=True)
         took, server = _end_to_end(args, stack, work, say)
-        bare = asyncio.run(_through_backend(work / "bare", args.jobs, args.slots))
+        bare = asyncio.run(through_backend(work / "bare", args.jobs, args.slots, poll_s=0.2))
         say(f"bare local backend: {bare:.2f} s, {args.jobs / bare:.1f} jobs/s")
         if args.keep:
             say(f"data folder: {work}")

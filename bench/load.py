@@ -58,7 +58,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
-from procs import cpu_snapshot, pids_named
+from procs import cpu_snapshot, system_cpu_groups
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.couch.server import free_port
 from prodflow_core.logs import redact_url
@@ -484,8 +484,7 @@ async def measure(
         before = await start_campaign(admin, say)
         say(f"loaded: {args.rate:g} req/s for {args.duration:g} s; campaign counts at start: {before['counts']}")
         busy = Phase("loaded", args.rate, args.duration)
-        groups = {name: [proc.pid] for name, proc in system.procs.items()}
-        groups["CouchDB-API server"] = pids_named("beam.smp", "node")
+        groups = system_cpu_groups(system.procs)
         cpu_before = cpu_snapshot(groups)
         loaded = await run_phase(load, sse, busy, mix, grace_s=args.grace, **common)
         cpu = {name: spent - cpu_before[name] for name, spent in cpu_snapshot(groups).items()}

@@ -108,3 +108,10 @@ def cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
     out = {name: sum(process_cpu_s(pid) for pid in group) for name, group in pids.items()}
     out["machine"] = machine_busy_s()
     return out
+
+
+def system_cpu_groups(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+    """The processes whose CPU a bench reports: each service of the embedded system, and the CouchDB-API server."""
+    groups = {name: [proc.pid] for name, proc in procs.items()}
+    groups["CouchDB-API server"] = pids_named("beam.smp", "node")
+    return groups

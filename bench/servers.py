@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -97,3 +98,29 @@ def bench_couch(kind: str | None = None, *, data_dir: Path | None = None) -> Ite
         raise SystemExit(f"--couch={kind!r}: use one of {', '.join(KINDS)}")
     with server:
         yield BenchServer(kind, server.url, describe(kind, server.url))
+
+
+@contextlib.contextmanager
+def embedded_on(kind: str, work: Path) -> Iterator[tuple[Any, str]]:
+    """The embedded system (every service its own process) on a ``kind`` server, started; and that server's
+    description. ``pouchdb``: the runner's own PouchDB Server, on disk; otherwise a server from :func:`bench_couch`.
+    """
+    from prodflow_cli.runner import EmbeddedSystem, free_port_block
+    from prodflow_core.couch.server import free_port
+
+    with contextlib.ExitStack() as stack:
+        server = "pouchdb: the embedded runner's own PouchDB Server, on disk"
+        if kind != "pouchdb":
+            couch = stack.enter_context(bench_couch(kind, data_dir=work / "couchdb3"))
+            os.environ["PRODFLOW_COUCHDB_URL"] = couch.url
+            server = couch.description
+        else:
+            os.environ.pop("PRODFLOW_COUCHDB_URL", None)
+        system = EmbeddedSystem(data_dir=work / "data", port=free_port_block(), couch_port=free_port())
+        system.start()
+        try:
+            if system.couch is not None:
+                server = describe("pouchdb", system.couch.url, "on disk, the runner's own")
+            yield system, server
+        finally:
+            system.stop()

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import Table, event, text
+from sqlalchemy import Column, Connection, Table, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.schema import CreateColumn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -50,6 +51,35 @@ async def create_tables(engine: AsyncEngine, tables: Sequence[Table] | None = No
     """
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=tables))
+        await conn.run_sync(lambda sync: add_missing_columns(sync, tables))
+
+
+def add_missing_columns(conn: Connection, tables: Sequence[Table] | None = None) -> list[str]:
+    """Add the columns a model gained since its table was created (``ALTER TABLE ... ADD COLUMN``); returns them.
+
+    The only schema change prodflow makes in place: a new column must be nullable or have a scalar default, which
+    fills the rows already there. Anything else (renames, type changes) needs a migration of its own.
+    """
+    added = []
+    for table in tables if tables is not None else SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                name = conn.dialect.identifier_preparer.quote(table.name)
+                conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {_column_ddl(conn, column)}"))
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _column_ddl(conn: Connection, column: Column[Any]) -> str:
+    ddl = str(CreateColumn(column).compile(dialect=conn.dialect))
+    default = column.default.arg if column.default is not None and column.default.is_scalar else None
+    if default is None:
+        if not column.nullable:
+            raise RuntimeError(f"cannot add {column.table.name}.{column.name}: NOT NULL without a scalar default")
+        return ddl
+    literal = text(":v").bindparams(v=default).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    return f"{ddl} DEFAULT {literal}"
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy import Column, Connection, Table, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -73,7 +74,7 @@ def add_missing_columns(conn: Connection, tables: Sequence[Table] | None = None)
 
 def _column_ddl(conn: Connection, column: Column[Any]) -> str:
     ddl = str(CreateColumn(column).compile(dialect=conn.dialect))
-    default = column.default.arg if column.default is not None and column.default.is_scalar else None
+    default = column.default.arg if isinstance(column.default, ScalarElementColumnDefault) else None
     if default is None:
         if not column.nullable:
             raise RuntimeError(f"cannot add {column.table.name}.{column.name}: NOT NULL without a scalar default")

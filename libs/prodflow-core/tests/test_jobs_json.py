@@ -12,7 +12,6 @@ from prodflow_core.jobs_json import (
     dumps,
     event_mode,
     module_job_count,
-    unknown_placeholders,
 )
 
 FORMATS_EXAMPLE = {
@@ -63,9 +62,3 @@ def test_dumps_is_canonical() -> None:
     b = {"a": {"y": "é", "z": [3, 1]}, "b": 1}
     assert dumps(a) == dumps(b) == '{"a":{"y":"é","z":[3,1]},"b":1}\n'.encode()
     assert json.loads(dumps(a)) == a
-
-
-def test_unknown_placeholders_of_a_command() -> None:
-    command = "rat -s {seed} -r {run} -N {events} -x radius={radius} -o {output_dir}/{nonsense}.root"
-    assert unknown_placeholders(command, {"radius"}) == ["nonsense"]
-    assert unknown_placeholders(command, ()) == ["nonsense", "radius"]

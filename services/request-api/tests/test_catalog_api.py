@@ -86,6 +86,10 @@ async def test_module_specs_are_validated(api: Api) -> None:
         "/api/catalog/snoplus/modules/Bad", json={**CO60, "command": "rat {nonsense}"}, headers=ADMIN
     )
     assert placeholder.status_code == 422 and "nonsense" in placeholder.json()["detail"]
+    quoted = await api.client.put(
+        "/api/catalog/snoplus/modules/Bad", json={**CO60, "command": 'rat -l "{label}"'}, headers=ADMIN
+    )
+    assert quoted.status_code == 422 and "inside quotes" in quoted.json()["detail"]
     bad_name = await api.client.put("/api/catalog/snoplus/modules/bad%20name", json=CO60, headers=ADMIN)
     assert bad_name.status_code == 422 and fields(bad_name.json()) == {"path.module": "string_pattern_mismatch"}
 

@@ -9,6 +9,7 @@ import pytest
 from prodflow_core.backends import BackendStatus, LocalBackend
 from prodflow_core.jobdocs import job_output_dir
 from submitter_support import (
+    ADMIN,
     LEGEND_MANAGER,
     MANAGER,
     READER,
@@ -98,7 +99,7 @@ async def test_refusals_are_problems_naming_fields(api: Api) -> None:
     refused = await _post(api, {"jobs": no_command})
     assert refused.status_code == 422
     assert [e["field"] for e in refused.json()["errors"]] == ["jobs.modules.2.module"]
-    with_default = await _post(api, {"jobs": no_command, "command_template": "echo {module} {run}"})
+    with_default = await _post(api, {"jobs": no_command, "command_template": "echo {module} {run}"}, headers=ADMIN)
     assert with_default.status_code == 201 and with_default.json()["jobs"] == 26
 
     bad_mode = await _post(api, {"jobs": {"rat_v": "7", "experiment": "snoplus", "label": label,

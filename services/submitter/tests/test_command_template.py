@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prodflow_submitter.command_template import fill, job_values, unknown_placeholders
+from prodflow_core.command_template import fill
+from prodflow_submitter.command_template import job_values
 
 DOC = {"_id": "job:L:M:7:1:p2", "experiment": "snoplus", "label": "L", "module": "M", "run": 7, "chunk": 1, "pass": 2,
        "events": 1000, "seed": 42, "rat_v": "7.0.15", "ratdb_tag": None, "template": {"radius": 7250.5}}  # fmt: skip
@@ -19,11 +20,6 @@ def test_fill_uses_job_fields_template_values_and_quotes() -> None:
 def test_by_time_values_come_from_the_module_entry() -> None:
     values = job_values({**DOC, "events": None}, {"t_run": 365.0, "t_format": "day"}, Path("/o"))
     assert fill("-T {t_run}{t_format} -N {events}", values) == "-T 365day -N "
-
-
-def test_unknown_placeholders() -> None:
-    assert unknown_placeholders("{run} {radius} {colour}", {"radius"}) == ["colour"]
-    assert unknown_placeholders("rat {seed} {job_id}", set()) == []
 
 
 def test_shell_metacharacters_in_values_are_quoted() -> None:

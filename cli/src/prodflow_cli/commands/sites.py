@@ -29,6 +29,7 @@ FIELDS = [
     ("queue_order", "queue order"),
     ("options", "options"),
     ("command_template", "command template"),
+    ("allow_campaign_commands", "campaign commands allowed"),
     ("source", "defined in"),
 ]
 Site = Annotated[str, typer.Argument(help="The site's name.")]

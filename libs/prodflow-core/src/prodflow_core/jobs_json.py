@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final
 
 FORMAT: Final = "prodflow.jobs/1"
 """The value of the top-level ``format`` field prodflow writes."""
-
-PLACEHOLDER: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-"""A ``{name}`` placeholder of a module's command template (catalog ``command``)."""
-JOB_PLACEHOLDERS: Final = frozenset(
-    "experiment label module run chunk pass events seed job_id rat_v ratdb_tag t_run t_format output_dir".split()  # noqa: SIM905
-)
-"""What every command template may use; a module's template parameters come on top, by name."""
 
 
 class EventMode(StrEnum):
@@ -88,11 +80,6 @@ def module_job_count(entry: Mapping[str, Any], run_list: Sequence[int] | None = 
 def count_jobs(jobs: Mapping[str, Any], run_list: Sequence[int] | None = None) -> int:
     """How many jobs a whole jobs.json makes, following FORMATS.md's rules for each module entry."""
     return sum(module_job_count(entry, run_list) for entry in jobs.get("modules", ()))
-
-
-def unknown_placeholders(command: str, template_params: Iterable[str]) -> list[str]:
-    """Placeholders of a command template that no job of the module can fill."""
-    return sorted(set(PLACEHOLDER.findall(command)) - JOB_PLACEHOLDERS - set(template_params))
 
 
 def dumps(jobs: Mapping[str, Any]) -> bytes:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from prodflow_core.jobs_json import JOB_PLACEHOLDERS, EventMode, unknown_placeholders
+from prodflow_core.command_template import template_problems
+from prodflow_core.jobs_json import EventMode
 from prodflow_core.strict import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
@@ -40,11 +41,9 @@ class ModuleSpec(StrictModel):
     rat_versions: list[str] = Field(default_factory=list, description="software versions it exists for; empty: all")
 
     @model_validator(mode="after")
-    def _command_uses_known_placeholders(self) -> ModuleSpec:
-        unknown = unknown_placeholders(self.command, self.template_params)
-        if unknown:
-            known = sorted(JOB_PLACEHOLDERS | set(self.template_params))
-            raise ValueError(f"command uses unknown placeholders {unknown}; known: {known}")
+    def _command_is_a_safe_template(self) -> ModuleSpec:
+        if problems := template_problems(self.command, self.template_params):
+            raise ValueError("command " + "; ".join(problems))
         return self
 
     @field_validator("event_modes", "kinds")

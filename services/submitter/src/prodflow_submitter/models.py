@@ -64,6 +64,7 @@ class SiteRow(SQLModel, table=True):
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     queue_order: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     command_template: str | None = None
+    allow_campaign_commands: bool = False
     drained: bool = False
     source: str = "api"  # api | file | embedded
     created_at: datetime = Field(default_factory=utcnow)

@@ -29,6 +29,7 @@ from typing import Any
 
 from prodflow_core import jobdocs
 from prodflow_core.backends import Backend, BackendJob
+from prodflow_core.command_template import fill
 from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
 from prodflow_core.counts import CountsChange, site_counts
 from prodflow_core.counts.tables import CountedJob
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_submitter import jobstore
 from prodflow_submitter.campaigns import CampaignPlan, entry_label
-from prodflow_submitter.command_template import fill, job_values
+from prodflow_submitter.command_template import job_values
 from prodflow_submitter.models import Campaign, SiteRow, campaign_number
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import ModuleEntry

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from prodflow_core.command_template import quoted_placeholders
 from prodflow_core.jobdocs import JOB_DATABASES
 from prodflow_core.jobs_json import AmbiguousEventMode, event_mode
 from prodflow_core.strict import StrictModel
-from pydantic import BaseModel, Field, PositiveInt, model_validator
+from pydantic import BaseModel, Field, PositiveInt, field_validator, model_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
 LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
@@ -76,7 +77,11 @@ class CampaignCreate(StrictModel):
         None, description="runs for run-by-run modules without run_numbers (production_submit.py -L)"
     )
     ratdb_tag: str | None = Field(None, description="frozen conditions tag (production_submit.py -t)")
-    command_template: str | None = Field(None, description="overrides the catalog's and the site's template")
+    command_template: str | None = Field(
+        None,
+        description="overrides the catalog's and the site's template: admin only, unless the site sets "
+        "allow_campaign_commands",
+    )
 
 
 class ModuleSummary(BaseModel):
@@ -137,7 +142,17 @@ class SiteSpec(StrictModel):
     max_walltime_s: PositiveInt | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     queue_order: list[QueuePolicy] = Field(default_factory=lambda: list(DEFAULT_QUEUE_ORDER))
-    command_template: str | None = None
+    command_template: str | None = Field(None, description="the command its jobs run where the catalog gives none")
+    allow_campaign_commands: bool = Field(
+        False, description="let managers give a campaign its own command template (off: admins only)"
+    )
+
+    @field_validator("command_template")
+    @classmethod
+    def _placeholders_unquoted(cls, template: str | None) -> str | None:
+        if template is not None and (quoted := quoted_placeholders(template)):
+            raise ValueError(f"placeholders inside quotes or after a backslash {quoted}: values are quoted when filled")
+        return template
 
 
 class SiteFileEntry(SiteSpec):
@@ -157,6 +172,7 @@ class SiteOut(BaseModel):
     options: dict[str, Any]
     queue_order: list[str]
     command_template: str | None
+    allow_campaign_commands: bool
     drained: bool
     source: str
     counts: dict[str, int] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prodflow_core.command_template import fields_with_nul, quoted_placeholders, unknown_placeholders
 from prodflow_core.events import utc_now
 from prodflow_core.identity import Identity
 from prodflow_core.jobdocs import DATABASE_OF_KIND
@@ -33,7 +34,6 @@ from prodflow_submitter.campaigns import (
     job_docs,
     summarise,
 )
-from prodflow_submitter.command_template import unknown_placeholders
 from prodflow_submitter.models import Campaign, SiteRow, utcnow
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import CampaignCreate, CampaignPreview, JobsFile, ModuleSummary
@@ -118,9 +118,34 @@ async def command_templates(
             errors.append(
                 FieldError(field=f"jobs.modules.{index}.template", message=message, type="unknown_placeholder")
             )
+        elif quoted := quoted_placeholders(template):
+            message = f"the command template has {quoted} inside quotes: an admin must fix the template"
+            errors.append(FieldError(field=f"jobs.modules.{index}.module", message=message, type="unsafe_template"))
     if errors:
         raise Problem(422, "Validation failed", "; ".join(e.message for e in errors), kind="validation", errors=errors)
     return {module: template for module, template in templates.items() if template}
+
+
+def require_command_rights(identity: Identity, site: SiteRow, command_template: str | None) -> None:
+    """What a job runs is written by admins: a campaign's own template needs an admin, or a site that allows it."""
+    if not command_template or identity.has_role("admin") or site.allow_campaign_commands:
+        return
+    raise Problem(
+        403,
+        "Forbidden",
+        f"only admins may give a campaign its own command_template (site {site.name!r} does not set "
+        "allow_campaign_commands): jobs run the catalog's or the site's command",
+        kind="forbidden",
+        rule="campaign-command-template-admin-only",
+        required_role="admin",
+    )
+
+
+def refuse_nul(body: CampaignCreate) -> None:
+    """A 422 problem for NUL bytes anywhere in a submission: no command line or argv can carry one."""
+    if fields := fields_with_nul(body.model_dump(mode="json", exclude_none=True)):
+        errors = [FieldError(field=f, message="holds a NUL byte", type="nul_byte") for f in fields]
+        raise Problem(422, "Validation failed", f"NUL bytes in {fields}", kind="validation", errors=errors)
 
 
 def _resolve(body: CampaignCreate, runtime: Runtime) -> tuple[str, str, str]:
@@ -138,6 +163,7 @@ async def submit(
     """Create (or return, or finish) the campaign of ``body``; with ``dry_run`` only show what it would create."""
     experiment, database, site_name = _resolve(body, runtime)
     identity.require_experiment(experiment)
+    refuse_nul(body)
     fingerprint = content_sha256({
         "jobs": body.jobs.model_dump(mode="json", exclude_none=True), "experiment": experiment,
         "label": body.label, "database": database, "site": site_name, "pass": body.pass_number,
@@ -148,6 +174,7 @@ async def submit(
         site = await session.get(SiteRow, site_name)
         if site is None:
             raise not_found("Site", site_name)
+        require_command_rights(identity, site, body.command_template)
         existing = None if dry_run else await _existing(session, key, fingerprint)
         if existing is not None:
             created = await finish(runtime, existing) if existing.state != "created" else 0

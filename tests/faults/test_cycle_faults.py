@@ -12,6 +12,7 @@ reconnected with ``Last-Event-ID`` got every event stored in that time exactly o
 from __future__ import annotations
 
 import collections
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -39,7 +40,12 @@ FINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]:
     # The cycle's software comes from the repository's environment store, built once by the first session.
-    env = {"CYCLE_RUNNER_ENV_STORE": str(ENV_STORE), "CYCLE_RUNNER_PROGRESS_INTERVAL_S": "0.5"}
+    env = {
+        "CYCLE_RUNNER_ENV_STORE": str(ENV_STORE),
+        "CYCLE_RUNNER_PROGRESS_INTERVAL_S": "0.5",
+        # The manager builds its cycle from example repositories made under this session's temporary folder.
+        "CYCLE_RUNNER_REPOSITORIES": json.dumps([tmp_path_factory.getbasetemp().as_uri() + "/"]),
+    }
     with running_system(tmp_path_factory.mktemp("faults-cycle"), env) as running:
         yield running
 

@@ -34,10 +34,14 @@ def example_repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def service(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """cycle-runner served on a free port; environments go to the repository's shared store."""
+def service(
+    couch_url: str, tmp_path_factory: pytest.TempPathFactory, example_repos: dict[str, str]
+) -> Iterator[Service]:
+    """cycle-runner served on a free port; environments go to the repository's shared store; managers may build
+    cycles from the example repositories."""
     data = tmp_path_factory.mktemp("cycle-runner")
     settings = CycleRunnerSettings(
+        repositories=[example_repos["dataflow"].rpartition("/")[0] + "/"],
         couchdb_url=couch_url,
         data_dir=data,
         production_root=data / "production",

@@ -66,7 +66,7 @@ async def test_unknown_ref_and_unreachable_repo(
     assert resp.json()["type"].endswith("checkout-failed")
     assert not (production_root / "bad-ref").exists()
     body = cycle_body("bad-url", example_repos)
-    body["metadata"] = {"url": (tmp_path / "missing").as_uri(), "ref": "main"}
+    body["metadata"] = {"url": example_repos["metadata"] + "-missing", "ref": "main"}
     assert (await client.post("/api/cycles", json=body)).status_code == 422
     assert not (production_root / "bad-url").exists()
 
@@ -104,10 +104,13 @@ async def test_unknown_fields_refused(client: httpx.AsyncClient, example_repos: 
     assert "shell" in [e["field"] for e in resp.json()["errors"]]
 
 
-async def test_patch_config(client: httpx.AsyncClient, example_repos: dict[str, str], production_root: Path) -> None:
+async def test_patch_config(
+    client: httpx.AsyncClient, example_repos: dict[str, str], production_root: Path, service: Service
+) -> None:
     await client.post("/api/cycles", json=cycle_body("patched", example_repos))
     patch = {"setups": {"l200": {"pkg_versions": {"pygama": "pygama==2.6.1"}, "execenv": {"cmd": "env"}}}}
-    resp = await client.patch("/api/cycles/patched", json=patch)
+    admin = identity_headers(service.settings.identity_secret, role="admin")
+    resp = await client.patch("/api/cycles/patched", json=patch, headers=admin)
     assert resp.status_code == 200, resp.text
     on_disk = json.loads((production_root / "patched" / "config.json").read_text())
     assert on_disk["setups"]["l200"]["pkg_versions"]["pygama"] == "pygama==2.6.1"

@@ -39,6 +39,14 @@ class CycleRunnerSettings(ServiceSettings):
     progress_interval_s: float = 2.0
     cancel_grace_s: float = 10.0
     max_cores: int = 256
+    repositories: list[str] = []
+    """URL prefixes of the repositories non-admins may build cycles from (``allow_list``); admins may use any."""
+    pinnable_packages: list[str] | None = None
+    """Packages non-admins may pin in ``pkg_versions`` (default: those of ``default_pkg_versions``)."""
+
+    def pinnable(self) -> list[str]:
+        """The packages non-admins may pin."""
+        return self.pinnable_packages if self.pinnable_packages is not None else list(self.default_pkg_versions)
 
     def sql_url(self) -> str:
         """The SQL database: ``CYCLE_RUNNER_DATABASE_URL`` or an SQLite file under the data folder."""

@@ -12,6 +12,7 @@ from prodflow_core.sql import SessionDep
 from sqlmodel import col, select
 
 from prodflow_cycle_runner import config_json, cycles
+from prodflow_cycle_runner.allow_list import creation_refusals, patch_refusals, require_admin_for
 from prodflow_cycle_runner.checkout import CheckoutFailed
 from prodflow_cycle_runner.confinement import UnsafeInput
 from prodflow_cycle_runner.deps import API, CycleDep, SettingsDep, cycle_out, pending_runs, unsafe_problem
@@ -31,6 +32,7 @@ async def create_cycle(
     problems = cycles.check_request(body, settings)
     if problems:
         raise unsafe_problem(problems)
+    require_admin_for(creation_refusals(body, settings), identity)
     if await session.get(CycleRow, body.name) is not None:
         raise conflict(f"cycle {body.name!r} exists")
     try:
@@ -82,6 +84,7 @@ async def patch_config(
     cycle: CycleDep,
     identity: Manager,
     session: SessionDep,
+    settings: SettingsDep,
     patch: dict[str, Any] = Body(  # noqa: B008 - FastAPI's way to take a free-form JSON body
         ...,
         description="RFC 7396 merge patch of config.json",
@@ -99,6 +102,7 @@ async def patch_config(
     if cycle.setup not in updated["setups"]:
         raise unsafe_problem([UnsafeInput(f"setups.{cycle.setup}", "the cycle's setup cannot be removed")])
     before = config_json.read(cycle_dir)
+    require_admin_for(patch_refusals(before, updated, settings), identity)
     config_json.write(cycle_dir, updated)
     if (
         _software_of(before, cycle.setup) != _software_of(updated, cycle.setup)

@@ -11,6 +11,7 @@ from prodflow_core import jobdocs
 from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend
 from prodflow_submitter.queue import SubmissionLoop
 from submitter_support import (
+    ADMIN,
     MANAGER,
     READER,
     Api,
@@ -48,7 +49,7 @@ async def test_cancel_a_campaign_stops_its_running_jobs(api: Api) -> None:
     site = await put_site(api, "slow", max_running=3, command_template="sleep 30")
     label = unique_label()
     response = await api.client.post("/api/campaigns", json={"jobs": jobs_file(label, runs=3, per_run=2, by_time=0),
-                                     "site": "slow", "command_template": "sleep 30"}, headers=MANAGER)  # fmt: skip
+                                     "site": "slow", "command_template": "sleep 30"}, headers=ADMIN)  # fmt: skip
     campaign = response.json()
 
     async def three_submitted() -> bool:

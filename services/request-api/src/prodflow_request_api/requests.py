@@ -6,6 +6,7 @@ the API answered is what the stream and the contacts will learn.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -354,21 +355,37 @@ async def search(
     label: str | None,
     requester: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[RequestRow], int]:
-    """A page of the requests the caller may see, newest first, and how many match."""
-    query = select(RequestRow)
+    offset: int = 0,
+    before: int | None = None,
+) -> tuple[list[RequestRow], int, bool]:
+    """A page of the requests the caller may see, newest first (``before``: only older than that request number),
+    how many match in all, and whether more follow the page.
+
+    One query per experiment the caller may see, each entered at that experiment on an ``(experiment, ...)``
+    index, merged by number: no other experiment's request is read, whatever the other filters.
+    """
     if experiment is not None:
         identity.require_experiment(experiment)
-        query = query.where(RequestRow.experiment == experiment)
-    elif "*" not in identity.experiments:
-        query = query.where(col(RequestRow.experiment).in_(sorted(identity.experiments)))
+    query = select(RequestRow)
     for column, value in ((RequestRow.state, state), (RequestRow.label, label), (RequestRow.requester, requester)):
         if value is not None:
             query = query.where(column == value)
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = await session.exec(query.order_by(col(RequestRow.id).desc()).offset(offset).limit(limit))
-    return list(rows.all()), int(total)
+    readable = [experiment] if experiment is not None else _readable(identity)
+    scoped = [query] if readable is None else [query.where(RequestRow.experiment == e) for e in readable]
+    total = 0
+    for part in scoped:
+        total += (await session.exec(select(func.count()).select_from(part.subquery()))).one()
+    newest = col(RequestRow.id).desc()
+    if before is not None:
+        scoped = [part.where(col(RequestRow.id) < before) for part in scoped]
+    pages = [list((await session.exec(p.order_by(newest).limit(offset + limit + 1))).all()) for p in scoped]
+    rows = list(heapq.merge(*pages, key=lambda row: -(row.id or 0)))[offset : offset + limit + 1]
+    return rows[:limit], total, len(rows) > limit
+
+
+def _readable(identity: Identity) -> list[str] | None:
+    """The experiments whose requests ``identity`` may read (``None`` = all)."""
+    return None if "*" in identity.experiments else sorted(identity.experiments)
 
 
 async def describe(session: AsyncSession, rows: Sequence[RequestRow], *, detail: bool) -> list[RequestOut]:

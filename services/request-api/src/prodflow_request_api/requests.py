@@ -6,12 +6,12 @@ the API answered is what the stream and the contacts will learn.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.events import utc_now
+from prodflow_core.experiment_scope import newest_first, readable_experiments, scoped
 from prodflow_core.identity import Identity
 from prodflow_core.problems import FieldError, Problem, not_found, validation_problem
 from pydantic import ValidationError
@@ -361,31 +361,21 @@ async def search(
     """A page of the requests the caller may see, newest first (``before``: only older than that request number),
     how many match in all, and whether more follow the page.
 
-    One query per experiment the caller may see, each entered at that experiment on an ``(experiment, ...)``
-    index, merged by number: no other experiment's request is read, whatever the other filters.
+    One query per experiment the caller may see (:mod:`prodflow_core.experiment_scope`), each entered on an
+    ``(experiment, ...)`` index: no other experiment's request is read, whatever the other filters.
     """
-    if experiment is not None:
-        identity.require_experiment(experiment)
     query = select(RequestRow)
     for column, value in ((RequestRow.state, state), (RequestRow.label, label), (RequestRow.requester, requester)):
         if value is not None:
             query = query.where(column == value)
-    readable = [experiment] if experiment is not None else _readable(identity)
-    scoped = [query] if readable is None else [query.where(RequestRow.experiment == e) for e in readable]
+    parts = scoped(query, RequestRow.experiment, readable_experiments(identity, experiment))
     total = 0
-    for part in scoped:
+    for part in parts:
         total += (await session.exec(select(func.count()).select_from(part.subquery()))).one()
-    newest = col(RequestRow.id).desc()
     if before is not None:
-        scoped = [part.where(col(RequestRow.id) < before) for part in scoped]
-    pages = [list((await session.exec(p.order_by(newest).limit(offset + limit + 1))).all()) for p in scoped]
-    rows = list(heapq.merge(*pages, key=lambda row: -(row.id or 0)))[offset : offset + limit + 1]
+        parts = [part.where(col(RequestRow.id) < before) for part in parts]
+    rows = await newest_first(session, parts, RequestRow.id, limit=limit + 1, offset=offset)
     return rows[:limit], total, len(rows) > limit
-
-
-def _readable(identity: Identity) -> list[str] | None:
-    """The experiments whose requests ``identity`` may read (``None`` = all)."""
-    return None if "*" in identity.experiments else sorted(identity.experiments)
 
 
 async def describe(session: AsyncSession, rows: Sequence[RequestRow], *, detail: bool) -> list[RequestOut]:

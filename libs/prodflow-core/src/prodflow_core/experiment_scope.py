@@ -42,16 +42,16 @@ async def newest_first(
     queries: Sequence[SelectOfScalar[Row]],
     newest: Any,
     *,
-    limit: int,
+    limit: int | None,
     offset: int = 0,
 ) -> list[Row]:
-    """Rows ``offset`` to ``offset + limit`` of ``queries`` together, by ``newest`` (a column) descending."""
-    pages = [
-        list((await session.exec(query.order_by(col(newest).desc()).limit(offset + limit))).all()) for query in queries
-    ]
+    """Rows ``offset`` to ``offset + limit`` (``None``: all) of ``queries`` together, by ``newest`` (a column)
+    descending."""
+    end = None if limit is None else offset + limit
+    pages = [list((await session.exec(query.order_by(col(newest).desc()).limit(end))).all()) for query in queries]
     name = str(newest.key)
     merged = heapq.merge(*pages, key=lambda row: _Descending(getattr(row, name)))
-    return list(merged)[offset : offset + limit]
+    return list(merged)[offset:end]
 
 
 class _Descending:

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prodflow_core.counts import JobCounter, LedgerRange, count_tables, label_experiments, ledger_keys
+from prodflow_core.counts import (
+    JobCounter,
+    LedgerRange,
+    count_tables,
+    label_experiments,
+    labels_by_experiment,
+    ledger_keys,
+)
 from prodflow_core.counts.pages import ledger_query
 from prodflow_core.counts.tables import RETIRED_LEDGER_INDEXES
 from prodflow_core.sql import create_tables, make_engine
-from sqlalchemy import event, inspect, text
+from prodflow_core.testing_sql import reads_of
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 LISTING_INDEXES = {
@@ -164,20 +172,14 @@ async def test_a_label_is_looked_up_only_among_the_callers_experiments(engine: A
     assert await label_experiments(engine, "nope", None) == []
 
 
-async def test_sqlite_looks_a_label_up_from_the_experiment_label_index(tmp_path: Path) -> None:
+async def test_sqlite_reads_labels_from_the_experiment_label_index(tmp_path: Path) -> None:
+    """A label lookup (GET /api/jobs?label=) and the label list (GET /api/labels) of a scoped caller."""
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     await create_tables(engine, count_tables())
-    ran: list[tuple[str, Any]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        ran.append((statement, params))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    await label_experiments(engine, "P1", ["legend"])
-    event.remove(engine.sync_engine, "before_cursor_execute", seen)
-    (statement, params), plan = ran[-1], ""
-    async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)).all()
-        plan = " ".join(str(row[-1]) for row in rows)
+    async with reads_of(engine, "label_count") as reads:
+        await label_experiments(engine, "P1", ["legend"])
+        await labels_by_experiment(engine, ["legend"])
+    plans = await reads.plans()
     await engine.dispose()
-    assert "ix_label_count_experiment_label (experiment=? AND label=?)" in plan, plan
+    assert len(plans) == 2 and all("ix_label_count_experiment_label (experiment=?" in plan for plan in plans), plans
+    assert "ix_label_count_experiment_label (experiment=? AND label=?)" in plans[0]

@@ -13,9 +13,10 @@ from prodflow_core.couch import CouchClient
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.sql import make_engine
 from prodflow_core.testing import serving
+from prodflow_core.testing_sql import reads_of
 from prodflow_monitor.app import create_app
 from prodflow_monitor.settings import MonitorSettings
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -106,22 +107,6 @@ async def test_list_jobs_filters_and_pages_by_view_key(http: httpx.AsyncClient) 
     assert everything["count"] == 30  # the legend jobs are not visible to a snoplus reader
 
 
-class _LedgerReads:
-    """The parameters of every SELECT of the ledger (``counted_job``) the app runs while it is attached."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.params: list[tuple[Any, ...]] = []
-        self.engine = app.state.counts_engine.sync_engine
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM counted_job" in statement:
-            self.params.append(tuple(params))
-
-    def detach(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
-
-
 def _raw(cursor: str) -> bytes:
     return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
 
@@ -129,12 +114,11 @@ def _raw(cursor: str) -> bytes:
 async def test_listings_for_a_token_read_only_its_experiments_keys(
     app: FastAPI, app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
 ) -> None:
-    reads = _LedgerReads(app)
-    try:
+    async with reads_of(app.state.counts_engine, "counted_job") as reads:
         async for legend in _client(app_url, _header(api_settings, {"legend"})):
             other = (await legend.get("/api/jobs", params={"label": LABEL})).json()
             assert other == {"items": [], "count": 0, "next": None}  # a snoplus label: nothing read, no cursor
-            assert reads.params == []  # not one ledger row looked at
+            assert reads.seen == []  # not one ledger row looked at
             seen, cursor = [], None
             while True:
                 params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -145,9 +129,9 @@ async def test_listings_for_a_token_read_only_its_experiments_keys(
                     break
                 assert not any(part.encode() in _raw(cursor) for part in ("L200", "tier_dsp", "legend", "job:"))
             assert len(seen) == len(set(seen)) == 5
-            assert reads.params and all("legend" in p and "snoplus" not in p for p in reads.params)
-    finally:
-        reads.detach()
+    assert reads.seen and all("legend" in p and "snoplus" not in p for p in reads.parameters)
+    for plan in await reads.plans():  # each page entered at the caller's experiment on a listing index
+        assert "ix_counted_job_experiment_" in plan and "(database=? AND experiment=?" in plan, plan
 
 
 async def test_a_cursor_is_good_only_for_its_query_and_caller(

@@ -116,6 +116,17 @@ def test_request_to_completed_outputs(system: System) -> None:
             assert len(data) == entry["size"] == 4096
             assert entry["adler32"] == f"{zlib.adler32(data):08x}"
 
+        listed, cursor = [], None  # pages through the gateway: each cursor good for alice's query only
+        while True:
+            params: dict[str, Any] = {"label": LABEL, "limit": 4, **({"cursor": cursor} if cursor else {})}
+            page = alice.get("/api/jobs", params=params).json()
+            listed += [job["_id"] for job in page["items"]]
+            cursor = page["next"]
+            if cursor is None:
+                break
+            assert maria.get("/api/jobs", params=params | {"cursor": cursor}).status_code == 400
+        assert len(listed) == len(set(listed)) == 6
+
     follower.join(timeout=30)
     stop.set()
     types = [e["type"] for e in seen]

@@ -8,15 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prodflow_core.counts import JobCounter, LedgerRange, count_tables, ledger_keys
+from prodflow_core.counts import (
+    JobCounter,
+    LedgerRange,
+    count_tables,
+    label_experiments,
+    labels_by_experiment,
+    ledger_keys,
+)
 from prodflow_core.counts.pages import ledger_query
+from prodflow_core.counts.tables import RETIRED_LEDGER_INDEXES
 from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.testing_sql import reads_of
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 LISTING_INDEXES = {
-    "ix_counted_job_label_status",
-    "ix_counted_job_label_module",
+    "ix_counted_job_experiment_label_status",
+    "ix_counted_job_experiment_label_module",
     "ix_counted_job_experiment_status",
     "ix_counted_job_experiment_site",
 }
@@ -71,9 +80,13 @@ async def _walk(engine: AsyncEngine, database: str, part: LedgerRange, size: int
 
 
 async def test_a_range_is_walked_page_by_page_in_key_order(engine: AsyncEngine, ledger: str) -> None:
-    running = await _walk(engine, ledger, LedgerRange((("label", "P1"), ("status", "running"))), 7)
+    running = await _walk(
+        engine, ledger, LedgerRange((("experiment", "pg-a"), ("label", "P1"), ("status", "running"))), 7
+    )
     assert len(running) == 40 and running == sorted(running)
-    by_label = await _walk(engine, ledger, LedgerRange((("label", "P1"),), ("module", "doc_id")), 9)
+    by_label = await _walk(
+        engine, ledger, LedgerRange((("experiment", "pg-a"), ("label", "P1")), ("module", "doc_id")), 9
+    )
     assert len({key[-1] for key in by_label}) == 60 and by_label == sorted(by_label)
     experiment = await _walk(engine, ledger, LedgerRange((("experiment", "pg-b"),), ("status", "doc_id")), 4)
     assert [key[-1] for key in experiment] == sorted(f"job:Q1:tier:{run}:0:p1" for run in range(10))
@@ -84,18 +97,29 @@ async def test_a_range_is_walked_page_by_page_in_key_order(engine: AsyncEngine, 
 async def test_checks_off_the_index_and_an_id_prefix(engine: AsyncEngine, ledger: str) -> None:
     module_b = LedgerRange((("experiment", "pg-a"), ("status", "completed")), also=(("module", "ModB"),))
     assert len(await _walk(engine, ledger, module_b, 3)) == 20
-    run = LedgerRange((("label", "P2"), ("module", "ModA")), id_prefix="job:P2:ModA:1:")
+    run = LedgerRange((("experiment", "pg-a"), ("label", "P2"), ("module", "ModA")), id_prefix="job:P2:ModA:1:")
     assert [key[-1] for key in await ledger_keys(engine, ledger, run, None, 10)] == ["job:P2:ModA:1:0:p1"]
-    assert await ledger_keys(engine, ledger, LedgerRange((("label", "P1"),)), None, 5) != []
-    assert await ledger_keys(engine, "other-db", LedgerRange((("label", "P1"),)), None, 5) == []
+    p1 = LedgerRange((("experiment", "pg-a"), ("label", "P1")))
+    assert await ledger_keys(engine, ledger, p1, None, 5) != []
+    assert await ledger_keys(engine, "other-db", p1, None, 5) == []
+    assert await ledger_keys(engine, ledger, LedgerRange((("experiment", "pg-b"), ("label", "P1"))), None, 5) == []
 
 
 @pytest.mark.parametrize(
     ("part", "index"),
     [
-        (LedgerRange((("label", "P1"), ("status", "running"))), "ix_counted_job_label_status"),
-        (LedgerRange((("label", "P1"),), ("module", "doc_id")), "ix_counted_job_label_module"),
-        (LedgerRange((("label", "P1"), ("module", "ModA")), id_prefix="job:P1:ModA:1:"), "ix_counted_job_label_module"),
+        (
+            LedgerRange((("experiment", "pg-a"), ("label", "P1"), ("status", "running"))),
+            "ix_counted_job_experiment_label_status",
+        ),
+        (
+            LedgerRange((("experiment", "pg-a"), ("label", "P1")), ("module", "doc_id")),
+            "ix_counted_job_experiment_label_module",
+        ),
+        (
+            LedgerRange((("experiment", "pg-a"), ("label", "P1"), ("module", "ModA")), id_prefix="job:P1:ModA:1:"),
+            "ix_counted_job_experiment_label_module",
+        ),
         (LedgerRange((("experiment", "pg-a"),), ("status", "doc_id")), "ix_counted_job_experiment_status"),
         (
             LedgerRange((("experiment", "pg-a"), ("site", "a")), ("status", "doc_id")),
@@ -115,6 +139,8 @@ async def test_sqlite_reads_a_page_from_one_index_without_sorting(
         plan = " ".join(str(row[-1]) for row in (await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all())
     await engine.dispose()
     assert index in plan and "TEMP B-TREE" not in plan, plan
+    # the index is entered at the caller's experiment: no other experiment's entry is walked
+    assert f"{index} (database=? AND experiment=?" in plan, plan
 
 
 async def test_a_ledger_made_before_the_listing_indexes_gets_them(engine: AsyncEngine) -> None:
@@ -127,3 +153,33 @@ async def test_a_ledger_made_before_the_listing_indexes_gets_them(engine: AsyncE
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
     assert names >= LISTING_INDEXES
+
+
+async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for name in RETIRED_LEDGER_INDEXES:
+            await conn.execute(text(f"CREATE INDEX {name} ON counted_job (database, label, doc_id)"))
+    await create_tables(engine, count_tables())
+    async with engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
+    assert names >= LISTING_INDEXES and not names & set(RETIRED_LEDGER_INDEXES)
+
+
+async def test_a_label_is_looked_up_only_among_the_callers_experiments(engine: AsyncEngine, ledger: str) -> None:
+    assert await label_experiments(engine, "Q1", ["pg-a"]) == []
+    assert await label_experiments(engine, "Q1", ["pg-b", "pg-a"]) == ["pg-b"]
+    assert await label_experiments(engine, "Q1", None) == ["pg-b"]
+    assert await label_experiments(engine, "nope", None) == []
+
+
+async def test_sqlite_reads_labels_from_the_experiment_label_index(tmp_path: Path) -> None:
+    """A label lookup (GET /api/jobs?label=) and the label list (GET /api/labels) of a scoped caller."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    await create_tables(engine, count_tables())
+    async with reads_of(engine, "label_count") as reads:
+        await label_experiments(engine, "P1", ["legend"])
+        await labels_by_experiment(engine, ["legend"])
+    plans = await reads.plans()
+    await engine.dispose()
+    assert len(plans) == 2 and all("ix_label_count_experiment_label (experiment=?" in plan for plan in plans), plans
+    assert "ix_label_count_experiment_label (experiment=? AND label=?)" in plans[0]

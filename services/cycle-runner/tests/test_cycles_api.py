@@ -176,6 +176,7 @@ async def test_roles_and_experiments(service: Service, example_repos: dict[str, 
         assert (await http.get("/api/cycles/authz", headers=reader)).status_code == 200
         assert (await http.get("/api/cycles/authz", headers=snoplus)).status_code == 403
         assert "authz" not in [c["name"] for c in (await http.get("/api/cycles", headers=snoplus)).json()]
+        assert (await http.get("/api/cycles", headers=reader)).json()[0]["name"] == "authz"  # newest first
         runs = await http.post("/api/cycles/authz/runs", json={"targets": ["a.gen"]}, headers=reader)
         assert runs.status_code == 403
         assert (await http.get("/api/cycles/nope", headers=reader)).status_code == 404

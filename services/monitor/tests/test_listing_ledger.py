@@ -11,7 +11,7 @@ from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import MakeDb
-from prodflow_monitor.listing import JobFilter, Page, decode_cursor, encode_cursor, list_jobs
+from prodflow_monitor.listing import JobFilter, Page, list_jobs
 from prodflow_monitor.views import drop_retired_designs
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -63,7 +63,7 @@ async def test_a_document_shows_as_it_is_now_and_only_if_it_still_matches(
     assert await _ids(engine, jobs, JobFilter(status="completed")) == []  # shown once the ledger has it
     await _count(engine, jobs)
     assert await _ids(engine, jobs, JobFilter(status="completed")) == ["job:L:M:3:0:p2"]
-    everything = await list_jobs(engine, [jobs], JobFilter(label="L"), [], limit=100)
+    everything = await list_jobs(engine, [jobs], JobFilter(label="L"), ["snoplus"], limit=100)
     assert {doc["status"] for doc in everything.items} == {"running", "completed"}
     assert all(doc["database"] == jobs.name and "history" in doc for doc in everything.items)
 
@@ -72,15 +72,13 @@ async def test_pages_resume_after_the_last_key_and_the_last_page_has_no_cursor(
     engine: AsyncEngine, jobs: CouchDatabase
 ) -> None:
     seen: list[str] = []
-    cursor = None
+    after = None
     while True:
-        page = await list_jobs(
-            engine, [jobs], JobFilter(status="running"), ["snoplus", "legend"], limit=5, cursor=cursor
-        )
+        page = await list_jobs(engine, [jobs], JobFilter(status="running"), ["snoplus", "legend"], limit=5, after=after)
         seen += [doc["_id"] for doc in page.items]
         if page.next is None:
             break
-        cursor = page.next
+        after = page.next
     assert len(seen) == len(set(seen)) == 15 and len(page.items) == 5  # 15 = 3 full pages, the last without cursor
     assert seen[:3] == [f"job:G:tier:{run}:0:p1" for run in range(3)]  # experiment by experiment
 
@@ -90,18 +88,25 @@ async def test_filters_off_the_ledger_leave_short_pages_that_go_on(engine: Async
     assert sorted(pass_two) == sorted(f"job:L:M:{run}:0:p2" for run in range(1, 12, 2))
     one_run = await _ids(engine, jobs, JobFilter(label="L", module="M", run=1))
     assert one_run == ["job:L:M:1:0:p2"]  # not run 10 or 11: the id prefix ends in ':'
-    page: Page = await list_jobs(engine, [jobs], JobFilter(label="L", pass_number=1), [], limit=2)
+    page: Page = await list_jobs(engine, [jobs], JobFilter(label="L", pass_number=1), ["snoplus"], limit=2)
     assert len(page.items) == 2 and page.next is not None
 
 
-async def test_a_cursor_never_leads_into_another_experiments_keys(engine: AsyncEngine, jobs: CouchDatabase) -> None:
+async def test_a_position_never_leads_into_another_experiments_keys(engine: AsyncEngine, jobs: CouchDatabase) -> None:
     page = await list_jobs(engine, [jobs], JobFilter(), ["legend"], limit=2)
-    assert page.next is not None and decode_cursor(page.next)[1][0] == "legend"
-    forged = encode_cursor(jobs.name, ["snoplus", "running", "job:L:M:0:0:p1"])
-    with pytest.raises(ValueError, match="does not belong"):
-        await list_jobs(engine, [jobs], JobFilter(), ["legend"], limit=2, cursor=forged)
-    rest = await list_jobs(engine, [jobs], JobFilter(), ["legend"], limit=2, cursor=page.next)
+    assert page.next is not None and page.next[1][0] == "legend"
+    for forged in ((jobs.name, ["snoplus", "running", "job:L:M:0:0:p1"]), ("elsewhere", page.next[1]), "x", [1]):
+        with pytest.raises(ValueError, match="does not belong"):
+            await list_jobs(engine, [jobs], JobFilter(), ["legend"], limit=2, after=forged)
+    rest = await list_jobs(engine, [jobs], JobFilter(), ["legend"], limit=2, after=page.next)
     assert [doc["experiment"] for doc in rest.items] == ["legend"] and rest.next is None
+
+
+async def test_a_label_read_within_the_callers_experiments_walks_none_of_anothers(
+    engine: AsyncEngine, jobs: CouchDatabase
+) -> None:
+    assert (await list_jobs(engine, [jobs], JobFilter(label="L"), ["legend"], limit=5)) == Page([], None)
+    assert len((await list_jobs(engine, [jobs], JobFilter(label="L"), ["snoplus"], limit=100)).items) == 12
 
 
 async def test_the_retired_listing_design_document_is_deleted(fresh_db: MakeDb) -> None:

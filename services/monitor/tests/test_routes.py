@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prodflow_core.couch import CouchClient
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.sql import make_engine
 from prodflow_core.testing import serving
+from prodflow_core.testing_sql import reads_of
 from prodflow_monitor.app import create_app
-from prodflow_monitor.listing import decode_cursor
 from prodflow_monitor.settings import MonitorSettings
 from sqlalchemy import text
 
@@ -34,8 +36,13 @@ def api_settings(monitor_settings: MonitorSettings) -> MonitorSettings:
 
 
 @pytest.fixture
-def app_url(api_settings: MonitorSettings) -> Iterator[str]:
-    with serving(create_app(api_settings)) as url:
+def app(api_settings: MonitorSettings) -> FastAPI:
+    return create_app(api_settings)
+
+
+@pytest.fixture
+def app_url(app: FastAPI) -> Iterator[str]:
+    with serving(app) as url:
         yield url
 
 
@@ -100,22 +107,55 @@ async def test_list_jobs_filters_and_pages_by_view_key(http: httpx.AsyncClient) 
     assert everything["count"] == 30  # the legend jobs are not visible to a snoplus reader
 
 
+def _raw(cursor: str) -> bytes:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+
+
 async def test_listings_for_a_token_read_only_its_experiments_keys(
-    app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
+    app: FastAPI, app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
 ) -> None:
-    async for legend in _client(app_url, _header(api_settings, {"legend"})):
-        other = (await legend.get("/api/jobs", params={"label": LABEL})).json()
-        assert other == {"items": [], "count": 0, "next": None}  # a snoplus label: nothing read, no cursor
-        seen, cursor = [], None
-        while True:
-            params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-            page = (await legend.get("/api/jobs", params=params)).json()
-            seen += [job["experiment"] for job in page["items"]]
-            cursor = page["next"]
-            if cursor is None:
-                break
-            assert decode_cursor(cursor)[1][0] == "legend"  # every key read starts with the caller's experiment
-        assert seen == ["legend"] * 5
+    async with reads_of(app.state.counts_engine, "counted_job") as reads:
+        async for legend in _client(app_url, _header(api_settings, {"legend"})):
+            other = (await legend.get("/api/jobs", params={"label": LABEL})).json()
+            assert other == {"items": [], "count": 0, "next": None}  # a snoplus label: nothing read, no cursor
+            assert reads.seen == []  # not one ledger row looked at
+            seen, cursor = [], None
+            while True:
+                params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+                page = (await legend.get("/api/jobs", params=params)).json()
+                seen += [job["_id"] for job in page["items"]]
+                cursor = page["next"]
+                if cursor is None:
+                    break
+                assert not any(part.encode() in _raw(cursor) for part in ("L200", "tier_dsp", "legend", "job:"))
+            assert len(seen) == len(set(seen)) == 5
+    assert reads.seen and all("legend" in p and "snoplus" not in p for p in reads.parameters)
+    for plan in await reads.plans():  # each page entered at the caller's experiment on a listing index
+        assert "ix_counted_job_experiment_" in plan and "(database=? AND experiment=?" in plan, plan
+
+
+async def test_a_cursor_is_good_only_for_its_query_and_caller(
+    http: httpx.AsyncClient, app_url: str, api_settings: MonitorSettings
+) -> None:
+    first = (await http.get("/api/jobs", params={"label": LABEL, "limit": 3})).json()
+    cursor = first["next"]
+    assert cursor and not any(job["_id"].encode() in _raw(cursor) for job in first["items"])
+    again = (await http.get("/api/jobs", params={"label": LABEL, "limit": 3, "cursor": cursor})).json()
+    assert again["count"] == 3 and not {j["_id"] for j in again["items"]} & {j["_id"] for j in first["items"]}
+    tampered = cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB")
+    for params in (
+        {"label": LABEL, "cursor": tampered},
+        {"label": LABEL, "status": "running", "cursor": cursor},  # another query
+        {"cursor": cursor},
+        {"label": LABEL, "cursor": "garbage"},
+    ):
+        refused = await http.get("/api/jobs", params=params)
+        assert refused.status_code == 400, params
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == "query.cursor"
+    async for other in _client(app_url, _header(api_settings, {"snoplus", "legend"})):  # another identity
+        assert (await other.get("/api/jobs", params={"label": LABEL, "cursor": cursor})).status_code == 400
+    assert (await http.get("/api/jobs", params={"label": LABEL, "limit": 50, "cursor": cursor})).status_code == 200
 
 
 async def test_job_detail_has_history_and_problems_are_problem_json(http: httpx.AsyncClient) -> None:
@@ -125,7 +165,7 @@ async def test_job_detail_has_history_and_problems_are_problem_json(http: httpx.
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     bad = await http.get("/api/jobs", params={"status": "exploded"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.status"
-    assert (await http.get("/api/jobs", params={"cursor": "garbage"})).status_code == 422
+    assert (await http.get("/api/jobs", params={"cursor": "garbage"})).status_code == 400
     forbidden = await http.get("/api/jobs/job:L200_Cycle_p03:tier_dsp:0:0:p1")
     assert forbidden.status_code == 403
     assert (await http.get("/api/labels/L200_Cycle_p03/summary")).status_code == 403

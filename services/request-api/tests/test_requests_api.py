@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+from typing import Any
 
 import pytest
+from prodflow_core.testing_sql import reads_of
 from request_api_support import ADMIN, ALICE, BOB, LEGEND_ONLY, MANAGER, READER, Api, eventually, fields, form, headers
 
 pytestmark = pytest.mark.integration
@@ -60,6 +63,55 @@ async def test_file_read_and_list(api: Api) -> None:
     assert bad_state.status_code == 422 and fields(bad_state.json()) == {"query.state": "enum"}
     missing = await api.client.get("/api/requests/req-000999", headers=READER)
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+async def _file_some(api: Api) -> None:
+    """5 snoplus and 3 legend requests, filed in turn (numbers interleave across experiments)."""
+    legend = {"experiment": "legend", "rat_v": "rm-0.5", "modules": [{"module": "l200-hpge-bulk-2vbb", "n_ev": 1000}]}
+    for n in range(5):
+        await file_request(api, label=f"snoplus_{n}")
+        if n < 3:
+            await file_request(api, label=f"legend_{n}", **legend)
+
+
+async def test_pages_follow_an_opaque_cursor_good_only_for_its_query_and_caller(api: Api) -> None:
+    await _file_some(api)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await api.client.get("/api/requests", params=params, headers=READER)).json()
+        assert page["total"] == 8
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        assert b"req-" not in raw and b"{" not in raw[:2] and seen[-1] not in cursor
+    assert seen == [f"req-{n:06d}" for n in range(8, 0, -1)]  # every request once, newest first
+    first = (await api.client.get("/api/requests", params={"limit": 3}, headers=READER)).json()
+    tampered = first["next"][:-2] + ("AA" if first["next"][-2:] != "AA" else "BB")
+    for params, caller in (
+        ({"cursor": first["next"], "state": "draft"}, READER),  # another query
+        ({"cursor": first["next"]}, ALICE),  # another identity
+        ({"cursor": tampered}, READER),
+        ({"cursor": "req-000005"}, READER),
+    ):
+        refused = await api.client.get("/api/requests", params=params, headers=caller)
+        assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
+        assert fields(refused.json()) == {"query.cursor": "invalid"}
+
+
+async def test_a_listing_reads_only_the_callers_experiments_at_the_index(api: Api) -> None:
+    await _file_some(api)
+    async with reads_of(api.app.state.sessions.kw["bind"], "production_request") as reads:
+        other = (await api.client.get("/api/requests", params={"label": "snoplus_0"}, headers=LEGEND_ONLY)).json()
+        drafts = (await api.client.get("/api/requests", params={"state": "draft"}, headers=LEGEND_ONLY)).json()
+    assert other["items"] == [] and other["total"] == 0 and other["next"] is None
+    assert [r["experiment"] for r in drafts["items"]] == ["legend"] * 3
+    assert reads.seen and all("legend" in p and "snoplus" not in p for p in reads.parameters)
+    for plan in await reads.plans():  # each entered at the experiment on an (experiment, ...) index
+        assert "(experiment=? AND" in plan and "SCAN" not in plan, plan
 
 
 async def test_roles(api: Api) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prodflow_core.backends import BackendStatus, LocalBackend
 from prodflow_core.jobdocs import job_output_dir
+from prodflow_core.testing_sql import reads_of
 from submitter_support import (
     ADMIN,
     LEGEND_MANAGER,
@@ -16,12 +17,15 @@ from submitter_support import (
     Api,
     counted,
     eventually,
+    headers,
     jobs_file,
     put_site,
     unique_label,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+LEGEND_READER = headers("lou", "reader", experiments=("legend",))
 
 
 async def _post(api: Api, body: dict[str, Any], **kw: Any) -> Any:
@@ -146,6 +150,15 @@ async def test_passes_and_label_exactly(api: Api) -> None:
     assert (await api.client.get("/api/labels/nope_nope/exactly", headers=READER)).status_code == 404
     listed = (await api.client.get("/api/campaigns", params={"label": label}, headers=READER)).json()
     assert [c["pass"] for c in listed] == [3, 2, 1]
+    assert [
+        c["pass"] for c in (await api.client.get("/api/campaigns", params={"limit": 2}, headers=READER)).json()
+    ] == [3, 2]
+    async with reads_of(api.app.state.runtime.sessions.kw["bind"], "campaign") as reads:
+        other = await api.client.get("/api/campaigns", params={"label": label}, headers=LEGEND_READER)
+    assert other.status_code == 200 and other.json() == []  # a snoplus label: no campaign of snoplus read
+    assert reads.seen and all("legend" in p and "snoplus" not in p for p in reads.parameters)
+    for plan in await reads.plans():
+        assert "ix_campaign_experiment_label (experiment=? AND label=?" in plan, plan
 
 
 async def test_processing_kind_goes_to_data_processing(api: Api) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import Column, Connection, Table, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.schema import CreateColumn, CreateIndex
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,6 +53,7 @@ async def create_tables(engine: AsyncEngine, tables: Sequence[Table] | None = No
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=tables))
         await conn.run_sync(lambda sync: add_missing_columns(sync, tables))
+        await conn.run_sync(lambda sync: add_missing_indexes(sync, tables))
 
 
 def add_missing_columns(conn: Connection, tables: Sequence[Table] | None = None) -> list[str]:
@@ -69,6 +70,19 @@ def add_missing_columns(conn: Connection, tables: Sequence[Table] | None = None)
                 name = conn.dialect.identifier_preparer.quote(table.name)
                 conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {_column_ddl(conn, column)}"))
                 added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def add_missing_indexes(conn: Connection, tables: Sequence[Table] | None = None) -> list[str]:
+    """Create the indexes a model gained since its table was created (``create_all`` makes them only with the
+    table); returns their names."""
+    added = []
+    for table in tables if tables is not None else SQLModel.metadata.sorted_tables:
+        present = {index["name"] for index in inspect(conn).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+                added.append(str(index.name))
     return added
 
 

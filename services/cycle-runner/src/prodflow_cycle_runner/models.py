@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -17,6 +17,7 @@ class CycleRow(SQLModel, table=True):
     """A production cycle: its folder, checkouts and software."""
 
     __tablename__ = "cycles"
+    __table_args__ = (Index("ix_cycles_experiment_created_at", "experiment", "created_at"),)  # GET /api/cycles
 
     name: str = Field(primary_key=True)
     experiment: str = Field(index=True)

@@ -6,9 +6,11 @@ experiment + site (+ status). A page is one keyset read of such an index (its ke
 resumes after the last key shown: no offset, no scan) and one ``_all_docs?keys=`` read of those documents. No
 CouchDB view is built for listings, so new job documents cost no index time here.
 
-A caller sees only its experiments' jobs, and the ledger never hands it another's: a label belongs to one
-experiment (checked by the route before listing), and every other range is fixed to one of the caller's
-experiments, so each of them is one key range of an index that starts with the experiment.
+A caller sees only its experiments' jobs, and the ledger never hands it another's: every range is fixed to one of
+the caller's experiments (for a label, those of the caller's experiments that hold it), and every listing index
+starts with the experiment, so a range is one key range of the caller's own rows and no other experiment's row
+is ever read. A page ends at a *position* (the database and the last key shown); the route seals it into an
+opaque cursor (:mod:`prodflow_core.cursors`) bound to the query and the caller.
 
 The ledger follows the ``_changes`` feed by one batch. A document whose status (or any filtered field) changed
 after its row was written is shown only if it still matches the filters as it is now: a listing never shows a
@@ -18,9 +20,6 @@ counted the move. The filters the ledger does not hold (``run``, ``pass``) are a
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 MAX_ROUNDS = 20
 """Reads of one range before a page that stays short (documents filtered out) is returned with its cursor."""
+
+Position = tuple[str, list[str]]
+"""Where a page ended: the database and the last key shown (what a cursor seals)."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,19 @@ class JobFilter:
         return doc.get("type") == "job" and all(v is None or doc.get(k) == v for k, v in wanted.items())
 
 
-def label_range(selection: JobFilter) -> LedgerRange:
-    """The ledger range of a listing by label (``selection.label`` set)."""
+def label_range(selection: JobFilter, experiment: str) -> LedgerRange:
+    """The ledger range of a listing by label (``selection.label`` set), within one experiment."""
     label = str(selection.label)
     prefix = None
     if selection.module is not None and selection.run is not None:
         prefix = f"job:{label}:{selection.module}:{selection.run}:"
+    fixed = (("experiment", experiment), ("label", label))
     module = () if selection.module is None else (("module", selection.module),)
     if selection.status is not None:
-        return LedgerRange((("label", label), ("status", selection.status)), also=module, id_prefix=prefix)
+        return LedgerRange((*fixed, ("status", selection.status)), also=module, id_prefix=prefix)
     if selection.module is None:
-        return LedgerRange((("label", label),), ("module", "doc_id"))
-    return LedgerRange((("label", label), *module), id_prefix=prefix)
+        return LedgerRange(fixed, ("module", "doc_id"))
+    return LedgerRange((*fixed, *module), id_prefix=prefix)
 
 
 def experiment_range(selection: JobFilter, experiment: str) -> LedgerRange:
@@ -83,40 +86,29 @@ def experiment_range(selection: JobFilter, experiment: str) -> LedgerRange:
 
 
 def ranges_for(selection: JobFilter, experiments: Sequence[str]) -> list[LedgerRange]:
-    """The key ranges to read, in order: one for a label, else one per experiment the caller may see."""
-    if selection.label is not None:
-        return [label_range(selection)]
-    return [experiment_range(selection, experiment) for experiment in sorted(experiments)]
+    """The key ranges to read, in order: one per experiment of ``experiments`` (those the caller may see; for a
+    label, those of them that hold it)."""
+    make = experiment_range if selection.label is None else label_range
+    return [make(selection, experiment) for experiment in sorted(experiments)]
 
 
-def encode_cursor(database: str, key: Any) -> str:
-    """An opaque cursor: the database and the last key shown."""
-    return base64.urlsafe_b64encode(json.dumps({"db": database, "key": key}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, Any]:
-    """``(database, last key)`` of a cursor; ``ValueError`` if it is not one of ours."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return str(data["db"]), data["key"]
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise ValueError("cursor is not valid") from exc
-
-
-def _range_of(ranges: Sequence[LedgerRange], key: Any) -> int:
-    """Which of ``ranges`` holds ``key`` (a cursor's last key); ``ValueError`` if none does."""
-    for position, part in enumerate(ranges):
+def _start_of(position: object, names: Sequence[str], ranges: Sequence[LedgerRange]) -> tuple[int, int, list[str]]:
+    """``(database, range, key)`` positions a page resumes after; ``ValueError`` if not one of this listing's."""
+    if not (isinstance(position, list | tuple) and len(position) == 2 and position[0] in names):
+        raise ValueError("cursor does not belong to this listing")
+    database, key = position
+    for number, part in enumerate(ranges):
         if part.holds(key):
-            return position
+            return names.index(database), number, key
     raise ValueError("cursor does not belong to this listing")
 
 
 @dataclass
 class Page:
-    """One page of jobs and the cursor of the next (``None`` at the end)."""
+    """One page of jobs and where the next starts (``None`` at the end)."""
 
     items: list[dict[str, Any]]
-    next: str | None
+    next: Position | None
 
 
 @dataclass(frozen=True)
@@ -154,38 +146,37 @@ async def list_jobs(
     experiments: Sequence[str],
     *,
     limit: int,
-    cursor: str | None = None,
+    after: object = None,
     visible: Callable[[Mapping[str, Any]], bool] = lambda doc: True,
 ) -> Page:
     """Up to ``limit`` jobs matching ``selection`` (and ``visible``), in index order: database by database, and
-    in each, experiment by experiment of ``experiments`` (the caller's) unless a label is asked for.
+    in each, experiment by experiment of ``experiments`` (those the caller may see; see :func:`ranges_for`).
 
-    ``engine`` holds the kept counts' ledger; ``ValueError`` if ``cursor`` is not one of this listing's.
+    ``engine`` holds the kept counts' ledger; ``after`` is the :data:`Position` a page before ended at (``None``:
+    from the start), ``ValueError`` if it is not one of this listing's.
     """
     listing = _Listing(engine, selection, visible)
     ranges = ranges_for(selection, experiments)
     names = [db.name for db in dbs]
-    first_db, first_range, after = 0, 0, None
-    if cursor is not None:
-        database, after = decode_cursor(cursor)
-        if database not in names:
-            raise ValueError("cursor names an unknown database")
-        first_db, first_range = names.index(database), _range_of(ranges, after)
+    first_db, first_range, key = 0, 0, None
+    if after is not None:
+        first_db, first_range, key = _start_of(after, names, ranges)
     items: list[dict[str, Any]] = []
     for position in range(first_db, len(dbs)):
         db = dbs[position]
         for number, part in enumerate(ranges[first_range:], start=first_range):
             for _ in range(MAX_ROUNDS):
-                got = await listing.read(db, part, after, limit - len(items))
+                got = await listing.read(db, part, key, limit - len(items))
                 items += [{**doc, "database": db.name} for doc in got.docs if doc is not None]
-                after = got.keys[-1] if got.keys else after
+                key = got.keys[-1] if got.keys else key
                 if len(items) == limit:
                     last = not got.more and position == len(dbs) - 1 and number == len(ranges) - 1
-                    return Page(items, None if last else encode_cursor(db.name, after))
+                    return Page(items, None if last or key is None else (db.name, key))
                 if not got.more:
                     break
             else:
-                return Page(items, encode_cursor(db.name, after))  # sparse matches: let the client go on
-            after = None
+                if key is not None:
+                    return Page(items, (db.name, key))  # sparse matches: let the client go on
+            key = None
         first_range = 0
     return Page(items, None)

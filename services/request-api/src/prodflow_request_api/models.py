@@ -8,7 +8,7 @@ every database.
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 _request_version = Column("version", Integer, nullable=False, default=1)
@@ -22,7 +22,13 @@ class RequestRow(SQLModel, table=True):
     """
 
     __tablename__ = "production_request"
-    __table_args__ = (UniqueConstraint("experiment", "label_claim", name="uq_request_label_claim"),)
+    __table_args__ = (
+        UniqueConstraint("experiment", "label_claim", name="uq_request_label_claim"),
+        # GET /api/requests by label, state or requester: entered at the caller's experiments, never another's rows
+        Index("ix_production_request_experiment_label", "experiment", "label", "id"),
+        Index("ix_production_request_experiment_state", "experiment", "state", "id"),
+        Index("ix_production_request_experiment_requester", "experiment", "requester", "id"),
+    )
     __mapper_args__ = {"version_id_col": _request_version}
 
     id: int | None = Field(default=None, primary_key=True)

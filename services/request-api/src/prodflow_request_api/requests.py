@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.events import utc_now
+from prodflow_core.experiment_scope import newest_first, readable_experiments, scoped
 from prodflow_core.identity import Identity
 from prodflow_core.problems import FieldError, Problem, not_found, validation_problem
 from pydantic import ValidationError
@@ -354,21 +355,27 @@ async def search(
     label: str | None,
     requester: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[RequestRow], int]:
-    """A page of the requests the caller may see, newest first, and how many match."""
+    offset: int = 0,
+    before: int | None = None,
+) -> tuple[list[RequestRow], int, bool]:
+    """A page of the requests the caller may see, newest first (``before``: only older than that request number),
+    how many match in all, and whether more follow the page.
+
+    One query per experiment the caller may see (:mod:`prodflow_core.experiment_scope`), each entered on an
+    ``(experiment, ...)`` index: no other experiment's request is read, whatever the other filters.
+    """
     query = select(RequestRow)
-    if experiment is not None:
-        identity.require_experiment(experiment)
-        query = query.where(RequestRow.experiment == experiment)
-    elif "*" not in identity.experiments:
-        query = query.where(col(RequestRow.experiment).in_(sorted(identity.experiments)))
     for column, value in ((RequestRow.state, state), (RequestRow.label, label), (RequestRow.requester, requester)):
         if value is not None:
             query = query.where(column == value)
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = await session.exec(query.order_by(col(RequestRow.id).desc()).offset(offset).limit(limit))
-    return list(rows.all()), int(total)
+    parts = scoped(query, RequestRow.experiment, readable_experiments(identity, experiment))
+    total = 0
+    for part in parts:
+        total += (await session.exec(select(func.count()).select_from(part.subquery()))).one()
+    if before is not None:
+        parts = [part.where(col(RequestRow.id) < before) for part in parts]
+    rows = await newest_first(session, parts, RequestRow.id, limit=limit + 1, offset=offset)
+    return rows[:limit], total, len(rows) > limit
 
 
 async def describe(session: AsyncSession, rows: Sequence[RequestRow], *, detail: bool) -> list[RequestOut]:

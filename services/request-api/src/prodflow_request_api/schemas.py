@@ -134,12 +134,13 @@ class RequestOut(BaseModel):
 
 
 class RequestPage(BaseModel):
-    """A page of requests, newest first."""
+    """A page of requests, newest first; ``next`` is the cursor of the page after (``None`` at the end)."""
 
     items: list[RequestOut]
     total: int
     limit: int
     offset: int
+    next: str | None = None
 
 
 class ModuleSummary(BaseModel):

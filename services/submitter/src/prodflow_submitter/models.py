@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -17,7 +17,13 @@ class Campaign(SQLModel, table=True):
     """A submitted jobs.json (or a resubmission of failures): the job documents of one pass."""
 
     __tablename__ = "campaign"
-    __table_args__ = (UniqueConstraint("idempotency_key"), UniqueConstraint("content_sha256"))
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("content_sha256"),
+        # GET /api/campaigns by label or request: entered at one of the caller's experiments (experiment_scope)
+        Index("ix_campaign_experiment_label", "experiment", "label", "id"),
+        Index("ix_campaign_experiment_request_id", "experiment", "request_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     experiment: str = Field(index=True)

@@ -16,12 +16,14 @@ from typing import Any
 
 from prodflow_core.command_template import fields_with_nul, quoted_placeholders, unknown_placeholders
 from prodflow_core.events import utc_now
+from prodflow_core.experiment_scope import newest_first, readable_experiments, scoped
 from prodflow_core.identity import Identity
 from prodflow_core.jobdocs import DATABASE_OF_KIND
 from prodflow_core.problems import FieldError, Problem, not_found
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from prodflow_submitter import exactly, jobstore
 from prodflow_submitter.campaigns import (
@@ -269,10 +271,24 @@ async def announce(runtime: Runtime, row: Campaign) -> None:
                               event_id=f"evt-campaign-created-{row.public_id}")  # fmt: skip
 
 
-async def campaigns_of(session: AsyncSession, **filters: Any) -> list[Campaign]:
-    """Campaigns matching ``filters`` (column → value; ``None`` values are ignored), newest first."""
+def _matching(filters: dict[str, Any]) -> SelectOfScalar[Campaign]:
+    """Campaigns matching ``filters`` (column → value; ``None`` values are ignored)."""
     query = select(Campaign)
     for name, value in filters.items():
         if value is not None:
             query = query.where(getattr(Campaign, name) == value)
-    return list((await session.exec(query.order_by(col(Campaign.id).desc()))).all())
+    return query
+
+
+async def campaigns_of(session: AsyncSession, **filters: Any) -> list[Campaign]:
+    """Campaigns matching ``filters`` (column → value; ``None`` values are ignored), newest first."""
+    return list((await session.exec(_matching(filters).order_by(col(Campaign.id).desc()))).all())
+
+
+async def campaigns_for(
+    session: AsyncSession, identity: Identity, *, experiment: str | None, limit: int, **filters: Any
+) -> list[Campaign]:
+    """The newest ``limit`` campaigns matching ``filters`` that ``identity`` may read, one indexed query per
+    experiment it may see (:mod:`prodflow_core.experiment_scope`): no other experiment's campaign is read."""
+    parts = scoped(_matching(filters), Campaign.experiment, readable_experiments(identity, experiment))
+    return await newest_first(session, parts, Campaign.id, limit=limit)

@@ -92,6 +92,20 @@ async def label_home(engine: AsyncEngine, label: str) -> tuple[str, str] | None:
     return None if row is None else (str(row[0]), str(row[1]))
 
 
+async def label_experiments(engine: AsyncEngine, label: str, experiments: Iterable[str] | None) -> list[str]:
+    """The experiments among ``experiments`` (``None`` = all) that have counted jobs of ``label``.
+
+    Read from the counts' ``(experiment, label)`` index: for a caller's experiments, another experiment's label
+    finds nothing without reading any of that experiment's rows.
+    """
+    c = _LABELS.c
+    query = select(c.experiment).where(c.label == label, c.jobs > 0).distinct().order_by(c.experiment)
+    if experiments is not None:
+        query = query.where(c.experiment.in_(sorted(experiments)))
+    async with engine.connect() as conn:
+        return [str(experiment) for experiment in (await conn.execute(query)).scalars()]
+
+
 async def campaign_counts(engine: AsyncEngine, campaign_id: str) -> dict[str, int]:
     """``{status: jobs}`` of a campaign, summed over owners and databases."""
     c = _CAMPAIGNS.c

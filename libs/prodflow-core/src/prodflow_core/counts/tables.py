@@ -5,14 +5,16 @@ monitor replica, the submitter) for the documents it follows; several owners may
 replicas on PostgreSQL), each writing only its own rows, and any of them may read every row.
 
 The ledger's indexes serve the monitor's job listings (:mod:`~prodflow_core.counts.pages`): each starts with
-``database`` and the columns a listing fixes, and ends in ``doc_id``, so a page is one keyset range.
+``database`` then ``experiment`` (a caller's listing is fixed to the experiments it may read, so no other
+experiment's row is ever walked), then the columns a listing fixes, and ends in ``doc_id``, so a page is one
+keyset range.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Index, Table, event, inspect
+from sqlalchemy import BigInteger, Column, Connection, Index, Table, event, inspect, text
 from sqlalchemy.schema import CreateIndex
 from sqlmodel import Field, SQLModel
 
@@ -24,8 +26,8 @@ class CountedJob(SQLModel, table=True):
     __table_args__ = (
         Index("ix_counted_job_database_status", "database", "status"),  # the monitor's active jobs
         # GET /api/jobs: by label and status; by label (and module); by experiment (and status); by site
-        Index("ix_counted_job_label_status", "database", "label", "status", "doc_id"),
-        Index("ix_counted_job_label_module", "database", "label", "module", "doc_id"),
+        Index("ix_counted_job_experiment_label_status", "database", "experiment", "label", "status", "doc_id"),
+        Index("ix_counted_job_experiment_label_module", "database", "experiment", "label", "module", "doc_id"),
         Index("ix_counted_job_experiment_status", "database", "experiment", "status", "doc_id"),
         Index("ix_counted_job_experiment_site", "database", "experiment", "site", "status", "doc_id"),
     )
@@ -92,11 +94,18 @@ class CountsCheckpoint(SQLModel, table=True):
     seq: str = Field(max_length=2000)
 
 
+RETIRED_LEDGER_INDEXES = ("ix_counted_job_label_status", "ix_counted_job_label_module")
+"""Label indexes that did not start with the experiment: dropped from ledgers made before their successors."""
+
+
 def _add_missing_ledger_indexes(_metadata: Any, connection: Connection, **_kw: Any) -> None:
-    """``create_all`` creates a table's indexes only with the table: add those a ledger made before them lacks."""
+    """``create_all`` creates a table's indexes only with the table: add those a ledger made before them lacks,
+    and drop the retired ones."""
     if inspect(connection).has_table(CountedJob.__tablename__):
         for index in CountedJob.__table__.indexes:  # type: ignore[attr-defined]
             connection.execute(CreateIndex(index, if_not_exists=True))
+        for name in RETIRED_LEDGER_INDEXES:
+            connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 event.listen(SQLModel.metadata, "after_create", _add_missing_ledger_indexes)

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
+from prodflow_core.experiment_scope import newest_first, readable_experiments, scoped
 from prodflow_core.identity import Manager, Reader
 from prodflow_core.problems import Problem, conflict
 from prodflow_core.sql import SessionDep
-from sqlmodel import col, select
+from sqlmodel import select
 
 from prodflow_cycle_runner import config_json, cycles
 from prodflow_cycle_runner.allow_list import creation_refusals, patch_refusals, require_admin_for
@@ -61,10 +62,10 @@ async def create_cycle(
 
 @router.get("")
 async def list_cycles(identity: Reader, session: SessionDep) -> list[CycleOut]:
-    """Cycles of the caller's experiments, newest first."""
-    rows = (await session.exec(select(CycleRow).order_by(col(CycleRow.created_at).desc()))).all()
-    visible = [row for row in rows if identity.can_access(row.experiment)]
-    return [cycle_out(row, await pending_runs(session, row.name)) for row in visible]
+    """Cycles of the caller's experiments, newest first (read at the index: never another experiment's rows)."""
+    parts = scoped(select(CycleRow), CycleRow.experiment, readable_experiments(identity))
+    rows = await newest_first(session, parts, CycleRow.created_at, limit=None)
+    return [cycle_out(row, await pending_runs(session, row.name)) for row in rows]
 
 
 @router.get("/{name}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from prodflow_core.counts import known_experiments, label_home
+from prodflow_core.counts import known_experiments, label_experiments
+from prodflow_core.cursors import Cursors, CursorScope, bad_cursor
 from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import STATUSES
 from prodflow_core.problems import FieldError, Problem
@@ -31,6 +32,7 @@ async def get_jobs(
     identity: Reader,
     dbs: JobDatabases,
     counts: CountsDep,
+    cursors: Cursors,
     label: str | None = None,
     status: str | None = None,
     module: str | None = None,
@@ -41,7 +43,11 @@ async def get_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """A page of jobs (without their history) and the cursor of the next page (``next``, ``null`` at the end)."""
+    """A page of jobs (without their history) and the cursor of the next page (``next``, ``null`` at the end).
+
+    ``next`` is opaque and good for 24 h, for this query (the same filters) and this caller only: anything else
+    is a 400 problem.
+    """
     if status is not None and status not in STATUSES:
         raise _bad_query("status", f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     selected = dbs
@@ -50,25 +56,30 @@ async def get_jobs(
         if not selected:
             raise _bad_query("database", f"unknown database {database!r}")
     selection = JobFilter(label=label, status=status, module=module, run=run, pass_number=pass_number, site=site)
+    filters = {"label": label, "status": status, "module": module, "run": run, "pass": pass_number, "site": site}
+    scope = CursorScope.of("monitor.jobs", identity, **filters, database=database)
+    after = None if cursor is None else cursors.open(cursor, scope)
     experiments = experiments_of(identity)
-    if label is not None:
-        home = await label_home(counts, label)
-        if home is None or (experiments is not None and home[1] not in experiments):
-            return {"items": [], "count": 0, "next": None}  # no such label, or not the caller's: nothing to read
+    if label is not None:  # the caller's experiments that hold the label: none for another experiment's label
+        readable = await label_experiments(counts, label, experiments)
+    else:
+        readable = sorted(experiments) if experiments is not None else await known_experiments(counts)
+    if not readable:
+        return {"items": [], "count": 0, "next": None}  # nothing the caller may read: nothing is read
     try:
         page = await list_jobs(
             counts,
             selected,
             selection,
-            sorted(experiments) if experiments is not None else await known_experiments(counts),
+            readable,
             limit=limit,
-            cursor=cursor,
+            after=after,
             visible=lambda doc: identity.can_access(str(doc.get("experiment"))),
         )
     except ValueError as exc:
-        raise _bad_query("cursor", str(exc)) from exc
+        raise bad_cursor(str(exc)) from exc
     items = [{key: value for key, value in doc.items() if key not in {"history", "_rev"}} for doc in page.items]
-    return {"items": items, "count": len(items), "next": page.next}
+    return {"items": items, "count": len(items), "next": None if page.next is None else cursors.seal(scope, page.next)}
 
 
 @router.get("/{job_id}", summary="One job with its history")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from prodflow_core.cursors import Cursors, CursorScope, bad_cursor
 from prodflow_core.identity import Manager, Reader, Requester
 from prodflow_core.problems import FieldError, Problem
 from prodflow_core.sql import SessionDep
@@ -58,13 +59,16 @@ async def preview(form: RequestForm, identity: Requester, session: SessionDep, s
 async def list_requests(
     identity: Reader,
     session: SessionDep,
+    cursors: Cursors,
     experiment: str | None = None,
     state: StateFilter = None,
     label: str | None = None,
     requester: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, description="skip this many (after the cursor, if any)")] = 0,
+    cursor: Annotated[str | None, Query(description="the `next` of the page before")] = None,
 ) -> RequestPage:
+    """A page of requests and the cursor of the next (``next``; opaque, for this query and caller, 24 h)."""
     if state is not None and state not in states.STATES:
         raise Problem(
             422,
@@ -73,18 +77,15 @@ async def list_requests(
             kind="validation",
             errors=[FieldError(field="query.state", message=f"one of {', '.join(states.STATES)}", type="enum")],
         )
-    rows, total = await requests.search(
-        session,
-        identity,
-        experiment=experiment,
-        state=state,
-        label=label,
-        requester=requester,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"experiment": experiment, "state": state, "label": label, "requester": requester}
+    scope = CursorScope.of("request-api.requests", identity, **filters)
+    before = None if cursor is None else cursors.open(cursor, scope)
+    if before is not None and not isinstance(before, int):
+        raise bad_cursor("the cursor is not one of this listing's")
+    rows, total, more = await requests.search(session, identity, **filters, limit=limit, offset=offset, before=before)
     items = await requests.describe(session, rows, detail=False)
-    return RequestPage(items=items, total=total, limit=limit, offset=offset)
+    following = cursors.seal(scope, rows[-1].id) if more and rows else None
+    return RequestPage(items=items, total=total, limit=limit, offset=offset, next=following)
 
 
 @router.get("/{request_id}", summary="One request with its history and notifications")

@@ -20,7 +20,7 @@ from prodflow_submitter.schemas import (
     OperationOut,
     ResubmitBody,
 )
-from prodflow_submitter.submission import Submitted, campaigns_of, submit
+from prodflow_submitter.submission import Submitted, campaigns_for, submit
 from prodflow_submitter.views import campaign_exactly, campaign_out, load_campaign
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
@@ -60,10 +60,11 @@ async def list_campaigns(
     request_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[CampaignOut]:
-    """Campaigns, newest first (only the caller's experiments)."""
+    """Campaigns, newest first (only the caller's experiments, read at the index: never another's rows)."""
     async with runtime.sessions() as session:
-        rows = await campaigns_of(session, experiment=experiment, label=label, request_id=request_id)
-    rows = [r for r in rows if identity.can_access(r.experiment)][:limit]
+        rows = await campaigns_for(
+            session, identity, experiment=experiment, limit=limit, label=label, request_id=request_id
+        )
     return [await campaign_out(runtime, r, with_counts=False) for r in rows]
 
 

@@ -27,8 +27,10 @@ export async function renderList(root, app) {
   );
   root.append(h("h1", {}, "Jobs"), form, alert, holder, h("div.actions", {}, more));
   let cursor = null;
+  let params = {};
   const load = async (next) => {
-    const params = Object.fromEntries(FILTERS.map((name) => [name, controls[name].value.trim()]));
+    // a cursor is good only for the filters of the page that gave it: the next page keeps them
+    if (!next) params = Object.fromEntries(FILTERS.map((name) => [name, controls[name].value.trim()]));
     try {
       const page = await api.get("/api/jobs", { ...params, limit: 100, cursor: next });
       alert.textContent = "";

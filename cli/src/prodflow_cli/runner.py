@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
-from prodflow_core.logs import redact_url
+from prodflow_core.credentials import redact_url
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from prodflow_core.backends import local_runner
 from prodflow_core.couch import CouchClient, CouchError, DesignDocument, View, sync_design_documents
 from prodflow_core.couch.members import ensure_member_account
-from prodflow_core.credentials import split_userinfo
+from prodflow_core.credentials import redact_url, split_userinfo, without_service_secrets
 from prodflow_core.settings import ServiceSettings
 
 
@@ -26,6 +27,21 @@ from prodflow_core.settings import ServiceSettings
 )
 def test_split_userinfo(url: str, expected: tuple[str, str | None, str | None]) -> None:
     assert split_userinfo(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '127.0.0.1:1 - "GET /api/events?token=pf_abc&x=1 HTTP/1.1" 200',
+            '127.0.0.1:1 - "GET /api/events?token=***&x=1 HTTP/1.1" 200',
+        ),
+        ("http://h/x?a=1&Access_Token=s3cr3t#f", "http://h/x?a=1&Access_Token=***#f"),
+        ("http://h/x?monkey=1&tokens=2", "http://h/x?monkey=1&tokens=2"),
+    ],
+)
+def test_redact_url_hides_secret_query_parameters(line: str, expected: str) -> None:
+    assert redact_url(line) == expected
 
 
 async def test_the_client_keeps_a_bare_url_and_sends_the_credentials_as_a_header() -> None:
@@ -109,3 +125,32 @@ async def test_a_member_account_works_with_documents_but_not_design_documents(co
         with pytest.raises(CouchError) as unauthorized:
             await stranger.db(db_name).get_or_none("j1")
         assert unauthorized.value.status == 401
+
+
+ENVIRON = {
+    "PATH": "/usr/bin",
+    "HOME": "/root",
+    "GITHUB_TOKEN": "not ours: left alone",
+    "PRODFLOW_IDENTITY_SECRET": "s1",
+    "PRODFLOW_COUCHDB_URL": "http://admin:s2@h:1",
+    "PRODFLOW_COUCHDB_PASSWORD": "s3",
+    "REQUEST_API_SMTP_PASSWORD": "s4",
+    "GATEWAY_BOOTSTRAP_TOKEN": "s5",
+    "SUBMITTER_DATABASE_URL": "postgresql://u:s6@db/x",
+    "prodflow_identity_secret": "s7",
+    "PRODFLOW_DATA_DIR": "/data",
+    "PRODFLOW_JOB_ID": "j1",
+}
+
+
+def test_code_we_run_gets_the_environment_without_the_services_secrets() -> None:
+    kept = without_service_secrets(ENVIRON)
+    assert kept == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "GITHUB_TOKEN": "not ours: left alone",
+        "PRODFLOW_DATA_DIR": "/data",
+        "PRODFLOW_JOB_ID": "j1",
+    }
+    # The local backend's wrapper runs without prodflow installed and keeps a copy of the rule: the same answer.
+    assert local_runner.job_environment(ENVIRON) == kept

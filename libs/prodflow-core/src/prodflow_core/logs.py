@@ -15,8 +15,9 @@ from prodflow_core.credentials import redact_url
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-# Loggers of libraries that print whole request URLs (httpx: "HTTP Request: GET http://user:pw@host/...").
-_URL_LOGGERS = ("httpx", "httpcore", "uvicorn.error")
+# Loggers of libraries that print whole request URLs (httpx: "HTTP Request: GET http://user:pw@host/...",
+# uvicorn's access log: the path with its query string). uvicorn's have handlers of their own, not the root's.
+_URL_LOGGERS = ("httpx", "httpcore", "uvicorn.error", "uvicorn.access")
 
 
 class RedactUrlPasswords(logging.Filter):

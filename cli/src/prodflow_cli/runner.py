@@ -189,8 +189,13 @@ class EmbeddedSystem:
     def log_of(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
+    def admin_token_file(self) -> Path:
+        """Where the gateway wrote the first admin token (mode 0600)."""
+        return self.data_dir / "gateway-admin-token"
+
     def admin_token(self) -> str | None:
-        path = self.data_dir / "gateway-admin-token"
+        """The first admin token, if the gateway wrote one in this data folder."""
+        path = self.admin_token_file()
         return path.read_text().strip() if path.exists() else None
 
     def died(self) -> str | None:
@@ -235,8 +240,13 @@ def run_until_interrupted(system: EmbeddedSystem, say: Callable[[str], None] = p
         couch_url = system.couch.url if system.couch else os.environ.get("PRODFLOW_COUCHDB_URL", "")
         out(f"  couchdb       {redact_url(couch_url)}")  # never the password of PRODFLOW_COUCHDB_URL
         out(f"  data          {system.data_dir}   logs in {system.data_dir / 'logs'}")
-        token = system.admin_token()
-        out(f"  admin token   {token}" if token else "  admin token   (created earlier: use a token you made)")
+        # Where the token is, never the token: this output often ends up in a log file.
+        token_file = system.admin_token_file()
+        if token_file.exists():
+            login = f"prodflow login --url {system.gateway_url} --data-dir {system.data_dir}"
+            out(f"  admin token   in {token_file}  ({login})")
+        else:
+            out("  admin token   (none in the data folder: use a token you made)")
         out(f"  pids          {' '.join(str(p.pid) for p in system.procs.values())}")
         out("Press Ctrl-C to stop.")
         while not stopping:

@@ -60,11 +60,12 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
-@pytest.fixture(scope="module")
-def couchdb3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCouchDB3Server]:
+@pytest.fixture
+def couchdb3(tmp_path: Path) -> Iterator[LocalCouchDB3Server]:
+    """A new CouchDB 3.5 for each run: every database starts empty (ids and events of a run repeat)."""
     if couchdb3_dist() is None:
         pytest.skip(couchdb3_missing_reason())
-    with LocalCouchDB3Server(data_dir=tmp_path_factory.mktemp("couchdb3")) as server:
+    with LocalCouchDB3Server(data_dir=tmp_path / "couchdb3") as server:
         yield server
 
 
@@ -165,6 +166,18 @@ def _make_use_and_revoke_a_token(system: System, answers: list[str], made: list[
         answers.append(anonymous.get("/api/requests", headers={"Authorization": "Bearer pf_not-a-token"}).text)
 
 
+def _couchdb_passwords(pids: list[int]) -> dict[str, str]:
+    """The CouchDB accounts the processes ``pids`` run with (their environment), by user."""
+    found = {}
+    for pid in pids:
+        environ = dict(
+            entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
+        )
+        if "PRODFLOW_COUCHDB_PASSWORD" in environ:
+            found[environ["PRODFLOW_COUCHDB_USER"]] = environ["PRODFLOW_COUCHDB_PASSWORD"]
+    return found
+
+
 async def _all_documents(couch_url: str) -> dict[str, str]:
     """Every document of every database (``_users`` included), as JSON text by database."""
     async with CouchClient(couch_url) as couch:
@@ -185,9 +198,12 @@ def _files(folder: Path, *, skip: set[Path]) -> dict[str, str]:
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("accounts", ["admin-url", "member-accounts"])
 async def test_no_secret_appears_in_logs_events_or_answers(
-    couchdb3: LocalCouchDB3Server, mailbox: tuple[Mailbox, int], tmp_path: Path
+    accounts: str, couchdb3: LocalCouchDB3Server, mailbox: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
+    """``admin-url``: every service uses the admin's URL with its password; ``member-accounts``: ``prodflow up
+    --member-accounts`` sets up one CouchDB account per service and each runs with its own (by settings)."""
     box, smtp_port = mailbox
     identity_secret = secrets.token_urlsafe(32)
     env = {
@@ -203,17 +219,26 @@ async def test_no_secret_appears_in_logs_events_or_answers(
     data_dir = tmp_path / "system"
     answers: list[str] = []
     made: list[str] = []
-    with embedded_system(data_dir, env) as system:
+    up_args = ["--member-accounts"] if accounts == "member-accounts" else []
+    with embedded_system(data_dir, env, up_args) as system:
+        service_passwords = _couchdb_passwords(system.pids)
         _run_production(system, answers, made)
         _make_use_and_revoke_a_token(system, answers, made)
         wait_for(lambda: box.mails, 30, "the approval mail")
         printed = "".join(system.lines) + system.stop()
     assert box.logins and set(box.logins) == {SMTP_USER}  # request-api logged in with the password
+    couch_log = couchdb3.log_path.read_text(errors="replace")
+    if accounts == "member-accounts":
+        assert len(service_passwords) == 5, service_passwords.keys()
+        for user in service_passwords:
+            assert f" 127.0.0.1 {user} " in couch_log, f"no request of {user} in CouchDB's log"
+    else:
+        assert not service_passwords
 
     sources = {
         "prodflow up output": printed,
         "answers": "\n".join(answers),
-        "couchdb.log": couchdb3.log_path.read_text(errors="replace"),
+        "couchdb.log": couch_log,
         **_files(data_dir, skip={data_dir / "gateway-admin-token"}),
         **{f"database {name}": docs for name, docs in (await _all_documents(couchdb3.url)).items()},
     }
@@ -230,6 +255,7 @@ async def test_no_secret_appears_in_logs_events_or_answers(
         "identity secret": identity_secret,
         "SMTP password": box.password,
         **{f"token #{i}": token for i, token in enumerate(made)},
+        **{f"CouchDB password of {user}": password for user, password in service_passwords.items()},
     }
     leaks = [
         f"{what} in {where}" for what, secret in wanted.items() for where, text in sources.items() if secret in text

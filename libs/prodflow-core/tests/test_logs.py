@@ -23,7 +23,8 @@ from prodflow_core.logs import configure_logging
         ),
         ("http://:tok@h/", "http://:***@h/"),
         ("http://127.0.0.1:5984/db", "http://127.0.0.1:5984/db"),
-        ("http://admin@h:1 mail me@example.org", "http://admin@h:1 mail me@example.org"),
+        ("http://admin@h:1 mail me@example.org", "http://***@h:1 mail me@example.org"),
+        ("git clone https://ghp_tok3n@github.com/x/y.git", "git clone https://***@github.com/x/y.git"),
         ("no url here: a@b", "no url here: a@b"),
     ],
 )

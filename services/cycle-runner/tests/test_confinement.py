@@ -65,6 +65,7 @@ def test_urls_accepted(url: str) -> None:
         "/plain/path",
         "https://alice:ghp_secret-token@example.org/legend/dataflow.git",
         "https://oauth2:@example.org/legend/dataflow.git",
+        "https://ghp_secret-token@example.org/legend/dataflow.git",
     ],
 )
 def test_urls_refused(url: str) -> None:

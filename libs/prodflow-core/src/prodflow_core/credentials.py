@@ -20,6 +20,8 @@ SERVICE_ENV_PREFIXES = ("PRODFLOW_", "GATEWAY_", "REQUEST_API_", "SUBMITTER_", "
 SECRET_ENV_WORDS = ("SECRET", "PASSWORD", "TOKEN", "_URL")
 # scheme://user:password@ — the password runs to the last "@" before the host (an unencoded "@" in it included).
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s/?#]*@")
+# scheme://name@ without a password: the name may be a token (https://<token>@github.com/...).
+_URL_USER_ONLY = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s:/@?#]+@")
 # Query parameters that carry a secret (the API takes tokens only as a header, but a client may still send one).
 _SECRET_PARAM = re.compile(
     r"(?P<head>[?&](?:access_token|token|password|passwd|pwd|secret|api_key|apikey|key)=)[^&#\s\"']+", re.IGNORECASE
@@ -27,13 +29,15 @@ _SECRET_PARAM = re.compile(
 
 
 def redact_url(text: str) -> str:
-    """``text`` with the password of every URL's userinfo replaced by ``***`` (``http://admin:***@host:5984``),
-    and the value of query parameters named like a secret (``?token=***``) too.
+    """``text`` with the password of every URL's userinfo replaced by ``***`` (``http://admin:***@host:5984``), a
+    userinfo without a password as a whole (``https://***@host``: it may be a token), and the value of query
+    parameters named like a secret (``?token=***``).
 
     Works on a URL and on text that contains URLs (log messages, exception texts, access-log lines); text
     without one is returned as is.
     """
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
+    text = _URL_USER_ONLY.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
     return _SECRET_PARAM.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
 
 

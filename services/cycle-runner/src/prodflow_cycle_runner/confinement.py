@@ -50,7 +50,10 @@ def check_git_url(value: str, allowed_schemes: set[str], field: str = "url") -> 
     if sep:
         if scheme not in allowed_schemes:
             raise UnsafeInput(field, f"scheme {scheme!r} is not allowed ({', '.join(sorted(allowed_schemes))})")
-        if split_userinfo(value)[2] is not None:  # kept in the cycle, its events and its answers: seen by readers
+        _bare, user, password = split_userinfo(value)
+        # Kept in the cycle, its events and its answers, seen by every reader: a password, or a name over https
+        # (https://<token>@host), may be a secret. ssh://git@host names an account only.
+        if password is not None or (user is not None and scheme != "ssh"):
             raise UnsafeInput(field, "no password or token in a repository URL: use a git credential helper or ssh")
         return value
     if "ssh" in allowed_schemes and re.match(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[A-Za-z0-9_./~-]+$", value):

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -44,8 +44,10 @@ def _value(lines: list[str], key: str) -> str:
 
 
 @contextlib.contextmanager
-def embedded_system(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[System]:
-    """Run ``prodflow up`` until the block ends (then Ctrl-C it, if the block did not)."""
+def embedded_system(
+    data_dir: Path, extra_env: dict[str, str] | None = None, up_args: Sequence[str] = ()
+) -> Iterator[System]:
+    """Run ``prodflow up`` (with ``up_args``) until the block ends (then Ctrl-C it, if the block did not)."""
     port = free_port_block()
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
     env.update(extra_env or {})
@@ -58,6 +60,7 @@ def embedded_system(data_dir: Path, extra_env: dict[str, str] | None = None) -> 
         str(port),
         "--couch-port",
         str(free_port()),
+        *up_args,
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
@@ -74,7 +77,7 @@ def embedded_system(data_dir: Path, extra_env: dict[str, str] | None = None) -> 
         system = System(
             proc=proc,
             gateway=f"http://127.0.0.1:{port}",
-            token=_value(lines, "admin token"),
+            token=(data_dir / "gateway-admin-token").read_text().strip(),  # the banner says where, not what
             pids=[int(p) for p in _value_line(lines, "pids")],
             couch_url=_value(lines, "couchdb"),
             data_dir=data_dir,

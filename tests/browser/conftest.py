@@ -91,7 +91,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     try:
         yield System(
             url=f"http://127.0.0.1:{port}",
-            token=_value(lines, "admin token"),
+            token=(data_dir / "gateway-admin-token").read_text().strip(),  # the banner says where, not what
             couch_url=_value(lines, "couchdb"),
             data_dir=data_dir,
         )

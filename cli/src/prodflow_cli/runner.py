@@ -6,6 +6,7 @@ or SIGTERM stops every process group it started, then the CouchDB-API server; no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -19,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.members import service_accounts, set_up_service_accounts
 from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
-from prodflow_core.logs import redact_url
+from prodflow_core.credentials import redact_url, split_userinfo
+from prodflow_core.jobdocs import JOB_DATABASES
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class EmbeddedSystem:
     extra_env: dict[str, str] = field(default_factory=dict)
     """Variables for every process on top of this process's environment (settings of the services)."""
     env: dict[str, str] = field(default_factory=dict)
+    member_accounts: bool = False
+    """Run each service with its own CouchDB account (CouchDB 3; ``PRODFLOW_COUCHDB_URL`` an admin's)."""
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Variables of one service on top of :attr:`env` (its CouchDB account)."""
 
     def url_of(self, service: ServiceSpec) -> str:
         return f"http://{self.host}:{self.port + service.offset}"
@@ -128,12 +136,44 @@ class EmbeddedSystem:
         """Start everything and wait until every process answers its health check."""
         for folder in (self.data_dir, self.data_dir / "logs"):
             folder.mkdir(parents=True, exist_ok=True)
-        self.env = self.environment(self.start_couch())
+        couch_url = self.start_couch()
+        self.env = self.environment(couch_url)
+        if self.member_accounts:
+            self.service_env = asyncio.run(self.set_up_member_accounts(couch_url))
         for spec in SERVICES:
             self._launch(spec)
         deadline = time.monotonic() + timeout_s
         for spec in SERVICES:
             self._wait_healthy(spec, deadline)
+
+    async def set_up_member_accounts(self, couch_url: str) -> dict[str, dict[str, str]]:
+        """The admin step of member accounts: users and ``_security`` set up, each service's variables returned."""
+        env = self.env
+        admin_auth = (
+            (env["PRODFLOW_COUCHDB_USER"], env.get("PRODFLOW_COUCHDB_PASSWORD", ""))
+            if env.get("PRODFLOW_COUCHDB_USER")
+            else None
+        )
+        events_db = env.get("PRODFLOW_EVENTS_DB", "prodflow-events")
+        prefix = env.get("SUBMITTER_JOB_DATABASE_PREFIX", "")
+        accounts = service_accounts(events_db, [prefix + name for name in JOB_DATABASES])
+        passwords = {account.service: secrets.token_urlsafe(24) for account in accounts}
+        async with CouchClient(couch_url, auth=admin_auth) as admin:
+            if "couchdb" not in await admin.info():
+                raise RunnerError("member accounts need Apache CouchDB 3: PouchDB Server enforces no _security")
+            roles = (await admin.request("GET", "_session"))["userCtx"]["roles"]
+            if "_admin" not in roles:
+                raise RunnerError("member accounts are set up by a server admin: give PRODFLOW_COUCHDB_URL one's")
+            await set_up_service_accounts(admin, accounts, passwords, events_db=events_db)
+        bare = split_userinfo(couch_url)[0]
+        return {
+            account.service: {
+                "PRODFLOW_COUCHDB_URL": bare,
+                "PRODFLOW_COUCHDB_USER": account.user,
+                "PRODFLOW_COUCHDB_PASSWORD": passwords[account.service],
+            }
+            for account in accounts
+        }
 
     def _launch(self, spec: ServiceSpec) -> None:
         command = [
@@ -150,7 +190,11 @@ class EmbeddedSystem:
         ]
         with open(self.log_of(spec.name), "ab") as log:
             self.procs[spec.name] = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env={**self.env, **self.service_env.get(spec.name, {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def kill(self, name: str) -> None:
@@ -189,8 +233,13 @@ class EmbeddedSystem:
     def log_of(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
+    def admin_token_file(self) -> Path:
+        """Where the gateway wrote the first admin token (mode 0600)."""
+        return self.data_dir / "gateway-admin-token"
+
     def admin_token(self) -> str | None:
-        path = self.data_dir / "gateway-admin-token"
+        """The first admin token, if the gateway wrote one in this data folder."""
+        path = self.admin_token_file()
         return path.read_text().strip() if path.exists() else None
 
     def died(self) -> str | None:
@@ -234,9 +283,16 @@ def run_until_interrupted(system: EmbeddedSystem, say: Callable[[str], None] = p
             out(f"  {spec.name:<13} {system.url_of(spec)}")
         couch_url = system.couch.url if system.couch else os.environ.get("PRODFLOW_COUCHDB_URL", "")
         out(f"  couchdb       {redact_url(couch_url)}")  # never the password of PRODFLOW_COUCHDB_URL
+        if system.member_accounts:
+            out("  accounts      each service its own CouchDB account: prodflow-<service>")
         out(f"  data          {system.data_dir}   logs in {system.data_dir / 'logs'}")
-        token = system.admin_token()
-        out(f"  admin token   {token}" if token else "  admin token   (created earlier: use a token you made)")
+        # Where the token is, never the token: this output often ends up in a log file.
+        token_file = system.admin_token_file()
+        if token_file.exists():
+            login = f"prodflow login --url {system.gateway_url} --data-dir {system.data_dir}"
+            out(f"  admin token   in {token_file}  ({login})")
+        else:
+            out("  admin token   (none in the data folder: use a token you made)")
         out(f"  pids          {' '.join(str(p.pid) for p in system.procs.values())}")
         out("Press Ctrl-C to stop.")
         while not stopping:

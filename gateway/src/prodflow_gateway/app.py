@@ -51,7 +51,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ):
             sessions = app.state.sessions
             app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
-            await ensure_first_admin(sessions, settings.admin_token_path(), settings.bootstrap_token)
+            bootstrap = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+            await ensure_first_admin(sessions, settings.admin_token_path(), bootstrap)
             app.state.http = http
             app.state.upstreams = upstreams
             app.state.identity_headers = IdentityHeaders(settings.identity_secret, settings.identity_ttl_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8000
@@ -26,7 +26,8 @@ class GatewaySettings(ServiceSettings):
     connect_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
     identity_ttl_s: int = 60
-    bootstrap_token: str | None = None
+    bootstrap_token: SecretStr | None = None
+    """Fixes the secret of the first admin token (``GATEWAY_BOOTSTRAP_TOKEN``: docker-compose, tests)."""
     admin_token_file: Path | None = None
     sse_heartbeat_s: float = 15.0
     sse_window: int = Field(10_000, ge=1)

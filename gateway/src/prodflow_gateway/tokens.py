@@ -105,7 +105,7 @@ class TokenLookup:
 async def ensure_first_admin(
     sessions: async_sessionmaker[AsyncSession], token_file: Path, bootstrap: str | None
 ) -> str | None:
-    """Create an admin token when no token exists; print it once and write it to ``token_file`` (0600).
+    """Create an admin token when no token exists and write it to ``token_file`` (0600), never to a log.
 
     ``bootstrap`` fixes the secret (docker-compose, tests). Returns the new secret, or ``None`` if tokens exist.
     """
@@ -126,6 +126,7 @@ async def ensure_first_admin(
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
-    print(f"prodflow gateway: first admin token (shown once, also in {token_file}): {secret}", flush=True)
+    # Where it is, not what it is: the gateway's output ends up in log files (embedded runner, containers).
+    print(f"prodflow gateway: first admin token written to {token_file} (read it there)", flush=True)
     _log.info("first admin token created and written to %s", token_file)
     return secret

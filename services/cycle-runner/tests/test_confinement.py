@@ -42,7 +42,13 @@ def test_refs_refused(ref: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///srv/git/dataflow", "https://example.org/legend/dataflow.git", "git@example.org:legend/df.git"]
+    "url",
+    [
+        "file:///srv/git/dataflow",
+        "https://example.org/legend/dataflow.git",
+        "git@example.org:legend/df.git",
+        "ssh://git@example.org/legend/df.git",
+    ],
 )
 def test_urls_accepted(url: str) -> None:
     assert check_git_url(url, SCHEMES) == url
@@ -57,6 +63,9 @@ def test_urls_accepted(url: str) -> None:
         "file:///tmp/x;id",
         "https://x/$(id)",
         "/plain/path",
+        "https://alice:ghp_secret-token@example.org/legend/dataflow.git",
+        "https://oauth2:@example.org/legend/dataflow.git",
+        "https://ghp_secret-token@example.org/legend/dataflow.git",
     ],
 )
 def test_urls_refused(url: str) -> None:

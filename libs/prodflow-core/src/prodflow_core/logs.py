@@ -5,28 +5,19 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
 import uuid
 from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from prodflow_core.credentials import redact_url
+
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-REDACTED = "***"
-# scheme://user:password@ — the password runs to the last "@" before the host (an unencoded "@" in it included).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s/?#]*@")
-# Loggers of libraries that print whole request URLs (httpx: "HTTP Request: GET http://user:pw@host/...").
-_URL_LOGGERS = ("httpx", "httpcore", "uvicorn.error")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its userinfo replaced by ``***`` (``http://admin:***@host:5984``).
-
-    Also works on text that contains URLs (log messages, exception texts); text without one is returned as is.
-    """
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", url)
+# Loggers of libraries that print whole request URLs (httpx: "HTTP Request: GET http://user:pw@host/...",
+# uvicorn's access log: the path with its query string). uvicorn's have handlers of their own, not the root's.
+_URL_LOGGERS = ("httpx", "httpcore", "uvicorn.error", "uvicorn.access")
 
 
 class RedactUrlPasswords(logging.Filter):

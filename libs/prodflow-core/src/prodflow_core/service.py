@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from prodflow_core import __version__
 from prodflow_core.couch.client import CouchClient
+from prodflow_core.credentials import redact_url
 from prodflow_core.events import EventPublisher
 from prodflow_core.logs import RequestIdMiddleware, configure_logging
 from prodflow_core.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -67,7 +68,7 @@ async def _healthz(request: Request) -> JSONResponse:
             await check()
             results[check_name] = "ok"
         except Exception as exc:
-            results[check_name] = f"down: {exc}"
+            results[check_name] = f"down: {redact_url(str(exc))}"
     healthy = all(v == "ok" for v in results.values())
     body = {
         "service": request.app.state.service_name,
@@ -85,7 +86,7 @@ async def couch_resources(app: FastAPI, settings: ServiceSettings) -> AsyncItera
     Sets ``app.state.couch`` and ``app.state.events`` (an :class:`EventPublisher` whose source is
     ``/services/<name>``) and registers the ``couchdb`` health check.
     """
-    client = CouchClient(settings.couchdb_url)
+    client = CouchClient(settings.couchdb_url, auth=settings.couchdb_auth())
     try:
         events_db = client.db(settings.events_db)
         await events_db.ensure(shards=1)  # one shard: consumers see events in the order they were stored

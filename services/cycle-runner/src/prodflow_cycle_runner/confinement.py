@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
+from prodflow_core.credentials import split_userinfo
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
 TARGET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,+=@/-]{0,499}$")
@@ -48,6 +50,11 @@ def check_git_url(value: str, allowed_schemes: set[str], field: str = "url") -> 
     if sep:
         if scheme not in allowed_schemes:
             raise UnsafeInput(field, f"scheme {scheme!r} is not allowed ({', '.join(sorted(allowed_schemes))})")
+        _bare, user, password = split_userinfo(value)
+        # Kept in the cycle, its events and its answers, seen by every reader: a password, or a name over https
+        # (https://<token>@host), may be a secret. ssh://git@host names an account only.
+        if password is not None or (user is not None and scheme != "ssh"):
+            raise UnsafeInput(field, "no password or token in a repository URL: use a git credential helper or ssh")
         return value
     if "ssh" in allowed_schemes and re.match(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[A-Za-z0-9_./~-]+$", value):
         return value

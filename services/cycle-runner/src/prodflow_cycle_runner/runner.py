@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prodflow_core.credentials import without_service_secrets
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -339,7 +340,9 @@ class RunQueue:
 
 def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
-    environ = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}}
+    environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
+    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        environ.pop(name, None)
     environ.update(extra or {})
     environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
     environ["VIRTUAL_ENV"] = str(env_dir)

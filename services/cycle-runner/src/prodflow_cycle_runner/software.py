@@ -24,6 +24,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from prodflow_core.credentials import without_service_secrets
 from prodflow_core.events import utc_now
 
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
@@ -158,7 +159,7 @@ async def install(
 async def _build(plan: EnvPlan, env: Path, uv: str, log_path: Path, cwd: Path) -> None:
     started = asyncio.get_running_loop().time()
     _remove(env)
-    environ = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+    environ = {**without_service_secrets(os.environ), "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
     environ.pop("VIRTUAL_ENV", None)
     steps = [
         [*plan.prefix, uv, "venv", "--quiet", "--python", plan.python, str(env)],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -21,7 +21,7 @@ class SmtpConfig:
     sender: str
     starttls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout_s: float = 30.0
 
     @classmethod
@@ -33,7 +33,7 @@ class SmtpConfig:
             sender=settings.smtp_from,
             starttls=settings.smtp_starttls,
             username=settings.smtp_username,
-            password=settings.smtp_password,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout_s=settings.smtp_timeout_s,
         )
 

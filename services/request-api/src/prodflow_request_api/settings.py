@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8001
@@ -31,7 +32,7 @@ class RequestApiSettings(ServiceSettings):
     smtp_from: str = "prodflow@localhost"
     smtp_starttls: bool = False
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_timeout_s: float = 30.0
     mailing_lists: dict[str, list[str]] = {}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prodflow_core.backends.base import BackendError
+from prodflow_core.credentials import without_service_secrets
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -39,7 +40,7 @@ async def run_command(
 
     Raises :class:`BackendError` if the command is missing, times out, or (with ``check``) exits non-zero.
     """
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**without_service_secrets(os.environ), **(env or {})}  # sbatch passes its environment on
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

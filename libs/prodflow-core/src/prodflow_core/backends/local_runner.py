@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,20 @@ def _stop(child: subprocess.Popen[bytes], since: float) -> None:
         os.killpg(child.pid, sig)
 
 
+# prodflow_core.credentials.SERVICE_ENV_PREFIXES and SECRET_ENV_WORDS: this file runs without prodflow.
+_SERVICE_ENV_PREFIXES = ("PRODFLOW_", "GATEWAY_", "REQUEST_API_", "SUBMITTER_", "MONITOR_", "CYCLE_RUNNER_")
+_SECRET_ENV_WORDS = ("SECRET", "PASSWORD", "TOKEN", "_URL")
+
+
+def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less the secrets of the services that started the wrapper (a job never sees them)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if not (name.upper().startswith(_SERVICE_ENV_PREFIXES) and any(w in name.upper() for w in _SECRET_ENV_WORDS))
+    }
+
+
 def run_job(job: Path) -> int:
     """Run the job of folder ``job`` to its end and record the outcome (the wrapper's body)."""
     spec = read_json(job / "spec.json")
@@ -329,7 +343,7 @@ def run_job(job: Path) -> int:
     root.note_change(spec["name"])
     output_dir = Path(spec["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
+    env = {**job_environment(os.environ), **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
     walltime = spec.get("walltime_s")
     deadline = time.monotonic() + float(walltime) if walltime else None
     timed_out = False

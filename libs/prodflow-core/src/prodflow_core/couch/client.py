@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound, error_for
+from prodflow_core.credentials import split_userinfo
 
 Doc = dict[str, Any]
 DEFAULT_BULK_CHUNK = 2000
@@ -79,16 +80,36 @@ def _doc_path(doc_id: str) -> str:
 
 
 class CouchClient:
-    """A connection to one CouchDB server (credentials may be given in the URL)."""
+    """A connection to one CouchDB server.
 
-    def __init__(self, url: str, *, timeout: float = 60.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = url.rstrip("/")
+    Credentials come as ``auth`` (user, password) or as the userinfo of ``url``; either way they travel in an
+    ``Authorization`` header, never in a request URL, so :attr:`url` and what httpx logs carry none.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        bare, user, password = split_userinfo(url.rstrip("/"))
+        if auth is None and user:
+            auth = (user, password or "")
+        self.url = bare
+        """The server's URL without credentials: safe to show."""
+        self.user = auth[0] if auth else None
         self._http = httpx.AsyncClient(
             base_url=self.url + "/",
+            auth=httpx.BasicAuth(*auth) if auth else None,
             timeout=timeout,
             transport=transport,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
+
+    def __repr__(self) -> str:
+        return f"CouchClient({self.url!r}, user={self.user!r})"
 
     async def __aenter__(self) -> CouchClient:
         return self
@@ -168,9 +189,20 @@ class CouchDatabase:
         ``shards`` (CouchDB's ``q``, used only when the database is created): a CouchDB 3 database of several
         shards has no single order of ``_changes``; ``shards=1`` gives one, the order of the writes. PouchDB
         Server has one order anyway and ignores it.
+
+        A member account (not a server admin) may not create databases: for it a database that exists and that
+        it can read is enough, and one it cannot create raises the server's 401/403.
         """
         params = {"q": shards} if shards is not None else None
-        await self.client.request("PUT", self._path(), params=params, ok_statuses=(412,))
+        try:
+            await self.client.request("PUT", self._path(), params=params, ok_statuses=(412,))
+        except CouchError as exc:
+            if exc.status not in (401, 403):
+                raise
+            try:
+                await self.info()
+            except CouchError:
+                raise exc from None
 
     async def drop(self) -> None:
         """Delete the database if it exists."""

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import httpx
 
-from prodflow_core.logs import redact_url
+from prodflow_core.credentials import redact_url, split_userinfo
 
 POUCHDB_SERVER_VERSION = "4.2.0"
 COUCHDB_IMAGE = "couchdb:3"
@@ -86,12 +86,14 @@ def ensure_pouchdb_server(tools: Path | None = None) -> Path:
 
 def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``GET url`` until it answers 200."""
+    bare, user, password = split_userinfo(url)  # credentials as a header: httpx logs the URL it requests
+    auth = (user, password or "") if user else None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise CouchServerError(f"CouchDB-API server exited with {proc.returncode}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2.0).status_code == 200:
+            if httpx.get(bare, auth=auth, timeout=2.0).status_code == 200:
                 return
         time.sleep(0.1)
     raise CouchServerError(f"no CouchDB-API server answered at {redact_url(url)} within {timeout_s} s")

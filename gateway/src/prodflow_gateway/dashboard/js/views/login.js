@@ -10,7 +10,7 @@ export function render(root, app) {
   const form = h(
     "form.panel",
     { novalidate: true },
-    field("token", "API token", secret, "A token from your admin, or the admin token printed by 'prodflow up'."),
+    field("token", "API token", secret, "A token from your admin, or the admin token in the data folder of 'prodflow up' (gateway-admin-token)."),
     h("label.inline", { for: "remember" }, remember, "Remember on this browser"),
     h("div.actions", {}, h("button.primary", { type: "submit" }, "Log in")),
     alert,

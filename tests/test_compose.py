@@ -69,3 +69,11 @@ def test_gateway_points_at_each_service_by_its_port() -> None:
             continue
         port = _settings_class(spec.factory).model_fields["port"].default
         assert env[f"GATEWAY_{spec.name.upper().replace('-', '_')}_URL"] == f"http://{spec.name}:{port}"
+
+
+def test_secrets_have_no_defaults() -> None:
+    """A deployment that forgot a secret does not start (``${VAR:?...}``) instead of running on a known one."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in ("PRODFLOW_IDENTITY_SECRET", "COUCHDB_PASSWORD", "POSTGRES_PASSWORD"):
+        uses = [part.split("}")[0] for part in text.split("${" + name)[1:]]
+        assert uses and all(use.startswith(":?") for use in uses), (name, uses)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from prodflow_core.credentials import redact_url
 from prodflow_core.events import EventPublisher
 from prodflow_core.logs import RequestIdMiddleware, configure_logging
 from prodflow_core.problems import PROBLEM_RESPONSES, install_problem_handlers
-from prodflow_core.settings import ServiceSettings
+from prodflow_core.settings import DEFAULT_IDENTITY_SECRET, ServiceSettings
 
 HealthCheck = Callable[[], Awaitable[Any]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -38,6 +39,11 @@ def create_service_app(
     when the dependency is down). ``serve_docs=False`` leaves ``/openapi.json`` and ``/docs`` to the caller.
     """
     configure_logging(name, settings.log_level, settings.log_json)
+    if settings.identity_secret == DEFAULT_IDENTITY_SECRET:
+        logging.getLogger(f"prodflow.{name}").warning(
+            "PRODFLOW_IDENTITY_SECRET is the built-in development value: whoever reaches this service can sign any "
+            "identity; set a random secret shared by the gateway and the services (prodflow up makes one)"
+        )
     docs: dict[str, Any] = {} if serve_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}
     app = FastAPI(
         title=title,

@@ -67,7 +67,7 @@ class AuditLog:
             return True
         try:
             async with self._sessions() as session:
-                await session.execute(insert(AuditEntry), rows)
+                await (await session.connection()).execute(insert(AuditEntry), rows)
                 await session.commit()
             return True
         except Exception:

@@ -44,7 +44,7 @@ class LastUsed:
         rows = [{"tid": tid, "at": at} for tid, at in pending.items()]
         try:
             async with self._sessions() as session:
-                await session.execute(_WRITE, rows)
+                await (await session.connection()).execute(_WRITE, rows)
                 await session.commit()
         except Exception:
             _log.warning("could not write last_used_at of %d tokens; will try again", len(rows), exc_info=True)

@@ -1,7 +1,8 @@
 """The audit log's view of a call: what the middleware notes while it passes, and the row made of it later.
 
-The middleware only copies references (status, a few headers, the first 64 KiB of JSON bodies) while the call runs;
-the experiment and target are worked out from them by the writer (``audit_log``), after the answer is sent.
+The middleware only keeps references (status, a few headers, the chunks of JSON bodies up to 64 KiB) while the call
+runs; the experiment and target are worked out from them by the writer (``audit_log``), after the answer is sent.
+Bodies are read for those two values only and never stored.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def _nested_field(document: Any, name: str) -> str | None:
 
 
 def experiment_of(call: AuditedCall, answer: Any) -> str | None:
-    """The query's ``experiment``, else the request body's, else the path's (``/api/catalog/<experiment>``)."""
+    """The query's ``experiment``, else the request body's, else the path's (``/api/catalog/<experiment>``), else
+    the answer's (an approved request, a cancelled campaign)."""
     query = parse_qs(call.query).get("experiment")
     if query:
         return query[0]
@@ -108,9 +110,10 @@ def entry_of(call: AuditedCall) -> dict[str, Any]:
     """The audit row of ``call`` (the columns of ``AuditEntry``)."""
     identity = call.identity
     assert identity is not None  # only authenticated calls are recorded
-    answer = call.response.document() if call.status in CREATED else None
+    answer = call.response.document()
     created = target_of(call.location) if call.location else None
-    created = created or _field(answer, "id") or _field(answer, "_id")
+    if call.status in CREATED:
+        created = created or _field(answer, "id") or _field(answer, "_id")
     return {
         "at": call.at,
         "user": identity.user,
@@ -149,6 +152,7 @@ class AuditMiddleware:
             client=client[0] if client else None,
         )
         call.request.json = _is_json(scope["headers"])
+        own_route = scope["path"].startswith("/api/auth/")
 
         async def noting_receive() -> Message:
             message = await receive()
@@ -161,8 +165,9 @@ class AuditMiddleware:
                 call.status = message["status"]
                 headers = message.get("headers", [])
                 call.location = next((v.decode("latin-1") for k, v in headers if k.lower() == b"location"), None)
-                # The created resource's id: from Location when there is one, else from the answer's body.
-                call.response.json = call.status in CREATED and call.location is None and _is_json(headers)
+                # The answer's experiment, and the created resource's id when there is no Location. The gateway's
+                # own token answers carry secrets and no experiment: they are not read.
+                call.response.json = call.status < 300 and not own_route and _is_json(headers)
             elif message["type"] == "http.response.body":
                 call.response.add(message.get("body", b""))
             await send(message)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from gateway_stack import ADMIN_TOKEN, Stack
-from prodflow_gateway.audit import target_of
+from prodflow_core.identity import Identity
+from prodflow_core.sql import create_tables, make_engine, session_maker
+from prodflow_gateway.audit import AuditedCall, target_of
+from prodflow_gateway.audit_log import AuditLog, audit_page
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +156,23 @@ def test_the_target_is_the_last_id_of_the_path() -> None:
     assert target_of("/api/campaigns/by-label/L1/cancel") == "L1"
     assert target_of("/api/auth/tokens/tok-1/rotate") == "tok-1"
     assert target_of("/api/requests/preview") is None and target_of("/api/campaigns") is None
+
+
+async def test_stopping_the_writer_writes_every_call_still_waiting(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    try:
+        await create_tables(engine)
+        sessions = session_maker(engine)
+        log = AuditLog(sessions)
+        log.start()
+        who = Identity(user="vic", roles=frozenset({"manager"}), experiments=frozenset({"*"}), token_id="tok-v")
+        for n in range(1200):  # more than one batch, recorded faster than the writer can have written them
+            call = AuditedCall(at=datetime.now(UTC), method="POST", path=f"/api/sites/s{n}", query="", client=None)
+            call.status, call.identity, call.request_id = 200, who, f"r{n}"
+            log.record(call)
+        await log.aclose()
+        async with sessions() as session:
+            entries = await audit_page(session, user="vic", since=None, until=None, path=None, before=None, limit=2000)
+        assert [e.target for e in entries] == [f"s{n}" for n in reversed(range(1200))]
+    finally:
+        await engine.dispose()

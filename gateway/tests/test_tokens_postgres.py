@@ -65,7 +65,7 @@ async def test_last_use_rotation_and_audit_entries_on_postgresql(postgres_url: s
         call = AuditedCall(at=since, method="PUT", path="/api/sites/cern", query="", client="127.0.0.1")
         call.status, call.identity, call.request_id = 201, identity, "rid-pg"
         log.record(call)
-        await log.flush()
+        await log.aclose()
         async with sessions() as session:
             entries = await audit_page(
                 session, user="quin", since=since, until=None, path="/api/sites/", before=None, limit=10

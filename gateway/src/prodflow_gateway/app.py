@@ -66,13 +66,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.event_window = window = EventWindow(settings.sse_window)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
             workers.start("event-window", window.follow(app.state.events_db, workers.stop))
-            workers.start("audit-log", audit_log.follow(workers.stop))
+            audit_log.start()
             workers.start("token-last-used", last_used.follow(workers.stop))
             try:
                 yield
             finally:
-                await workers.aclose(grace_s=0.0)  # the follower keeps nothing: cancel its long-poll at once
-                await audit_log.flush()  # what the cancelled writers had not written yet
+                await workers.aclose(grace_s=0.0)  # the followers keep nothing: cancel their waits at once
+                await audit_log.aclose()  # the calls answered so far are written before the gateway stops
                 await last_used.flush()
                 await upstreams.aclose()
 

@@ -33,27 +33,36 @@ class AuditLog:
         self._sessions = sessions
         self._waiting: deque[AuditedCall] = deque()
         self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
 
     def record(self, call: AuditedCall) -> None:
         """Queue ``call`` for writing (called once its answer is sent)."""
         self._waiting.append(call)
         self._wake.set()
 
-    async def follow(self, stop: asyncio.Event) -> None:
-        """Write calls as they come until ``stop`` is set."""
-        while not stop.is_set():
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting:
-                if not await self._write_batch():
-                    await asyncio.sleep(RETRY_S)
+    def start(self) -> None:
+        """Start the writer task."""
+        self._task = asyncio.create_task(self._follow(), name="audit-log")
 
-    async def flush(self) -> None:
-        """Write everything waiting (at shutdown); gives up on a failing database after one try."""
+    async def aclose(self) -> None:
+        """Let the writer finish its batch (never cancelled mid-commit), then write what is still waiting."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
         while self._waiting and await self._write_batch():
             pass
         if self._waiting:
             _log.error("%d audit entries could not be written before the gateway stopped", len(self._waiting))
+
+    async def _follow(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting and not self._closing:
+                if not await self._write_batch():
+                    await asyncio.sleep(RETRY_S)
 
     async def _write_batch(self) -> bool:
         batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]

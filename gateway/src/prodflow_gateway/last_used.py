@@ -37,7 +37,7 @@ class LastUsed:
         self._pending[token_id] = datetime.now(UTC)
 
     async def flush(self) -> None:
-        """Write what was noted since the last flush; on failure keep it for the next one."""
+        """Write what was noted since the last flush; on failure (or cancellation) keep it for the next one."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
@@ -46,10 +46,16 @@ class LastUsed:
             async with self._sessions() as session:
                 await (await session.connection()).execute(_WRITE, rows)
                 await session.commit()
+        except asyncio.CancelledError:
+            self._keep(pending)  # stopped mid-write: the flush at shutdown writes them (again, at worst)
+            raise
         except Exception:
             _log.warning("could not write last_used_at of %d tokens; will try again", len(rows), exc_info=True)
-            for tid, at in pending.items():
-                self._pending.setdefault(tid, at)
+            self._keep(pending)
+
+    def _keep(self, pending: dict[str, datetime]) -> None:
+        for tid, at in pending.items():
+            self._pending.setdefault(tid, at)
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Flush every ``every_s`` seconds until ``stop`` is set, then once more."""

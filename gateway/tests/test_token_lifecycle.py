@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from gateway_stack import ADMIN_TOKEN, Stack
+from prodflow_core.sql import create_tables, make_engine, session_maker
 from prodflow_core.testing import serving
 from prodflow_gateway.app import create_app
+from prodflow_gateway.last_used import LastUsed
+from prodflow_gateway.models import ApiToken
+from prodflow_gateway.tokens import TokenLookup, hash_token
+from sqlalchemy import text
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +154,33 @@ def test_repeated_failed_authentications_are_answered_429_with_retry_after(stric
         assert 1 <= wait_s <= 2 and refused.json()["retry_after_s"] == wait_s
         time.sleep(wait_s)
         assert admin.get("/api/auth/whoami").status_code == 200
+
+
+async def test_a_token_table_of_an_older_gateway_gains_the_new_columns(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        async with engine.begin() as conn:  # api_tokens as the gateway made it before rotation and last use
+            await conn.execute(text(OLD_TOKENS_TABLE))
+            await conn.execute(
+                text("INSERT INTO api_tokens VALUES ('tok-old', 'olga', '[\"*\"]', '[\"reader\"]', :hash, '', NULL, "
+                     "'2026-01-01 00:00:00', NULL, NULL)"),
+                {"hash": hash_token("pf_old-secret")},
+            )  # fmt: skip
+        await create_tables(engine)
+        lookup = TokenLookup(session_maker(engine), cache_s=0, last_used=LastUsed(session_maker(engine), 60))
+        found = await lookup.identity("pf_old-secret")
+        assert found is not None and found.token_id == "tok-old"
+        async with session_maker(engine)() as session:
+            row = await session.get(ApiToken, "tok-old")
+        assert row is not None and row.last_used_at is None and row.rotated_at is None
+    finally:
+        await engine.dispose()
+
+
+OLD_TOKENS_TABLE = """
+CREATE TABLE api_tokens (
+    id VARCHAR NOT NULL PRIMARY KEY, user VARCHAR NOT NULL, experiments JSON NOT NULL, roles JSON NOT NULL,
+    token_hash VARCHAR NOT NULL UNIQUE, description VARCHAR NOT NULL, created_by VARCHAR, created_at DATETIME NOT NULL,
+    expires_at DATETIME, revoked_at DATETIME
+)
+"""

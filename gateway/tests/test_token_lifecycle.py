@@ -37,7 +37,10 @@ def _create(stack: Stack, user: str, **extra: Any) -> dict[str, Any]:
 def _listed(stack: Stack, token_id: str) -> dict[str, Any]:
     with _client(stack.url) as admin:
         tokens: list[dict[str, Any]] = admin.get("/api/auth/tokens").json()
-    return next(t for t in tokens if t["id"] == token_id)
+        one: dict[str, Any] = admin.get(f"/api/auth/tokens/{token_id}").json()
+    listed = next(t for t in tokens if t["id"] == token_id)
+    assert {**listed, "last_used_at": None} == {**one, "last_used_at": None}  # it may be written in between
+    return listed
 
 
 def _utc(text: str) -> datetime:
@@ -101,6 +104,7 @@ def test_rotation_gives_a_new_secret_and_the_old_one_stops_working(lifecycle_sta
         assert fred.get("/api/auth/whoami").status_code == 401
     with _client(lifecycle_stack.url) as admin:
         assert admin.post("/api/auth/tokens/tok-missing/rotate").status_code == 404
+        assert admin.get("/api/auth/tokens/tok-missing").status_code == 404
         admin.delete(f"/api/auth/tokens/{other['id']}")
         assert admin.post(f"/api/auth/tokens/{other['id']}/rotate").status_code == 409
 

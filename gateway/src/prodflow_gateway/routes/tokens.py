@@ -54,6 +54,15 @@ async def list_tokens(_admin: AdminCaller, session: SessionDep, user: str | None
     return [_info(t) for t in (await session.exec(query)).all()]
 
 
+@router.get("/tokens/{token_id}", response_model=TokenInfo)
+async def get_token(token_id: str, _admin: AdminCaller, session: SessionDep) -> TokenInfo:
+    """One token (never its secret)."""
+    token = await session.get(ApiToken, token_id)
+    if token is None:
+        raise not_found("Token", token_id)
+    return _info(token)
+
+
 @router.delete("/tokens/{token_id}", response_model=TokenInfo)
 async def revoke(token_id: str, _admin: AdminCaller, session: SessionDep, request: Request) -> TokenInfo:
     """Revoke a token; it stops working at once on this gateway."""

@@ -15,6 +15,7 @@ from prodflow_core.testing import serving
 from prodflow_gateway.app import create_app
 from prodflow_gateway.last_used import LastUsed
 from prodflow_gateway.models import ApiToken
+from prodflow_gateway.settings import GatewaySettings
 from prodflow_gateway.tokens import TokenLookup, hash_token
 from sqlalchemy import text
 
@@ -188,3 +189,21 @@ CREATE TABLE api_tokens (
     expires_at DATETIME, revoked_at DATETIME
 )
 """
+
+
+@pytest.mark.parametrize(
+    ("value", "ttl"),
+    [(None, timedelta(days=90)), ("12h", timedelta(hours=12)), ("3600", timedelta(hours=1)), ("never", None),
+     ("0", None)],
+)  # fmt: skip
+def test_the_default_lifetime_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, ttl: timedelta | None
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("GATEWAY_TOKEN_DEFAULT_TTL", value)
+    assert GatewaySettings().token_default_ttl == ttl
+
+
+def test_a_token_cache_longer_than_a_second_is_refused() -> None:
+    with pytest.raises(ValueError, match="token_cache_s"):
+        GatewaySettings(token_cache_s=10)

@@ -13,8 +13,9 @@ No operation is left out; the ones that could start expensive or unsafe work are
 - cycle-runner may only clone ``file://`` URLs, and no generated URL names a repository, so no cycle is ever
   created and ``POST .../software`` (installs) and ``POST .../runs`` (Snakemake) can only answer 404/422; the last
   test checks that no cycle exists;
-- ``DELETE /api/auth/tokens/{token_id}`` never revokes the admin token the run uses (its id shows up in
-  ``GET /api/auth/tokens``, and schemathesis reuses values from earlier responses).
+- ``DELETE /api/auth/tokens/{token_id}`` and ``POST /api/auth/tokens/{token_id}/rotate`` never revoke or rotate
+  the admin token the run uses (its id shows up in ``GET /api/auth/tokens``, and schemathesis reuses values from
+  earlier responses).
 
 Run: ``uv run pytest -q tests/test_schemathesis.py -p no:cacheprovider`` (``-s`` prints requests per operation).
 """
@@ -44,6 +45,7 @@ MAX_EXAMPLES = 30
 """Fuzzed requests per operation; the examples and coverage phases add their own (bounded by the schema)."""
 EVENTS_TIMEOUT_S = 0.5
 """``GET /api/events`` is an endless SSE stream: schemathesis reads it this long, then checks what came."""
+OWN_TOKEN_ENDERS = frozenset({"DELETE /api/auth/tokens/{token_id}", "POST /api/auth/tokens/{token_id}/rotate"})
 sent: Counter[str] = Counter()
 statuses: Counter[int] = Counter()
 spent: defaultdict[str, float] = defaultdict(float)
@@ -135,8 +137,8 @@ CHECKS = [not_a_server_error, problem_json, response_schema_conformance]
 def test_api(case: Case[Any], admin_token_id: str) -> None:
     label = case.operation.label
     kwargs: dict[str, Any] = {}
-    if label == "DELETE /api/auth/tokens/{token_id}" and case.path_parameters == {"token_id": admin_token_id}:
-        case.path_parameters = {"token_id": "tok-000000000000"}  # revoking our own token ends the run's coverage
+    if label in OWN_TOKEN_ENDERS and case.path_parameters == {"token_id": admin_token_id}:
+        case.path_parameters = {"token_id": "tok-000000000000"}  # revoking or rotating our token ends the coverage
     if label == "POST /api/campaigns":
         case.query = {**(case.query or {}), "dry_run": "true"}
     if label == "GET /api/events":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -54,6 +56,41 @@ def test_tokens_create_list_revoke(cli: Cli) -> None:
     assert cli("tokens", "revoke", token["id"]).code == 0
     assert cli("whoami", token=token["token"]).code == ExitCode.UNAUTHENTICATED
     assert cli("tokens", "revoke", "tok-missing").code == ExitCode.NOT_FOUND
+
+
+def test_tokens_rotate_and_expire_in(cli: Cli) -> None:
+    created = cli("tokens", "create", "dave", "-e", "*", "-r", "reader", "--expires-in", "2d", "--json").json()
+    expires = datetime.fromisoformat(created["expires_at"]).replace(tzinfo=UTC)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=2))) < timedelta(minutes=1)
+    assert cli("tokens", "create", "dave", "-e", "*", "-r", "reader", "--expires-in", "soon").code == 2
+
+    rotated = cli("tokens", "rotate", created["id"], token=created["token"])  # a token may rotate itself
+    assert rotated.code == 0, rotated.stderr
+    secret = next(line for line in rotated.stdout.split() if line.startswith("pf_"))
+    assert cli("whoami", token=created["token"]).code == ExitCode.UNAUTHENTICATED
+    assert cli("whoami", "--json", token=secret).json()["token_id"] == created["id"]
+    assert "last used" in cli("tokens", "list", "--user", "dave").stdout
+
+
+def test_audit_lists_token_changes_newest_first_for_admins_only(cli: Cli) -> None:
+    created = cli("tokens", "create", "erin", "-e", "*", "-r", "reader", "--json").json()
+    assert cli("tokens", "revoke", created["id"]).code == 0
+
+    def entries() -> list[dict[str, object]]:
+        found: list[dict[str, object]] = cli("audit", "--path", "/api/auth/tokens", "--json").json()
+        return [e for e in found if e["target"] == created["id"]]
+
+    deadline = time.monotonic() + 5
+    while len(entries()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(e["method"], e["status"], e["user"]) for e in entries()] == [
+        ("DELETE", 200, "admin"),
+        ("POST", 201, "admin"),
+    ]
+    table = cli("audit", "--user", "admin", "--limit", "1")
+    assert table.code == 0 and "DELETE" in table.stdout and "more with --limit" in table.stderr
+    reader = cli("tokens", "create", "fay", "-e", "*", "-r", "reader", "--json").json()
+    assert cli("audit", token=reader["token"]).code == ExitCode.FORBIDDEN
 
 
 def test_validation_errors_are_one_line_and_json_on_request(cli: Cli) -> None:

@@ -73,6 +73,20 @@ def counted_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         yield made
 
 
+@pytest.fixture(scope="module")
+def lifecycle_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway of its own that writes ``last_used_at`` every 0.2 s."""
+    with _stack(couch_url, tmp_path_factory, token_last_used_every_s=0.2) as made:
+        yield made
+
+
+@pytest.fixture
+def strict_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway of its own that refuses an address after 3 failed authentications within 2 s."""
+    with _stack(couch_url, tmp_path_factory, auth_failure_limit=3, auth_failure_window_s=2.0) as made:
+        yield made
+
+
 @contextmanager
 def _stack(
     couch_url: str, tmp_path_factory: pytest.TempPathFactory, proxy: CountingProxy | None = None, **extra: Any

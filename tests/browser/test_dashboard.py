@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import httpx
 import pytest
@@ -91,6 +92,28 @@ def test_admin_makes_a_reader_token_and_the_reader_sees_no_admin_pages(page: Pag
     row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="local", exact=True))
     row.get_by_role("button", name="Drain local").click()
     expect(page.get_by_role("alert")).to_contain_text("403")  # a reader may look, not drain
+
+
+def test_admin_reads_the_audit_log_filtered_by_path(page: Page, system: System) -> None:
+    rid = uuid.uuid4().hex
+    made = httpx.post(
+        system.url + "/api/auth/tokens",
+        json={"user": "audra", "roles": ["reader"], "experiments": ["snoplus"]},
+        headers={"Authorization": f"Bearer {system.token}", "X-Request-ID": rid},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    log_in(page, system)
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    page.get_by_label("Path starts with").fill("/api/auth/tokens")
+    page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("row").filter(has_text=rid)
+    expect(row).to_contain_text(made.json()["id"])
+    expect(row).to_contain_text("POST")
+    expect(row.get_by_text("201", exact=True)).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="/api/sites")).to_have_count(0)
+    shot(page, "audit")
 
 
 def test_the_gateway_serves_the_dashboard_beside_the_api(system: System) -> None:

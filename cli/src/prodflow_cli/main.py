@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from prodflow_cli.commands import (
+    audit,
     auth,
     campaigns,
     catalog,
@@ -47,7 +48,7 @@ def main(
     ctx.call_on_close(current.close)
 
 
-for module in (up, auth, health, events, grab):
+for module in (up, auth, health, events, grab, audit):
     app.add_typer(module.app)
 # Each group answers to its singular and (hidden) plural name: 'prodflow request list' = 'prodflow requests list'.
 for group, name in (

@@ -17,10 +17,14 @@ from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
 from prodflow_gateway import models  # noqa: F401  (registers the tables)
+from prodflow_gateway.audit import AuditMiddleware
+from prodflow_gateway.audit_log import AuditLog
 from prodflow_gateway.events import EventWindow
+from prodflow_gateway.failures import AuthFailures
+from prodflow_gateway.last_used import LastUsed
 from prodflow_gateway.openapi import MergedOpenAPI
 from prodflow_gateway.proxy import IdentityHeaders
-from prodflow_gateway.routes import events, health, proxy, tokens
+from prodflow_gateway.routes import audit, events, health, proxy, tokens
 from prodflow_gateway.settings import GatewaySettings
 from prodflow_gateway.tokens import TokenLookup, ensure_first_admin
 from prodflow_gateway.upstreams import Upstreams
@@ -50,7 +54,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             couch_resources(app, settings) as couch,
         ):
             sessions = app.state.sessions
-            app.state.tokens = TokenLookup(sessions, settings.token_cache_s)
+            last_used = LastUsed(sessions, settings.token_last_used_every_s)
+            app.state.tokens = TokenLookup(sessions, settings.token_cache_s, last_used)
+            app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s)
+            app.state.audit = audit_log = AuditLog(sessions)
             bootstrap = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
             await ensure_first_admin(sessions, settings.admin_token_path(), bootstrap)
             app.state.http = http
@@ -60,10 +67,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.event_window = window = EventWindow(settings.sse_window)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
             workers.start("event-window", window.follow(app.state.events_db, workers.stop))
+            audit_log.start()
+            workers.start("token-last-used", last_used.follow(workers.stop))
             try:
                 yield
             finally:
-                await workers.aclose(grace_s=0.0)  # the follower keeps nothing: cancel its long-poll at once
+                await workers.aclose(grace_s=0.0)  # the followers keep nothing: cancel their waits at once
+                await audit_log.aclose()  # the calls answered so far are written before the gateway stops
+                await last_used.flush()
                 await upstreams.aclose()
 
     app = create_service_app(
@@ -72,9 +83,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="Production management for particle-physics experiments: one API for every service.",
         settings=settings,
         lifespan=lifespan,
-        routers=[tokens.router, events.router, health.router, proxy.router],
+        routers=[tokens.router, audit.router, events.router, health.router, proxy.router],  # proxy last: catch-all
         serve_docs=False,  # the merged document below replaces the gateway's own
     )
+    app.add_middleware(AuditMiddleware)  # outermost: sees the final status of every answer
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
     # Last: the dashboard's static files answer every path no route above claimed ("/" is its index.html).

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from prodflow_core.identity import Identity
 from prodflow_core.problems import Problem
 
+from prodflow_gateway.failures import AuthFailures
 from prodflow_gateway.tokens import TokenLookup
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -19,8 +20,27 @@ def _unauthenticated(detail: str) -> Problem:
     )
 
 
+def _too_many(wait_s: int) -> Problem:
+    return Problem(
+        429,
+        "Too many requests",
+        f"too many failed authentications from this address; try again in {wait_s} s",
+        kind="too-many-requests",
+        headers={"Retry-After": str(wait_s)},
+        retry_after_s=wait_s,
+    )
+
+
 async def authenticate(request: Request) -> Identity:
-    """FastAPI dependency: the identity of the bearer token, or a 401 problem."""
+    """FastAPI dependency: the identity of the bearer token, or a 401 problem (429 after too many of them).
+
+    The identity is also left in ``request.state.identity`` for the audit log.
+    """
+    failures: AuthFailures = request.app.state.auth_failures
+    address = request.client.host if request.client else ""
+    wait_s = failures.retry_after(address)
+    if wait_s is not None:
+        raise _too_many(wait_s)  # before the token is looked at: a blocked address cannot go on guessing
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -28,7 +48,9 @@ async def authenticate(request: Request) -> Identity:
     lookup: TokenLookup = request.app.state.tokens
     identity = await lookup.identity(secret.strip())
     if identity is None:
+        failures.failed(address)
         raise _unauthenticated("unknown, revoked or expired token")
+    request.state.identity = identity
     return identity
 
 

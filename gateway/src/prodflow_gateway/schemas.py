@@ -1,12 +1,12 @@
-"""Bodies of the token API."""
+"""Bodies of the gateway's own API: tokens and the audit log."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Literal, Self
 
 from prodflow_core.strict import StrictModel
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 Role = Literal["reader", "requester", "manager", "admin"]
 
@@ -18,7 +18,21 @@ class TokenCreate(StrictModel):
     experiments: list[str] = Field(min_length=1, max_length=64)
     roles: list[Role] = Field(min_length=1)
     description: str = Field("", max_length=500)
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="when it stops working (UTC if no offset is given)")
+    expires_in: int | None = Field(
+        None, ge=1, le=10 * 365 * 86_400, description="seconds from now; default: the gateway's token lifetime"
+    )
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> Self:
+        if self.expires_at is not None and self.expires_in is not None:
+            raise ValueError("give expires_at or expires_in, not both")
+        if self.expires_at is not None:
+            if self.expires_at.tzinfo is None:
+                self.expires_at = self.expires_at.replace(tzinfo=UTC)
+            if self.expires_at <= datetime.now(UTC):
+                raise ValueError("expires_at is in the past")
+        return self
 
 
 class TokenInfo(BaseModel):
@@ -33,6 +47,10 @@ class TokenInfo(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    rotated_at: datetime | None = None
+    last_used_at: datetime | None = Field(
+        None, description="last call it authenticated (written at most once a minute: may lag by that much)"
+    )
 
 
 class TokenCreated(TokenInfo):
@@ -48,3 +66,28 @@ class WhoAmI(BaseModel):
     experiments: list[str]
     roles: list[str]
     token_id: str | None
+
+
+class AuditEntryOut(BaseModel):
+    """One state-changing call through the gateway: who, what, on which target, how it was answered."""
+
+    id: int
+    at: datetime = Field(description="when the gateway received the call (UTC)")
+    user: str
+    token_id: str | None
+    roles: list[str]
+    experiment: str | None = Field(description="the query's or the body's experiment, else the path's")
+    method: str
+    path: str
+    target: str | None = Field(description="the path's last id, or the id of what the call created")
+    status: int = Field(description="the status code of the answer")
+    request_id: str | None
+    client: str | None = Field(description="the caller's address as the gateway saw it")
+
+
+class AuditPage(BaseModel):
+    """A page of the audit log, newest first; ``next`` is the ``cursor`` of the following page."""
+
+    items: list[AuditEntryOut]
+    count: int
+    next: str | None

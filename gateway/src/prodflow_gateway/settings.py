@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from prodflow_core.durations import parse_duration
 from prodflow_core.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8000
+NEVER = frozenset({"", "0", "none", "never"})
 
 
 class GatewaySettings(ServiceSettings):
@@ -32,11 +36,31 @@ class GatewaySettings(ServiceSettings):
     sse_heartbeat_s: float = 15.0
     sse_window: int = Field(10_000, ge=1)
     """Recent changes of the event stream kept in memory for SSE clients (``GATEWAY_SSE_WINDOW``)."""
-    token_cache_s: float = 10.0
+    token_cache_s: float = Field(1.0, ge=0.0, le=1.0)
+    """How long a token's identity is remembered (``GATEWAY_TOKEN_CACHE_S``, at most 1 s): a revocation made through
+    another gateway replica applies here within that time (through this one: at once)."""
+    token_default_ttl: timedelta | None = timedelta(days=90)
+    """Lifetime of a token created without ``expires_at``/``expires_in`` (``GATEWAY_TOKEN_DEFAULT_TTL``: seconds or
+    ``90d``, ``12h``, ...; ``never`` or ``0`` for no default expiry). The first admin token never expires."""
+    token_last_used_every_s: float = Field(60.0, gt=0.0)
+    """A token's ``last_used_at`` is written at most this often (``GATEWAY_TOKEN_LAST_USED_EVERY_S``)."""
+    auth_failure_limit: int = Field(20, ge=1)
+    """Failed authentications from one client address within ``auth_failure_window_s`` before it is answered 429
+    (``GATEWAY_AUTH_FAILURE_LIMIT``; counted per gateway replica)."""
+    auth_failure_window_s: float = Field(60.0, gt=0.0)
+    """The window of ``auth_failure_limit`` (``GATEWAY_AUTH_FAILURE_WINDOW_S``)."""
     upstream_pools: int = Field(8, ge=1)
     """Connection pools per service, used in turn (``GATEWAY_UPSTREAM_POOLS``)."""
     upstream_pool_connections: int = Field(64, ge=1)
     """Connections per pool (``GATEWAY_UPSTREAM_POOL_CONNECTIONS``): 8 x 64 = 512 per service by default."""
+
+    @field_validator("token_default_ttl", mode="before")
+    @classmethod
+    def _duration_or_never(cls, value: Any) -> timedelta | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in NEVER):
+            return None
+        ttl = parse_duration(value)
+        return ttl if ttl.total_seconds() > 0 else None
 
     def sql_url(self) -> str:
         """The SQL database: ``GATEWAY_DATABASE_URL`` or an SQLite file under the data folder."""

@@ -1,4 +1,8 @@
-"""Bearer tokens: made, hashed, looked up (with a short cache), revoked, and the first admin token."""
+"""Bearer tokens: made, hashed, looked up (with a cache of at most a second), rotated, and the first admin token.
+
+Revocation and rotation change the token's row; a gateway that made the change forgets its cached answers at
+once, every other replica sharing the database within its ``token_cache_s`` (at most 1 s).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import os
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prodflow_core.identity import Identity
@@ -15,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from prodflow_gateway.last_used import LastUsed
 from prodflow_gateway.models import ApiToken
 
 TOKEN_PREFIX = "pf_"  # noqa: S105 - a marker, not a secret
@@ -38,13 +43,28 @@ def identity_of(token: ApiToken) -> Identity:
     )
 
 
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes; every time stored is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def is_active(token: ApiToken, now: datetime | None = None) -> bool:
     """Not revoked and not expired."""
     now = now or datetime.now(UTC)
-    expires = token.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
+    expires = _aware(token.expires_at)
     return token.revoked_at is None and (expires is None or expires > now)
+
+
+def expiry(
+    expires_at: datetime | None, expires_in_s: int | None, default_ttl: timedelta | None, now: datetime | None = None
+) -> datetime | None:
+    """When a new token expires: ``expires_at`` as given, else ``expires_in_s`` or ``default_ttl`` from now."""
+    now = now or datetime.now(UTC)
+    if expires_at is not None:
+        return _aware(expires_at)
+    if expires_in_s is not None:
+        return now + timedelta(seconds=expires_in_s)
+    return now + default_ttl if default_ttl is not None else None
 
 
 async def create_token(
@@ -75,30 +95,58 @@ async def create_token(
     return token, secret
 
 
-class TokenLookup:
-    """Finds the identity of a bearer token; remembers answers for a few seconds to spare the database."""
+async def rotate_token(session: AsyncSession, token: ApiToken) -> str:
+    """Give ``token`` a new secret (same id, user, roles, experiments and expiry); the old one stops working."""
+    secret = new_secret()
+    token.token_hash = hash_token(secret)
+    token.rotated_at = datetime.now(UTC)
+    session.add(token)
+    await session.commit()
+    return secret
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache_s: float) -> None:
+
+class TokenLookup:
+    """Finds the identity of a bearer token; remembers answers for ``cache_s`` (≤ 1 s) to spare the database.
+
+    Each answer found notes the token's use in ``last_used`` (written later, in batches).
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], cache_s: float, last_used: LastUsed | None = None
+    ) -> None:
         self._sessions = sessions
         self._cache_s = cache_s
-        self._cache: dict[str, tuple[float, Identity | None]] = {}
+        self._last_used = last_used
+        # hash -> (remembered until, on the monotonic clock; identity; expiry as a UNIX time or None)
+        self._cache: dict[str, tuple[float, Identity | None, float | None]] = {}
 
     async def identity(self, secret: str) -> Identity | None:
         """The identity of an active token, or ``None``."""
         digest = hash_token(secret)
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+            found, expires = hit[1], hit[2]
+            if expires is not None and expires <= time.time():
+                found = None
+        else:
+            found, expires = await self._load(digest)
+        if found is not None and self._last_used is not None and found.token_id is not None:
+            self._last_used.touch(found.token_id)
+        return found
+
+    async def _load(self, digest: str) -> tuple[Identity | None, float | None]:
         async with self._sessions() as session:
             token = (await session.exec(select(ApiToken).where(ApiToken.token_hash == digest))).first()
         found = identity_of(token) if token is not None and is_active(token) else None
+        expires_at = _aware(token.expires_at) if token is not None else None
+        expires = expires_at.timestamp() if expires_at is not None else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (time.monotonic() + self._cache_s, found)
-        return found
+        self._cache[digest] = (time.monotonic() + self._cache_s, found, expires)
+        return found, expires
 
     def forget(self) -> None:
-        """Drop cached answers (after a revocation)."""
+        """Drop cached answers (after a revocation or a rotation through this gateway)."""
         self._cache.clear()
 
 
@@ -108,6 +156,8 @@ async def ensure_first_admin(
     """Create an admin token when no token exists and write it to ``token_file`` (0600), never to a log.
 
     ``bootstrap`` fixes the secret (docker-compose, tests). Returns the new secret, or ``None`` if tokens exist.
+    This token never expires: it is how an operator with access to the gateway's host gets in, whatever happened
+    to the other tokens. Once personal admin tokens exist, rotate it (its file then holds a dead secret) or revoke it.
     """
     async with sessions() as session:
         count = (await session.exec(select(func.count()).select_from(ApiToken))).one()

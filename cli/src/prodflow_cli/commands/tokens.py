@@ -1,4 +1,4 @@
-"""``prodflow tokens create|list|revoke``: API tokens (admin)."""
+"""``prodflow tokens create|list|revoke|rotate``: API tokens (admin; anyone may rotate the token they use)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from prodflow_core.durations import parse_duration
 
 from prodflow_cli.client import segment
 from prodflow_cli.session import JsonOpt, command, gateway, output
 
-app = typer.Typer(help="API tokens (admin): create, list, revoke.", no_args_is_help=True)
+app = typer.Typer(help="API tokens (admin): create, list, revoke, rotate.", no_args_is_help=True)
 
 COLUMNS = [
     ("id", "id"),
@@ -20,6 +21,7 @@ COLUMNS = [
     ("description", "description"),
     ("created_at", "created"),
     ("expires_at", "expires"),
+    ("last_used_at", "last used"),
     ("revoked_at", "revoked"),
 ]
 
@@ -31,12 +33,22 @@ def create(
     role: Annotated[list[str], typer.Option("--role", "-r", help="reader, requester, manager or admin (repeat).")],
     description: Annotated[str, typer.Option(help="What the token is for.")] = "",
     expires: Annotated[datetime | None, typer.Option(help="Expiry time (ISO 8601).")] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="Lifetime: seconds or 30d, 12h, ... (default: the gateway's, 90 days).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a token; its secret is shown this once only."""
     body: dict[str, Any] = {"user": user, "experiments": experiment, "roles": role, "description": description}
+    if expires is not None and expires_in is not None:
+        raise typer.BadParameter("give --expires or --expires-in, not both")
     if expires is not None:
         body["expires_at"] = expires.isoformat()
+    if expires_in is not None:
+        try:
+            body["expires_in"] = int(parse_duration(expires_in).total_seconds())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--expires-in") from exc
     created = gateway().post("/api/auth/tokens", body)
     out = output(as_json)
     if out.as_json:
@@ -68,3 +80,18 @@ def revoke(
         out.data(revoked)
     else:
         out.say(f"revoked {revoked['id']} ({revoked['user']}) at {revoked['revoked_at']}")
+
+
+@command(app, "rotate")
+def rotate(
+    token_id: Annotated[str, typer.Argument(help="The token's id (not its secret).")], as_json: JsonOpt = False
+) -> None:
+    """A new secret for a token (same user, roles, experiments, expiry); the old secret stops working at once."""
+    rotated = gateway().post(f"/api/auth/tokens/{segment(token_id)}/rotate")
+    out = output(as_json)
+    if out.as_json:
+        out.data(rotated)
+        return
+    out.say(f"token {rotated['id']} of {rotated['user']} has a new secret:")
+    out.say(rotated["token"])
+    out.note("the secret above is shown only now and the old one no longer works: store it safely")

@@ -4,6 +4,7 @@ import { api, token } from "./api.js";
 import { fill, focusHeading, h } from "./dom.js";
 import { EventBus } from "./stream.js";
 import * as admin from "./views/admin.js";
+import * as audit from "./views/audit.js";
 import * as campaigns from "./views/campaigns.js";
 import * as cycles from "./views/cycles.js";
 import * as events from "./views/events.js";
@@ -27,6 +28,7 @@ const ROUTES = [
   [/^\/sites$/, sites.render],
   [/^\/catalog$/, admin.renderCatalog],
   [/^\/tokens$/, admin.renderTokens],
+  [/^\/audit$/, audit.render],
   [/^\/labels$/, labels.renderList],
   [/^\/labels\/([^/]+)$/, labels.renderOne],
   [/^\/jobs$/, jobs.renderList],

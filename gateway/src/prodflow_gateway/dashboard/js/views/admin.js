@@ -1,4 +1,4 @@
-// Admin: API tokens (create, list, revoke) and the catalog's experiments and modules.
+// Admin: API tokens (create, list, rotate, revoke) and the catalog's experiments and modules.
 
 import { api, seg } from "../api.js";
 import { field, fill, h, jsonForm, showFieldErrors, table, when } from "../dom.js";
@@ -12,6 +12,7 @@ export async function renderTokens(root) {
   const user = h("input", { type: "text", required: true });
   const experiments = h("input", { type: "text", required: true, placeholder: "snoplus, legend (or *)" });
   const description = h("input", { type: "text" });
+  const days = h("input", { type: "number", min: "1", max: "3650", step: "1" });
   const roleBoxes = ROLES.map((role) => h("input", { type: "checkbox", id: `role-${role}`, value: role, checked: role === "reader" }));
   const form = h(
     "form.panel",
@@ -21,6 +22,7 @@ export async function renderTokens(root) {
     field("experiments", "Experiments", experiments, "Comma-separated; * for all."),
     h("fieldset#roles", {}, h("legend", {}, "Roles"), roleBoxes.map((box) => h("label.inline", { for: box.id }, box, box.value))),
     field("description", "Description", description),
+    field("expires_in", "Expires in (days)", days, "Empty: the gateway's default lifetime (90 days unless configured)."),
     h("div.actions", {}, h("button.primary", { type: "submit" }, "Create token")),
   );
   root.append(h("h1", {}, "API tokens"), alert, created, holder, form);
@@ -36,11 +38,20 @@ export async function renderTokens(root) {
           { key: "roles", label: "Roles", render: (t) => t.roles.join(", ") },
           { key: "description", label: "Description" },
           { key: "created_at", label: "Created", render: (t) => when(t.created_at) },
+          { key: "expires_at", label: "Expires", render: (t) => (t.expires_at ? when(t.expires_at) : "never") },
+          { key: "last_used_at", label: "Last used", render: (t) => when(t.last_used_at) },
           { key: "revoked_at", label: "Revoked", render: (t) => when(t.revoked_at) },
           {
             key: "revoke",
             label: "Actions",
-            render: (t) => (t.revoked_at ? "" : h("button.danger", { type: "button", onclick: () => revoke(t) }, `Revoke ${t.id}`)),
+            render: (t) =>
+              t.revoked_at
+                ? ""
+                : [
+                    h("button", { type: "button", onclick: () => rotate(t) }, `Rotate ${t.id}`),
+                    " ",
+                    h("button.danger", { type: "button", onclick: () => revoke(t) }, `Revoke ${t.id}`),
+                  ],
           },
         ]),
       );
@@ -57,6 +68,25 @@ export async function renderTokens(root) {
       alert.textContent = error.message;
     }
   };
+  const showSecret = (token, what) =>
+    fill(
+      created,
+      h(
+        "div.notice",
+        {},
+        h("p", {}, `${what} ${token.id} for ${token.user}. Copy the secret now: it is not shown again.`),
+        h("p", {}, h("code#new-secret", {}, token.token)),
+      ),
+    );
+  const rotate = async (token) => {
+    if (!window.confirm(`Give ${token.id} of ${token.user} a new secret? The current one stops working at once.`)) return;
+    try {
+      showSecret(await api.post(`/api/auth/tokens/${seg(token.id)}/rotate`), "New secret of token");
+      await load();
+    } catch (error) {
+      alert.textContent = error.message;
+    }
+  };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     alert.textContent = "";
@@ -66,22 +96,15 @@ export async function renderTokens(root) {
       roles: roleBoxes.filter((box) => box.checked).map((box) => box.value),
       description: description.value.trim(),
     };
+    if (days.value.trim()) body.expires_in = Math.round(Number(days.value) * 86400);
     try {
       const token = await api.post("/api/auth/tokens", body);
       showFieldErrors(form, {}, {});
-      fill(
-        created,
-        h(
-          "div.notice",
-          {},
-          h("p", {}, `Token ${token.id} for ${token.user}. Copy the secret now: it is not shown again.`),
-          h("p", {}, h("code#new-secret", {}, token.token)),
-        ),
-      );
+      showSecret(token, "Token");
       form.reset();
       await load();
     } catch (error) {
-      const ids = { user: "user", experiments: "experiments", roles: "roles", description: "description" };
+      const ids = { user: "user", experiments: "experiments", roles: "roles", description: "description", expires_in: "expires_in" };
       alert.textContent = [error.message, ...showFieldErrors(form, error.problem, ids)].join(" — ");
     }
   });

@@ -21,6 +21,7 @@ from prodflow_gateway.app import create_app
 from prodflow_gateway.settings import GatewaySettings
 
 ADMIN_TOKEN = "pf_test-admin-token"
+CORS_ORIGIN = "https://dashboard.example.org"
 
 
 def echo_app(settings: ServiceSettings) -> Any:
@@ -70,6 +71,13 @@ def stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def counted_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A gateway of its own whose CouchDB requests go through a counting proxy; its SSE window holds 5 changes."""
     with counting_proxy(couch_url) as proxy, _stack(couch_url, tmp_path_factory, proxy, sse_window=5) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def cors_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway of its own that lets pages of ``CORS_ORIGIN`` call it."""
+    with _stack(couch_url, tmp_path_factory, cors_origins=[CORS_ORIGIN]) as made:
         yield made
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from prodflow_core.settings import ServiceSettings
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 DEFAULT_PORT = 8000
 
@@ -36,6 +38,25 @@ class GatewaySettings(ServiceSettings):
     """Connection pools per service, used in turn (``GATEWAY_UPSTREAM_POOLS``)."""
     upstream_pool_connections: int = Field(64, ge=1)
     """Connections per pool (``GATEWAY_UPSTREAM_POOL_CONNECTIONS``): 8 x 64 = 512 per service by default."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins whose browser pages may call the API (``GATEWAY_CORS_ORIGINS``, comma separated, e.g.
+    ``https://prodflow.example.org``); empty, the default: no CORS headers, browsers allow same-origin only."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            bare = parts.path in {"", "/"} and not parts.query and not parts.fragment
+            if "*" in origin or parts.scheme not in {"http", "https"} or not parts.netloc or not bare:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port]; no '*')")
+        return [origin.rstrip("/") for origin in origins]
 
     def sql_url(self) -> str:
         """The SQL database: ``GATEWAY_DATABASE_URL`` or an SQLite file under the data folder."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from prodflow_core.strict import StrictModel
+from prodflow_core.strict import StrictDatetime, StrictModel
 from pydantic import BaseModel, Field
 
 Role = Literal["reader", "requester", "manager", "admin"]
@@ -18,7 +18,7 @@ class TokenCreate(StrictModel):
     experiments: list[str] = Field(min_length=1, max_length=64)
     roles: list[Role] = Field(min_length=1)
     description: str = Field("", max_length=500)
-    expires_at: datetime | None = None
+    expires_at: StrictDatetime | None = None
 
 
 class TokenInfo(BaseModel):

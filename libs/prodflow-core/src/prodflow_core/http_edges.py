@@ -2,49 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 
+from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 """The methods an ``Allow`` header may list, in the order it lists them."""
-_PROBE = "PRODFLOW-PROBE"
-"""A method no route declares: a route that takes it takes every method (a mount, a proxy) and says nothing."""
 
 API_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
 """Headers every answer of every service carries: browsers never guess a content type from a body."""
 
 
-def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
-    """The methods some route of ``routes`` answers at the path of ``scope``: an ``Allow`` header's list.
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods of the path of ``scope``, as an ``Allow`` header lists them (empty: no route has the path).
 
-    Every route is asked, not only the first whose path matches, so a path served by several routes (``GET``
-    by one, ``POST`` by another) lists both. Routes that take any method (static files, the gateway's proxy)
-    are left out: they tell nothing about the path.
+    The path's routes are those of the most specific path template that matches it (``/requests/preview``
+    before ``/requests/{id}``, as OpenAPI matches paths), all of them: starlette's own 405 names only the first
+    route's methods, though ``GET`` and ``POST`` of one path are often two routes. Routes without a method list
+    (mounts, the gateway's proxy) take any method and say nothing about the path.
     """
-    routes = list(routes)
-    allowed = [method for method in METHODS if _any_route_takes(routes, scope, method)]
-    if "GET" in allowed and "HEAD" not in allowed:  # starlette answers HEAD wherever GET is
-        allowed.insert(allowed.index("GET") + 1, "HEAD")
-    return allowed
-
-
-def _any_route_takes(routes: list[BaseRoute], scope: Scope, method: str) -> bool:
-    return any(_full_match(route, scope, method) and not _full_match(route, scope, _PROBE) for route in routes)
-
-
-def _full_match(route: BaseRoute, scope: Scope, method: str) -> bool:
-    probe: Scope = {
-        "type": "http",
-        "method": method,
-        "path": scope["path"],
-        "root_path": scope.get("root_path", ""),
-        "headers": [],
-        "query_string": b"",
-    }
-    match, _child = route.matches(probe)
-    return match is Match.FULL
+    probe: Scope = {"type": "http", "method": "GET", "path": scope["path"], "root_path": scope.get("root_path", "")}
+    by_template: dict[str, set[str]] = {}
+    for route in iter_route_contexts(routes):
+        template, methods = route.path_format, route.methods
+        if template is not None and methods and route.matches(probe)[0] is not Match.NONE:
+            by_template.setdefault(template, set()).update(methods)
+    if not by_template:
+        return []
+    most_specific = min(by_template, key=lambda template: template.count("{"))  # first of the least templated
+    return [method for method in METHODS if method in by_template[most_specific]]
 
 
 class HeadersMiddleware:

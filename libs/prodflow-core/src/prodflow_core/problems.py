@@ -149,17 +149,15 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     )
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = _allow(request, headers.get("Allow", ""))
+    if exc.status_code == 405 and (allow := _allow(request, headers.get("Allow", ""))):
+        headers["Allow"] = allow
     problem = Problem(exc.status_code, title, detail, headers=headers)
     return problem_response(problem, request.url.path)
 
 
 def _allow(request: Request, raised: str) -> str:
-    """Every method of the path: starlette's 405 names only those of the first route whose path matched."""
-    methods = allowed_methods(request.app.router.routes, request.scope)
-    methods += [m for m in (part.strip() for part in raised.split(",")) if m and m not in methods]
-    return ", ".join(methods)
+    """Every method of the path (starlette names the first route's); static files' own where no route has it."""
+    return ", ".join(allowed_methods(request.app.router.routes, request.scope)) or raised
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

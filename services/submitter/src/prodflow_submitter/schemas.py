@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from prodflow_core.backends import backend_names
 from prodflow_core.jobdocs import JOB_DATABASES
 from prodflow_core.jobs_json import AmbiguousEventMode, event_mode
 from prodflow_core.strict import (
@@ -135,7 +136,7 @@ class CampaignPreview(BaseModel):
 class SiteSpec(StrictModel):
     """A site (FORMATS.md), plus its queue order and an optional default command template."""
 
-    backend: str
+    backend: str = Field(json_schema_extra={"enum": backend_names()})
     storage_element: str = Field(min_length=1)
     max_running: StrictPositiveInt = 100
     max_attempts: StrictPositiveInt = 3

@@ -15,7 +15,7 @@ from prodflow_core.strict import (
     StrictPositiveFloat,
     StrictPositiveInt,
 )
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
 LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
@@ -136,7 +136,7 @@ class CampaignPreview(BaseModel):
 class SiteSpec(StrictModel):
     """A site (FORMATS.md), plus its queue order and an optional default command template."""
 
-    backend: str = Field(json_schema_extra={"enum": backend_names()})
+    backend: str = Field(json_schema_extra={"enum": list[JsonValue](backend_names())})
     storage_element: str = Field(min_length=1)
     max_running: StrictPositiveInt = 100
     max_attempts: StrictPositiveInt = 3

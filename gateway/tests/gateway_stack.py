@@ -21,6 +21,7 @@ from prodflow_gateway.app import create_app
 from prodflow_gateway.settings import GatewaySettings
 
 ADMIN_TOKEN = "pf_test-admin-token"
+CORS_ORIGIN = "https://dashboard.example.org"
 
 
 def echo_app(settings: ServiceSettings) -> Any:
@@ -84,6 +85,13 @@ def lifecycle_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 def strict_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A gateway of its own that refuses an address after 3 failed authentications within 2 s."""
     with _stack(couch_url, tmp_path_factory, auth_failure_limit=3, auth_failure_window_s=2.0) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def cors_stack(couch_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway of its own that lets pages of ``CORS_ORIGIN`` call it."""
+    with _stack(couch_url, tmp_path_factory, cors_origins=[CORS_ORIGIN]) as made:
         yield made
 
 

@@ -9,16 +9,17 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
 from prodflow_gateway import models  # noqa: F401  (registers the tables)
 from prodflow_gateway.audit import AuditMiddleware
 from prodflow_gateway.audit_log import AuditLog
+from prodflow_gateway.dashboard_files import DashboardFiles
 from prodflow_gateway.events import EventWindow
 from prodflow_gateway.failures import AuthFailures
 from prodflow_gateway.last_used import LastUsed
@@ -90,8 +91,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
     # Last: the dashboard's static files answer every path no route above claimed ("/" is its index.html).
-    app.mount("/", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+    app.mount("/", DashboardFiles(directory=DASHBOARD, html=True), name="dashboard")
+    if settings.cors_origins:
+        _allow_cross_origin(app, settings.cors_origins)
     return app
+
+
+def _allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
+    """Let browser pages of ``origins`` (and no others) call the API with a bearer token.
+
+    No credentials mode: the API takes tokens in ``Authorization``, never cookies, so no browser sends it one
+    on its own. Added last, so it answers preflight ``OPTIONS`` before routing and authentication.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=False,
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Location", "Retry-After", "Allow"],
+        max_age=600,
+    )
 
 
 def _own_spec(app: FastAPI) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal, Self
 
-from prodflow_core.strict import StrictModel
+from prodflow_core.strict import StrictDatetime, StrictInt, StrictModel
 from pydantic import BaseModel, Field, model_validator
 
 Role = Literal["reader", "requester", "manager", "admin"]
@@ -18,8 +18,8 @@ class TokenCreate(StrictModel):
     experiments: list[str] = Field(min_length=1, max_length=64)
     roles: list[Role] = Field(min_length=1)
     description: str = Field("", max_length=500)
-    expires_at: datetime | None = Field(None, description="when it stops working (UTC if no offset is given)")
-    expires_in: int | None = Field(
+    expires_at: StrictDatetime | None = Field(None, description="when it stops working (UTC if no offset is given)")
+    expires_in: StrictInt | None = Field(
         None, ge=1, le=10 * 365 * 86_400, description="seconds from now; default: the gateway's token lifetime"
     )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from prodflow_core.durations import parse_duration
 from prodflow_core.settings import ServiceSettings
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 DEFAULT_PORT = 8000
 NEVER = frozenset({"", "0", "none", "never"})
@@ -61,6 +62,25 @@ class GatewaySettings(ServiceSettings):
             return None
         ttl = parse_duration(value)
         return ttl if ttl.total_seconds() > 0 else None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins whose browser pages may call the API (``GATEWAY_CORS_ORIGINS``, comma separated, e.g.
+    ``https://prodflow.example.org``); empty, the default: no CORS headers, browsers allow same-origin only."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            bare = parts.path in {"", "/"} and not parts.query and not parts.fragment
+            if "*" in origin or parts.scheme not in {"http", "https"} or not parts.netloc or not bare:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port]; no '*')")
+        return [origin.rstrip("/") for origin in origins]
 
     def sql_url(self) -> str:
         """The SQL database: ``GATEWAY_DATABASE_URL`` or an SQLite file under the data folder."""

@@ -142,6 +142,21 @@ async def test_run_list(api: Api) -> None:
     assert (await api.client.get("/api/catalog/legend", headers=READER)).json()["runs"] == 1
 
 
+async def test_run_list_writes_take_json_types_only(api: Api) -> None:
+    """``"replace": 0`` is no boolean and ``"7"`` no run number: 422, and nothing is written or dropped."""
+    before = (await api.client.get("/api/catalog/snoplus", headers=READER)).json()["runs"]
+    for body, field in (
+        ({"replace": 0}, "replace"),
+        ({"replace": "true"}, "replace"),
+        ({"runs": [{"run": "7"}], "replace": True}, "runs.0.run"),
+        ({"spans": [{"first": True, "last": 2}], "replace": True}, "spans.0.first"),
+    ):
+        answer = await api.client.put("/api/catalog/snoplus/runs", json=body, headers=ADMIN)
+        assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+        assert list(fields(answer.json())) == [field], answer.json()
+    assert (await api.client.get("/api/catalog/snoplus", headers=READER)).json()["runs"] == before > 0
+
+
 async def test_new_experiment_and_mailing_list(api: Api) -> None:
     bad = await api.client.put("/api/catalog/juno", json={"mailing_list": ["nope"]}, headers=ADMIN)
     assert bad.status_code == 422 and fields(bad.json()) == {"mailing_list.0": "value_error"}

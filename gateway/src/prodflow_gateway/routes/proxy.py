@@ -1,8 +1,14 @@
-"""``/api/...``: every path a service owns, forwarded with the caller's signed identity."""
+"""``/api/...``: every path a service owns, forwarded with the caller's signed identity.
+
+The route takes every method: a method the service's path lacks (``OPTIONS``, ``TRACE``, ``PUT`` on a list...)
+reaches the service, whose 405 names the path's own methods in ``Allow``. A path no service owns but a route
+of the gateway does (``PUT /api/auth/whoami``) gets the gateway's 405 with that route's methods.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prodflow_core.http_edges import allowed_methods
 from prodflow_core.problems import Problem
 from starlette.responses import StreamingResponse
 
@@ -12,15 +18,14 @@ from prodflow_gateway.routing import service_for
 from prodflow_gateway.upstreams import Upstreams
 
 router = APIRouter()
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-@router.api_route("/api/{path:path}", methods=METHODS, include_in_schema=False)
+@router.api_route("/api/{path:path}", include_in_schema=False, operation_id="to_service")
 async def to_service(path: str, request: Request, identity: Caller) -> StreamingResponse:
     """Route by path prefix (see ``routing.ROUTES``); reads need ``reader``, writes ``requester``."""
     service = service_for(request.url.path)
     if service is None:
-        raise Problem(404, "Not found", f"no service answers {request.url.path}", kind="not-found")
+        raise _not_served(request)
     check_access(identity, request.method, request.query_params.get("experiment"))
     state = request.app.state
     upstreams: Upstreams = state.upstreams
@@ -32,3 +37,20 @@ async def to_service(path: str, request: Request, identity: Caller) -> Streaming
         identity_header=state.identity_headers.of(identity),
         max_body=state.settings.max_body_bytes,
     )
+
+
+router.routes[-1].methods.clear()  # type: ignore[attr-defined]  # no method list: every method is forwarded
+
+
+def _not_served(request: Request) -> Problem:
+    """404, or 405 where a route of the gateway itself has the path (with another method)."""
+    allow = allowed_methods(request.app.router.routes, request.scope)
+    if allow:
+        return Problem(
+            405,
+            "Method not allowed",
+            f"{request.method} is not one of {', '.join(allow)}",
+            kind="method-not-allowed",
+            headers={"Allow": ", ".join(allow)},
+        )
+    return Problem(404, "Not found", f"no service answers {request.url.path}", kind="not-found")

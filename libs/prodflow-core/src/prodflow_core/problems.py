@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from prodflow_core.http_edges import allowed_methods
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://prodflow.dev/problems/"
 
@@ -146,8 +148,16 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code, "HTTP error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    problem = Problem(exc.status_code, title, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allow := _allow(request, headers.get("Allow", ""))):
+        headers["Allow"] = allow
+    problem = Problem(exc.status_code, title, detail, headers=headers)
     return problem_response(problem, request.url.path)
+
+
+def _allow(request: Request, raised: str) -> str:
+    """Every method of the path (starlette names the first route's); static files' own where no route has it."""
+    return ", ".join(allowed_methods(request.app.router.routes, request.scope)) or raised
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

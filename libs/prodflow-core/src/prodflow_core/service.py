@@ -1,4 +1,4 @@
-"""The FastAPI factory every service uses: problems, request ids, logging, identity secret, ``/healthz``."""
+"""The FastAPI factory every service uses: problems, request ids, security headers, logging, ``/healthz``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from prodflow_core import __version__
 from prodflow_core.couch.client import CouchClient
 from prodflow_core.credentials import redact_url
 from prodflow_core.events import EventPublisher
+from prodflow_core.http_edges import HeadersMiddleware
 from prodflow_core.logs import RequestIdMiddleware, configure_logging
 from prodflow_core.problems import PROBLEM_RESPONSES, install_problem_handlers
 from prodflow_core.settings import DEFAULT_IDENTITY_SECRET, ServiceSettings
@@ -59,6 +60,7 @@ def create_service_app(
     app.state.health_checks = {}
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadersMiddleware)
     for router in routers:
         app.include_router(router)
     # Added last so that a service's own /healthz route (the gateway's) takes precedence.

@@ -1,8 +1,52 @@
-"""Base model for request bodies: unknown fields are refused, not ignored."""
+"""Base model and field types for request bodies: unknown fields are refused, and so are look-alike values.
+
+pydantic's default (lax) mode reads ``"3"`` or ``true`` as integers and ``0`` or ``"true"`` as booleans. A body
+field of one of the ``Strict*`` types below takes only a JSON value of its own type, as JSON Schema types them
+(``3.0`` is an integer, ``3`` a number); a :data:`StrictDatetime` only a string. Query and path parameters
+arrive as text and keep the ordinary parsing; enums, which a JSON body can only carry as strings, keep theirs.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StrictFloat
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "StrictBool",
+    "StrictDatetime",
+    "StrictFloat",
+    "StrictInt",
+    "StrictModel",
+    "StrictNonNegativeInt",
+    "StrictPositiveFloat",
+    "StrictPositiveInt",
+]
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, int | float):  # pydantic would read it as seconds since 1970
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string, not a number")
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_json_number)]
+"""An integer as JSON Schema has it: ``3`` or ``3.0``; never ``"3"``, ``true`` or ``3.5``."""
+# bounds before the validator: after it, pydantic writes them into the JSON schema as "gt", not "exclusiveMinimum"
+StrictPositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_json_number)]
+StrictNonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
+StrictPositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+"""A number above 0; an integer is one too, a string or a boolean is not."""
+StrictDatetime = Annotated[datetime, BeforeValidator(_date_text)]
+"""An RFC 3339 date-time string (``2027-01-31T12:00:00Z``); a number is refused, not read as a Unix time."""
 
 
 class StrictModel(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from prodflow_core.strict import StrictModel
+from prodflow_core.strict import StrictBool, StrictInt, StrictModel
 from pydantic import BaseModel, Field
 
 
@@ -45,14 +45,14 @@ class CycleCreate(StrictModel):
 class SoftwareInstall(StrictModel):
     """``POST /api/cycles/{name}/software``."""
 
-    reinstall: bool = Field(False, description="rebuild the environment from scratch (prodenv's -r)")
+    reinstall: StrictBool = Field(False, description="rebuild the environment from scratch (prodenv's -r)")
 
 
 class RunCreate(StrictModel):
     """``POST /api/cycles/{name}/runs``."""
 
     targets: list[str] = Field(min_length=1, max_length=500, examples=[["all-l200-p03-r001-phy-dsp.gen"]])
-    cores: int = Field(1, ge=1, le=4096, description="Snakemake -j / --cores")
+    cores: StrictInt = Field(1, ge=1, le=4096, description="Snakemake -j / --cores")
     executor: Literal["local", "slurm"] = "local"
     options: list[str] = Field(default_factory=list, max_length=50, examples=[["keep-going", "latency-wait=30"]])
 
@@ -67,8 +67,8 @@ class InvalidationCreate(StrictModel):
     run: str | None = None
     datatype: str | None = None
     timestamp: str | None = None
-    dry_run: bool = Field(True, description="only show what would be removed")
-    trash: bool = Field(True, description="move files to generated/tmp/trash/<id> instead of deleting them")
+    dry_run: StrictBool = Field(True, description="only show what would be removed")
+    trash: StrictBool = Field(True, description="move files to generated/tmp/trash/<id> instead of deleting them")
 
 
 class CycleOut(BaseModel):

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from prodflow_core.command_template import template_problems
 from prodflow_core.jobs_json import EventMode
-from prodflow_core.strict import StrictModel
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from prodflow_core.strict import StrictModel, StrictPositiveInt
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Kind = Literal["production", "processing"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
@@ -37,7 +37,7 @@ class ModuleSpec(StrictModel):
     template_params: dict[str, ParamValue | None] = Field(
         default_factory=dict, description="template parameter → default value (null: the request must give it)"
     )
-    default_ev_per_run: PositiveInt | None = Field(None, description="events per job when a request gives none")
+    default_ev_per_run: StrictPositiveInt | None = Field(None, description="events per job when a request gives none")
     rat_versions: list[str] = Field(default_factory=list, description="software versions it exists for; empty: all")
 
     @model_validator(mode="after")
@@ -74,8 +74,8 @@ class Module(ModuleSpec):
 class RunSpan(StrictModel):
     """Runs ``first``..``last`` (inclusive) of one detector-conditions tag, as the seed file lists them."""
 
-    first: PositiveInt
-    last: PositiveInt
+    first: StrictPositiveInt
+    last: StrictPositiveInt
     conditions: str = ""
 
     @model_validator(mode="after")
@@ -88,7 +88,7 @@ class RunSpan(StrictModel):
 class Run(StrictModel):
     """A detector run and its detector-conditions tag."""
 
-    run: PositiveInt
+    run: StrictPositiveInt
     conditions: str = ""
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from prodflow_core.strict import StrictModel
-from pydantic import BaseModel, EmailStr, Field, PositiveFloat, PositiveInt, model_validator
+from prodflow_core.strict import StrictBool, StrictInt, StrictModel, StrictPositiveFloat, StrictPositiveInt
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
 from prodflow_request_api.catalog import EXPERIMENT_PATTERN, Kind, ParamValue, Run, RunSpan
 
@@ -18,8 +18,8 @@ TimeUnit = Literal["second", "minute", "hour", "day", "week", "year"]
 class RunRange(StrictModel):
     """Runs ``first``..``last`` inclusive: every run of the catalog's run list in that span."""
 
-    first: PositiveInt
-    last: PositiveInt
+    first: StrictPositiveInt
+    last: StrictPositiveInt
 
     @model_validator(mode="after")
     def _ordered(self) -> RunRange:
@@ -36,16 +36,16 @@ class ModuleEntry(StrictModel):
     """
 
     module: str = Field(min_length=1)
-    t_run: PositiveInt | PositiveFloat | None = Field(None, description="simulated live time per job")
+    t_run: StrictPositiveInt | StrictPositiveFloat | None = Field(None, description="simulated live time per job")
     t_format: TimeUnit | None = Field(None, description="unit of t_run")
-    n_runs: PositiveInt | None = Field(None, description="jobs (by time) or jobs per run (run-by-run)")
-    n_ev: PositiveInt | None = Field(None, description="events in total (by events) or per run")
-    ev_per_run: PositiveInt | None = Field(None, description="events per job (default from the catalog)")
-    run_numbers: list[PositiveInt] | None = None
+    n_runs: StrictPositiveInt | None = Field(None, description="jobs (by time) or jobs per run (run-by-run)")
+    n_ev: StrictPositiveInt | None = Field(None, description="events in total (by events) or per run")
+    ev_per_run: StrictPositiveInt | None = Field(None, description="events per job (default from the catalog)")
+    run_numbers: list[StrictPositiveInt] | None = None
     run_ranges: list[RunRange] | None = None
     template: dict[str, ParamValue] | None = None
     label: Label | None = None
-    priority: int | None = Field(None, description="larger first; default: the request's priority")
+    priority: StrictInt | None = Field(None, description="larger first; default: the request's priority")
 
 
 class RequestForm(StrictModel):
@@ -61,7 +61,7 @@ class RequestForm(StrictModel):
     contacts: list[EmailStr] = Field(min_length=1, max_length=50)
     site: str | None = Field(None, max_length=100, description="site preference")
     justification: str = Field("", max_length=20000, description="why; the form's comment")
-    priority: int | None = Field(None, description="default priority of the modules")
+    priority: StrictInt | None = Field(None, description="default priority of the modules")
 
 
 class RequestPatch(StrictModel):
@@ -76,7 +76,7 @@ class RequestPatch(StrictModel):
     contacts: list[EmailStr] | None = Field(None, min_length=1, max_length=50)
     site: str | None = Field(None, max_length=100)
     justification: str | None = Field(None, max_length=20000)
-    priority: int | None = None
+    priority: StrictInt | None = None
 
 
 class Note(StrictModel):
@@ -119,7 +119,7 @@ class RequestOut(BaseModel):
     contacts: list[str]
     site: str | None
     justification: str
-    priority: int | None
+    priority: StrictInt | None
     state: str
     requester: str
     created_at: str
@@ -194,7 +194,7 @@ class RunsIn(StrictModel):
 
     runs: list[Run] = Field(default_factory=list, max_length=MAX_RUNS_WRITTEN)
     spans: list[RunSpan] = Field(default_factory=list, max_length=10_000)
-    replace: bool = Field(False, description="drop every run not given here")
+    replace: StrictBool = Field(False, description="drop every run not given here")
 
     @model_validator(mode="after")
     def _spans_within_limit(self) -> RunsIn:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from prodflow_core.backends import backend_names
 from prodflow_core.command_template import quoted_placeholders
 from prodflow_core.jobdocs import JOB_DATABASES
 from prodflow_core.jobs_json import AmbiguousEventMode, event_mode
-from prodflow_core.strict import StrictModel
-from pydantic import BaseModel, Field, PositiveInt, field_validator, model_validator
+from prodflow_core.strict import (
+    StrictBool,
+    StrictInt,
+    StrictModel,
+    StrictNonNegativeInt,
+    StrictPositiveFloat,
+    StrictPositiveInt,
+)
+from pydantic import BaseModel, Field, JsonValue, field_validator, model_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
 LABEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
@@ -25,15 +33,15 @@ class ModuleEntry(StrictModel):
     """One module entry of jobs.json (FORMATS.md); its event mode follows from the fields it carries."""
 
     module: Annotated[str, Field(pattern=NAME)]
-    t_run: float | None = Field(None, gt=0)
+    t_run: StrictPositiveFloat | None = None
     t_format: str | None = None
-    n_runs: PositiveInt | None = None
-    n_ev: PositiveInt | None = None
-    ev_per_run: PositiveInt | None = None
-    run_numbers: list[Annotated[int, Field(ge=0)]] | None = None
+    n_runs: StrictPositiveInt | None = None
+    n_ev: StrictPositiveInt | None = None
+    ev_per_run: StrictPositiveInt | None = None
+    run_numbers: list[StrictNonNegativeInt] | None = None
     template: dict[str, TemplateValue] = Field(default_factory=dict)
     label: Annotated[str, Field(pattern=LABEL)] | None = None
-    priority: int = 0
+    priority: StrictInt = 0
 
     @model_validator(mode="after")
     def _fields_of_one_mode(self) -> ModuleEntry:
@@ -71,9 +79,9 @@ class CampaignCreate(StrictModel):
     label: Annotated[str, Field(pattern=LABEL)] | None = Field(None, description="default label of modules")
     database: Database | None = Field(None, description="default: from jobs.kind, else data-production")
     site: Annotated[str, Field(pattern=SITE_NAME)] | None = Field(None, description="default: the default site")
-    pass_number: PositiveInt | None = Field(None, description="default: the next free pass of the label")
+    pass_number: StrictPositiveInt | None = Field(None, description="default: the next free pass of the label")
     request_id: str | None = None
-    run_list: list[Annotated[int, Field(ge=0)]] | None = Field(
+    run_list: list[StrictNonNegativeInt] | None = Field(
         None, description="runs for run-by-run modules without run_numbers (production_submit.py -L)"
     )
     ratdb_tag: str | None = Field(None, description="frozen conditions tag (production_submit.py -t)")
@@ -134,16 +142,16 @@ class CampaignPreview(BaseModel):
 class SiteSpec(StrictModel):
     """A site (FORMATS.md), plus its queue order and an optional default command template."""
 
-    backend: str
+    backend: str = Field(json_schema_extra={"enum": list[JsonValue](backend_names())})
     storage_element: str = Field(min_length=1)
-    max_running: PositiveInt = 100
-    max_attempts: PositiveInt = 3
-    retry_exit_codes: list[int] = Field(default_factory=list)
-    max_walltime_s: PositiveInt | None = None
+    max_running: StrictPositiveInt = 100
+    max_attempts: StrictPositiveInt = 3
+    retry_exit_codes: list[StrictInt] = Field(default_factory=list)
+    max_walltime_s: StrictPositiveInt | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     queue_order: list[QueuePolicy] = Field(default_factory=lambda: list(DEFAULT_QUEUE_ORDER))
     command_template: str | None = Field(None, description="the command its jobs run where the catalog gives none")
-    allow_campaign_commands: bool = Field(
+    allow_campaign_commands: StrictBool = Field(
         False, description="let managers give a campaign its own command template (off: admins only)"
     )
 

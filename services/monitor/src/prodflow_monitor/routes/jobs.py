@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from prodflow_core.counts import known_experiments, label_experiments
 from prodflow_core.cursors import Cursors, CursorScope, bad_cursor
 from prodflow_core.identity import Reader
-from prodflow_core.jobdocs import STATUSES
+from prodflow_core.jobdocs import JOB_DATABASES, STATUSES
 from prodflow_core.problems import FieldError, Problem
 
 from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of
@@ -34,12 +34,12 @@ async def get_jobs(
     counts: CountsDep,
     cursors: Cursors,
     label: str | None = None,
-    status: str | None = None,
+    status: Annotated[str | None, Query(json_schema_extra={"enum": list(STATUSES)})] = None,
     module: str | None = None,
     run: int | None = None,
     pass_number: Annotated[int | None, Query(alias="pass")] = None,
     site: str | None = None,
-    database: str | None = None,
+    database: Annotated[str | None, Query(json_schema_extra={"enum": list(JOB_DATABASES)})] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:

@@ -27,7 +27,9 @@ from prodflow_request_api.schemas import (
 
 router = APIRouter(prefix="/api/requests", tags=["requests"])
 
-StateFilter = Annotated[str | None, Query(description="one of " + ", ".join(states.STATES))]
+StateFilter = Annotated[
+    str | None, Query(description="one of " + ", ".join(states.STATES), json_schema_extra={"enum": list(states.STATES)})
+]
 
 
 async def _one(session: SessionDep, row: RequestRow) -> RequestOut:

@@ -73,6 +73,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         "SUBMITTER_RUN_SUBMISSION_LOOP": "false",
         # Generated repository URLs may only name local paths: cycle creation never reaches the network.
         "CYCLE_RUNNER_GIT_PROTOCOLS": "file",
+        # ignored_auth sends calls without or with a wrong token on purpose: with the default limit (20 a minute)
+        # the gateway would answer every later call 429 (gateway/tests/test_token_lifecycle.py tests the limit).
+        "GATEWAY_AUTH_FAILURE_LIMIT": "1000000",
     }
     with contextlib.ExitStack() as stack:
         for attempt in range(3):  # a port picked free can be taken by someone else before a service binds it
@@ -148,8 +151,9 @@ BEYOND_THE_SCHEMA: dict[str, str] = {
 """Why some schema-valid requests are refused: ``positive_data_acceptance`` lets these 422s pass, and only these."""
 ISSUED_VALUES: dict[str, str] = {"query.cursor": "a page cursor: only the server issues valid ones"}
 """Fields whose valid values the server hands out (a 422 naming only these is about state, not shape)."""
-STATE_PROBLEMS = {"bad-resume-point"}
-"""Problem kinds about state, not shape: whether a well-formed sequence belongs to the event stream."""
+STATE_PROBLEMS = {"bad-resume-point", "bad-cursor"}
+"""Problem kinds about state, not shape: whether a well-formed sequence belongs to the event stream, whether a
+well-formed cursor is one the server issued for this query and caller."""
 
 
 def _beyond_the_schema(error: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ def _client(stack: Stack) -> httpx.Client:
         # the gateway's own routes: no longer a 404 from the proxy
         ("PUT", "/api/auth/whoami", "GET"),
         ("OPTIONS", "/api/auth/tokens", "GET, POST"),
-        ("PATCH", "/api/auth/tokens/tok-1", "DELETE"),
+        ("PATCH", "/api/auth/tokens/tok-1", "GET, DELETE"),
         ("POST", "/api/events", "GET"),
         ("DELETE", "/api/health/monitor", "GET"),
         ("POST", "/healthz", "GET"),

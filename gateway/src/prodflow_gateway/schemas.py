@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from prodflow_core.strict import StrictDatetime, StrictInt, StrictModel
-from pydantic import BaseModel, Field, model_validator
+from prodflow_core.strict import StrictDatetime, StrictModel, json_integer
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 Role = Literal["reader", "requester", "manager", "admin"]
+
+
+# Bounds before the validator, so that the OpenAPI document states them (minimum/maximum).
+TokenLifetime = Annotated[int, Field(ge=1, le=10 * 365 * 86_400), BeforeValidator(json_integer)]
 
 
 class TokenCreate(StrictModel):
@@ -19,8 +23,8 @@ class TokenCreate(StrictModel):
     roles: list[Role] = Field(min_length=1)
     description: str = Field("", max_length=500)
     expires_at: StrictDatetime | None = Field(None, description="when it stops working (UTC if no offset is given)")
-    expires_in: StrictInt | None = Field(
-        None, ge=1, le=10 * 365 * 86_400, description="seconds from now; default: the gateway's token lifetime"
+    expires_in: TokenLifetime | None = Field(
+        None, description="seconds from now; default: the gateway's token lifetime"
     )
 
     @model_validator(mode="after")

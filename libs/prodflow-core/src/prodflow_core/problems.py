@@ -217,5 +217,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found",
         409: "Conflict",
         422: "Validation failed",
+        429: "Too many failed authentications from this address (the gateway; see Retry-After)",
     }.items()
 }

@@ -23,10 +23,12 @@ __all__ = [
     "StrictNonNegativeInt",
     "StrictPositiveFloat",
     "StrictPositiveInt",
+    "json_integer",
 ]
 
 
-def _json_number(value: Any) -> Any:
+def json_integer(value: Any) -> Any:
+    """A ``BeforeValidator`` that lets only JSON numbers through (no strings, no booleans); bounds go before it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError("int_type", "Input should be a valid integer")
     return value
@@ -38,11 +40,11 @@ def _date_text(value: Any) -> Any:
     return value
 
 
-StrictInt = Annotated[int, BeforeValidator(_json_number)]
+StrictInt = Annotated[int, BeforeValidator(json_integer)]
 """An integer as JSON Schema has it: ``3`` or ``3.0``; never ``"3"``, ``true`` or ``3.5``."""
 # bounds before the validator: after it, pydantic writes them into the JSON schema as "gt", not "exclusiveMinimum"
-StrictPositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_json_number)]
-StrictNonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(_json_number)]
+StrictPositiveInt = Annotated[int, Field(gt=0), BeforeValidator(json_integer)]
+StrictNonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(json_integer)]
 StrictPositiveFloat = Annotated[float, Strict(), Field(gt=0)]
 """A number above 0; an integer is one too, a string or a boolean is not."""
 StrictDatetime = Annotated[datetime, BeforeValidator(_date_text)]

@@ -9,13 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prodflow_core.events import make_event
+from prodflow_core.events import EventPublisher, make_event
 from prodflow_request_api.digests import digest_mail, failure_kind, record, tallies
 from prodflow_request_api.models import FailureTallyRow
-from request_api_support import MANAGER, READER, Api, SmtpServer, eventually, headers, make_settings, running
+from request_api_support import (
+    MANAGER,
+    READER,
+    Api,
+    SmtpServer,
+    eventually,
+    headers,
+    make_settings,
+    parsed,
+    publish,
+    running,
+    subject,
+    text_of,
+)
 from sqlmodel import col, select
-from test_following import publish
-from test_outcomes import parsed, subject, text_of
 
 OPS = "ops@snoplus.example.org"
 SHIFTER = "shifter@snoplus.example.org"
@@ -145,3 +156,23 @@ async def test_a_burst_of_500_failures_in_3_labels_is_one_digest(digesting: Api,
     async with api.app.state.sessions() as session:
         left = (await session.exec(select(FailureTallyRow).where(col(FailureTallyRow.digested_at).is_(None)))).all()
     assert list(left) == []
+
+
+async def test_a_drained_site_is_reported_to_every_experiment(digesting: Api, smtp: SmtpServer) -> None:
+    data = {"site": "ral", "by": "maria", "reason": "drained by maria"}
+    await publish_unscoped(digesting, "site.drained", data)
+
+    async def digested() -> bool:
+        return len(smtp.inbox.envelopes) == 2  # SNO+'s support list and LEGEND's mailing list
+
+    await eventually(digested, what="the digests")
+    mails = {subject(parsed(e)): e for e in smtp.inbox.envelopes}
+    snoplus = mails["[prodflow] snoplus failure digest: 0 jobs in 0 labels, 1 sites drained"]
+    assert snoplus.rcpt_tos == [OPS]
+    assert "== sites drained by policy ==\n  site ral: drained (drained by maria)" in text_of(parsed(snoplus))
+    assert "[prodflow] legend failure digest: 0 jobs in 0 labels, 1 sites drained" in mails
+
+
+async def publish_unscoped(api: Api, short_type: str, data: dict[str, Any]) -> None:
+    publisher = EventPublisher(api.couch.db(api.settings.events_db), "/services/submitter")
+    await publisher.publish(make_event(short_type, "/services/submitter", subject=data["site"], data=data))

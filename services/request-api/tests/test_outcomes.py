@@ -3,39 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import email
 from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import Envelope
-from request_api_support import ALICE, MANAGER, READER, Api, SmtpServer, eventually, make_settings, running
-from test_following import approve, campaign, publish, state_becomes
+from request_api_support import (
+    ALICE,
+    MANAGER,
+    READER,
+    Api,
+    SmtpServer,
+    approve,
+    campaign,
+    eventually,
+    make_settings,
+    parsed,
+    publish,
+    running,
+    state_becomes,
+    subject,
+    text_of,
+)
 
 pytestmark = pytest.mark.integration
 
 LABEL = "2026-11_WaterBi214_v1"
 BETAGAMMAS = {"module": "WaterPmt_Betagammas", "n_ev": 985000000, "ev_per_run": 290000}  # 3397 jobs
 BOB = "bob@queens.example.org"
-
-
-def parsed(envelope: Envelope) -> EmailMessage:
-    message = email.message_from_bytes(envelope.original_content or envelope.content, policy=default)  # type: ignore[arg-type]
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def subject(message: EmailMessage) -> str:
-    """The subject; a long one is folded at its start, which Python's parser keeps as a leading space."""
-    return str(message["Subject"]).strip()
-
-
-def text_of(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
 
 
 def outcome_mails(smtp: SmtpServer) -> list[EmailMessage]:

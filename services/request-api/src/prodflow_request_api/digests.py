@@ -61,19 +61,30 @@ def exit_code(reason: str) -> str:
     return found.group(1) if found else ""
 
 
-def tallies(event: CloudEvent) -> list[FailureTallyRow]:
-    """The tally rows of one followed event (none if it reports nothing a digest shows)."""
+def tallies(event: CloudEvent, experiments: Sequence[str] = ()) -> list[FailureTallyRow]:
+    """The tally rows of one followed event (none if it reports nothing a digest shows).
+
+    A drained site serves every experiment: without an experiment of its own, it is reported to ``experiments``.
+    """
     data, experiment, now = event.data, event.experiment, utc_now()
-    if not experiment:
-        return []
     if event.short_type == "site.drained":
         site = str(data.get("site") or event.subject or "")
-        reason = str(data.get("reason") or "")
-        row = FailureTallyRow(
-            event_id=event.id, experiment=experiment, label="", site=site, kind="drained", count=1, seen_at=now
-        )
-        row.example = reason[:500]
-        return [row]
+        reason = str(data.get("reason") or "")[:500]
+        return [
+            FailureTallyRow(
+                event_id=event.id,
+                experiment=e,
+                label="",
+                site=site,
+                kind="drained",
+                count=1,
+                example=reason,
+                seen_at=now,
+            )
+            for e in ([experiment] if experiment else experiments)
+        ]
+    if not experiment:
+        return []
     retried = event.short_type == "job.retried"
     reasons: Mapping[str, Any] = data.get("reasons") or {}
     sites: Mapping[str, Any] = data.get("sites") or {}
@@ -107,7 +118,8 @@ def tallies(event: CloudEvent) -> list[FailureTallyRow]:
 
 async def record(session: AsyncSession, event: CloudEvent) -> int:
     """Add the tallies of ``event`` (once per event id) in the caller's transaction; returns jobs counted."""
-    rows = tallies(event)
+    everyone = [] if event.experiment else [row.experiment for row in await catalog_store.experiments(session)]
+    rows = tallies(event, everyone)
     if not rows:
         return 0
     seen = await session.exec(select(FailureTallyRow.id).where(FailureTallyRow.event_id == event.id).limit(1))
@@ -123,14 +135,16 @@ def digest_mail(experiment: str, rows: Sequence[FailureTallyRow], to: Sequence[s
     for row in rows:
         by_label[row.label].append(row)
     jobs = sum(row.count for row in rows if row.kind != "drained")
-    lines = [f"Failures in {experiment} since the last digest: {jobs} jobs in {len(by_label.keys() - {''})} labels."]
+    drained = len({row.site for row in rows if row.kind == "drained"})
+    counted = f"{jobs} jobs in {len(by_label.keys() - {''})} labels" + (f", {drained} sites drained" if drained else "")
+    lines = [f"Failures in {experiment} since the last digest: {counted}."]
     for label in sorted(by_label):
         lines += ["", f"== {label} ==" if label else "== sites drained by policy =="]
         lines += _site_lines(by_label[label])
     lines += stop_lines(KIND, public_url)
     return Mail(
         recipients=tuple(to),
-        subject=f"[prodflow] {experiment} failure digest: {jobs} jobs in {len(by_label.keys() - {''})} labels",
+        subject=f"[prodflow] {experiment} failure digest: {counted}",
         body="\n".join(lines) + "\n",
         list_id=list_id(KIND, experiment),
         unsubscribe=unsubscribe_url(public_url),

@@ -17,6 +17,7 @@ from request_api_support import (
     approve,
     campaign,
     eventually,
+    headers,
     make_settings,
     parsed,
     publish,
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.integration
 LABEL = "2026-11_WaterBi214_v1"
 BETAGAMMAS = {"module": "WaterPmt_Betagammas", "n_ev": 985000000, "ev_per_run": 290000}  # 3397 jobs
 BOB = "bob@queens.example.org"
+BOB_H = headers("bob", "reader")
 
 
 def outcome_mails(smtp: SmtpServer) -> list[EmailMessage]:
@@ -148,6 +150,8 @@ async def test_opting_out_is_honoured(api: Api, smtp: SmtpServer) -> None:
     }
     refused = await api.client.put("/api/notifications/me", json={"outcome": "no"}, headers=ALICE)
     assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+    taken = await api.client.put("/api/notifications/me", json={"address": "alice@SNOLAB.example.org"}, headers=BOB_H)
+    assert taken.status_code == 409 and taken.json()["type"].endswith("/address-taken")
     request_id = await run_to_production(api, contacts=["alice@snolab.example.org", BOB])
     await publish(api, "/services/monitor", "label.completed", label_completed({"completed": 3397}))
     await state_becomes(api, request_id, "completed")
@@ -197,3 +201,25 @@ async def test_outage_and_restart_between_commit_and_send(
         assert len(outcome_mails(smtp_down)) == 1 and len(smtp_down.inbox.envelopes) == 2
         mails = (await api.client.get(f"/api/requests/{request_id}", headers=MANAGER)).json()["notifications"]
         assert [m["status"] for m in mails] == ["sent", "sent"]
+
+
+async def test_an_smtp_outage_delays_the_outcome_mail(api: Api, smtp: SmtpServer) -> None:
+    request_id = await run_to_production(api)
+
+    async def approval_sent() -> bool:
+        return len(smtp.inbox.envelopes) == 1
+
+    await eventually(approval_sent, what="the approval mail")
+    smtp.stop()  # the mail server goes away
+    await publish(api, "/services/monitor", "label.completed", label_completed({"completed": 3397}))
+    await state_becomes(api, request_id, "completed")  # the request moves all the same
+
+    async def retried() -> bool:
+        mails = (await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()["notifications"]
+        return len(mails) == 2 and mails[1]["attempts"] >= 2 and mails[1]["status"] == "pending"
+
+    await eventually(retried, what="retries during the outage")
+    smtp.start()  # and comes back on the same port
+    await mails_arrive(smtp, 1, timeout_s=15)
+    await asyncio.sleep(1.0)
+    assert len(outcome_mails(smtp)) == 1 and len(smtp.inbox.envelopes) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from prodflow_core.events import utc_now
+from prodflow_core.problems import Problem
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,9 +26,14 @@ async def of_user(session: AsyncSession, user: str) -> NotificationPreferenceRow
 async def set_for_user(
     session: AsyncSession, user: str, address: str | None, wanted: dict[str, bool | None]
 ) -> NotificationPreferenceRow:
-    """Change the user's address (if given) and the kinds in ``wanted``; commits."""
+    """Change the user's address (if given) and the kinds in ``wanted``; commits.
+
+    An address belongs to the first user who names it: another user naming it is a 409 problem (so nobody can turn
+    off the mail of an address its owner already claimed).
+    """
     row = await session.get(NotificationPreferenceRow, user) or NotificationPreferenceRow(user=user, updated_at="")
     if address is not None:
+        await _check_unclaimed(session, address.lower(), user)
         row.address = address.lower()
     for kind, value in wanted.items():
         if kind in KINDS:
@@ -36,6 +42,18 @@ async def set_for_user(
     session.add(row)
     await session.commit()
     return row
+
+
+async def _check_unclaimed(session: AsyncSession, address: str, user: str) -> None:
+    holder = (
+        await session.exec(
+            select(NotificationPreferenceRow.user).where(
+                NotificationPreferenceRow.address == address, NotificationPreferenceRow.user != user
+            )
+        )
+    ).first()
+    if holder is not None:
+        raise Problem(409, "Conflict", f"{address} is another user's address", kind="address-taken")
 
 
 async def opted_out(session: AsyncSession, kind: str, addresses: Iterable[str]) -> set[str]:

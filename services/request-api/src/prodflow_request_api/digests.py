@@ -14,7 +14,6 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prodflow_core.events import CloudEvent, utc_now
@@ -28,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from prodflow_request_api import catalog_store, preferences
 from prodflow_request_api.mail import Mail, list_id, stop_lines, unsubscribe_url
 from prodflow_request_api.models import DigestClockRow, FailureTallyRow
-from prodflow_request_api.outbox import add_mail
+from prodflow_request_api.outbox import add_mail, at
 
 _log = logging.getLogger("prodflow.request_api.digests")
 
@@ -176,11 +175,6 @@ def _site_lines(rows: Sequence[FailureTallyRow]) -> list[str]:
     return lines
 
 
-def _ago(seconds: float) -> str:
-    when = datetime.now(UTC) - timedelta(seconds=seconds)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 async def _claim(session: AsyncSession, experiment: str, now: str, interval_s: float) -> bool:
     """Move the experiment's clock to ``now`` unless a digest went out within ``interval_s`` (or meanwhile)."""
     clock = await session.get(DigestClockRow, experiment)
@@ -188,7 +182,7 @@ async def _claim(session: AsyncSession, experiment: str, now: str, interval_s: f
         session.add(DigestClockRow(experiment=experiment, last_digest_at=now))
         await session.flush()  # a replica that inserted first makes this fail: it sends, this one does not
         return True
-    if clock.last_digest_at > _ago(interval_s):
+    if clock.last_digest_at > at(-interval_s):
         return False
     moved = await session.exec(
         update(DigestClockRow)
@@ -228,7 +222,7 @@ class Digests:
                 .where(col(FailureTallyRow.digested_at).is_(None))
                 .group_by(col(FailureTallyRow.experiment))
             )
-            due = [experiment for experiment, first in pending.all() if first <= _ago(self.gather_s)]
+            due = [experiment for experiment, first in pending.all() if first <= at(-self.gather_s)]
         queued = 0
         for experiment in due:
             try:

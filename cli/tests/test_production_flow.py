@@ -254,3 +254,27 @@ def test_catalog_is_readable(admin: Cli) -> None:
     assert len(runs["items"]) == 5 and runs["total"] >= 5
     modules = admin("catalog", "modules", "snoplus", "--json").json()
     assert "WaterBi214Run" in {m["name"] for m in modules}
+
+
+def test_notifications_show_set_and_lists(admin: Cli) -> None:
+    mine = admin("notifications", "set", "--address", "Root@Example.org", "--digest", "off", "--json")
+    assert mine.code == 0, mine.stderr
+    assert mine.json() == {
+        "user": "admin",
+        "address": "root@example.org",
+        "approval": True,
+        "outcome": True,
+        "digest": False,
+    }
+    shown = admin("notifications", "show").stdout.splitlines()
+    assert [line.split() for line in shown if line.startswith(("address", "digest"))] == [
+        ["address", "root@example.org"],
+        ["digest", "False"],
+    ]
+    bad = admin("notifications", "set", "--digest", "maybe")
+    assert bad.code != 0
+    lists = admin("notifications", "set-lists", "snoplus", "--support", "root@example.org", "--json").json()
+    assert lists["support_list"] == ["root@example.org"] and lists["digest_to"] == []  # the admin opted out
+    assert lists["opted_out"]["digest"] == ["root@example.org"]
+    back = admin("notifications", "set-lists", "snoplus", "--support-is-mailing", "--json").json()
+    assert back["support_list"] is None and back["digest_to"] == back["mailing_list"]

@@ -66,6 +66,10 @@ def test_reader_cannot_write_and_other_experiment_is_forbidden(stack: Stack) -> 
         assert client.get("/api/requests/echo").status_code == 200
         write = client.post("/api/requests/echo", json={})
         assert write.status_code == 403 and write.json()["required_role"] == "requester"
+        # which mails reach them is the one thing a reader may write (the echo service has no such route: 404)
+        assert client.put("/api/notifications/me", json={}).status_code == 404
+        lists = client.put("/api/notifications/experiments/legend", json={})
+        assert lists.status_code == 403 and lists.json()["required_role"] == "requester"
         other = client.get("/api/requests/echo", params={"experiment": "snoplus"})
         assert other.status_code == 403 and "snoplus" in other.json()["detail"]
         assert client.get("/api/auth/tokens").status_code == 403

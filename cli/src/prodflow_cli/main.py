@@ -17,6 +17,7 @@ from prodflow_cli.commands import (
     health,
     jobs,
     labels,
+    notifications,
     requests,
     sites,
     tokens,
@@ -60,6 +61,7 @@ for group, name in (
     (sites.app, "site"),
     (catalog.app, "catalog"),
     (tokens.app, "tokens"),
+    (notifications.app, "notifications"),
 ):
     app.add_typer(group, name=name)
     alias = name[:-1] if name.endswith("s") else name + "s"

@@ -57,9 +57,15 @@ async def authenticate(request: Request) -> Identity:
 Caller = Annotated[Identity, Depends(authenticate)]
 
 
-def check_access(identity: Identity, method: str, experiment: str | None) -> None:
-    """Reads need ``reader``, writes ``requester`` (services check finer roles); a named experiment must be bound."""
-    role = "reader" if method.upper() in READ_METHODS else "requester"
+SELF_SERVICE_WRITES = frozenset({"/api/notifications/me"})
+"""Writes about the caller alone (which mails reach them): a reader on a support list may turn a kind off."""
+
+
+def check_access(identity: Identity, method: str, experiment: str | None, path: str = "") -> None:
+    """Reads need ``reader``, writes ``requester`` (services check finer roles); a named experiment must be bound.
+
+    Writes to :data:`SELF_SERVICE_WRITES` need ``reader`` only."""
+    role = "reader" if method.upper() in READ_METHODS or path in SELF_SERVICE_WRITES else "requester"
     if not identity.has_role(role):
         raise Problem(
             403, "Forbidden", f"{identity.user!r} lacks the {role!r} role", kind="forbidden", required_role=role

@@ -22,6 +22,7 @@ def _route(prefix: str, service: str) -> Route:
 ROUTES: tuple[Route, ...] = (
     _route(r"/api/requests", "request-api"),
     _route(r"/api/catalog", "request-api"),
+    _route(r"/api/notifications", "request-api"),
     _route(r"/api/campaigns", "submitter"),
     _route(r"/api/sites", "submitter"),
     Route(re.compile(r"/api/labels/[^/]+/exactly$"), "submitter"),

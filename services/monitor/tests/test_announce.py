@@ -23,7 +23,10 @@ def _job(n: int, status: str, label: str = "L1x", **extra: Any) -> dict[str, Any
 
 def test_bulk_changes_are_one_event_per_label_and_type() -> None:
     out = {"name": "f.root", "url": "file:///se/f.root", "size": 3, "adler32": "00000001"}
-    docs = [_job(i, "completed", outputs=[out]) for i in range(5)] + [_job(9, "failed"), _job(7, "running", "L2x")]
+    docs = [_job(i, "completed", outputs=[out]) for i in range(5)] + [
+        _job(9, "failed", site="ral"),
+        _job(7, "running", "L2x"),
+    ]
     events = job_events("data-production", docs)
     by_type = {(e.short_type, e.data["label"]): e for e in events}
     assert set(by_type) == {
@@ -37,6 +40,7 @@ def test_bulk_changes_are_one_event_per_label_and_type() -> None:
     assert len(by_type[("output.registered", "L1x")].data["outputs"]) == 5
     failed = by_type[("job.failed", "L1x")]
     assert failed.subject == "job:L1x:M:9:0:p1" and failed.data["reasons"] == {"job:L1x:M:9:0:p1": "why"}
+    assert failed.data["sites"] == {"job:L1x:M:9:0:p1": "ral"}  # the digests group failures per site
     assert [e.id for e in job_events("data-production", docs)] == [e.id for e in events]  # same batch, same ids
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
 from prodflow_core.couch.client import CouchClient
+from prodflow_core.events import EventPublisher, make_event
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_request_api.app import create_app
 from prodflow_request_api.settings import RequestApiSettings
@@ -152,3 +156,58 @@ def form(**changes: Any) -> dict[str, Any]:
 def fields(problem: dict[str, Any]) -> dict[str, str]:
     """field → error type of a problem+json body."""
     return {e["field"]: e["type"] for e in problem.get("errors") or []}
+
+
+async def approve(api: Api, **changes: object) -> str:
+    request_id = str((await api.client.post("/api/requests", json=form(**changes), headers=ALICE)).json()["id"])
+    await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
+    assert (await api.client.post(f"/api/requests/{request_id}/approve", headers=MANAGER)).status_code == 200
+    return request_id
+
+
+async def publish(api: Api, source: str, short_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    publisher = EventPublisher(api.couch.db(api.settings.events_db), source)
+    event = make_event(
+        short_type, source, subject=data.get("label"), experiment="snoplus", data=data, event_id=event_id
+    )
+    await publisher.publish(event)
+    return event.id
+
+
+async def state_becomes(api: Api, request_id: str, state: str) -> dict[str, Any]:
+    async def reached() -> bool:
+        return bool((await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()["state"] == state)
+
+    await eventually(reached, what=f"{request_id} {state}")
+    return dict((await api.client.get(f"/api/requests/{request_id}", headers=READER)).json())
+
+
+def campaign(request_id: str | None, label: str = "2026-11_WaterBi214_v1") -> dict[str, Any]:
+    return {
+        "campaign_id": "camp-000007",
+        "request_id": request_id,
+        "label": label,
+        "database": "data-production",
+        "site": "sfu-slurm",
+        "pass": 1,
+        "jobs": 3399,
+    }
+
+
+def parsed(envelope: Envelope) -> EmailMessage:
+    """The message an SMTP envelope carries."""
+    message = email.message_from_bytes(envelope.original_content or envelope.content, policy=default)  # type: ignore[arg-type]
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def subject(message: EmailMessage) -> str:
+    """The subject; a long one is folded at its start, which Python's parser keeps as a leading space."""
+    return str(message["Subject"]).strip()
+
+
+def text_of(message: EmailMessage) -> str:
+    """The plain-text part, with its lines ended by ``\\n``."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")

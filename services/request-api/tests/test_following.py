@@ -2,49 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from prodflow_core.events import EventPublisher, make_event
-from request_api_support import ALICE, MANAGER, READER, Api, eventually, form
+from request_api_support import READER, Api, approve, campaign, eventually, publish, state_becomes
 
 pytestmark = pytest.mark.integration
-
-
-async def approve(api: Api, **changes: object) -> str:
-    request_id = str((await api.client.post("/api/requests", json=form(**changes), headers=ALICE)).json()["id"])
-    await api.client.post(f"/api/requests/{request_id}/submit", headers=ALICE)
-    assert (await api.client.post(f"/api/requests/{request_id}/approve", headers=MANAGER)).status_code == 200
-    return request_id
-
-
-async def publish(api: Api, source: str, short_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
-    publisher = EventPublisher(api.couch.db(api.settings.events_db), source)
-    event = make_event(
-        short_type, source, subject=data.get("label"), experiment="snoplus", data=data, event_id=event_id
-    )
-    await publisher.publish(event)
-    return event.id
-
-
-async def state_becomes(api: Api, request_id: str, state: str) -> dict[str, Any]:
-    async def reached() -> bool:
-        return bool((await api.client.get(f"/api/requests/{request_id}", headers=READER)).json()["state"] == state)
-
-    await eventually(reached, what=f"{request_id} {state}")
-    return dict((await api.client.get(f"/api/requests/{request_id}", headers=READER)).json())
-
-
-def campaign(request_id: str | None, label: str = "2026-11_WaterBi214_v1") -> dict[str, Any]:
-    return {
-        "campaign_id": "camp-000007",
-        "request_id": request_id,
-        "label": label,
-        "database": "data-production",
-        "site": "sfu-slurm",
-        "pass": 1,
-        "jobs": 3399,
-    }
 
 
 async def test_campaign_then_completed(api: Api) -> None:

@@ -27,6 +27,7 @@ def test_approval_mail_carries_jobs_json() -> None:
         sha256="ab" * 32,
         jobs_json=content,
         to=["a@x.org"],
+        public_url="https://prodflow.example.org",
     )
     msg = message("prodflow@x.org", mail)
     assert msg["To"] == "a@x.org" and msg["From"] == "prodflow@x.org"
@@ -34,7 +35,12 @@ def test_approval_mail_carries_jobs_json() -> None:
     (attachment,) = list(msg.iter_attachments())
     assert attachment.get_filename() == "L_v1.jobs.json"
     assert attachment.get_payload(decode=True) == content
+    assert msg["List-Id"] == "prodflow approval mail of snoplus <approval.snoplus.prodflow.invalid>"
+    assert msg["List-Unsubscribe"] == "<https://prodflow.example.org/api/notifications/me>"
+    html = msg.get_body(preferencelist=("html",))
+    assert html is not None and "approved by maria" in html.get_content()
     text = mail.body
+    assert "prodflow notifications set --approval off" in text
     assert "for the paper" in text and "/api/requests/req-000042/jobs.json" in text and "ab" * 32 in text
 
 

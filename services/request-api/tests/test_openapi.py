@@ -19,8 +19,11 @@ def test_openapi_lists_every_route(tmp_path: Path) -> None:
         "/api/requests/{request_id}/jobs.json",
         "/api/catalog/{experiment}/modules/{module}",
         "/api/catalog/{experiment}/runs",
+        "/api/notifications/me",
+        "/api/notifications/experiments/{experiment}",
     }
     approve = paths["/api/requests/{request_id}/approve"]["post"]
     assert {"403", "409", "422"} <= set(approve["responses"])
     assert "application/problem+json" in approve["responses"]["409"]["content"]
     assert "RequestForm" in spec["components"]["schemas"] and "ModuleEntry" in spec["components"]["schemas"]
+    assert "NotificationsIn" in spec["components"]["schemas"] and "ListsOut" in spec["components"]["schemas"]

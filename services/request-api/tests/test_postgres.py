@@ -16,12 +16,19 @@ from request_api_support import (
     READER,
     Api,
     SmtpServer,
+    approve,
+    campaign,
     eventually,
     fields,
     form,
     headers,
     make_settings,
+    parsed,
+    publish,
     running,
+    state_becomes,
+    subject,
+    text_of,
 )
 
 pytestmark = pytest.mark.integration
@@ -78,3 +85,40 @@ async def test_lifecycle_on_postgresql(pg_api: Api, api: Api, smtp: SmtpServer) 
     assert page["total"] == 1 and page["items"][0]["jobs"] == 3399
     runs = (await api_pg.client.get("/api/catalog/snoplus/runs", params={"limit": 1}, headers=READER)).json()
     assert runs["total"] == 1300
+
+
+async def test_outcome_digest_and_opt_out_on_postgresql(
+    tmp_path: Path, couch_url: str, smtp: SmtpServer, pg_url: str
+) -> None:
+    settings = make_settings(tmp_path, couch_url, smtp.port).model_copy(
+        update={"database_url": pg_url, "digest_gather_s": 0.3}
+    )
+    async with running(settings) as api:
+        opted = await api.client.put(
+            "/api/notifications/me", json={"address": "snoplus-vo-support@example.org", "digest": False}, headers=BOB
+        )
+        assert opted.status_code == 200
+        lists = await api.client.put(
+            "/api/notifications/experiments/snoplus", json={"support_list": ["ops@example.org"]}, headers=MANAGER
+        )
+        assert lists.json()["digest_to"] == ["ops@example.org"] and lists.json()["opted_out"]["digest"] == [
+            "snoplus-vo-support@example.org"
+        ]
+        request_id = await approve(api)
+        await publish(api, "/services/submitter", "campaign.created", campaign(request_id))
+        reasons = {f"job:2026-11_WaterBi214_v1:WaterBi214Run:{n}:0:p1": "exit code 3" for n in range(40)}
+        failed = {"label": "2026-11_WaterBi214_v1", "job_ids": list(reasons), "reasons": reasons, "count": 40}
+        await publish(api, "/services/monitor", "job.failed", failed)
+        counts = {"completed": 3359, "failed": 40}
+        await publish(api, "/services/monitor", "label.completed", {"label": "2026-11_WaterBi214_v1", "counts": counts})
+        await state_becomes(api, request_id, "failed")
+
+        async def three_mails() -> bool:  # approval, outcome, digest
+            return len(smtp.inbox.envelopes) == 3
+
+        await eventually(three_mails, what="approval, outcome and digest mails")
+        by_subject = {subject(parsed(e)): e for e in smtp.inbox.envelopes}
+        outcome = by_subject[f"[prodflow] snoplus request {request_id} failed: 2026-11_WaterBi214_v1"]
+        assert "WaterBi214Run: 3 (40 jobs)" in text_of(parsed(outcome))
+        digest = by_subject["[prodflow] snoplus failure digest: 40 jobs in 1 labels"]
+        assert digest.rcpt_tos == ["ops@example.org"]

@@ -72,6 +72,7 @@ async def test_cancel_a_campaign_stops_its_running_jobs(api: Api) -> None:
     await eventually(stopped, what="the local jobs stopped")
     event = (await api.events("jobs.cancelled"))[0]
     assert sorted(event["data"]["job_ids"]) == sorted(d["_id"] for d in docs) and event["data"]["label"] == label
+    assert event["data"]["whole"] is True
     again = await api.client.post(f"/api/campaigns/{campaign['id']}/cancel", json={}, headers=MANAGER)
     assert again.json()["job_ids"] == []
 
@@ -87,6 +88,14 @@ async def test_cancel_selected_jobs_of_a_label(api: Api) -> None:
     assert result["job_ids"] == ids[:2] and result["skipped"] == ["job:other:X:1:0:p1"]
     statuses = {d["_id"]: d["status"] for d in await api.jobs(label)}
     assert statuses == {ids[0]: "cancelled", ids[1]: "cancelled", ids[2]: "waiting", ids[3]: "waiting"}
+    assert (await api.events("jobs.cancelled"))[0]["data"]["whole"] is False  # picked by hand
+    await api.client.post("/api/sites/idle/drain", headers=MANAGER)  # already drained: not announced again
+    (drained,) = await api.events("site.drained")
+    assert drained["subject"] == "idle" and drained["data"] == {
+        "site": "idle",
+        "by": "maria",
+        "reason": "drained by maria",
+    }
     missing = await api.client.post("/api/campaigns/by-label/no_such_label/cancel",
                                     json={"database": "data-production"}, headers=MANAGER)  # fmt: skip
     assert missing.status_code == 404

@@ -26,7 +26,7 @@ async def to_service(path: str, request: Request, identity: Caller) -> Streaming
     service = service_for(request.url.path)
     if service is None:
         raise _not_served(request)
-    check_access(identity, request.method, request.query_params.get("experiment"))
+    check_access(identity, request.method, request.query_params.get("experiment"), request.url.path)
     state = request.app.state
     upstreams: Upstreams = state.upstreams
     return await forward(

@@ -83,6 +83,7 @@ def job_events(database: str, docs: Iterable[Mapping[str, Any]]) -> list[CloudEv
         if short_type in {"job.failed", "job.retried"}:
             data["reasons"] = {str(d["_id"]): _reason(d) for d in members}
             data["attempts"] = {str(d["_id"]): int(d.get("attempt", 1)) for d in members}
+            data["sites"] = {str(d["_id"]): str(d.get("site") or "") for d in members}
         if short_type == "output.registered":
             data["outputs"] = [{"job_id": str(d["_id"]), **o} for d in members for o in d.get("outputs") or []]
         events.append(

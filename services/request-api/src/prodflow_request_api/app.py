@@ -13,11 +13,12 @@ from prodflow_core.sql import sql_database
 
 from prodflow_request_api.catalog import load_seed
 from prodflow_request_api.catalog_store import seed_catalog
+from prodflow_request_api.digests import Digests
 from prodflow_request_api.following import CONSUMER, FOLLOWED, RequestFollower
 from prodflow_request_api.mail import SmtpConfig
 from prodflow_request_api.models import TABLES
 from prodflow_request_api.outbox import Outbox
-from prodflow_request_api.routes import catalog, requests
+from prodflow_request_api.routes import catalog, notifications, requests
 from prodflow_request_api.settings import RequestApiSettings
 
 NAME = "request-api"
@@ -55,9 +56,19 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
                     _log.warning("REQUEST_API_SMTP_HOST is not set: approval mails wait in the outbox")
                 workers.start("mail-outbox", outbox.run_mail(workers.stop))
                 workers.start("event-outbox", outbox.run_events(workers.stop))
+                digests = Digests(
+                    sessions,
+                    outbox.wake,
+                    interval_s=settings.digest_interval_s,
+                    gather_s=settings.digest_gather_s,
+                    poll_s=max(settings.outbox_poll_s, min(settings.digest_gather_s, 30.0)),
+                    mailing_lists=settings.mailing_lists,
+                    public_url=settings.public_url,
+                )
+                workers.start("failure-digests", digests.run(workers.stop))
                 following = None
                 if settings.follow_events:
-                    handler = RequestFollower(sessions, outbox.wake)
+                    handler = RequestFollower(sessions, outbox.wake, settings.public_url)
                     follower = event_follower(
                         app.state.events.db, CONSUMER, handler, types=FOLLOWED, longpoll_s=settings.events_longpoll_s
                     )
@@ -76,5 +87,5 @@ def create_app(settings: RequestApiSettings | None = None) -> FastAPI:
         description="Production requests, approval, jobs.json and the module & run catalog.",
         settings=settings,
         lifespan=lifespan,
-        routers=[requests.router, catalog.router],
+        routers=[requests.router, catalog.router, notifications.router],
     )

@@ -1,6 +1,8 @@
-"""Moving requests on from the submitter's and monitor's events (``campaign.created``, ``label.completed``).
+"""Moving requests on from the submitter's and monitor's events (``campaign.created``, ``label.completed``),
+mailing their outcome (``jobs.cancelled`` of a whole campaign too), and tallying failures for the digests.
 
-Handlers are idempotent: an event seen twice, or about a request already past that point, changes nothing.
+Handlers are idempotent: an event seen twice, or about a request already past that point, changes nothing; the
+outcome mail is queued in the transaction that moves the request, once per request and outcome.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_request_api import states
+from prodflow_request_api import digests, outcomes, states
 from prodflow_request_api.models import RequestRow
-from prodflow_request_api.outbox import add_event
+from prodflow_request_api.outbox import add_event, already_queued
 from prodflow_request_api.requests import move, public_id, row_number
 
 _log = logging.getLogger("prodflow.request_api.following")
 
 CONSUMER = "request-api"
-FOLLOWED = ("campaign.created", "label.completed")
+FOLLOWED = ("campaign.created", "label.completed", "jobs.cancelled", *digests.FOLLOWED)
 
 
 async def _find(session: AsyncSession, event: CloudEvent) -> RequestRow | None:
@@ -55,7 +57,7 @@ async def on_campaign_created(session: AsyncSession, event: CloudEvent) -> bool:
     return True
 
 
-async def on_label_completed(session: AsyncSession, event: CloudEvent) -> bool:
+async def on_label_completed(session: AsyncSession, event: CloudEvent, public_url: str) -> bool:
     """``submitted-to-production → completed`` (no failed job) or ``failed``; returns True if it moved."""
     row = await _find(session, event)
     if row is None or row.state not in (states.APPROVED, states.IN_PRODUCTION):
@@ -74,25 +76,58 @@ async def on_label_completed(session: AsyncSession, event: CloudEvent) -> bool:
         experiment=row.experiment,
         data={"request_id": public_id(row.id or 0), "label": row.label, "counts": counts},
     )
+    if not await already_queued(session, f"{outcomes.KIND}:{public_id(row.id or 0)}:{states.CANCELLED}"):
+        await outcomes.queue(session, row, public_id(row.id or 0), final, counts, event.data, public_url)
     await session.commit()
     return True
+
+
+async def on_jobs_cancelled(session: AsyncSession, event: CloudEvent, public_url: str) -> bool:
+    """A whole campaign (or label) of a request in production cancelled: its contacts are told, once."""
+    if event.data.get("whole") is not True:
+        return False  # some jobs picked by hand: the request goes on
+    row = await _find(session, event)
+    if row is None or row.state != states.IN_PRODUCTION:
+        return False
+    cancelled = len(event.data.get("job_ids") or [])
+    by, reason = event.data.get("by") or "?", event.data.get("reason") or ""
+    note = f"cancelled by {by}" + (f": {reason}" if reason else "")
+    request_id = public_id(row.id or 0)
+    queued = await outcomes.queue(
+        session, row, request_id, states.CANCELLED, {"cancelled": cancelled}, {}, public_url, note=note
+    )
+    await session.commit()
+    return queued
+
+
+async def on_failures(session: AsyncSession, event: CloudEvent) -> bool:
+    """Tally the failures an event reports, for the digest; returns True if any were new."""
+    counted = await digests.record(session, event)
+    await session.commit()
+    return counted > 0
 
 
 class RequestFollower:
     """The handler ``event_follower`` calls for each followed event."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], wake: Callable[[], None]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], wake: Callable[[], None], public_url: str) -> None:
         self.sessions = sessions
         self.wake = wake
+        self.public_url = public_url
 
     async def __call__(self, event: CloudEvent, seq: str) -> None:
         async with self.sessions() as session:
             if event.short_type == "campaign.created":
                 moved = await on_campaign_created(session, event)
             elif event.short_type == "label.completed":
-                moved = await on_label_completed(session, event)
+                moved = await on_label_completed(session, event, self.public_url)
+            elif event.short_type == "jobs.cancelled":
+                moved = await on_jobs_cancelled(session, event, self.public_url)
+            elif event.short_type in digests.FOLLOWED:
+                await on_failures(session, event)
+                return
             else:
                 return
         if moved:
             self.wake()
-            _log.info("event %s (%s) moved a request", event.id, event.short_type)
+            _log.info("event %s (%s) moved or mailed a request", event.id, event.short_type)

@@ -80,6 +80,13 @@ class MailRow(SQLModel, table=True):
     body: str
     attachment_name: str | None = None
     attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    html: str | None = None
+    list_id: str | None = None
+    unsubscribe: str | None = None
+    kind: str | None = Field(default=None, index=True)
+    """``approval``, ``outcome`` or ``digest`` (rows older than the kinds have none)."""
+    dedup_key: str | None = Field(default=None, index=True)
+    """One mail per key: an outcome seen twice (at-least-once events) is mailed once."""
     attempts: int = 0
     next_attempt_at: str = Field(index=True)
     lease_until: str | None = None
@@ -111,6 +118,8 @@ class CatalogExperimentRow(SQLModel, table=True):
     experiment: str = Field(primary_key=True)
     description: str = ""
     mailing_list: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    support_list: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Where failure digests go; ``None``: the mailing list."""
     updated_at: str
 
 
@@ -135,7 +144,68 @@ class CatalogRunRow(SQLModel, table=True):
     conditions: str = ""
 
 
+class NotificationPreferenceRow(SQLModel, table=True):
+    """A user's address and the kinds of mail they want (``None``: the default, yes)."""
+
+    __tablename__ = "notification_preference"
+
+    user: str = Field(primary_key=True)
+    address: str | None = Field(default=None, index=True)
+    approval: bool | None = None
+    outcome: bool | None = None
+    digest: bool | None = None
+    updated_at: str
+
+
+class FailureTallyRow(SQLModel, table=True):
+    """Failures of one kind, label, site and module (and exit code) seen in one event, until a digest reports them.
+
+    ``kind``: ``failed`` (attempts exhausted), ``lost`` (by the backend), ``partFail`` (outputs not transferred),
+    ``drained`` (a site drained by policy). Kept after the digest (``digested_at``): the outcome mail of a failed
+    request reads its failing modules and exit codes here.
+    """
+
+    __tablename__ = "failure_tally"
+    __table_args__ = (
+        Index("ix_failure_tally_experiment_digested", "experiment", "digested_at"),
+        Index("ix_failure_tally_experiment_label", "experiment", "label"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(index=True)
+    experiment: str
+    label: str
+    site: str = ""
+    module: str = ""
+    kind: str
+    exit_code: str = ""
+    count: int
+    example: str = ""
+    seen_at: str
+    digested_at: str | None = None
+
+
+class DigestClockRow(SQLModel, table=True):
+    """When an experiment's last failure digest was queued: at most one per interval."""
+
+    __tablename__ = "digest_clock"
+
+    experiment: str = Field(primary_key=True)
+    last_digest_at: str
+
+
 TABLES = [
     SQLModel.metadata.tables[model.__tablename__]
-    for model in (RequestRow, HistoryRow, MailRow, EventRow, CatalogExperimentRow, CatalogModuleRow, CatalogRunRow)
+    for model in (
+        RequestRow,
+        HistoryRow,
+        MailRow,
+        EventRow,
+        CatalogExperimentRow,
+        CatalogModuleRow,
+        CatalogRunRow,
+        NotificationPreferenceRow,
+        FailureTallyRow,
+        DigestClockRow,
+    )
 ]

@@ -60,11 +60,38 @@ def add_mail(session: AsyncSession, mail: Mail, request_id: int | None) -> MailR
         body=mail.body,
         attachment_name=mail.attachment_name,
         attachment=mail.attachment,
+        html=mail.html,
+        list_id=mail.list_id,
+        unsubscribe=mail.unsubscribe,
+        kind=mail.kind,
+        dedup_key=mail.dedup_key,
         next_attempt_at=now,
         created_at=now,
     )
     session.add(row)
     return row
+
+
+async def already_queued(session: AsyncSession, dedup_key: str) -> bool:
+    """True if a mail with ``dedup_key`` is in the outbox (queued, sent or given up)."""
+    found = await session.exec(select(MailRow.id).where(MailRow.dedup_key == dedup_key).limit(1))
+    return found.first() is not None
+
+
+def mail_of(row: MailRow) -> Mail:
+    """The mail an outbox row holds."""
+    return Mail(
+        tuple(row.recipients),
+        row.subject,
+        row.body,
+        row.attachment_name,
+        row.attachment,
+        html=row.html,
+        list_id=row.list_id,
+        unsubscribe=row.unsubscribe,
+        kind=row.kind,
+        dedup_key=row.dedup_key,
+    )
 
 
 def retry_delay(attempts: int, first_s: float, max_s: float = 3600.0) -> float:
@@ -173,7 +200,7 @@ class Outbox:
             row = await session.get(MailRow, mail_id)
             if row is None:
                 return False
-            mail = Mail(tuple(row.recipients), row.subject, row.body, row.attachment_name, row.attachment)
+            mail = mail_of(row)
             try:
                 await send(self.smtp, mail)
             except MailNotConfigured as exc:

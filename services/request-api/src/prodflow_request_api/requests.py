@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_request_api import catalog_store, states
+from prodflow_request_api import catalog_store, preferences, states
 from prodflow_request_api.catalog import CatalogView
 from prodflow_request_api.jobs_file import JobsFile, build_jobs_file, check_request, run_span
 from prodflow_request_api.mail import approval_mail, recipients
@@ -273,32 +273,42 @@ async def submit(session: AsyncSession, row: RequestRow, identity: Identity, not
 
 
 async def approve(
-    session: AsyncSession, row: RequestRow, identity: Identity, note: str, mailing_lists: dict[str, list[str]]
+    session: AsyncSession,
+    row: RequestRow,
+    identity: Identity,
+    note: str,
+    mailing_lists: dict[str, list[str]],
+    public_url: str,
 ) -> RequestRow:
-    """Approve: generate and store jobs.json, queue the mail and ``request.approved``, all in one commit."""
+    """Approve: generate and store jobs.json, queue the mail and ``request.approved``, all in one commit.
+
+    The mail goes to the contacts and the experiment's mailing list, less those who turned approval mails off.
+    """
     identity.require_experiment(row.experiment)
     await move(session, row, states.APPROVED, identity.user, note)
     checked = await check(session, form_of(row), mailing_lists, request_number=row.id)
     jobs_file = checked.jobs_file
     request_id = public_id(row.id or 0)
     row.jobs_json, row.jobs_json_sha256, row.n_jobs = jobs_file.content, jobs_file.sha256, jobs_file.jobs
-    to = recipients(row.contacts, checked.catalog.mailing_list)
-    add_mail(
-        session,
-        approval_mail(
-            request_id=request_id,
-            experiment=row.experiment,
-            label=row.label,
-            title=row.title,
-            approver=identity.user,
-            note=note,
-            jobs=jobs_file.jobs,
-            sha256=jobs_file.sha256,
-            jobs_json=jobs_file.content,
-            to=to,
-        ),
-        row.id,
-    )
+    to = await preferences.wanted(session, "approval", recipients(row.contacts, checked.catalog.mailing_list))
+    if to:
+        add_mail(
+            session,
+            approval_mail(
+                request_id=request_id,
+                experiment=row.experiment,
+                label=row.label,
+                title=row.title,
+                approver=identity.user,
+                note=note,
+                jobs=jobs_file.jobs,
+                sha256=jobs_file.sha256,
+                jobs_json=jobs_file.content,
+                to=to,
+                public_url=public_url,
+            ),
+            row.id,
+        )
     add_event(
         session,
         "request.approved",

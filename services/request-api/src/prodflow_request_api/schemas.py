@@ -218,3 +218,42 @@ class RunsWritten(BaseModel):
     """How many runs were written."""
 
     runs: int
+
+
+class NotificationsIn(StrictModel):
+    """What the caller changes about their mail: the address it reaches, and kinds on (true) or off (false).
+
+    A field left out is kept; ``null`` sets a kind back to the default (on).
+    """
+
+    address: EmailStr | None = Field(None, description="the address the caller's mail reaches (contacts, lists)")
+    approval: StrictBool | None = Field(None, description="approval mails (jobs.json attached)")
+    outcome: StrictBool | None = Field(None, description="a request completed, failed, or its campaign cancelled")
+    digest: StrictBool | None = Field(None, description="failure digests of the experiment's support list")
+
+
+class NotificationsOut(BaseModel):
+    """The caller's address and the kinds of mail it gets."""
+
+    user: str
+    address: str | None
+    approval: bool
+    outcome: bool
+    digest: bool
+
+
+class ListsIn(StrictModel):
+    """An experiment's lists; a field left out is kept, ``support_list: null`` sends digests to the mailing list."""
+
+    mailing_list: list[EmailStr] | None = Field(None, max_length=50)
+    support_list: list[EmailStr] | None = Field(None, max_length=50)
+
+
+class ListsOut(BaseModel):
+    """An experiment's lists as mail is sent to them, and who on them turned a kind off."""
+
+    experiment: str
+    mailing_list: list[str]
+    support_list: list[str] | None = Field(description="null: digests go to the mailing list")
+    digest_to: list[str] = Field(description="where failure digests go, after opt-outs")
+    opted_out: dict[str, list[str]] = Field(description="kind → addresses on the lists that turned it off")

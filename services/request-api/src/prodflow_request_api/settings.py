@@ -36,6 +36,13 @@ class RequestApiSettings(ServiceSettings):
     smtp_timeout_s: float = 30.0
     mailing_lists: dict[str, list[str]] = {}
 
+    public_url: str = "http://127.0.0.1:8000"
+    """The gateway's address as users reach it: links in mails (jobs, where to stop a kind of mail)."""
+    digest_interval_s: float = 3600.0
+    """At most one failure digest per experiment in this time."""
+    digest_gather_s: float = 60.0
+    """A digest waits this long after the first failure it reports, so one burst of failures makes one mail."""
+
     mail_max_attempts: int = 12
     mail_retry_s: float = 30.0
     """First pause after a failed delivery; doubled after each further failure up to ``mail_retry_max_s``."""

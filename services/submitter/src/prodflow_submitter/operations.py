@@ -68,7 +68,8 @@ async def cancel(
     if cancelled:
         await runtime.events.emit(
             "jobs.cancelled", experiment=outcome.written[0].get("experiment"),
-            data={"label": label, "database": database, "job_ids": cancelled, "by": identity.user, "reason": reason},
+            data={"label": label, "database": database, "job_ids": cancelled, "by": identity.user, "reason": reason,
+                  "whole": job_ids is None},
         )  # fmt: skip
     return OperationOut(label=label, database=database, job_ids=cancelled, skipped=[*skipped, *outcome.skipped])
 

@@ -123,7 +123,9 @@ async def approve_request(
     body: Note | None = None,
 ) -> RequestOut:
     row = await requests.get(session, request_id, identity)
-    row = await requests.approve(session, row, identity, (body or Note()).note, settings.mailing_lists)
+    row = await requests.approve(
+        session, row, identity, (body or Note()).note, settings.mailing_lists, settings.public_url
+    )
     outbox.wake()
     return await _one(session, row)
 

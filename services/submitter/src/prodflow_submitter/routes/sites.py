@@ -73,26 +73,33 @@ async def delete_site(name: SiteName, _identity: Admin, runtime: RuntimeDep) -> 
     return Response(status_code=204)
 
 
-async def _set_drained(runtime: RuntimeDep, name: str, drained: bool) -> SiteOut:
+async def _set_drained(runtime: RuntimeDep, name: str, drained: bool, by: str) -> SiteOut:
     async with runtime.sessions() as session:
         row = await session.get(SiteRow, name)
         if row is None:
             raise not_found("Site", name)
+        newly = drained and not row.drained
         row.drained = drained
         row.updated_at = utcnow()
         session.add(row)
         await session.commit()
     runtime.wake.set()
+    if newly:  # the support lists' digests report it (request-api follows site.drained)
+        await runtime.events.emit(
+            "site.drained", subject=name, data={"site": name, "by": by, "reason": f"drained by {by}"}
+        )
     return site_out(row)
 
 
 @router.post("/{name}/drain", response_model=SiteOut)
-async def drain(name: SiteName, _identity: Manager, runtime: RuntimeDep) -> SiteOut:
-    """Submit nothing new to the site; jobs already there go on and are monitored (gasp_client --mononly)."""
-    return await _set_drained(runtime, name, True)
+async def drain(name: SiteName, identity: Manager, runtime: RuntimeDep) -> SiteOut:
+    """Submit nothing new to the site; jobs already there go on and are monitored (gasp_client --mononly).
+
+    Announced as ``site.drained`` (the experiments' failure digests list it)."""
+    return await _set_drained(runtime, name, True, identity.user)
 
 
 @router.post("/{name}/undrain", response_model=SiteOut)
-async def undrain(name: SiteName, _identity: Manager, runtime: RuntimeDep) -> SiteOut:
+async def undrain(name: SiteName, identity: Manager, runtime: RuntimeDep) -> SiteOut:
     """Submit to the site again."""
-    return await _set_drained(runtime, name, False)
+    return await _set_drained(runtime, name, False, identity.user)

@@ -145,6 +145,7 @@ BEYOND_THE_SCHEMA: dict[str, str] = {
     # field error type of a 422 → the rule it reports, which no JSON Schema of the request can state
     "value_error": "a rule across fields (a range's first <= last) or email-validator's reserved domains (.test)",
     "unsafe": "the repository URL schemes this deployment allows (CYCLE_RUNNER_GIT_PROTOCOLS)",
+    "runs_required": "a run-by-run entry needs run_numbers, or a run_list beside the jobs.json (across objects)",
     "unknown_experiment": "which experiments the catalog holds: data, not schema",
     "missing": "one of two fields (experiment here or in jobs.experiment)",
 }

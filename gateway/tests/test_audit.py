@@ -142,9 +142,12 @@ def test_filters_and_pages_newest_first(stack: Stack) -> None:
         first = admin.get("/api/audit", params={"user": "ulla", "limit": 3}).json()
         second = admin.get("/api/audit", params={"user": "ulla", "limit": 3, "cursor": first["next"]}).json()
         bad = admin.get("/api/audit", params={"cursor": "x"})
+        other_query = admin.get("/api/audit", params={"user": "someone", "limit": 3, "cursor": first["next"]})
     assert [e["request_id"] for e in first["items"] + second["items"]] == rids[::-1]
     assert first["count"] == 3 and second["count"] == 2 and second["next"] is None
-    assert bad.status_code == 400
+    assert not first["next"].isdigit()  # opaque: the entry id is sealed in it
+    assert bad.status_code == 400 and bad.json()["type"].endswith("bad-cursor")
+    assert other_query.status_code == 400  # bound to the filters it came with
 
 
 def test_the_target_is_the_last_id_of_the_path() -> None:

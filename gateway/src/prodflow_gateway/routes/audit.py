@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from prodflow_core.problems import Problem
+from prodflow_core.cursors import MAX_CURSOR_CHARS, Cursors, CursorScope, bad_cursor
 from prodflow_core.sql import SessionDep
 
 from prodflow_gateway.audit_log import audit_page
@@ -22,29 +22,35 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _before(cursor: str | None) -> int | None:
+def _before(cursors: Cursors, cursor: str | None, scope: CursorScope) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise Problem(400, "Bad request", "cursor is the 'next' of a previous page", kind="bad-request")
-    return int(cursor)
+    before = cursors.open(cursor, scope)
+    if not isinstance(before, int):
+        raise bad_cursor("the cursor is not one this listing gave")
+    return before
 
 
 @router.get("", response_model=AuditPage)
 async def list_entries(
-    _admin: AdminCaller,
+    admin: AdminCaller,
     session: SessionDep,
+    cursors: Cursors,
     user: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[datetime | None, Query(description="entries at or after (ISO 8601; UTC without offset)")] = None,
     until: Annotated[datetime | None, Query(description="entries before (ISO 8601; UTC without offset)")] = None,
     path: Annotated[str | None, Query(max_length=2000, description="paths starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32, description="'next' of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_CHARS, description="'next' of the previous page (opaque)")
+    ] = None,
 ) -> AuditPage:
     """State-changing calls (POST, PUT, PATCH, DELETE) through the gateway, newest first, filtered."""
-    entries = await audit_page(
-        session, user=user, since=_utc(since), until=_utc(until), path=path, before=_before(cursor), limit=limit
-    )
+    since, until = _utc(since), _utc(until)
+    filters = {"user": user, "since": since and since.isoformat(), "until": until and until.isoformat(), "path": path}
+    scope = CursorScope.of("gateway.audit", admin, **filters)
+    before = _before(cursors, cursor, scope)
+    entries = await audit_page(session, user=user, since=since, until=until, path=path, before=before, limit=limit)
     items = [AuditEntryOut.model_validate(e, from_attributes=True) for e in entries]
-    following = str(items[-1].id) if len(items) == limit else None
+    following = cursors.seal(scope, items[-1].id) if len(items) == limit else None
     return AuditPage(items=items, count=len(items), next=following)

@@ -10,7 +10,7 @@ from prodflow_core.identity import Manager, Reader, Requester
 from prodflow_core.problems import FieldError, Problem
 from prodflow_core.sql import SessionDep
 
-from prodflow_request_api import requests, states
+from prodflow_request_api import listing, requests, states
 from prodflow_request_api.deps import OutboxDep, SettingsDep
 from prodflow_request_api.jobs_file import summarise
 from prodflow_request_api.models import RequestRow
@@ -33,7 +33,7 @@ StateFilter = Annotated[
 
 
 async def _one(session: SessionDep, row: RequestRow) -> RequestOut:
-    return (await requests.describe(session, [row], detail=True))[0]
+    return (await listing.describe(session, [row], detail=True))[0]
 
 
 @router.post("", status_code=201, summary="File a production request (as a draft)")
@@ -84,8 +84,8 @@ async def list_requests(
     before = None if cursor is None else cursors.open(cursor, scope)
     if before is not None and not isinstance(before, int):
         raise bad_cursor("the cursor is not one of this listing's")
-    rows, total, more = await requests.search(session, identity, **filters, limit=limit, offset=offset, before=before)
-    items = await requests.describe(session, rows, detail=False)
+    rows, total, more = await listing.search(session, identity, **filters, limit=limit, offset=offset, before=before)
+    items = await listing.describe(session, rows, detail=False)
     following = cursors.seal(scope, rows[-1].id) if more and rows else None
     return RequestPage(items=items, total=total, limit=limit, offset=offset, next=following)
 

@@ -128,7 +128,14 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
         summary = admin.get(f"/api/labels/{LABEL}/summary", params={"verify": "true"}).json()
         campaigns = admin.get("/api/campaigns", params={"label": LABEL}).json()
         kept = [admin.get(f"/api/campaigns/{campaign['id']}").json()["counts"] for campaign in campaigns]
-        manifest = admin.get(f"/api/grab/{LABEL}").json()
+
+        def grab_manifest() -> dict[str, Any] | None:
+            body = tolerant(lambda: admin.get(f"/api/grab/{LABEL}").json())
+            return body if isinstance(body, dict) and "files" in body else None
+
+        # The label's first grab builds the outputs index over 10,000 documents: on a busy machine the gateway may
+        # answer 504 before the monitor does, and the client asks again.
+        manifest = wait_for(grab_manifest, 300, "the grab manifest")
     time.sleep(3.0)  # the last events reach the client
     client.stop()
     print("\n".join(timeline))

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from prodflow_core.cursors import MAX_CURSOR_CHARS, Cursors, CursorScope, bad_cursor
 from prodflow_core.sql import SessionDep
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from prodflow_gateway.audit_log import audit_page
 from prodflow_gateway.auth import AdminCaller
 from prodflow_gateway.schemas import AuditEntryOut, AuditPage
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, str) and not _ISO_DATE.match(value):  # pydantic would read "0.5" as seconds since 1970
+        raise PydanticCustomError("datetime_from_date_parsing", "Input should be an ISO 8601 date-time")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_text)]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -37,8 +50,8 @@ async def list_entries(
     session: SessionDep,
     cursors: Cursors,
     user: Annotated[str | None, Query(max_length=128)] = None,
-    since: Annotated[datetime | None, Query(description="entries at or after (ISO 8601; UTC without offset)")] = None,
-    until: Annotated[datetime | None, Query(description="entries before (ISO 8601; UTC without offset)")] = None,
+    since: Annotated[Moment | None, Query(description="entries at or after (ISO 8601; UTC without offset)")] = None,
+    until: Annotated[Moment | None, Query(description="entries before (ISO 8601; UTC without offset)")] = None,
     path: Annotated[str | None, Query(max_length=2000, description="paths starting with this")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[

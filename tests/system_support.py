@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 from prodflow_cli.runner import free_port_block
 from prodflow_core.couch.server import free_port
 
@@ -113,3 +114,28 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, every_s
             return value
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def gateway_client(system: System, token: str) -> httpx.Client:
+    """A client of the system's gateway with ``token``."""
+    return httpx.Client(base_url=system.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def snoplus_token(admin: httpx.Client, user: str, role: str) -> str:
+    """The secret of a new token of ``user`` with ``role`` for snoplus."""
+    made = admin.post("/api/auth/tokens", json={"user": user, "experiments": ["snoplus"], "roles": [role]})
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def put_toy_module(admin: httpx.Client, module: str, command: str, description: str) -> None:
+    """Put a run-by-run-events snoplus module running ``command`` (100 events a job) in the catalog."""
+    spec = {
+        "description": description,
+        "event_modes": ["run_by_run_events"],
+        "kinds": ["production"],
+        "command": command,
+        "default_ev_per_run": 100,
+    }
+    put = admin.put(f"/api/catalog/snoplus/modules/{module}", json=spec)
+    assert put.status_code in (200, 201), put.text

@@ -15,12 +15,11 @@ from email.message import EmailMessage
 from email.policy import default
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from prodflow_core.couch.server import free_port
-from system_support import System, embedded_system, wait_for
+from system_support import System, embedded_system, gateway_client, put_toy_module, snoplus_token, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +74,6 @@ def system(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) -
         yield running
 
 
-def _client(system: System, token: str) -> httpx.Client:
-    return httpx.Client(base_url=system.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
-def _token(admin: httpx.Client, user: str, role: str) -> str:
-    made = admin.post("/api/auth/tokens", json={"user": user, "experiments": ["snoplus"], "roles": [role]})
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
 def _form(label: str, module: str, contacts: list[str]) -> dict[str, Any]:
     return {
         "experiment": "snoplus",
@@ -101,27 +90,17 @@ def _form(label: str, module: str, contacts: list[str]) -> dict[str, Any]:
 @pytest.mark.timeout(120)
 def test_outcomes_and_digest_reach_the_right_people_once(system: System, inbox: tuple[Inbox, int]) -> None:
     received = inbox[0]
-    with _client(system, system.token) as admin:
+    with gateway_client(system, system.token) as admin:
         for module, command in (GOOD, BAD):
-            put = admin.put(
-                f"/api/catalog/snoplus/modules/{module}",
-                json={
-                    "description": "mail test payload",
-                    "event_modes": ["run_by_run_events"],
-                    "kinds": ["production"],
-                    "command": command,
-                    "default_ev_per_run": 100,
-                },
-            )
-            assert put.status_code in (200, 201), put.text
-        requester, manager = _token(admin, "alice", "requester"), _token(admin, "maria", "manager")
-        carol = _token(admin, "carol", "reader")
-    with _client(system, carol) as client:
+            put_toy_module(admin, module, command, "mail test payload")
+        requester, manager = snoplus_token(admin, "alice", "requester"), snoplus_token(admin, "maria", "manager")
+        carol = snoplus_token(admin, "carol", "reader")
+    with gateway_client(system, carol) as client:
         answer = client.put("/api/notifications/me", json={"address": "carol@queens.example.org", "outcome": False})
         assert answer.status_code == 200, answer.text
     contacts = ["alice@snolab.example.org", "carol@queens.example.org"]
     ids: dict[str, str] = {}
-    with _client(system, requester) as alice, _client(system, manager) as maria:
+    with gateway_client(system, requester) as alice, gateway_client(system, manager) as maria:
         for label, module in (("2026-12_MailGood_v1", GOOD[0]), ("2026-12_MailBad_v1", BAD[0])):
             filed = alice.post("/api/requests", json=_form(label, module, contacts))
             assert filed.status_code == 201, filed.text

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from system_support import System, embedded_system, wait_for
+from system_support import System, embedded_system, gateway_client, put_toy_module, snoplus_token, wait_for
 
 pytestmark = pytest.mark.integration
 LABEL = "2026-11_ToyBi214_e2e"
@@ -31,16 +31,6 @@ TOY_COMMAND = "head -c 4096 /dev/urandom > {output_dir}/{module}_r{run}_s{chunk}
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with embedded_system(tmp_path_factory.mktemp("system")) as running:
         yield running
-
-
-def _client(system: System, token: str) -> httpx.Client:
-    return httpx.Client(base_url=system.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
-def _token(admin: httpx.Client, user: str, role: str) -> str:
-    made = admin.post("/api/auth/tokens", json={"user": user, "experiments": ["snoplus"], "roles": [role]})
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
 
 
 def _follow_events(system: System, wanted: set[str], seen: list[dict[str, Any]], stop: threading.Event) -> None:
@@ -63,19 +53,9 @@ def test_request_to_completed_outputs(system: System) -> None:
         target=_follow_events, args=(system, {"label.completed", "request.completed"}, seen, stop), daemon=True
     )
     follower.start()
-    with _client(system, system.token) as admin:
-        put = admin.put(
-            f"/api/catalog/snoplus/modules/{MODULE}",
-            json={
-                "description": "toy Bi-214 in water (end-to-end test payload)",
-                "event_modes": ["run_by_run_events"],
-                "kinds": ["production"],
-                "command": TOY_COMMAND,
-                "default_ev_per_run": 100,
-            },
-        )
-        assert put.status_code in (200, 201), put.text
-        requester, manager = _token(admin, "alice", "requester"), _token(admin, "maria", "manager")
+    with gateway_client(system, system.token) as admin:
+        put_toy_module(admin, MODULE, TOY_COMMAND, "toy Bi-214 in water (end-to-end test payload)")
+        requester, manager = snoplus_token(admin, "alice", "requester"), snoplus_token(admin, "maria", "manager")
 
     form = {
         "experiment": "snoplus",
@@ -87,7 +67,7 @@ def test_request_to_completed_outputs(system: System) -> None:
         "contacts": ["alice@snolab.example.org"],
         "justification": "end-to-end test",
     }
-    with _client(system, requester) as alice, _client(system, manager) as maria:
+    with gateway_client(system, requester) as alice, gateway_client(system, manager) as maria:
         filed = alice.post("/api/requests", json=form)
         assert filed.status_code == 201, filed.text
         request_id = filed.json()["id"]

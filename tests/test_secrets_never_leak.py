@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from prodflow_core.couch import CouchClient
 from prodflow_core.couch.server import LocalCouchDB3Server, couchdb3_dist, couchdb3_missing_reason, free_port
-from system_support import System, embedded_system, wait_for
+from system_support import System, embedded_system, gateway_client, put_toy_module, wait_for
 
 pytestmark = pytest.mark.integration
 LABEL = "2026-12_ToyBi214_secrets"
@@ -85,10 +85,6 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
-def _client(system: System, token: str) -> httpx.Client:
-    return httpx.Client(base_url=system.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
 def _token(admin: httpx.Client, user: str, roles: list[str]) -> dict[str, Any]:
     made = admin.post("/api/auth/tokens", json={"user": user, "experiments": ["snoplus"], "roles": roles})
     assert made.status_code == 201, made.text
@@ -98,18 +94,8 @@ def _token(admin: httpx.Client, user: str, roles: list[str]) -> dict[str, Any]:
 
 def _run_production(system: System, answers: list[str], made: list[str]) -> None:
     """Request → submit → approve → jobs run and complete → grab, through the gateway."""
-    with _client(system, system.token) as admin:
-        put = admin.put(
-            f"/api/catalog/snoplus/modules/{MODULE}",
-            json={
-                "description": "toy Bi-214 in water (secrets test payload)",
-                "event_modes": ["run_by_run_events"],
-                "kinds": ["production"],
-                "command": TOY_COMMAND,
-                "default_ev_per_run": 100,
-            },
-        )
-        assert put.status_code in (200, 201), put.text
+    with gateway_client(system, system.token) as admin:
+        put_toy_module(admin, MODULE, TOY_COMMAND, "toy Bi-214 in water (secrets test payload)")
         requester, manager = _token(admin, "alice", ["requester"]), _token(admin, "maria", ["manager"])
         made += [requester["token"], manager["token"]]
         answers.append(json.dumps(requester | {"token": "(the secret, checked on its own)"}))
@@ -123,7 +109,7 @@ def _run_production(system: System, answers: list[str], made: list[str]) -> None
         "contacts": ["alice@snolab.example.org"],
         "justification": "secrets test",
     }
-    with _client(system, requester["token"]) as alice, _client(system, manager["token"]) as maria:
+    with gateway_client(system, requester["token"]) as alice, gateway_client(system, manager["token"]) as maria:
         filed = alice.post("/api/requests", json=form)
         assert filed.status_code == 201, filed.text
         request_id = filed.json()["id"]
@@ -146,10 +132,10 @@ def _run_production(system: System, answers: list[str], made: list[str]) -> None
 
 
 def _make_use_and_revoke_a_token(system: System, answers: list[str], made: list[str]) -> None:
-    with _client(system, system.token) as admin:
+    with gateway_client(system, system.token) as admin:
         token = _token(admin, "temp", ["reader"])
         made.append(token["token"])
-        with _client(system, token["token"]) as temp:
+        with gateway_client(system, token["token"]) as temp:
             assert temp.get("/api/auth/whoami").json()["user"] == "temp"
             answers.append(admin.get("/api/auth/tokens").text)
             revoked = admin.delete(f"/api/auth/tokens/{token['id']}")

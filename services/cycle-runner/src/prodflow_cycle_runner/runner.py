@@ -227,8 +227,12 @@ class RunQueue:
         command = argv(snakemake, invocation, prefix=prefix, events_path=events_path)
         _append(log_path, "$ " + " ".join(command) + "\n")
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
-        await self._update(run.id, pid=proc.pid)
-        await self._announce(await self._get(run.id), "started")
+        try:
+            await self._update(run.id, pid=proc.pid)
+            await self._announce(await self._get(run.id), "started")
+        except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
+            await stop_group(proc.pid, self.settings.cancel_grace_s)
+            raise
         progress = await self._follow(run, proc, events_path)
         code = proc.returncode
         cancelled = self._active[cycle.name].cancel.is_set()

@@ -65,22 +65,18 @@ def ensure_pouchdb_server(tools: Path | None = None) -> Path:
     if npm is None:
         raise CouchServerError("npm is not installed: install Node.js, or set PRODFLOW_COUCHDB_URL")
     prefix.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [
-            npm,
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            str(prefix),
-            f"pouchdb-server@{POUCHDB_SERVER_VERSION}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not script.exists():
-        raise CouchServerError(f"npm install pouchdb-server failed:\n{proc.stderr[-2000:]}")
+    # Install scripts are skipped: the only one that builds anything is sqlite3's, for the optional websql adapter
+    # we never use, and it compiled SQLite from source (about 150 s of a fresh CI run). leveldown's script then
+    # runs alone: it picks the prebuilt binary for this platform, or compiles where there is none.
+    for args in (
+        ["install", "--no-audit", "--no-fund", "--ignore-scripts", f"pouchdb-server@{POUCHDB_SERVER_VERSION}"],
+        ["rebuild", "leveldown"],
+    ):
+        proc = subprocess.run([npm, *args, "--prefix", str(prefix)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CouchServerError(f"npm {args[0]} for pouchdb-server failed:\n{proc.stderr[-2000:]}")
+    if not script.exists():
+        raise CouchServerError(f"npm install left no pouchdb-server at {script}")
     return script
 
 

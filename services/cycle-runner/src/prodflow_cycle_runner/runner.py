@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from prodflow_cycle_runner import config_json, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.cycles import software_sources
+from prodflow_cycle_runner.environment import CLEARED, venv_variables
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
 from prodflow_cycle_runner.processes import command_line, group_alive, start_logged, stop_group
 from prodflow_cycle_runner.progress import EventsTail, RunProgress
@@ -345,12 +346,11 @@ class RunQueue:
 def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
     environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+    for name in ("VIRTUAL_ENV", *CLEARED):
         environ.pop(name, None)
     environ.update(extra or {})
     environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    environ["VIRTUAL_ENV"] = str(env_dir)
-    environ["PYTHONNOUSERSITE"] = "1"
+    environ.update(venv_variables(env_dir))
     return environ
 
 

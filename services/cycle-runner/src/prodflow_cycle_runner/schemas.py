@@ -117,3 +117,20 @@ class InvalidationOut(BaseModel):
     bytes: int
     files: list[dict[str, Any]]
     trash: str | None
+
+
+class EnvironmentOut(BaseModel):
+    """``GET /api/cycles/{name}/environment``: the cycle's software environment as variables, for a shell on a host
+    that shares the cycle's file system (``prodflow cycle shell`` / ``prodflow cycle env``)."""
+
+    cycle: str
+    setup: str
+    path: str = Field(description="the cycle folder (where runs start)")
+    env_path: str = Field(description="the Python environment the cycle's runs use")
+    variables: dict[str, str] = Field(
+        description="variables to set: PRODENV, PRODCYCLE, PRODFLOW_CYCLE, VIRTUAL_ENV, ... and the operator's run_env"
+    )
+    path_prepend: list[str] = Field(description="folders to put first on PATH, in this order")
+    unset: list[str] = Field(description="variables to remove")
+    execenv: list[str] = Field(description="the container prefix of every command of the cycle, as words (may be [])")
+    packages: dict[str, str] = Field(default_factory=dict, description="resolved version of every package")

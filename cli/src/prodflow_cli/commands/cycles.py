@@ -1,8 +1,10 @@
-"""``prodflow cycle init|list|show|install|run|runs|logs|cancel|invalidate``: LEGEND production cycles."""
+"""``prodflow cycle init|list|show|install|run|runs|logs|cancel|invalidate|shell|env``: LEGEND production cycles."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,10 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from prodflow_cli.client import Gateway, segment
+from prodflow_cli.cycle_env import CycleEnvironment, command_line, export_lines, login_shell, process_environment
 from prodflow_cli.errors import CliError, Unreachable
 from prodflow_cli.exits import ExitCode
 from prodflow_cli.files import read_mapping
-from prodflow_cli.session import JsonOpt, command, gateway, output
+from prodflow_cli.session import JsonOpt, command, gateway, output, state
 
 app = typer.Typer(
     help="Production cycles: init, install software, run Snakemake, logs, invalidate.", no_args_is_help=True
@@ -308,3 +311,52 @@ def set_config(
     if not patch:
         raise CliError("nothing to change: give KEY.PATH=VALUE or --patch FILE", ExitCode.USAGE)
     output(True).data(gateway().patch(f"{API}/{segment(name)}", patch))
+
+
+def _environment(name: str) -> tuple[CycleEnvironment, dict[str, Any]]:
+    doc: dict[str, Any] = gateway().get(f"{API}/{segment(name)}/environment")
+    env = CycleEnvironment.of(doc)
+    env.require_here()
+    return env, doc
+
+
+@command(app, "env")
+def env(name: Cycle, as_json: JsonOpt = False) -> None:
+    """Print the cycle's software environment as shell lines: eval "$(prodflow cycle env NAME)".
+
+    Only on a host that shares the cycle's file system.
+    """
+    cycle_env, doc = _environment(name)
+    out = output(as_json)
+    if out.as_json:
+        out.data(doc)
+        return
+    if cycle_env.execenv:
+        out.note(f"the cycle's commands run under '{shlex.join(cycle_env.execenv)}': 'prodflow cycle shell' enters it")
+    sys.stdout.write("\n".join(export_lines(cycle_env)) + "\n")
+
+
+@command(app, "shell", context_settings={"allow_interspersed_args": False})
+def shell(
+    name: Cycle,
+    command_: Annotated[
+        list[str] | None, typer.Argument(metavar="COMMAND", help="Run this instead of an interactive shell.")
+    ] = None,
+) -> None:
+    """A shell (or COMMAND) in the cycle's folder and software environment, like dataprod-load-sw.
+
+    Only on a host that shares the cycle's file system; the exit status is the shell's (or COMMAND's).
+    """
+    cycle_env, _doc = _environment(name)
+    if command_ and command_[0] == "--":  # after NAME every word is COMMAND's, so click keeps a '--' for us
+        command_ = command_[1:]
+    argv = command_line(cycle_env, command_ or [], login_shell(os.environ))
+    environ = process_environment(cycle_env, os.environ)
+    if not command_:
+        output().note(f"cycle {name}: environment {cycle_env.env_path}; 'exit' leaves")
+    state().close()
+    os.chdir(cycle_env.path)
+    try:
+        os.execvpe(argv[0], argv, environ)  # noqa: S606 - the user asked for this shell or command, run as given
+    except OSError as exc:
+        raise CliError(f"cannot run {argv[0]}: {exc.strerror}") from exc

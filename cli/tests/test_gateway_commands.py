@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from cli_support import ADMIN_TOKEN, Cli, Gateway
 from prodflow_cli.exits import ExitCode
+from prodflow_cli.main import app
 from prodflow_core.couch.server import free_port
 from prodflow_core.events import make_event
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +38,18 @@ def test_login_saves_a_checked_token_and_whoami_uses_it(cli: Cli) -> None:
     missing = cli("whoami")
     assert missing.code == ExitCode.UNAUTHENTICATED
     assert "prodflow login" in missing.stderr
+
+
+def test_login_with_a_data_dir_finds_its_gateway_there(gateway: Gateway, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gateway-admin-token").write_text(ADMIN_TOKEN + "\n")
+    (data / "gateway-url").write_text(gateway.url + "\n")  # what 'prodflow up' writes once it is up
+    config = tmp_path / "config.json"
+    env = {"PRODFLOW_URL": None, "PRODFLOW_TOKEN": None, "PRODFLOW_CONFIG": str(config)}
+    done = CliRunner().invoke(app, ["login", "--data-dir", str(data)], env=env)
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(config.read_text()) == {"url": gateway.url, "token": ADMIN_TOKEN}
 
 
 def test_tokens_create_list_revoke(cli: Cli) -> None:

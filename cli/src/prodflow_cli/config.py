@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+GATEWAY_URL_FILE = "gateway-url"
+"""In a ``prodflow up`` data folder: the URL of the gateway last started on it."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_u
 from prodflow_core.credentials import redact_url, split_userinfo
 from prodflow_core.jobdocs import JOB_DATABASES
 
+from prodflow_cli.config import GATEWAY_URL_FILE
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -146,6 +148,8 @@ class EmbeddedSystem:
         deadline = time.monotonic() + timeout_s
         for spec in SERVICES:
             self._wait_healthy(spec, deadline)
+        # 'prodflow login --data-dir' finds this system by its data folder, whatever its port.
+        self.gateway_url_file().write_text(self.gateway_url + "\n")
 
     async def set_up_member_accounts(self, couch_url: str) -> dict[str, dict[str, str]]:
         """The admin step of member accounts: users and ``_security`` set up, each service's variables returned."""
@@ -234,6 +238,10 @@ class EmbeddedSystem:
     def log_of(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
+    def gateway_url_file(self) -> Path:
+        """Where the gateway's URL is written once everything is up."""
+        return self.data_dir / GATEWAY_URL_FILE
+
     def admin_token_file(self) -> Path:
         """Where the gateway wrote the first admin token (mode 0600)."""
         return self.data_dir / "gateway-admin-token"
@@ -290,7 +298,7 @@ def run_until_interrupted(system: EmbeddedSystem, say: Callable[[str], None] = p
         # Where the token is, never the token: this output often ends up in a log file.
         token_file = system.admin_token_file()
         if token_file.exists():
-            login = f"prodflow login --url {system.gateway_url} --data-dir {system.data_dir}"
+            login = f"prodflow login --data-dir {system.data_dir}"
             out(f"  admin token   in {token_file}  ({login})")
         else:
             out("  admin token   (none in the data folder: use a token you made)")

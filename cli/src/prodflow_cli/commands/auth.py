@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,16 @@ def _token_from(token: str | None, data_dir: Path | None) -> str:
     return str(typer.prompt("Token", hide_input=True)).strip()
 
 
+def _url_from(data_dir: Path | None) -> str | None:
+    """The gateway URL a 'prodflow up' wrote in ``data_dir``, unless PRODFLOW_URL is set."""
+    if data_dir is None or os.environ.get("PRODFLOW_URL"):
+        return None
+    path = data_dir / config.GATEWAY_URL_FILE
+    if not path.exists():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None
+
+
 @command(app)
 def login(
     url: Annotated[str | None, typer.Option(help="Gateway URL (default: PRODFLOW_URL or the saved one).")] = None,
@@ -40,8 +51,12 @@ def login(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a token against the gateway and save it (with the URL) in the config file."""
-    current = config.resolve(url or state().url, None)
+    """Check a token against the gateway and save it (with the URL) in the config file.
+
+    With --data-dir, the token and (unless --url or PRODFLOW_URL says otherwise) the gateway URL are those the
+    'prodflow up' on that data folder wrote.
+    """
+    current = config.resolve(url or state().url or _url_from(data_dir), None)
     secret = _token_from(token, data_dir)
     if not secret:
         raise CliError("empty token")

@@ -2,6 +2,7 @@
 #   - uv (bootstrapped with pip), the workspace's virtual environment from uv.lock
 #   - Node.js for the embedded CouchDB-API server (PouchDB Server, installed into .local/ on first use)
 #   - the Debian packages listed in scripts/apt-packages.txt, when running as root
+#   - `prodflow` (a launcher) and `uv` on the PATH of a fresh login shell (scripts/install-launcher.sh)
 set -euo pipefail
 
 _pf_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,3 +33,4 @@ if ! command -v uv >/dev/null; then
 fi
 cd "$_pf_root"
 uv sync --locked --quiet
+bash "$_pf_root/scripts/install-launcher.sh" || echo "bootstrap: could not put prodflow on the login PATH" >&2

@@ -351,11 +351,14 @@ def shell(
     if command_ and command_[0] == "--":  # after NAME every word is COMMAND's, so click keeps a '--' for us
         command_ = command_[1:]
     argv = command_line(cycle_env, command_ or [], login_shell(os.environ))
-    environ = process_environment(cycle_env, os.environ)
+    environ = process_environment(cycle_env, os.environ) | {"PWD": str(cycle_env.path)}
     if not command_:
         output().note(f"cycle {name}: environment {cycle_env.env_path}; 'exit' leaves")
     state().close()
-    os.chdir(cycle_env.path)
+    try:
+        os.chdir(cycle_env.path)
+    except OSError as exc:
+        raise CliError(f"cannot enter {cycle_env.path}: {exc.strerror}") from exc
     try:
         os.execvpe(argv[0], argv, environ)  # noqa: S606 - the user asked for this shell or command, run as given
     except OSError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.credentials import without_service_secrets
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,8 +26,9 @@ from prodflow_cycle_runner import config_json, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.cycles import software_sources
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
-from prodflow_cycle_runner.processes import command_line, group_alive, start_logged, stop_group
-from prodflow_cycle_runner.progress import EventsTail, RunProgress
+from prodflow_cycle_runner.processes import group_alive, start_logged, stop_group
+from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
+from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from prodflow_cycle_runner.snakemake_cli import Invocation, argv, unlock_argv
 
@@ -97,7 +96,7 @@ class RunQueue:
         async with self.sessions() as session:
             stale = (await session.exec(select(RunRow).where(RunRow.state == "running"))).all()
             for run in stale:
-                if run.pid and group_alive(run.pid) and _is_ours(run):
+                if run.pid and group_alive(run.pid) and still_ours(run.pid, run.events_path, run.log_path):
                     await stop_group(run.pid, self.settings.cancel_grace_s)
                 run.state, run.finished_at = "interrupted", utcnow()
                 run.message = "the service stopped while this run was running"
@@ -221,7 +220,7 @@ class RunQueue:
         snakemake = env_dir / "bin" / "snakemake"
         environ = run_environment(env_dir, self.settings.run_env)
         log_path, events_path = Path(run.log_path), Path(run.events_path)
-        if _locked(cycle_dir):  # a run killed without cleanup leaves Snakemake's lock behind
+        if snakemake_locked(cycle_dir):
             proc = await start_logged(unlock_argv(snakemake, prefix), cwd=cycle_dir, log_path=log_path, env=environ)
             await proc.wait()
         command = argv(snakemake, invocation, prefix=prefix, events_path=events_path)
@@ -237,7 +236,7 @@ class RunQueue:
         code = proc.returncode
         cancelled = self._active[cycle.name].cancel.is_set()
         state = "cancelled" if cancelled else ("succeeded" if code == 0 else "failed")
-        message = "cancelled by request" if cancelled else _summary(progress, code)
+        message = "cancelled by request" if cancelled else progress.summary(code)
         await self._finish(run.id, state, code, message, progress.snapshot())
 
     async def _follow(self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path) -> RunProgress:
@@ -330,7 +329,7 @@ class RunQueue:
             "kind": run.kind,
             "state": run.state,
             "request": run.request,
-            "progress": _brief(run.progress),
+            "progress": brief(run.progress),
             "exit_code": run.exit_code,
             "message": run.message,
         }
@@ -342,44 +341,6 @@ class RunQueue:
             _log.warning("could not publish %s for %s", short, run.id, exc_info=True)
 
 
-def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
-    environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-        environ.pop(name, None)
-    environ.update(extra or {})
-    environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    environ["VIRTUAL_ENV"] = str(env_dir)
-    environ["PYTHONNOUSERSITE"] = "1"
-    return environ
-
-
 def _append(path: Path, text: str) -> None:
     with path.open("a") as handle:
         handle.write(text)
-
-
-def _is_ours(run: RunRow) -> bool:
-    """True if the process ``run.pid`` is still this run's Snakemake (and not a recycled pid)."""
-    assert run.pid is not None
-    words = command_line(run.pid)
-    return any("snakemake" in w for w in words) and any(run.events_path == w or run.log_path == w for w in words)
-
-
-def _locked(cycle_dir: Path) -> bool:
-    locks = cycle_dir / ".snakemake" / "locks"
-    return locks.is_dir() and any(locks.iterdir())
-
-
-def _brief(progress: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in progress.items() if k != "failures"} | {"failures": progress.get("failures", [])[:20]}
-
-
-def _summary(progress: RunProgress, code: int | None) -> str:
-    snap = progress.snapshot()
-    text = f"{snap['done']} of {snap['total'] if snap['total'] is not None else '?'} steps done"
-    if snap["failed"]:
-        text += f", {snap['failed']} failed ({', '.join(sorted({str(f['rule']) for f in progress.failures}))})"
-    if code not in (0, None):
-        text += f"; snakemake exited with {code}"
-    return text

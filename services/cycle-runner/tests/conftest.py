@@ -52,6 +52,7 @@ def service(
         events_db="prodflow-events",
         progress_interval_s=0.5,
         cancel_grace_s=5.0,
+        max_cores=4,  # one core of it reserved: a run gets at most 3
         log_json=False,
     )
     with serving(create_app(settings)) as url:

@@ -51,7 +51,7 @@ class CycleRunnerSettings(ServiceSettings):
     max_cores: int = Field(default_factory=available_cores, ge=1)
     """The core budget shared by the local Snakemake runs of all cycles (default: the CPUs this process may use)."""
     reserved_cores: int | None = Field(None, ge=0)
-    """Cores no single run may take, kept for other cycles' runs (default: a quarter of ``max_cores``, rounded down)."""
+    """Cores no single run may take, kept for other cycles' runs (default: a quarter of ``max_cores``, at least one)."""
     repositories: list[str] = []
     """URL prefixes of the repositories non-admins may build cycles from (``allow_list``); admins may use any."""
     pinnable_packages: list[str] | None = None
@@ -59,7 +59,7 @@ class CycleRunnerSettings(ServiceSettings):
 
     def core_reserve(self) -> int:
         """The reserved cores, at most ``max_cores - 1`` (a run always gets one)."""
-        reserved = self.reserved_cores if self.reserved_cores is not None else self.max_cores // 4
+        reserved = self.reserved_cores if self.reserved_cores is not None else max(1, self.max_cores // 4)
         return min(reserved, self.max_cores - 1)
 
     def pinnable(self) -> list[str]:

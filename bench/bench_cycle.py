@@ -35,7 +35,7 @@ from figures import Figure, print_table
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
-from prodflow_cycle_runner.runner import run_environment
+from prodflow_cycle_runner.run_env import run_environment
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from servers import add_couch_option, bench_couch
 

@@ -13,10 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers module beside this file, under --import-mode=importlib
 
 from cycle_runner_support import ENV_STORE, identity_headers
+from prodflow_core.sql import make_engine, session_maker
 from prodflow_core.testing import serving
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
+from prodflow_cycle_runner.models import CycleRow, RunRow
 from prodflow_cycle_runner.settings import CycleRunnerSettings
+from queue_support import Sessions
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ def service(
         events_db="prodflow-events",
         progress_interval_s=0.5,
         cancel_grace_s=5.0,
+        max_cores=4,  # one core of it reserved: a run gets at most 3
         log_json=False,
     )
     with serving(create_app(settings)) as url:
@@ -77,3 +81,14 @@ def cycle_body(name: str, repos: dict[str, str], **extra: object) -> dict[str, o
 def production_root(service: Service) -> Path:
     """Where the service keeps cycles."""
     return service.settings.root()
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
+    """An SQLite database of cycle-runner's tables for a run queue without the service."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    async with engine.begin() as conn:
+        tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
+        await conn.run_sync(lambda c: CycleRow.metadata.create_all(c, tables=tables))
+    yield session_maker(engine)
+    await engine.dispose()

@@ -139,6 +139,7 @@ async def test_run_requests_validated(client: httpx.AsyncClient, example_repos: 
         ({"targets": ["a.gen"], "options": ["snakefile=/tmp/evil.smk"]}, "options.0"),
         ({"targets": ["a.gen"], "executor": "kubernetes"}, "executor"),
         ({"targets": []}, "targets"),
+        ({"targets": ["a.gen"], "cores": 5}, "cores"),  # more than the service's budget of 4
     ]:
         resp = await client.post("/api/cycles/validated/runs", json=body)
         assert resp.status_code == 422, body

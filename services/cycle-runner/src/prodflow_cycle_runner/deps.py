@@ -90,6 +90,8 @@ def cycle_out(cycle: CycleRow, pending: Sequence[RunRow]) -> CycleOut:
     software_state = cycle.software.get("state", "none")
     if running is not None:
         state = "installing" if running.kind == "install" else "running"
+    elif any(r.waiting_since is not None for r in pending):
+        state = "waiting"  # its next run waits for cores other cycles' runs hold
     else:
         state = {"installed": "ready", "failed": "software-failed"}.get(software_state, "created")
     base = f"{API}/{cycle.name}"

@@ -41,10 +41,16 @@ class RunRow(SQLModel, table=True):
     request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     requested_by: str
     created_at: datetime = Field(index=True)
+    waiting_since: datetime | None = None
+    """When the run became its cycle's next and asked for cores: its place in line among other cycles' runs."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
     pid: int | None = None
+    cores_granted: int | None = None
+    """Cores of the budget the run holds (a Slurm run holds one: its Snakemake; the jobs run on the cluster)."""
+    jobs: int | None = None
+    """The ``-j`` given to Snakemake: ``--cores`` of a local run, ``--jobs`` (cluster jobs at once) of a Slurm run."""
     cancel_requested: bool = False
     message: str = ""
     progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

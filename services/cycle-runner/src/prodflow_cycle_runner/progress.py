@@ -51,6 +51,16 @@ class RunProgress:
             "errors": self.errors[-5:],
         }
 
+    def summary(self, code: int | None) -> str:
+        """One line for the run's message: steps done, failed rules, Snakemake's exit code if it failed."""
+        total = self.total if self.total is not None else "?"
+        text = f"{self.done} of {total} steps done"
+        if self.failures:
+            text += f", {len(self.failures)} failed ({', '.join(sorted({str(f['rule']) for f in self.failures}))})"
+        if code not in (0, None):
+            text += f"; snakemake exited with {code}"
+        return text
+
     def _run_info(self, event: dict[str, Any]) -> None:
         stats = dict(event.get("stats", {}))
         total = stats.pop("total", None)
@@ -100,6 +110,11 @@ _HANDLERS = {
     "error": RunProgress._error,
     "group_error": RunProgress._error,
 }
+
+
+def brief(progress: dict[str, Any]) -> dict[str, Any]:
+    """A stored progress with its first 20 failures only (for events)."""
+    return {k: v for k, v in progress.items() if k != "failures"} | {"failures": progress.get("failures", [])[:20]}
 
 
 class EventsTail:

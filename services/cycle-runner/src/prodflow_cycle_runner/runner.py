@@ -1,5 +1,10 @@
 """The run queue: one operation at a time per cycle, Snakemake runs and software installs alike.
 
+Snakemake runs of different cycles run at once within the core budget (:mod:`prodflow_cycle_runner.cores`): a
+cycle's next run waits ``queued`` (its message says for whom) until the budget grants it cores. Installs take no
+cores from the budget: they are short, mostly downloads and links into the shared environment store, and a new
+cycle must not wait for other cycles' runs to end before it can even be installed.
+
 State lives in SQL, so nothing is lost when the service stops: queued runs are picked up again at start, and a
 run that was running when the service died is marked ``interrupted`` (its leftover processes are stopped).
 Progress comes from the logger plugin's events file and is published as ``cycle.run.progress`` at most every
@@ -11,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,20 +23,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.credentials import without_service_secrets
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from prodflow_cycle_runner import config_json, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
+from prodflow_cycle_runner.cores import CoreBudget, Grant
 from prodflow_cycle_runner.cycles import software_sources
-from prodflow_cycle_runner.environment import CLEARED, venv_variables
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
-from prodflow_cycle_runner.processes import command_line, group_alive, start_logged, stop_group
-from prodflow_cycle_runner.progress import EventsTail, RunProgress
+from prodflow_cycle_runner.processes import group_alive, start_logged, stop_group
+from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
+from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
 from prodflow_cycle_runner.settings import CycleRunnerSettings
-from prodflow_cycle_runner.snakemake_cli import Invocation, argv, unlock_argv
+from prodflow_cycle_runner.snakemake_cli import Invocation, argv, cores_needed, jobs_of, unlock_argv
 
 _log = logging.getLogger("prodflow.cycle_runner.runner")
 Publish = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
@@ -53,7 +57,7 @@ class _Active:
 
 
 class RunQueue:
-    """Drains each cycle's queued runs in order, one at a time per cycle."""
+    """Drains each cycle's queued runs in order, one at a time per cycle; cycles share the core budget."""
 
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], settings: CycleRunnerSettings, publish: Publish
@@ -63,6 +67,7 @@ class RunQueue:
         self.publish = publish
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str, _Active] = {}
+        self.cores = CoreBudget(settings.max_cores, settings.core_reserve())
 
     def wake(self, cycle: str) -> None:
         """Make sure a worker drains ``cycle``'s queue."""
@@ -76,40 +81,51 @@ class RunQueue:
         return active.run_id if active else None
 
     async def cancel(self, run_id: str) -> RunRow | None:
-        """Cancel a queued run at once, or ask a running one to stop; ``None`` if there is no such run."""
+        """Cancel a queued run (waiting for cores or not) at once, or stop a running one; ``None``: no such run."""
         async with self.sessions() as session:
             run = await session.get(RunRow, run_id)
             if run is None or run.state in FINAL_STATES:
                 return run
             run.cancel_requested = True
-            if run.state == "queued":
+            queued = run.state == "queued"
+            if queued:
                 run.state, run.finished_at, run.message = "cancelled", utcnow(), "cancelled before it started"
             session.add(run)
             await session.commit()
         active = self._active.get(run.cycle)
         if active is not None and active.run_id == run_id:
-            active.cancel.set()
-        elif run.state == "cancelled":
+            active.cancel.set()  # a run waiting for cores leaves the line; a running one is stopped
+        if queued:
             await self._announce(run, "cancelled")
         return run
 
     async def recover(self) -> None:
-        """At start: runs left ``running`` by a stopped service become ``interrupted``; queued ones go on."""
+        """At start: runs left ``running`` by a stopped service become ``interrupted``; queued ones go on (those that
+        waited for cores line up again in their old order before any worker starts)."""
         async with self.sessions() as session:
             stale = (await session.exec(select(RunRow).where(RunRow.state == "running"))).all()
             for run in stale:
-                if run.pid and group_alive(run.pid) and _is_ours(run):
+                if run.pid and group_alive(run.pid) and still_ours(run.pid, run.events_path, run.log_path):
                     await stop_group(run.pid, self.settings.cancel_grace_s)
                 run.state, run.finished_at = "interrupted", utcnow()
                 run.message = "the service stopped while this run was running"
                 session.add(run)
             await session.commit()
             queued = (await session.exec(select(RunRow.cycle).where(RunRow.state == "queued").distinct())).all()
+            waiting = (
+                await session.exec(
+                    select(RunRow)
+                    .where(RunRow.state == "queued", col(RunRow.waiting_since).is_not(None))
+                    .order_by(col(RunRow.waiting_since), col(RunRow.id))
+                )
+            ).all()
         for run in stale:
             if run.kind == "install":
                 await self._install_stopped(run.cycle, run.id, run.message)
             await self._announce(run, "failed")
-        for cycle in queued:
+        for run in waiting:
+            self.cores.ask(run.cycle, run.id, cores_needed(_invocation(run)), _utc(run.waiting_since or utcnow()))
+        for cycle in dict.fromkeys([*(r.cycle for r in waiting), *queued]):
             self.wake(cycle)
 
     async def aclose(self) -> None:
@@ -134,30 +150,58 @@ class RunQueue:
                 return
             self._active[cycle] = _Active(run.id)
             try:
-                await self._execute(run)
-            except asyncio.CancelledError:
-                await self._finish(run.id, "interrupted", None, "the service stopped during this run")
-                raise
-            except Exception as exc:
-                _log.exception("run %s failed to execute", run.id)
-                await self._finish(run.id, "failed", None, f"{type(exc).__name__}: {exc}")
+                await self._run(run)
             finally:
+                self.cores.release(run.id)
                 self._active.pop(cycle, None)
 
-    async def _execute(self, run: RunRow) -> None:
+    async def _cores_for(self, run: RunRow) -> Grant | None:
+        """Wait in line for the run's cores; it stays ``queued`` with the reason as its message (also if the service
+        stops meanwhile: it lines up again at the next start). ``None`` if it was cancelled while waiting."""
+        since = _utc(run.waiting_since) if run.waiting_since else utcnow()
+        if run.waiting_since is None:
+            await self._update(run.id, waiting_since=since)
+
+        async def waiting(reason: str) -> None:
+            async with self.sessions() as session:
+                current = await session.get(RunRow, run.id)
+                if current is not None and current.state == "queued":
+                    current.message = reason
+                    session.add(current)
+                    await session.commit()
+
+        need = cores_needed(_invocation(run))
+        cancel = self._active[run.cycle].cancel
+        return await self.cores.acquire(run.cycle, run.id, need, since, waiting=waiting, cancel=cancel)
+
+    async def _run(self, run: RunRow) -> None:
+        grant: Grant | None = None
+        try:
+            grant = await self._cores_for(run) if run.kind == "snakemake" else Grant(0)
+            if grant is not None:
+                await self._execute(run, grant)
+        except asyncio.CancelledError:
+            if grant is not None:  # a run still waiting for cores stays queued for the next start
+                await self._finish(run.id, "interrupted", None, "the service stopped during this run")
+            raise
+        except Exception as exc:
+            _log.exception("run %s failed to execute", run.id)
+            await self._finish(run.id, "failed", None, f"{type(exc).__name__}: {exc}")
+
+    async def _execute(self, run: RunRow, grant: Grant) -> None:
         async with self.sessions() as session:
             cycle = await session.get(CycleRow, run.cycle)
             current = await session.get(RunRow, run.id)
             if cycle is None or current is None or current.state != "queued":
                 return
-            current.state, current.started_at = "running", utcnow()
+            current.state, current.started_at, current.message = "running", utcnow(), grant.note
             session.add(current)
             await session.commit()
         Path(current.log_path).parent.mkdir(parents=True, exist_ok=True)
         if run.kind == "install":
             await self._install(cycle, current)
         else:
-            await self._snakemake(cycle, current)
+            await self._snakemake(cycle, current, grant)
 
     async def _install(self, cycle: CycleRow, run: RunRow) -> None:
         cycle_dir = Path(cycle.path)
@@ -208,7 +252,7 @@ class RunQueue:
         await self._set_software(cycle.name, state)
         await self._finish(run.id, "succeeded", 0, f"environment {record['path']}")
 
-    async def _snakemake(self, cycle: CycleRow, run: RunRow) -> None:
+    async def _snakemake(self, cycle: CycleRow, run: RunRow, grant: Grant) -> None:
         cycle_dir = Path(cycle.path)
         env_dir = Path(cycle.software.get("path", ""))
         if cycle.software.get("state") != "installed" or not software.is_complete(env_dir):
@@ -217,19 +261,19 @@ class RunQueue:
             return
         config = config_json.read(cycle_dir)
         _name, setup = config_json.setup_of(config, cycle.setup)
-        invocation = Invocation(**{k: run.request[k] for k in ("targets", "cores", "executor", "options")})
+        invocation = _invocation(run)
         prefix = config_json.execenv_prefix(setup)
         snakemake = env_dir / "bin" / "snakemake"
         environ = run_environment(env_dir, self.settings.run_env)
         log_path, events_path = Path(run.log_path), Path(run.events_path)
-        if _locked(cycle_dir):  # a run killed without cleanup leaves Snakemake's lock behind
+        if snakemake_locked(cycle_dir):
             proc = await start_logged(unlock_argv(snakemake, prefix), cwd=cycle_dir, log_path=log_path, env=environ)
             await proc.wait()
-        command = argv(snakemake, invocation, prefix=prefix, events_path=events_path)
+        command = argv(snakemake, invocation, prefix=prefix, events_path=events_path, cores=grant.cores)
         _append(log_path, "$ " + " ".join(command) + "\n")
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
         try:
-            await self._update(run.id, pid=proc.pid)
+            await self._update(run.id, pid=proc.pid, cores_granted=grant.cores, jobs=jobs_of(invocation, grant.cores))
             await self._announce(await self._get(run.id), "started")
         except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
             await stop_group(proc.pid, self.settings.cancel_grace_s)
@@ -238,7 +282,7 @@ class RunQueue:
         code = proc.returncode
         cancelled = self._active[cycle.name].cancel.is_set()
         state = "cancelled" if cancelled else ("succeeded" if code == 0 else "failed")
-        message = "cancelled by request" if cancelled else _summary(progress, code)
+        message = "cancelled by request" if cancelled else progress.summary(code)
         await self._finish(run.id, state, code, message, progress.snapshot())
 
     async def _follow(self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path) -> RunProgress:
@@ -331,7 +375,7 @@ class RunQueue:
             "kind": run.kind,
             "state": run.state,
             "request": run.request,
-            "progress": _brief(run.progress),
+            "progress": brief(run.progress),
             "exit_code": run.exit_code,
             "message": run.message,
         }
@@ -343,43 +387,15 @@ class RunQueue:
             _log.warning("could not publish %s for %s", short, run.id, exc_info=True)
 
 
-def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
-    environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
-    for name in ("VIRTUAL_ENV", *CLEARED):
-        environ.pop(name, None)
-    environ.update(extra or {})
-    environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    environ.update(venv_variables(env_dir))
-    return environ
+def _invocation(run: RunRow) -> Invocation:
+    return Invocation(**{k: run.request[k] for k in ("targets", "cores", "executor", "options")})
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time (SQLite gives stored times back naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _append(path: Path, text: str) -> None:
     with path.open("a") as handle:
         handle.write(text)
-
-
-def _is_ours(run: RunRow) -> bool:
-    """True if the process ``run.pid`` is still this run's Snakemake (and not a recycled pid)."""
-    assert run.pid is not None
-    words = command_line(run.pid)
-    return any("snakemake" in w for w in words) and any(run.events_path == w or run.log_path == w for w in words)
-
-
-def _locked(cycle_dir: Path) -> bool:
-    locks = cycle_dir / ".snakemake" / "locks"
-    return locks.is_dir() and any(locks.iterdir())
-
-
-def _brief(progress: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in progress.items() if k != "failures"} | {"failures": progress.get("failures", [])[:20]}
-
-
-def _summary(progress: RunProgress, code: int | None) -> str:
-    snap = progress.snapshot()
-    text = f"{snap['done']} of {snap['total'] if snap['total'] is not None else '?'} steps done"
-    if snap["failed"]:
-        text += f", {snap['failed']} failed ({', '.join(sorted({str(f['rule']) for f in progress.failures}))})"
-    if code not in (0, None):
-        text += f"; snakemake exited with {code}"
-    return text

@@ -52,7 +52,13 @@ class RunCreate(StrictModel):
     """``POST /api/cycles/{name}/runs``."""
 
     targets: list[str] = Field(min_length=1, max_length=500, examples=[["all-l200-p03-r001-phy-dsp.gen"]])
-    cores: StrictInt = Field(1, ge=1, le=4096, description="Snakemake -j / --cores")
+    cores: StrictInt = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="Snakemake -j: local cores (at most CYCLE_RUNNER_MAX_CORES; the run may be granted fewer, "
+        "see cores_granted) or, on Slurm, cluster jobs at once",
+    )
     executor: Literal["local", "slurm"] = "local"
     options: list[str] = Field(default_factory=list, max_length=50, examples=[["keep-going", "latency-wait=30"]])
 
@@ -98,8 +104,11 @@ class RunOut(BaseModel):
     request: dict[str, Any]
     requested_by: str
     created_at: datetime
+    waiting_since: datetime | None = Field(None, description="when it asked for cores (its place in line)")
     started_at: datetime | None
     finished_at: datetime | None
+    cores_granted: int | None = Field(None, description="cores of the budget it holds (Slurm runs: 1)")
+    jobs: int | None = Field(None, description="the -j given to Snakemake (--cores local, --jobs on Slurm)")
     exit_code: int | None
     message: str
     progress: dict[str, Any]

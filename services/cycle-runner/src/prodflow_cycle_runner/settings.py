@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prodflow_core.settings import ServiceSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 DEFAULT_PORT = 8004
@@ -14,6 +16,14 @@ DEFAULT_PKG_VERSIONS = {
     "legend-pydataobj": "legend-pydataobj==2.0.3",
     "legend-lh5io": "legend-lh5io==0.3.0",
 }
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on (its affinity, which containers' cpusets narrow), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class CycleRunnerSettings(ServiceSettings):
@@ -38,11 +48,19 @@ class CycleRunnerSettings(ServiceSettings):
     """Extra environment of every Snakemake run (``{"SLURM_CONF": "/etc/slurm/slurm.conf"}``); operator-set."""
     progress_interval_s: float = 2.0
     cancel_grace_s: float = 10.0
-    max_cores: int = 256
+    max_cores: int = Field(default_factory=available_cores, ge=1)
+    """The core budget shared by the local Snakemake runs of all cycles (default: the CPUs this process may use)."""
+    reserved_cores: int | None = Field(None, ge=0)
+    """Cores no single run may take, kept for other cycles' runs (default: a quarter of ``max_cores``, at least one)."""
     repositories: list[str] = []
     """URL prefixes of the repositories non-admins may build cycles from (``allow_list``); admins may use any."""
     pinnable_packages: list[str] | None = None
     """Packages non-admins may pin in ``pkg_versions`` (default: those of ``default_pkg_versions``)."""
+
+    def core_reserve(self) -> int:
+        """The reserved cores, at most ``max_cores - 1`` (a run always gets one)."""
+        reserved = self.reserved_cores if self.reserved_cores is not None else max(1, self.max_cores // 4)
+        return min(reserved, self.max_cores - 1)
 
     def pinnable(self) -> list[str]:
         """The packages non-admins may pin."""

@@ -124,15 +124,36 @@ def argv(
     *,
     prefix: Sequence[str] = (),
     events_path: Path | None = None,
+    cores: int | None = None,
 ) -> list[str]:
-    """The full command line, run from the cycle folder."""
+    """The full command line, run from the cycle folder; ``cores``: the local cores granted (default: as asked).
+
+    On Slurm ``invocation.cores`` is for the cluster (``--cores``, and ``--jobs`` at once unless ``jobs=`` is
+    given); the granted cores bound the local rules (``--local-cores``).
+    """
     if invocation.executor not in EXECUTORS:
         raise UnsafeInput("executor", f"must be one of {', '.join(EXECUTORS)}")
-    args = [*_base(snakemake, prefix), "--cores", str(invocation.cores)]
-    if invocation.executor != "local":
+    local = invocation.executor == "local"
+    args = [*_base(snakemake, prefix), "--cores", str(cores if local and cores else invocation.cores)]
+    if not local:
         args += ["--executor", invocation.executor]
         if not any(o.removeprefix("--").startswith("jobs=") for o in invocation.options):
             args += ["--jobs", str(invocation.cores)]
+        if cores:
+            args += ["--local-cores", str(cores)]
     if events_path is not None:
         args += ["--logger", "prodflow", "--logger-prodflow-events", str(events_path)]
     return [*args, *option_args(invocation.options), "--", *invocation.targets]
+
+
+def jobs_of(invocation: Invocation, cores: int) -> int:
+    """The ``-j`` Snakemake runs with: the granted ``cores`` locally, the cluster jobs at once on Slurm."""
+    if invocation.executor == "local":
+        return cores
+    given = [o.partition("=")[2] for o in invocation.options if o.removeprefix("--").startswith("jobs=")]
+    return int(given[-1]) if given else invocation.cores
+
+
+def cores_needed(invocation: Invocation) -> int:
+    """Cores of the service's machine a run uses: its ``-j`` locally, one (Snakemake itself) on a cluster."""
+    return invocation.cores if invocation.executor == "local" else 1

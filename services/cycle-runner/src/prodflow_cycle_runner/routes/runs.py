@@ -32,7 +32,12 @@ POLL_S = 0.25
 async def create_run(
     cycle: CycleDep, body: RunCreate, identity: Manager, session: SessionDep, queue: QueueDep, settings: SettingsDep
 ) -> RunOut:
-    """Queue a Snakemake run of ``targets``; runs of one cycle execute one at a time, in order."""
+    """Queue a Snakemake run of ``targets``; runs of one cycle execute one at a time, in order.
+
+    Runs of different cycles run at once, sharing ``CYCLE_RUNNER_MAX_CORES``: a run may be granted fewer cores
+    than it asks (``cores_granted``), or wait ``queued`` for free ones (its ``message`` says for whom). Asking a
+    local run for more cores than the whole budget is refused (422).
+    """
     problems: list[UnsafeInput] = []
     for i, target in enumerate(body.targets):
         try:
@@ -43,8 +48,8 @@ async def create_run(
         option_args(body.options)
     except UnsafeInput as exc:
         problems.append(exc)
-    if body.cores > settings.max_cores:
-        problems.append(UnsafeInput("cores", f"at most {settings.max_cores}"))
+    if body.executor == "local" and body.cores > settings.max_cores:
+        problems.append(UnsafeInput("cores", f"at most {settings.max_cores}: the cores all cycles' runs share"))
     if problems:
         raise unsafe_problem(problems)
     run = queued_run(cycle.name, cycle.path, identity.user, body.model_dump(), kind="snakemake")

@@ -109,12 +109,14 @@ async def _cycle(sessions: async_sessionmaker[AsyncSession], tmp_path: Path, ins
     return row
 
 
-async def _submit(sessions: async_sessionmaker[AsyncSession], cycle: CycleRow, target: str, **state: Any) -> RunRow:
+async def _submit(
+    sessions: async_sessionmaker[AsyncSession], cycle: CycleRow, target: str, executor: str = "local", **state: Any
+) -> RunRow:
     run = queued_run(
         cycle.name,
         cycle.path,
         "t",
-        {"targets": [target], "cores": 1, "executor": "local", "options": []},
+        {"targets": [target], "cores": 1, "executor": executor, "options": []},
         kind="snakemake",
     )
     for key, value in state.items():
@@ -137,7 +139,7 @@ async def _final(sessions: async_sessionmaker[AsyncSession], run_id: str, timeou
 
 
 def _text(path: str) -> str:
-    return Path(path).read_text()
+    return Path(path).read_text() if Path(path).exists() else ""
 
 
 def _leftover_snakemake(events: Path) -> subprocess.Popen[bytes]:
@@ -225,6 +227,26 @@ async def test_cancel_stops_the_process_group(sessions: async_sessionmaker[Async
     assert done.state == "cancelled"
     assert await _gone(pid)  # the child `sleep` went with it
     assert (await _announced(published, run.id, "cycle.run.cancelled"))[-1] == "cycle.run.cancelled"
+    await queue.aclose()
+
+
+async def test_cancel_interrupts_a_slurm_run(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    """Snakemake cancels its Slurm jobs on SIGINT (Ctrl-C), not on SIGTERM: a Slurm run gets SIGINT first."""
+    cycle = await _cycle(sessions, tmp_path)
+    queue = _queue(sessions, tmp_path, Published())
+    run = await _submit(sessions, cycle, "slow", executor="slurm")
+    queue.wake("c1")
+    for _ in range(600):
+        if "stand-in snakemake" in _text(run.log_path):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the stand-in is inside its `sleep 30` child now
+    await queue.cancel(run.id)
+    done = await _final(sessions, run.id, timeout_s=30)
+    assert done.state == "cancelled"
+    log = _text(run.log_path)
+    assert f"--slurm-jobname-prefix {run.id} --slurm-no-account" in log
+    assert "KeyboardInterrupt" in log  # SIGINT, not SIGTERM or SIGKILL
     await queue.aclose()
 
 

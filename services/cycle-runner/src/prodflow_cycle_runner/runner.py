@@ -24,14 +24,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_cycle_runner import config_json, software
+from prodflow_cycle_runner import config_json, slurm, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.cycles import software_sources
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
-from prodflow_cycle_runner.processes import command_line, group_alive, start_logged, stop_group
+from prodflow_cycle_runner.processes import command_line, group_alive, interrupt_group, start_logged, stop_group
+from prodflow_cycle_runner.profile import profile_default_resources
 from prodflow_cycle_runner.progress import EventsTail, RunProgress
 from prodflow_cycle_runner.settings import CycleRunnerSettings
-from prodflow_cycle_runner.snakemake_cli import Invocation, argv, unlock_argv
+from prodflow_cycle_runner.snakemake_cli import Invocation, argv, run_default_resources, unlock_argv
 
 _log = logging.getLogger("prodflow.cycle_runner.runner")
 Publish = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
@@ -99,6 +100,8 @@ class RunQueue:
             for run in stale:
                 if run.pid and group_alive(run.pid) and _is_ours(run):
                     await stop_group(run.pid, self.settings.cancel_grace_s)
+                if run.request.get("executor") == "slurm":
+                    await slurm.cancel_run_jobs(run.id, run_environment(None, self.settings.run_env))
                 run.state, run.finished_at = "interrupted", utcnow()
                 run.message = "the service stopped while this run was running"
                 session.add(run)
@@ -224,23 +227,50 @@ class RunQueue:
         if _locked(cycle_dir):  # a run killed without cleanup leaves Snakemake's lock behind
             proc = await start_logged(unlock_argv(snakemake, prefix), cwd=cycle_dir, log_path=log_path, env=environ)
             await proc.wait()
-        command = argv(snakemake, invocation, prefix=prefix, events_path=events_path)
+        on_slurm = invocation.executor == "slurm"
+        run_resources = run_default_resources(invocation.options)
+        cycle_resources = slurm.cycle_resources(cycle.slurm) if on_slurm else {}
+        profile_resources = profile_default_resources(cycle_dir) if on_slurm or run_resources else {}
+        all_resources = {**profile_resources, **cycle_resources, **run_resources}
+        command = argv(
+            snakemake,
+            invocation,
+            prefix=prefix,
+            events_path=events_path,
+            profile_resources=profile_resources,
+            cycle_resources=cycle_resources,
+            executor_args=slurm.executor_args(run.id, all_resources) if on_slurm else (),
+        )
         _append(log_path, "$ " + " ".join(command) + "\n")
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
         try:
-            await self._update(run.id, pid=proc.pid)
-            await self._announce(await self._get(run.id), "started")
-        except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
-            await stop_group(proc.pid, self.settings.cancel_grace_s)
-            raise
-        progress = await self._follow(run, proc, events_path)
+            try:
+                await self._update(run.id, pid=proc.pid)
+                await self._announce(await self._get(run.id), "started")
+            except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
+                await self._stop(proc.pid, on_slurm)
+                raise
+            progress = await self._follow(run, proc, events_path, on_slurm)
+        finally:
+            if on_slurm:  # whatever Snakemake could not cancel (killed after the grace, or a job it lost track of)
+                await slurm.cancel_run_jobs(run.id, environ)
         code = proc.returncode
         cancelled = self._active[cycle.name].cancel.is_set()
         state = "cancelled" if cancelled else ("succeeded" if code == 0 else "failed")
         message = "cancelled by request" if cancelled else _summary(progress, code)
         await self._finish(run.id, state, code, message, progress.snapshot())
 
-    async def _follow(self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path) -> RunProgress:
+    async def _stop(self, pid: int, on_slurm: bool) -> None:
+        """Stop a Snakemake run's process group; on Slurm with Ctrl-C first, on which Snakemake cancels its jobs
+        (on SIGTERM it would wait for them to finish)."""
+        if on_slurm:
+            await interrupt_group(pid, self.settings.cancel_grace_s)
+        else:
+            await stop_group(pid, self.settings.cancel_grace_s)
+
+    async def _follow(
+        self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path, on_slurm: bool
+    ) -> RunProgress:
         """Feed the plugin's events into progress until the process ends; publish throttled progress."""
         progress, tail = RunProgress(), EventsTail(events_path)
         cancel = self._active[run.cycle].cancel
@@ -250,7 +280,7 @@ class RunQueue:
             while not wait.done():
                 await asyncio.wait({wait}, timeout=POLL_S)
                 if cancel.is_set() and not wait.done():
-                    await stop_group(proc.pid, self.settings.cancel_grace_s)
+                    await self._stop(proc.pid, on_slurm)
                     await wait
                 for event in tail.read():
                     progress.feed(event)
@@ -260,7 +290,7 @@ class RunQueue:
                     await self._update(run.id, progress=progress.snapshot())
                     await self._announce(await self._get(run.id), "progress")
         except asyncio.CancelledError:
-            await stop_group(proc.pid, self.settings.cancel_grace_s)
+            await self._stop(proc.pid, on_slurm)
             raise
         for event in tail.read():
             progress.feed(event)
@@ -342,14 +372,18 @@ class RunQueue:
             _log.warning("could not publish %s for %s", short, run.id, exc_info=True)
 
 
-def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
+def run_environment(env_dir: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv.
+
+    Without ``env_dir``, the environment of the Slurm commands the service runs for a run (``squeue``, ``scancel``).
+    """
     environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
     for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
         environ.pop(name, None)
     environ.update(extra or {})
-    environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    environ["VIRTUAL_ENV"] = str(env_dir)
+    if env_dir is not None:
+        environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+        environ["VIRTUAL_ENV"] = str(env_dir)
     environ["PYTHONNOUSERSITE"] = "1"
     return environ
 

@@ -149,6 +149,11 @@ async def _compare(
     figures.append(Figure(f"{name}, CPU", best["service"][1], "s", baseline, best["plain"][1]))
 
 
+def _folder_url(folder: Path) -> str:
+    """The allow-list prefix of the benchmark's repositories (all under ``folder``)."""
+    return folder.resolve().as_uri() + "/"
+
+
 async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
@@ -159,7 +164,8 @@ async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
         (big / "metadata" / "datasets" / "runinfo.json").write_text(json.dumps(_big_runinfo(files)))
         _commit(big / "metadata", f"{files} raw files")
         settings = CycleRunnerSettings(couchdb_url=couch_url, data_dir=folder / "data", env_store=ENV_STORE,
-                                       identity_secret=SECRET, log_json=False, log_level="WARNING")  # fmt: skip
+                                       identity_secret=SECRET, log_json=False, log_level="WARNING",
+                                       repositories=[_folder_url(folder)])  # fmt: skip
         identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"manager"}))
         headers = {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=36000)}
         app = create_app(settings)

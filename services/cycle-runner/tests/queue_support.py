@@ -98,13 +98,15 @@ async def make_cycle(sessions: Sessions, tmp_path: Path, name: str = "c1", insta
     return row
 
 
-async def submit(sessions: Sessions, cycle: CycleRow, target: str, cores: int = 1, **state: Any) -> RunRow:
+async def submit(
+    sessions: Sessions, cycle: CycleRow, target: str, cores: int = 1, executor: str = "local", **state: Any
+) -> RunRow:
     """Queue a Snakemake run of ``target`` asking for ``cores`` (``state``: columns to set, e.g. a crash's)."""
     run = queued_run(
         cycle.name,
         cycle.path,
         "t",
-        {"targets": [target], "cores": cores, "executor": "local", "options": []},
+        {"targets": [target], "cores": cores, "executor": executor, "options": []},
         kind="snakemake",
     )
     for key, value in state.items():

@@ -48,6 +48,17 @@ async def test_create_cycle_tree_and_checkouts(
     assert again.status_code == 409
 
 
+async def test_slurm_partition_and_account_are_kept(client: httpx.AsyncClient, example_repos: dict[str, str]) -> None:
+    body = cycle_body("slurm-placed", example_repos, slurm={"partition": "short", "account": "legend-prod"})
+    created = await client.post("/api/cycles", json=body)
+    assert created.status_code == 201, created.text
+    placed = {"partition": "short", "account": "legend-prod"}
+    assert created.json()["slurm"] == placed
+    assert (await client.get("/api/cycles/slurm-placed")).json()["slurm"] == placed
+    plain = (await client.post("/api/cycles", json=cycle_body("slurm-default", example_repos))).json()
+    assert plain["slurm"] is None
+
+
 async def test_checkout_at_a_commit_records_it(client: httpx.AsyncClient, example_repos: dict[str, str]) -> None:
     commit = git_head(example_repos["metadata"])
     body = cycle_body("pinned", example_repos)
@@ -81,6 +92,10 @@ async def test_unknown_ref_and_unreachable_repo(
         ({"dataflow": {"url": "ext::sh -c id", "ref": "main"}}, "dataflow.url"),
         ({"dataflow": {"url": "file:///tmp/x", "ref": "--upload-pack=id"}}, "dataflow.ref"),
         ({"software": [{"name": "../pygama", "url": "file:///tmp/x", "ref": "main"}]}, "software.0.name"),
+        ({"slurm": {"partition": "debug --wrap=id"}}, "slurm.partition"),
+        ({"slurm": {"account": "-Aother"}}, "slurm.account"),
+        ({"slurm": {"partition": 7}}, "slurm.partition"),
+        ({"slurm": {"qos": "high"}}, "slurm.qos"),
     ],
 )
 async def test_unsafe_creation_refused(

@@ -89,6 +89,30 @@ async def test_cancel_stops_the_process_group(sessions: Sessions, tmp_path: Path
     await queue.aclose()
 
 
+def _text(path: str) -> str:
+    return Path(path).read_text() if Path(path).exists() else ""
+
+
+async def test_cancel_interrupts_a_slurm_run(sessions: Sessions, tmp_path: Path) -> None:
+    """Snakemake cancels its Slurm jobs on SIGINT (Ctrl-C), not on SIGTERM: a Slurm run gets SIGINT first."""
+    cycle = await make_cycle(sessions, tmp_path)
+    queue = make_queue(sessions, tmp_path, Published())
+    run = await submit(sessions, cycle, "slow", executor="slurm")
+    queue.wake("c1")
+    for _ in range(600):
+        if "stand-in snakemake" in _text(run.log_path):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the stand-in is inside its `sleep 30` child now
+    await queue.cancel(run.id)
+    done = await final(sessions, run.id, timeout_s=30)
+    assert done.state == "cancelled"
+    log = _text(run.log_path)
+    assert f"--slurm-jobname-prefix {run.id} --slurm-no-account" in log
+    assert "KeyboardInterrupt" in log  # SIGINT, not SIGTERM or SIGKILL
+    await queue.aclose()
+
+
 async def test_software_must_be_installed(sessions: Sessions, tmp_path: Path) -> None:
     cycle = await make_cycle(sessions, tmp_path, installed=False)
     queue = make_queue(sessions, tmp_path, Published())

@@ -60,6 +60,8 @@ def test_slurm_run_with_prefix() -> None:
         "default-resources=x=$(id)",
         "wrapper-prefix=https://evil",
         "cores=2",
+        "slurm-jobname-prefix=other",
+        "seconds-between-status-checks=0",
     ],
 )
 def test_refused_options(option: str) -> None:

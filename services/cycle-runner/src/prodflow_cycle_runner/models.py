@@ -27,6 +27,8 @@ class CycleRow(SQLModel, table=True):
     created_by: str
     checkouts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     software: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    slurm: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """Partition and account of the cycle's Slurm runs (``SlurmSettings``); ``None``: Slurm's defaults."""
 
 
 class RunRow(SQLModel, table=True):

@@ -105,6 +105,18 @@ async def stop_group(pid: int, grace_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def interrupt_group(pid: int, grace_s: float) -> None:
+    """SIGINT the group (Snakemake's Ctrl-C: it cancels its remote jobs and exits), then :func:`stop_group` what
+    is left after ``grace_s``."""
+    if not signal_group(pid, signal.SIGINT):
+        return
+    for _ in range(max(1, int(grace_s / 0.1))):
+        if not group_alive(pid):
+            return
+        await asyncio.sleep(0.1)
+    await stop_group(pid, grace_s)
+
+
 def command_line(pid: int) -> list[str]:
     """The argument list of a live process (empty if it is gone or unreadable)."""
     try:

@@ -11,12 +11,18 @@ from prodflow_cycle_runner.environment import CLEARED, venv_variables
 from prodflow_cycle_runner.processes import command_line
 
 
-def run_environment(env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv."""
+def run_environment(env_dir: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Snakemake run: the cycle's venv first on PATH, nothing from the service's venv.
+
+    Without ``env_dir``, the environment of the Slurm commands the service runs for a run (``squeue``, ``scancel``).
+    """
     environ = without_service_secrets(os.environ)  # the workflow runs code of the cycle's repositories
     for name in ("VIRTUAL_ENV", *CLEARED):
         environ.pop(name, None)
     environ.update(extra or {})
+    if env_dir is None:
+        environ["PYTHONNOUSERSITE"] = "1"
+        return environ
     environ["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
     environ.update(venv_variables(env_dir))
     return environ

@@ -27,16 +27,24 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_cycle_runner import config_json, software
+from prodflow_cycle_runner import config_json, slurm, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.cores import CoreBudget, Grant
 from prodflow_cycle_runner.cycles import software_sources
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
-from prodflow_cycle_runner.processes import group_alive, start_logged, stop_group
+from prodflow_cycle_runner.processes import group_alive, interrupt_group, start_logged, stop_group
+from prodflow_cycle_runner.profile import profile_default_resources
 from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
 from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
 from prodflow_cycle_runner.settings import CycleRunnerSettings
-from prodflow_cycle_runner.snakemake_cli import Invocation, argv, cores_needed, jobs_of, unlock_argv
+from prodflow_cycle_runner.snakemake_cli import (
+    Invocation,
+    argv,
+    cores_needed,
+    jobs_of,
+    run_default_resources,
+    unlock_argv,
+)
 
 _log = logging.getLogger("prodflow.cycle_runner.runner")
 Publish = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
@@ -107,6 +115,8 @@ class RunQueue:
             for run in stale:
                 if run.pid and group_alive(run.pid) and still_ours(run.pid, run.events_path, run.log_path):
                     await stop_group(run.pid, self.settings.cancel_grace_s)
+                if run.request.get("executor") == "slurm":
+                    await slurm.cancel_run_jobs(run.id, run_environment(None, self.settings.run_env))
                 run.state, run.finished_at = "interrupted", utcnow()
                 run.message = "the service stopped while this run was running"
                 session.add(run)
@@ -269,23 +279,52 @@ class RunQueue:
         if snakemake_locked(cycle_dir):
             proc = await start_logged(unlock_argv(snakemake, prefix), cwd=cycle_dir, log_path=log_path, env=environ)
             await proc.wait()
-        command = argv(snakemake, invocation, prefix=prefix, events_path=events_path, cores=grant.cores)
+        on_slurm = invocation.executor == "slurm"
+        run_resources = run_default_resources(invocation.options)
+        cycle_resources = slurm.cycle_resources(cycle.slurm) if on_slurm else {}
+        profile_resources = profile_default_resources(cycle_dir) if on_slurm or run_resources else {}
+        all_resources = {**profile_resources, **cycle_resources, **run_resources}
+        command = argv(
+            snakemake,
+            invocation,
+            prefix=prefix,
+            events_path=events_path,
+            cores=grant.cores,
+            profile_resources=profile_resources,
+            cycle_resources=cycle_resources,
+            executor_args=slurm.executor_args(run.id, all_resources) if on_slurm else (),
+        )
         _append(log_path, "$ " + " ".join(command) + "\n")
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
         try:
-            await self._update(run.id, pid=proc.pid, cores_granted=grant.cores, jobs=jobs_of(invocation, grant.cores))
-            await self._announce(await self._get(run.id), "started")
-        except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
-            await stop_group(proc.pid, self.settings.cancel_grace_s)
-            raise
-        progress = await self._follow(run, proc, events_path)
+            try:
+                jobs = jobs_of(invocation, grant.cores)
+                await self._update(run.id, pid=proc.pid, cores_granted=grant.cores, jobs=jobs)
+                await self._announce(await self._get(run.id), "started")
+            except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
+                await self._stop(proc.pid, on_slurm)
+                raise
+            progress = await self._follow(run, proc, events_path, on_slurm)
+        finally:
+            if on_slurm:  # whatever Snakemake could not cancel (killed after the grace, or a job it lost track of)
+                await slurm.cancel_run_jobs(run.id, environ)
         code = proc.returncode
         cancelled = self._active[cycle.name].cancel.is_set()
         state = "cancelled" if cancelled else ("succeeded" if code == 0 else "failed")
         message = "cancelled by request" if cancelled else progress.summary(code)
         await self._finish(run.id, state, code, message, progress.snapshot())
 
-    async def _follow(self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path) -> RunProgress:
+    async def _stop(self, pid: int, on_slurm: bool) -> None:
+        """Stop a Snakemake run's process group; on Slurm with Ctrl-C first, on which Snakemake cancels its jobs
+        (on SIGTERM it would wait for them to finish)."""
+        if on_slurm:
+            await interrupt_group(pid, self.settings.cancel_grace_s)
+        else:
+            await stop_group(pid, self.settings.cancel_grace_s)
+
+    async def _follow(
+        self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path, on_slurm: bool
+    ) -> RunProgress:
         """Feed the plugin's events into progress until the process ends; publish throttled progress."""
         progress, tail = RunProgress(), EventsTail(events_path)
         cancel = self._active[run.cycle].cancel
@@ -295,7 +334,7 @@ class RunQueue:
             while not wait.done():
                 await asyncio.wait({wait}, timeout=POLL_S)
                 if cancel.is_set() and not wait.done():
-                    await stop_group(proc.pid, self.settings.cancel_grace_s)
+                    await self._stop(proc.pid, on_slurm)
                     await wait
                 for event in tail.read():
                     progress.feed(event)
@@ -305,7 +344,7 @@ class RunQueue:
                     await self._update(run.id, progress=progress.snapshot())
                     await self._announce(await self._get(run.id), "progress")
         except asyncio.CancelledError:
-            await stop_group(proc.pid, self.settings.cancel_grace_s)
+            await self._stop(proc.pid, on_slurm)
             raise
         for event in tail.read():
             progress.feed(event)

@@ -29,6 +29,16 @@ class ExecEnv(StrictModel):
     arg: str = ""
 
 
+SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class SlurmSettings(StrictModel):
+    """Where the cycle's Slurm jobs go; unset, Slurm's default partition and no account (``--slurm-no-account``)."""
+
+    partition: str | None = Field(None, pattern=SLURM_NAME, description="sbatch -p", examples=["debug"])
+    account: str | None = Field(None, pattern=SLURM_NAME, description="sbatch -A", examples=["legend"])
+
+
 class CycleCreate(StrictModel):
     """``POST /api/cycles``."""
 
@@ -40,6 +50,7 @@ class CycleCreate(StrictModel):
     software: list[SoftwareRepository] = Field(default_factory=list, max_length=20)
     pkg_versions: dict[str, str] | None = Field(None, description="pinned packages; default: the service's pins")
     execenv: ExecEnv = Field(default_factory=ExecEnv)
+    slurm: SlurmSettings | None = Field(None, description="partition and account of runs with the Slurm executor")
 
 
 class SoftwareInstall(StrictModel):
@@ -89,6 +100,7 @@ class CycleOut(BaseModel):
     created_by: str
     checkouts: dict[str, Any]
     software: dict[str, Any]
+    slurm: SlurmSettings | None = None
     active_run: str | None = None
     queued_runs: int = 0
     links: dict[str, str]

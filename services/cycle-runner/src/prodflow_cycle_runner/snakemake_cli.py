@@ -3,12 +3,16 @@
 Options are given by name (``keep-going``) or ``name=value`` (``latency-wait=30``); anything not listed here is
 refused, so a request cannot reach options that write outside the cycle, run arbitrary code or change the
 workflow (``--snakefile``, ``--directory``, ``--config``, ``--wrapper-prefix``, ...).
+
+Default resources are merged into one ``--default-resources`` (Snakemake keeps only the last one given, and one
+given on the command line replaces the profile's whole list): the workflow profile's, then the cycle's, then the
+run's ``default-resources=...`` option, a later value of a resource replacing an earlier one.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +80,9 @@ VALUED: dict[str, Callable[[str], list[str]]] = {
     "slurm-status-attempts": _int(1, 100),
     "slurm-qos": _words(_RULE, "a QOS name"),
     "slurm-reservation": _words(_RULE, "a reservation name"),
-    "slurm-jobname-prefix": _words(_RULE, "a job name prefix"),
+    "seconds-between-status-checks": _int(1, 3600),
 }
+"""``slurm-jobname-prefix`` is the runner's: it names a run's Slurm jobs after the run, to find and cancel them."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,18 @@ def option_args(options: Sequence[str]) -> list[str]:
     return args
 
 
+def run_default_resources(options: Sequence[str]) -> dict[str, str]:
+    """The resources of a run's ``default-resources=...`` options (already checked by :func:`option_args`)."""
+    resources: dict[str, str] = {}
+    for option in options:
+        name, _, value = option.removeprefix("--").partition("=")
+        if name == "default-resources":
+            for word in filter(None, value.split(",")):
+                resource, _, amount = word.partition("=")
+                resources[resource] = amount
+    return resources
+
+
 def _base(snakemake: Path, prefix: Sequence[str]) -> list[str]:
     return [*prefix, str(snakemake), "--snakefile", "workflow/Snakefile", "--configfile", "config.json", "--nocolor"]
 
@@ -125,25 +142,37 @@ def argv(
     prefix: Sequence[str] = (),
     events_path: Path | None = None,
     cores: int | None = None,
+    profile_resources: Mapping[str, str] | None = None,
+    cycle_resources: Mapping[str, str] | None = None,
+    executor_args: Sequence[str] = (),
 ) -> list[str]:
     """The full command line, run from the cycle folder; ``cores``: the local cores granted (default: as asked).
 
     On Slurm ``invocation.cores`` is for the cluster (``--cores``, and ``--jobs`` at once unless ``jobs=`` is
-    given); the granted cores bound the local rules (``--local-cores``).
+    given); the granted cores bound the local rules (``--local-cores``). ``profile_resources`` are the workflow
+    profile's default resources, ``cycle_resources`` the cycle's own (Slurm partition and account);
+    ``executor_args`` are the runner's options of the executor.
     """
     if invocation.executor not in EXECUTORS:
         raise UnsafeInput("executor", f"must be one of {', '.join(EXECUTORS)}")
     local = invocation.executor == "local"
     args = [*_base(snakemake, prefix), "--cores", str(cores if local and cores else invocation.cores)]
     if not local:
-        args += ["--executor", invocation.executor]
+        args += ["--executor", invocation.executor, *executor_args]
         if not any(o.removeprefix("--").startswith("jobs=") for o in invocation.options):
             args += ["--jobs", str(invocation.cores)]
         if cores:
             args += ["--local-cores", str(cores)]
     if events_path is not None:
         args += ["--logger", "prodflow", "--logger-prodflow-events", str(events_path)]
-    return [*args, *option_args(invocation.options), "--", *invocation.targets]
+    option_args(invocation.options)  # refuses bad options, naming them by their place in the request
+    others = [o for o in invocation.options if not o.removeprefix("--").startswith("default-resources=")]
+    args += option_args(others)
+    run_resources = run_default_resources(invocation.options)
+    if cycle_resources or run_resources:
+        merged = {**(profile_resources or {}), **(cycle_resources or {}), **run_resources}
+        args += ["--default-resources", *(f"{name}={value}" for name, value in merged.items())]
+    return [*args, "--", *invocation.targets]
 
 
 def jobs_of(invocation: Invocation, cores: int) -> int:

@@ -1,8 +1,15 @@
 """A real single-node Slurm (Debian's slurm-wlm) in a scratch folder, for tests and the embedded runner.
 
-Follows ``recipes/slurm-single-node.md``: munged (started if not running), slurmctld and slurmd on localhost,
+Follows ``recipes/slurm-single-node.md``: munged, slurmctld and slurmd on localhost,
 no slurmdbd (so ``sacct`` is unavailable and states of finished jobs come from ``scontrol`` and the jobcomp
-file). Clients need ``SLURM_CONF`` = :attr:`SlurmCluster.conf`, which :meth:`SlurmCluster.env` carries.
+file). The cluster's munged is its own, on a socket in its folder (``AuthInfo``): a munged shared with another
+session's cluster would take this one's authentication down when that session ends. Clients need
+``SLURM_CONF`` = :attr:`SlurmCluster.conf`, which :meth:`SlurmCluster.env` carries.
+
+Clients that lose ``SLURM_CONF`` on the way (snakemake-executor-plugin-slurm-jobstep removes every ``SLURM_*``
+variable but the job's identity before its inner ``srun``) read the compiled-in path instead, ``/etc/slurm/slurm.conf``
+on Debian. So, where that path is free, the cluster links its config there while it runs
+(:attr:`SlurmCluster.serves_default_conf`) and removes only that link when it stops.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ ClusterName=prodflow
 SlurmctldHost=localhost
 SlurmUser=root
 AuthType=auth/munge
+AuthInfo=socket={dir}/munge/munge.socket.2
 SlurmctldPort={ctld_port}
 SlurmdPort={d_port}
 StateSaveLocation={dir}/state
@@ -47,6 +55,8 @@ SchedulerParameters=bf_interval=1,sched_min_interval=100000
 NodeName=localhost CPUs={cpus} RealMemory={memory} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
+DEFAULT_CONF = Path("/etc/slurm/slurm.conf")
+"""Where Debian's Slurm clients look for the config when ``SLURM_CONF`` is unset (``scontrol show config``)."""
 
 
 class SlurmUnavailable(RuntimeError):
@@ -56,12 +66,16 @@ class SlurmUnavailable(RuntimeError):
 class SlurmCluster:
     """The folder, config and daemons of one single-node Slurm."""
 
-    def __init__(self, folder: Path, ctld_port: int, d_port: int) -> None:
+    def __init__(self, folder: Path, ctld_port: int, d_port: int, default_conf: Path = DEFAULT_CONF) -> None:
         self.folder = folder
         self.conf = folder / "slurm.conf"
         self.jobcomp_log = folder / "log" / "jobcomp.log"
         self.ctld_port = ctld_port
         self.d_port = d_port
+        self.default_conf = default_conf
+        self.serves_default_conf = False
+        """True while :attr:`default_conf` links to this cluster's config (clients without ``SLURM_CONF`` reach
+        it); False where another config is there."""
         self.daemons: list[subprocess.Popen[bytes]] = []
 
     def env(self) -> dict[str, str]:
@@ -69,7 +83,7 @@ class SlurmCluster:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
     def write_config(self) -> None:
-        for sub in ("state", "spool", "log"):
+        for sub in ("state", "spool", "log", "munge"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         memory_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
         self.conf.write_text(
@@ -85,9 +99,8 @@ class SlurmCluster:
     def start(self, timeout_s: float = 30.0) -> None:
         """Start slurmctld and slurmd and wait until the node is idle."""
         self.write_config()
-        munged = _start_munged_unless_running(self.folder / "log" / "munged.out")
-        if munged is not None:
-            self.daemons.append(munged)
+        self.serves_default_conf = claim_default_conf(self.default_conf, self.conf)
+        self.daemons.append(_start_munged(self.folder / "munge", self.folder / "log"))
         for daemon in ("slurmctld", "slurmd"):
             self.daemons.append(_foreground([daemon, "-D", "-f", str(self.conf)], self.folder / "log" / f"{daemon}.out",
                                             self.env()))  # fmt: skip
@@ -102,7 +115,7 @@ class SlurmCluster:
         raise SlurmUnavailable(f"the Slurm node did not become idle; see {self.folder / 'log'}")
 
     def stop(self) -> None:
-        """Stop slurmd, slurmctld, then munged if this cluster started it (each its own child process)."""
+        """Stop slurmd, slurmctld, then munged (each its own child process)."""
         for proc in reversed(self.daemons):
             proc.terminate()
             try:
@@ -111,6 +124,50 @@ class SlurmCluster:
                 proc.kill()
                 proc.wait()
         self.daemons.clear()
+        if self.serves_default_conf:
+            release_default_conf(self.default_conf, self.conf)
+            self.serves_default_conf = False
+
+
+def claim_default_conf(default_conf: Path, conf: Path) -> bool:
+    """Link ``default_conf`` to ``conf`` unless another config is there; True if it now links to ``conf``.
+
+    A link left by a cluster that is gone (its config removed, or its slurmctld no longer running: a test run
+    killed before its teardown) is replaced; a regular file, or a link to a live cluster, is left alone.
+    """
+    if default_conf.is_symlink() and not _live_cluster_conf(default_conf.resolve()):
+        default_conf.unlink(missing_ok=True)
+    try:
+        default_conf.parent.mkdir(parents=True, exist_ok=True)
+        default_conf.symlink_to(conf)
+    except FileExistsError:
+        return default_conf.is_symlink() and default_conf.resolve() == conf.resolve()
+    except OSError:  # not root, or a read-only /etc
+        return False
+    return True
+
+
+def release_default_conf(default_conf: Path, conf: Path) -> None:
+    """Remove ``default_conf`` if it is still the link to ``conf`` (and nothing else)."""
+    if default_conf.is_symlink() and os.readlink(default_conf) == str(conf):
+        default_conf.unlink(missing_ok=True)
+
+
+def _live_cluster_conf(conf: Path) -> bool:
+    """True if ``conf`` exists and the slurmctld of its ``SlurmctldPidFile`` is running."""
+    try:
+        text = conf.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "slurmctldpidfile":
+            try:
+                pid = int(Path(value.strip()).read_text().split()[0])
+                return b"slurmctld" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                return False
+    return True  # a config without a pid file is not one of ours: treat it as live
 
 
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child after fork only calls it
@@ -131,20 +188,20 @@ def _foreground(argv: list[str], log: Path, env: dict[str, str] | None = None) -
         )
 
 
-def _start_munged_unless_running(log: Path) -> subprocess.Popen[bytes] | None:
-    """Start munged unless one answers; returns the one started here."""
-    if subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode == 0:
-        return None  # a munged already answers (maybe another session's): leave it alone
+def _start_munged(run_dir: Path, log_dir: Path) -> subprocess.Popen[bytes]:
+    """Start a munged of the cluster's own, listening on ``run_dir/munge.socket.2``."""
     if not Path("/etc/munge/munge.key").exists():
         subprocess.run(["mungekey", "-c"], check=True, timeout=30)
-    run_dir = Path("/run/munge")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.chown(run_dir, "munge", "munge")
-    munged = _foreground(["munged", "--foreground", "--force"], log)
+    socket = run_dir / "munge.socket.2"
+    argv = ["munged", "--foreground", "--force", f"--socket={socket}", f"--pid-file={run_dir / 'munged.pid'}",
+            f"--seed-file={run_dir / 'munged.seed'}", f"--log-file={log_dir / 'munged.log'}"]  # fmt: skip
+    munged = _foreground(argv, log_dir / "munged.out")
     deadline = time.monotonic() + 10
-    while subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode != 0:
+    while subprocess.run(["munge", "-n", f"--socket={socket}"], capture_output=True, timeout=10).returncode != 0:
         if munged.poll() is not None or time.monotonic() > deadline:
-            raise SlurmUnavailable(f"munged did not start; see {log}")
+            munged.kill()
+            munged.wait()
+            raise SlurmUnavailable(f"munged did not start; see {log_dir / 'munged.out'}")
         time.sleep(0.1)
     return munged
 

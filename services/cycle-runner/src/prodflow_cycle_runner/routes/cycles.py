@@ -51,6 +51,7 @@ async def create_cycle(
         created_by=identity.user,
         checkouts={name: c.as_dict() for name, c in made.checkouts.items()},
         software={"state": "none"},
+        slurm=body.slurm.model_dump(exclude_none=True) if body.slurm else None,
     )
     session.add(row)
     await session.commit()

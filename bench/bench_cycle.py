@@ -160,7 +160,7 @@ async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
         _commit(big / "metadata", f"{files} raw files")
         settings = CycleRunnerSettings(couchdb_url=couch_url, data_dir=folder / "data", env_store=ENV_STORE,
                                        identity_secret=SECRET, log_json=False, log_level="WARNING",
-                                       repositories=[folder.resolve().as_uri() + "/"])  # fmt: skip
+                                       repositories=[repos["dataflow"].rsplit("/", 2)[0] + "/"])  # fmt: skip
         identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"manager"}))
         headers = {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=36000)}
         app = create_app(settings)

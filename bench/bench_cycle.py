@@ -35,7 +35,7 @@ from figures import Figure, print_table
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
-from prodflow_cycle_runner.run_env import run_environment
+from prodflow_cycle_runner.runner import run_environment
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from servers import add_couch_option, bench_couch
 
@@ -149,11 +149,6 @@ async def _compare(
     figures.append(Figure(f"{name}, CPU", best["service"][1], "s", baseline, best["plain"][1]))
 
 
-def _folder_url(folder: Path) -> str:
-    """The allow-list prefix of the benchmark's repositories (all under ``folder``)."""
-    return folder.resolve().as_uri() + "/"
-
-
 async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
@@ -165,7 +160,7 @@ async def main(couch_url: str, repeat: int, files: int) -> list[Figure]:
         _commit(big / "metadata", f"{files} raw files")
         settings = CycleRunnerSettings(couchdb_url=couch_url, data_dir=folder / "data", env_store=ENV_STORE,
                                        identity_secret=SECRET, log_json=False, log_level="WARNING",
-                                       repositories=[_folder_url(folder)])  # fmt: skip
+                                       repositories=[repos["dataflow"].rsplit("/", 2)[0] + "/"])  # fmt: skip
         identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"manager"}))
         headers = {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=36000)}
         app = create_app(settings)

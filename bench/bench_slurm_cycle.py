@@ -108,7 +108,7 @@ async def main(couch_url: str, cluster: SlurmCluster, repeat: int) -> list[Figur
         repos = make_example_repositories(folder / "repos")
         settings = CycleRunnerSettings(couchdb_url=couch_url, data_dir=folder / "data", env_store=ENV_STORE,
                                        identity_secret=SECRET, log_json=False, log_level="WARNING",
-                                       repositories=[(folder / "repos").resolve().as_uri() + "/"],
+                                       repositories=[repos["dataflow"].rpartition("/")[0] + "/"],
                                        run_env={"SLURM_CONF": str(cluster.conf)})  # fmt: skip
         identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"manager"}))
         headers = {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=36000)}

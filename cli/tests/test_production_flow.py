@@ -186,6 +186,9 @@ def test_cycle_init_install_run_logs_invalidate(admin: Cli, tmp_path: Path) -> N
     assert made.code == 0, made.stderr
     again = admin("cycle", "init", "cli", "--dataflow", repos["dataflow"], "--metadata", repos["metadata"])
     assert again.code == ExitCode.CONFLICT, again.stderr
+    placed = admin("cycle", "init", "cli-slurm", "--dataflow", repos["dataflow"], "--metadata", repos["metadata"],
+                   "--slurm-partition", "short", "--json")  # fmt: skip
+    assert placed.json()["slurm"] == {"partition": "short", "account": None}
     installed = admin("cycle", "install", "cli", "--follow")
     assert installed.code == 0, installed.stderr + installed.stdout
 

@@ -88,6 +88,8 @@ def init(
     setup: Annotated[str, typer.Option()] = "l200",
     execenv_cmd: Annotated[str, typer.Option(help="Container prefix command (execenv.cmd).")] = "",
     execenv_arg: Annotated[str, typer.Option(help="Its arguments (execenv.arg).")] = "",
+    slurm_partition: Annotated[str | None, typer.Option(help="Partition of the cycle's Slurm runs.")] = None,
+    slurm_account: Annotated[str | None, typer.Option(help="Account of its Slurm runs (default: none).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a cycle: its tree, config.json and checkouts at pinned refs (like dataprod-init-cycle)."""
@@ -102,6 +104,8 @@ def init(
     }
     if pkg:
         body["pkg_versions"] = _pairs(pkg, "--pkg")
+    if slurm_partition or slurm_account:
+        body["slurm"] = {"partition": slurm_partition, "account": slurm_account}
     cycle = gateway().post(API, body)
     out = output(as_json)
     if out.as_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -36,9 +37,12 @@ def executor_args(run_id: str, resources: Mapping[str, str]) -> list[str]:
 
 
 async def run_jobs(run_id: str, env: Mapping[str, str]) -> list[str]:
-    """Ids of the run's jobs that Slurm still has pending or running (``squeue``'s default states)."""
+    """Ids of the run's jobs that Slurm still has pending or running (``squeue``'s default states); Snakemake
+    submits them as the service's user."""
     try:
-        listing = await output_of(["squeue", "--noheader", "--format=%i %j"], env=env, timeout_s=SLURM_TIMEOUT_S)
+        listing = await output_of(
+            ["squeue", "--noheader", "--format=%i %j", f"--user={os.getuid()}"], env=env, timeout_s=SLURM_TIMEOUT_S
+        )
     except (OSError, CommandFailed, TimeoutError) as exc:
         _log.warning("could not list the Slurm jobs of %s: %s", run_id, exc)
         return []

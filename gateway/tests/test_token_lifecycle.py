@@ -116,12 +116,15 @@ def test_a_revocation_applies_within_a_second_on_another_replica(lifecycle_stack
         assert gina.get("/api/auth/whoami").status_code == 200  # the replica remembers the token now
         with _client(lifecycle_stack.url) as admin:
             assert admin.delete(f"/api/auth/tokens/{made['id']}").status_code == 200
-        revoked = time.monotonic()
-        while gina.get("/api/auth/whoami").status_code == 200:
-            assert time.monotonic() - revoked < 2.0, "the replica still accepts the revoked token"
+        revoked = last_accepted = time.monotonic()
+        while True:
+            asked = time.monotonic()  # when the request left: a busy machine may take long to answer it
+            if gina.get("/api/auth/whoami").status_code != 200:
+                break
+            last_accepted = asked
+            assert asked - revoked < 3.0, "the replica still accepts the revoked token"
             time.sleep(0.02)
-        took = time.monotonic() - revoked
-    assert took <= 1.1, took
+    assert last_accepted - revoked <= 1.05, last_accepted - revoked
     with _client(lifecycle_stack.url, made["token"]) as here:
         assert here.get("/api/auth/whoami").status_code == 401  # the gateway that revoked it: at once
 

@@ -34,6 +34,16 @@ def test_sweep_takes_every_job_once_per_sweep_period() -> None:
     assert len(polling.sweep(jobs, now=100.0, gap_s=1.0, sweep_s=10.0)) == len(jobs)  # long pause: all, once
 
 
+def test_a_round_reaches_every_job_while_the_site_shrinks() -> None:
+    """Jobs the journal missed (all ended) are found within one sweep period, though each one found leaves."""
+    polling = JournalPolling(LocalBackend(Path("/nonexistent"), 1), cursor=":0")
+    jobs = dict.fromkeys(f"job{i}" for i in range(240))
+    for second in range(1, 25):  # a cycle every 5 s, sweep_s 120
+        for found in polling.sweep(jobs, now=5.0 * second, gap_s=5.0, sweep_s=120.0):
+            del jobs[found]
+    assert not jobs
+
+
 @pytest.mark.timeout(120)
 async def test_cycle_polls_only_journaled_changes(
     couch: CouchClient, monitor_settings: MonitorSettings, sites_api: Any, kit: Any, tmp_path: Path

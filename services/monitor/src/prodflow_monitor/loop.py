@@ -301,9 +301,16 @@ class MonitorLoop:
                 continue
             chosen = await self._to_poll(database, site.name, backend, site_jobs, due)
             docs = [doc for doc_id in chosen if (doc := active.get(doc_id)) and doc.get("status") in POLLED_STATUSES]
-            for start in range(0, len(docs), self.settings.status_batch):
-                batch = docs[start : start + self.settings.status_batch]
-                await self._poll_batch(database, site, backend, batch, report)
+            try:
+                for start in range(0, len(docs), self.settings.status_batch):
+                    batch = docs[start : start + self.settings.status_batch]
+                    await self._poll_batch(database, site, backend, batch, report)
+            except BaseException:
+                # The journal's lines for these jobs are read: without this, a cycle that failed to write (CouchDB
+                # down) left their ends to the sweep.
+                if (polling := self._journals.get((database, site.name))) is not None:
+                    polling.ask_again(chosen)
+                raise
         for key in [key for key in self._journals if key[0] == database and key[1] not in active.by_site]:
             del self._journals[key]  # no job there any more: its journal is not followed (nor woken for)
 

@@ -35,7 +35,7 @@ from figures import Figure, print_table
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
-from prodflow_cycle_runner.runner import run_environment
+from prodflow_cycle_runner.run_env import run_environment
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from servers import add_couch_option, bench_couch
 
@@ -94,19 +94,24 @@ def _plain(cycle: Path, env: Path, extra: list[str]) -> tuple[float, float]:
     return time.perf_counter() - start, _cpu()[1] - before
 
 
-async def _service_run(http: httpx.AsyncClient, name: str, options: list[str]) -> tuple[float, float]:
-    (own, children), start = _cpu(), time.perf_counter()
-    run = await http.post(f"/api/cycles/{name}/runs", json={"targets": [TARGET], "cores": 2, "options": options})
-    run.raise_for_status()
-    rid = run.json()["id"]
+async def wait_succeeded(http: httpx.AsyncClient, name: str, rid: str) -> None:
+    """Poll run ``rid`` of cycle ``name`` until it is final; RuntimeError unless it succeeded."""
     while True:
         state = (await http.get(f"/api/cycles/{name}/runs/{rid}")).json()
         if state["state"] not in {"queued", "running"}:
             break
         await asyncio.sleep(POLL_S)
-    elapsed = time.perf_counter() - start
     if state["state"] != "succeeded":
         raise RuntimeError(f"run {rid} {state['state']}: {state['message']}")
+
+
+async def _service_run(http: httpx.AsyncClient, name: str, options: list[str]) -> tuple[float, float]:
+    (own, children), start = _cpu(), time.perf_counter()
+    run = await http.post(f"/api/cycles/{name}/runs", json={"targets": [TARGET], "cores": 2, "options": options})
+    run.raise_for_status()
+    rid = run.json()["id"]
+    await wait_succeeded(http, name, rid)
+    elapsed = time.perf_counter() - start
     own_after, children_after = _cpu()
     return elapsed, (own_after - own) + (children_after - children)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_cycle import ENV_STORE, POLL_S, SECRET, TARGET, _clean
+from bench_cycle import ENV_STORE, SECRET, TARGET, _clean, wait_succeeded
 from figures import Figure, print_table
 from prodflow_core.backends.slurm_cluster import SlurmCluster, slurm_cluster
 from prodflow_core.couch.server import free_port
@@ -39,7 +39,7 @@ from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
 from prodflow_cycle_runner.profile import profile_default_resources
-from prodflow_cycle_runner.runner import run_environment
+from prodflow_cycle_runner.run_env import run_environment
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from servers import add_couch_option, bench_couch
 
@@ -76,14 +76,8 @@ async def _service_run(http: httpx.AsyncClient, name: str) -> float:
     run = await http.post(f"/api/cycles/{name}/runs", json=body)
     run.raise_for_status()
     rid = run.json()["id"]
-    while True:
-        state = (await http.get(f"/api/cycles/{name}/runs/{rid}")).json()
-        if state["state"] not in {"queued", "running"}:
-            break
-        await asyncio.sleep(POLL_S)
+    await wait_succeeded(http, name, rid)
     elapsed = time.perf_counter() - start
-    if state["state"] != "succeeded":
-        raise RuntimeError(f"run {rid} {state['state']}: {state['message']}")
     return elapsed
 
 

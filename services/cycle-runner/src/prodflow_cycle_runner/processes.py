@@ -92,29 +92,27 @@ def group_alive(pid: int) -> bool:
 
 async def stop_group(pid: int, grace_s: float) -> None:
     """SIGTERM the group, then SIGKILL whatever is left after ``grace_s``."""
-    if not signal_group(pid, signal.SIGTERM):
+    if not signal_group(pid, signal.SIGTERM) or await _ended_within(pid, grace_s):
         return
-    for _ in range(max(1, int(grace_s / 0.1))):
-        if not group_alive(pid):
-            return
-        await asyncio.sleep(0.1)
     signal_group(pid, signal.SIGKILL)
-    for _ in range(20):
-        if not group_alive(pid):
-            return
-        await asyncio.sleep(0.05)
+    await _ended_within(pid, 1.0)
 
 
 async def interrupt_group(pid: int, grace_s: float) -> None:
     """SIGINT the group (Snakemake's Ctrl-C: it cancels its remote jobs and exits), then :func:`stop_group` what
     is left after ``grace_s``."""
-    if not signal_group(pid, signal.SIGINT):
+    if not signal_group(pid, signal.SIGINT) or await _ended_within(pid, grace_s):
         return
+    await stop_group(pid, grace_s)
+
+
+async def _ended_within(pid: int, grace_s: float) -> bool:
+    """True once no process of the group is left, checked every 0.1 s for ``grace_s`` (at least once)."""
     for _ in range(max(1, int(grace_s / 0.1))):
         if not group_alive(pid):
-            return
+            return True
         await asyncio.sleep(0.1)
-    await stop_group(pid, grace_s)
+    return not group_alive(pid)
 
 
 def command_line(pid: int) -> list[str]:

@@ -77,3 +77,49 @@ def test_secrets_have_no_defaults() -> None:
     for name in ("PRODFLOW_IDENTITY_SECRET", "COUCHDB_PASSWORD", "POSTGRES_PASSWORD"):
         uses = [part.split("}")[0] for part in text.split("${" + name)[1:]]
         assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+
+
+CLUSTER_START = "  # --- 3-node CouchDB cluster"
+CLUSTER_END = "  # --- end of the 3-node variant"
+
+
+def _cluster_variant() -> dict[str, Any]:
+    """docker-compose.yml with its commented 3-node variant uncommented in place of the single couchdb service."""
+    lines = (ROOT / "docker-compose.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(CLUSTER_START))
+    end = next(i for i, line in enumerate(lines) if line.startswith(CLUSTER_END))
+    block = [
+        line.replace("  # ", "  ", 1) if line.startswith("  #   ") or line.startswith("  # couchdb") else ""
+        for line in lines[start + 1 : end]
+    ]
+    single = next(i for i, line in enumerate(lines) if line == "  couchdb:")
+    loaded: dict[str, Any] = yaml.safe_load("\n".join(lines[:single] + block + lines[end + 1 :]))
+    return loaded
+
+
+def test_the_commented_cluster_variant_is_a_working_three_node_cluster() -> None:
+    services = _cluster_variant()["services"]
+    nodes = [services[f"couchdb-{i}"] for i in range(3)]
+    names = [node["environment"]["NODENAME"] for node in nodes]
+    assert len(set(names)) == 3 and all("." in name for name in names)
+    for node, name in zip(nodes, names, strict=True):
+        assert node["image"] == "couchdb:3" and node["hostname"] == name
+        assert node["networks"]["default"]["aliases"] == [name]
+        assert node["volumes"][0].split(":")[1] == "/opt/couchdb/data"
+    for shared in ("COUCHDB_SECRET", "ERL_FLAGS", "COUCHDB_PASSWORD"):  # one cluster: one secret, cookie, admin
+        assert len({node["environment"][shared] for node in nodes}) == 1, shared
+    assert len({node["volumes"][0] for node in nodes}) == 3
+
+    setup = services["couchdb-setup"]
+    script = setup["command"][0]
+    assert all(f"couchdb@{name}" in script.replace("$$node", name) for name in names[1:]) and names[0] in script
+    assert "_users _replicator" in script and set(setup["depends_on"]) == {f"couchdb-{i}" for i in range(3)}
+
+    balancer = services["couchdb"]
+    assert balancer["depends_on"] == {"couchdb-setup": {"condition": "service_completed_successfully"}}
+    config = (ROOT / balancer["volumes"][0].split(":")[0]).read_text()
+    assert all(f"{name}:5984 check" in config for name in names) and "GET /_up" in config
+    for spec in SERVICES:  # the services keep their URL and wait for the balancer
+        assert services[spec.name]["environment"]["PRODFLOW_COUCHDB_URL"].endswith("@couchdb:5984")
+        assert services[spec.name]["depends_on"]["couchdb"] == {"condition": "service_healthy"}
+    assert "healthcheck" in balancer

@@ -169,7 +169,10 @@ class EmbeddedSystem:
             roles = (await admin.request("GET", "_session"))["userCtx"]["roles"]
             if "_admin" not in roles:
                 raise RunnerError("member accounts are set up by a server admin: give PRODFLOW_COUCHDB_URL one's")
-            await set_up_service_accounts(admin, accounts, passwords, events_db=events_db)
+            shards = env.get("PRODFLOW_COUCHDB_JOB_SHARDS")
+            await set_up_service_accounts(
+                admin, accounts, passwords, events_db=events_db, job_shards=int(shards) if shards else None
+            )
         bare = split_userinfo(couch_url)[0]
         return {
             account.service: {

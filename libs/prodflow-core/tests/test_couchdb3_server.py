@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -11,6 +12,8 @@ import httpx
 import pytest
 from prodflow_core.couch import CouchClient, CouchError
 from prodflow_core.couch.server import LocalCouchDB3Server, couchdb3_dist, epmd_running
+from prodflow_core.jobdocs import ensure_job_databases
+from prodflow_core.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,15 @@ def test_release_location_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp
     assert couchdb3_dist() is None  # no start.sh there
     (tmp_path / "start.sh").write_text("#!/bin/sh\n")
     assert couchdb3_dist() == tmp_path
+
+
+async def test_job_databases_take_the_configured_shards(couchdb3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODFLOW_COUCHDB_JOB_SHARDS", "4")
+    shards = ServiceSettings().couchdb_job_shards
+    prefix = f"q-{uuid.uuid4().hex[:8]}-"
+    async with CouchClient(couchdb3_url) as client:
+        databases = await ensure_job_databases(client, prefix=prefix, shards=shards)
+        for db in databases.values():
+            layout = await client.request("GET", f"{db.name}/_shards")
+            assert len(layout["shards"]) == 4
+            await db.drop()

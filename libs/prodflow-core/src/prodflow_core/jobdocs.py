@@ -150,17 +150,21 @@ not reduced here: FORMATS.md's ``by_site_status`` and ``events_by_label`` are go
 
 
 async def ensure_job_databases(
-    client: CouchClient, extra_designs: Sequence[DesignDocument] = (), *, prefix: str = ""
+    client: CouchClient,
+    extra_designs: Sequence[DesignDocument] = (),
+    *,
+    prefix: str = "",
+    shards: int | None = None,
 ) -> dict[str, CouchDatabase]:
     """Create both job databases if missing and sync ``_design/jobs`` (plus ``extra_designs``) into each.
 
     Returns them by their FORMATS.md name; ``prefix`` is put before the real database names (tests, or several
-    deployments sharing one CouchDB).
+    deployments sharing one CouchDB); ``shards`` is CouchDB 3's ``q`` of a database created here.
     """
     databases: dict[str, CouchDatabase] = {}
     for name in JOB_DATABASES:
         db = client.db(prefix + name)
-        await db.ensure()
+        await db.ensure(shards=shards)
         await sync_design_documents(db, [JOBS_DESIGN, *extra_designs])
         databases[name] = db
     return databases

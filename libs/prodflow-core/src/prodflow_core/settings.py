@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     """CouchDB user name (``PRODFLOW_COUCHDB_USER``), used instead of the URL's userinfo when set."""
     couchdb_password: SecretStr | None = Field(None, validation_alias=_shared("couchdb_password"))
     """CouchDB password (``PRODFLOW_COUCHDB_PASSWORD``), with ``couchdb_user``."""
+    couchdb_job_shards: int | None = Field(None, ge=1, le=256, validation_alias=_shared("couchdb_job_shards"))
+    """Shards (CouchDB 3's ``q``) of a job database when a service creates it (``PRODFLOW_COUCHDB_JOB_SHARDS``);
+    ``None``: the server's default. Ignored by PouchDB Server and for a database that exists."""
     identity_key: SecretStr = Field(SecretStr(DEFAULT_IDENTITY_SECRET), validation_alias=_shared("identity_secret"))
     """The key that signs identity headers (``PRODFLOW_IDENTITY_SECRET``); read it as :attr:`identity_secret`."""
     data_dir: Path = Field(Path(".data"), validation_alias=_shared("data_dir"))

@@ -106,7 +106,7 @@ class MonitorLoop:
         events re-announced on that first pass have the ids they had before (the event store ignores them).
         """
         for db in self.dbs.values():
-            await db.ensure()
+            await db.ensure(shards=self.settings.couchdb_job_shards)
             await sync_design_documents(db, DESIGN_DOCUMENTS)
             for design_id in await drop_retired_designs(db):
                 _log.info("dropped %s of %s (its index files go with it)", design_id, db.name)

@@ -50,7 +50,9 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
 
                 async with couch_resources(app, settings) as client:
                     prefix = settings.job_database_prefix
-                    databases = await ensure_job_databases(client, [SUBMITTER_DESIGN], prefix=prefix)
+                    databases = await ensure_job_databases(
+                        client, [SUBMITTER_DESIGN], prefix=prefix, shards=settings.couchdb_job_shards
+                    )
                     counter = JobCounter(engine, owner=NAME)
                     runtime = Runtime(settings, sessions, databases, app.state.events, request_api, counter)
                     app.state.runtime = runtime

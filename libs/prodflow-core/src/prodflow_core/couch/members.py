@@ -57,9 +57,10 @@ async def add_to_security(admin: CouchClient, database: str, name: str, *, secti
     return True
 
 
-async def add_member(admin: CouchClient, database: str, name: str) -> bool:
-    """Put user ``name`` in the ``members`` of ``database`` (created if absent); False if it was there already."""
-    await admin.db(database).ensure()
+async def add_member(admin: CouchClient, database: str, name: str, *, shards: int | None = None) -> bool:
+    """Put user ``name`` in the ``members`` of ``database`` (created with ``shards`` if absent); False if it was
+    there already."""
+    await admin.db(database).ensure(shards=shards)
     return await add_to_security(admin, database, name)
 
 
@@ -100,14 +101,21 @@ def service_accounts(events_db: str, job_databases: Iterable[str] = JOB_DATABASE
 
 
 async def set_up_service_accounts(
-    admin: CouchClient, accounts: Iterable[ServiceAccount], passwords: Mapping[str, str], *, events_db: str
+    admin: CouchClient,
+    accounts: Iterable[ServiceAccount],
+    passwords: Mapping[str, str],
+    *,
+    events_db: str,
+    job_shards: int | None = None,
 ) -> None:
-    """The admin step: create the event stream (one shard) and every account's databases, the users (with
-    ``passwords`` by service) and their places in each ``_security``. Idempotent; passwords are set anew."""
+    """The admin step: create the event stream (one shard) and every account's databases (the job databases,
+    which the accounts administer, of ``job_shards``), the users (with ``passwords`` by service) and their places
+    in each ``_security``. Idempotent; passwords are set anew."""
     await admin.db(events_db).ensure(shards=1)  # one shard: consumers see events in the order they were stored
     for account in accounts:
         await ensure_user(admin, account.user, passwords[account.service])
         for database in account.member_of:
-            await add_member(admin, database, account.user)
+            shards = job_shards if database in account.admin_of else None
+            await add_member(admin, database, account.user, shards=shards)
         for database in account.admin_of:
             await add_to_security(admin, database, account.user, section="admins")

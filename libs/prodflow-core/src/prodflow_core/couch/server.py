@@ -269,6 +269,7 @@ class LocalCouchDB3Server:
         port: int | None = None,
         password: str | None = None,
         log_path: Path | None = None,
+        cluster_config: str | None = None,
     ) -> None:
         found = dist or couchdb3_dist()
         if found is None:
@@ -283,6 +284,8 @@ class LocalCouchDB3Server:
             data_dir = Path(self._tmp.name)
         self.data_dir = data_dir
         self.log_path = log_path or data_dir / "couchdb.log"
+        self.cluster_config = cluster_config
+        """``None``: a single node. Else ini text for a node of a cluster (:mod:`prodflow_core.couch.cluster`)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -290,16 +293,22 @@ class LocalCouchDB3Server:
         """The server's URL with the admin credentials (what ``PRODFLOW_COUCHDB_URL`` takes)."""
         return f"http://{self.ADMIN}:{self.password}@{self.host}:{self.port}"
 
+    @property
+    def node_name(self) -> str:
+        """The Erlang node name ``start.sh`` gives this server (one per port)."""
+        return f"couchdb-{self.port}@{self.host}"
+
     def __repr__(self) -> str:
         return f"LocalCouchDB3Server({redact_url(self.url)}, data_dir={self.data_dir})"
 
     def _write_config(self) -> None:
         # start.sh writes the same local.ini when absent; written here so the password is not in the process table.
+        single = "true" if self.cluster_config is None else "false"
         (self.data_dir / "local.ini").write_text(
-            "[couchdb]\nsingle_node = true\n"
+            f"[couchdb]\nsingle_node = {single}\n"
             f"database_dir = {self.data_dir}\nview_index_dir = {self.data_dir}\n\n"
             f"[chttpd]\nport = {self.port}\nbind_address = {self.host}\n\n"
-            f"[admins]\n{self.ADMIN} = {self.password}\n"
+            f"[admins]\n{self.ADMIN} = {self.password}\n\n{self.cluster_config or ''}"
         )
 
     def start(self, timeout_s: float = 120.0) -> str:
@@ -323,6 +332,13 @@ class LocalCouchDB3Server:
             self.stop()
             raise
         return self.url
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would; its data stays and :meth:`start` brings it back."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Stop the server (SIGTERM to its PID, SIGKILL after ``grace_s``), drop a temporary data folder, maybe epmd."""

@@ -20,9 +20,18 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def running_system(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[EmbeddedSystem]:
-    """Every process of the system on free loopback ports; all stopped when the block ends."""
-    system = EmbeddedSystem(data_dir=data_dir, port=free_port_block(), couch_port=free_port(), extra_env=env or {})
+def running_system(
+    data_dir: Path, env: dict[str, str] | None = None, couch_release: Path | None = None
+) -> Iterator[EmbeddedSystem]:
+    """Every process of the system on free loopback ports (on CouchDB 3 from ``couch_release``, else PouchDB
+    Server); all stopped when the block ends."""
+    system = EmbeddedSystem(
+        data_dir=data_dir,
+        port=free_port_block(),
+        couch_port=free_port(),
+        extra_env=env or {},
+        couch_release=couch_release,
+    )
     try:
         system.start()
         yield system

@@ -1,6 +1,10 @@
 """A 10,000-job campaign, filed and approved through the gateway, while every process of the system is killed
-with SIGKILL in turn and started again: submitter, monitor, request-api, gateway, the CouchDB-API server,
+with SIGKILL in turn and started again: submitter, monitor, request-api, gateway, the CouchDB server,
 cycle-runner.
+
+The system runs on Apache CouchDB 3.5 (the release in ``../shared/couchdb``), the server production sites use, so
+its crash recovery is the one tested here; without the release, on PouchDB Server. The embedded PouchDB Server is
+killed in the cycle fault test, and the counts fault test runs 10,000 jobs on it.
 
 Afterwards: exactly 10,000 job documents, each completed at attempt 1 with its output registered; each job ran
 once (every job appends its backend name to a ledger); the request is ``completed`` with one
@@ -21,6 +25,7 @@ import httpx
 import pytest
 from faults.fault_support import ResumingEventClient, admin_client, crash, event_ids, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
+from prodflow_core.couch.server import couchdb3_dist
 from system_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -36,7 +41,7 @@ CRASHES = [("monitor", 1500), ("request-api", 3000), ("gateway", 4500), ("couchd
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]:
-    with running_system(tmp_path_factory.mktemp("faults-campaign")) as running:
+    with running_system(tmp_path_factory.mktemp("faults-campaign"), couch_release=couchdb3_dist()) as running:
         yield running
 
 

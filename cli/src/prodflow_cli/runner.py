@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from prodflow_core.couch.client import CouchClient
 from prodflow_core.couch.members import service_accounts, set_up_service_accounts
-from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
+from prodflow_core.couch.server import LocalCouchDB3Server, LocalCouchServer, free_port, wait_until_up
 from prodflow_core.credentials import redact_url, split_userinfo
 from prodflow_core.jobdocs import JOB_DATABASES
 
@@ -89,7 +89,9 @@ class EmbeddedSystem:
     host: str = "127.0.0.1"
     port: int = 8000
     couch_port: int = 5984
-    couch: LocalCouchServer | None = None
+    couch: LocalCouchServer | LocalCouchDB3Server | None = None
+    couch_release: Path | None = None
+    """An Apache CouchDB 3 release (``../shared/couchdb``) to start instead of PouchDB Server (fault tests)."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     """Variables for every process on top of this process's environment (settings of the services)."""
@@ -127,12 +129,15 @@ class EmbeddedSystem:
         if url := os.environ.get("PRODFLOW_COUCHDB_URL"):
             wait_until_up(url)
             return url
-        self.couch = LocalCouchServer(
-            data_dir=self.data_dir / "couch",
-            port=self.couch_port,
-            host=self.host,
-            log_path=self.data_dir / "logs" / "couchdb.log",
-        )
+        log_path = self.data_dir / "logs" / "couchdb.log"
+        if self.couch_release is not None:
+            self.couch = LocalCouchDB3Server(
+                dist=self.couch_release, data_dir=self.data_dir / "couchdb3", port=self.couch_port, log_path=log_path
+            )
+        else:
+            self.couch = LocalCouchServer(
+                data_dir=self.data_dir / "couch", port=self.couch_port, host=self.host, log_path=log_path
+            )
         return self.couch.start()
 
     def start(self, timeout_s: float = 90.0) -> None:

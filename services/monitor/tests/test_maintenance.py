@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +19,13 @@ import pytest
 from fastapi import FastAPI
 from prodflow_core.couch import CouchClient, CouchDatabase, DesignDocument, View, sync_design_documents
 from prodflow_core.couch.compaction import StoreReading, StoreSizes, read_stores, store_sizes, view_cleanup
+from prodflow_core.couch.members import add_to_security, ensure_user
+from prodflow_core.credentials import split_userinfo
+from prodflow_core.jobdocs import JOBS_DESIGN
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
 from prodflow_monitor.maintenance import CompactionPolicy, Maintenance, runs_maintenance
+from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.settings import MonitorSettings
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -242,3 +247,28 @@ async def test_the_service_runs_maintenance_passes_on_replica_0(monitor_settings
     with serving(create_app(replica_1)) as url:
         await asyncio.sleep(1.0)
         assert "prodflow_monitor_compactions_total{" not in await _metrics(url)
+
+
+@pytest.mark.integration
+async def test_a_database_admin_account_may_compact_on_couchdb3(couchdb3_url: str, kit: Any) -> None:
+    """With ``--member-accounts`` the monitor is an admin of the job databases, not a server admin."""
+    bare, _, _ = split_userinfo(couchdb3_url)
+    name = f"data-production-{uuid.uuid4().hex[:10]}"
+    async with CouchClient(couchdb3_url) as admin:
+        await admin.db(name).ensure()
+        await ensure_user(admin, "prodflow-monitor-test", "secret-of-the-test")
+        await add_to_security(admin, name, "prodflow-monitor-test", section="admins")
+        try:
+            async with CouchClient(bare, auth=("prodflow-monitor-test", "secret-of-the-test")) as monitor:
+                db = monitor.db(name)
+                await sync_design_documents(db, [JOBS_DESIGN])
+                await _fragment(db, kit, jobs=50, rounds=8)
+                maintenance = Maintenance([db], CompactionPolicy(fragmentation=0.5, min_bytes=0), MonitorMetrics())
+                before = (await read_stores(db))[0]
+                started = {r.target for r in await maintenance.run_pass()}
+                assert started == {"database", "_design/jobs"}
+                after = (await _compaction_finished(db, before))[0]
+                assert after.sizes.file is not None and before.sizes.file is not None
+                assert after.sizes.file < before.sizes.file
+        finally:
+            await admin.db(name).drop()

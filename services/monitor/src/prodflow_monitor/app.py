@@ -13,6 +13,7 @@ from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
 from prodflow_monitor.loop import MonitorLoop
+from prodflow_monitor.maintenance import Maintenance, runs_maintenance
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.routes import grab, jobs, labels, metrics
 from prodflow_monitor.settings import MonitorSettings
@@ -58,6 +59,9 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
                     checkpoints=InMemoryCheckpoint(),  # a short cut: the job feed brings the same jobs anyway
                 )
                 workers.start("jobs-submitted", submitted.run(workers.stop))
+            if runs_maintenance(settings):
+                maintenance = Maintenance.from_settings(app.state.job_databases, settings, app.state.metrics)
+                workers.start("maintenance", maintenance.run(workers.stop, settings.maintenance_s))
             try:
                 yield
             finally:

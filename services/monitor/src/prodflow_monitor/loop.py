@@ -29,6 +29,7 @@ from prodflow_core.couch import (
     rev_number,
     sync_design_documents,
 )
+from prodflow_core.couch.compaction import view_cleanup
 from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
@@ -100,16 +101,20 @@ class MonitorLoop:
         return f"monitor-{self.shard}"
 
     async def prepare(self) -> None:
-        """Create the databases, sync the design documents and load active jobs.
+        """Create the databases, sync the design documents (then a view cleanup if any changed) and load active
+        jobs.
 
         The feeds have no "now" to pin: counts never built start from the beginning of each database, and the
         events re-announced on that first pass have the ids they had before (the event store ignores them).
         """
         for db in self.dbs.values():
             await db.ensure(shards=self.settings.couchdb_job_shards)
-            await sync_design_documents(db, DESIGN_DOCUMENTS)
-            for design_id in await drop_retired_designs(db):
+            written = await sync_design_documents(db, DESIGN_DOCUMENTS)
+            dropped = await drop_retired_designs(db)
+            for design_id in dropped:
                 _log.info("dropped %s of %s (its index files go with it)", design_id, db.name)
+            if written or dropped:
+                await view_cleanup(db)  # the index files of the old and dropped versions go
         await self.resync()
 
     def followers(self) -> list[ChangesFollower]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from prodflow_core.couch.compaction import StoreReading
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -62,3 +65,44 @@ class MonitorMetrics:
         self.backend_errors = Counter(
             "prodflow_monitor_backend_errors", "Backend status calls that failed", ["site"], registry=self.registry
         )
+        self.compactions = Counter(
+            "prodflow_monitor_compactions",
+            "Compactions started by the maintenance, by database and target (database or _design/<name>)",
+            ["database", "target"],
+            registry=self.registry,
+        )
+        self.store_gauges = {
+            "file": Gauge(
+                "prodflow_couch_file_bytes",
+                "Bytes a job database or view index file takes on disk, where the server reports it",
+                ["database", "design"],
+                registry=self.registry,
+            ),
+            "active": Gauge(
+                "prodflow_couch_active_bytes",
+                "Bytes of live data in a job database or view index file, where the server reports it",
+                ["database", "design"],
+                registry=self.registry,
+            ),
+            "fragmentation": Gauge(
+                "prodflow_couch_fragmentation_ratio",
+                "1 - active / file bytes: the share a compaction would free (absent where unknown)",
+                ["database", "design"],
+                registry=self.registry,
+            ),
+        }
+
+    def show_stores(self, stores: Iterable[StoreReading]) -> None:
+        """Replace the size gauges with ``stores`` (``design=""`` for a database itself); a figure the server
+        does not report is left out, never shown as 0."""
+        for gauge in self.store_gauges.values():
+            gauge.clear()
+        for store in stores:
+            figures = {
+                "file": store.sizes.file,
+                "active": store.sizes.active,
+                "fragmentation": store.sizes.fragmentation,
+            }
+            for name, value in figures.items():
+                if value is not None:
+                    self.store_gauges[name].labels(store.database, store.design or "").set(value)

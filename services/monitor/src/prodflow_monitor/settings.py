@@ -42,6 +42,21 @@ class MonitorSettings(ServiceSettings):
     transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
     changes_batch: int = Field(1000, ge=1)
     changes_longpoll_s: float = Field(10.0, gt=0)
+    maintenance_s: float = Field(
+        300.0,
+        ge=0,
+        description="Pause between two maintenance passes over the job databases (compaction, view cleanup), run "
+        "by replica 0 when it drives job state; 0 turns maintenance off",
+    )
+    compact_fragmentation: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Compact a job database or view index when 1 - active/file size reaches this share",
+    )
+    compact_min_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, description="Leave database and view index files smaller than this alone"
+    )
 
     @model_validator(mode="after")
     def _replica_in_range(self) -> MonitorSettings:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any, Final
-from urllib.parse import quote
 
 from prodflow_core.couch import CouchDatabase, DesignDocument, DocumentConflict, View
 from prodflow_core.jobdocs import FINAL_STATUSES, JOBS_DESIGN
@@ -42,8 +41,8 @@ RETIRED_DESIGNS: Final = ("_design/monitor",)
 
 
 async def drop_retired_designs(db: CouchDatabase) -> list[str]:
-    """Delete the :data:`RETIRED_DESIGNS` still in ``db`` and ask for a view cleanup, so CouchDB removes their
-    index files and builds nothing more for them; returns the ids deleted (safe to run from several replicas)."""
+    """Delete the :data:`RETIRED_DESIGNS` still in ``db``, so the server builds nothing more for them (a view
+    cleanup afterwards removes their index files); returns the ids deleted (safe to run from several replicas)."""
     dropped = []
     for design_id in RETIRED_DESIGNS:
         stored = await db.get_or_none(design_id)
@@ -54,8 +53,6 @@ async def drop_retired_designs(db: CouchDatabase) -> list[str]:
         except DocumentConflict:
             continue  # another replica changed or deleted it first
         dropped.append(design_id)
-    if dropped:
-        await db.client.request("POST", f"{quote(db.name, safe='')}/_view_cleanup", json_body={})
     return dropped
 
 

@@ -204,3 +204,27 @@ async def test_longpoll_without_changes_is_bounded_by_the_client(fresh_db: MakeD
     # The position it answers with (CouchDB 3: a new string for the same place) resumes exactly there.
     await db.put({"_id": "after"})
     assert [r["id"] for r in (await db.changes(since=batch.last_seq)).results] == ["after"]
+
+
+async def test_a_stopped_follower_leaves_its_long_poll_at_once_and_loses_nothing(fresh_db: MakeDb) -> None:
+    # A service stopping used to sit out a follower's long poll (up to its timeout; on PouchDB Server until a
+    # change came), then its grace period: seconds at every restart.
+    db = await fresh_db("stop")
+    seen: list[str] = []
+
+    async def handle(batch: list[Change]) -> None:
+        seen.extend(c.id for c in batch)
+
+    stop = asyncio.Event()
+    follower = ChangesFollower(db, "s", handle, longpoll_s=60.0)
+    running = asyncio.create_task(follower.run(stop))
+    await asyncio.wait_for(follower.caught_up.wait(), 10)
+    await asyncio.sleep(0.3)  # in its long poll now
+    stop.set()
+    await asyncio.wait_for(running, 5)  # not the 60-s poll
+
+    await db.put({"_id": "after-stop"})
+    again = ChangesFollower(db, "s", handle)
+    while await again.poll_once(wait=False):
+        pass
+    assert seen == ["after-stop"]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def first_of(*events: asyncio.Event, timeout_s: float | None = None) -> None:
@@ -13,3 +17,22 @@ async def first_of(*events: asyncio.Event, timeout_s: float | None = None) -> No
     finally:
         for wait in waits:
             wait.cancel()
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """``await work``, or ``None`` as soon as ``stop`` is set first (``work`` is then cancelled).
+
+    For a wait a service must not sit out at shutdown: a ``_changes`` long poll holds its connection for up to
+    its timeout (PouchDB Server: until a change comes).
+    """
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from prodflow_core.counts import JobCounter, count_tables
@@ -59,7 +57,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
                     app.state.loop = loop = SubmissionLoop(runtime)
                     runtime.on_created = loop.take_created
                     for feed in job_feeds(runtime, loop):
-                        workers.start(f"jobs-feed-{feed.db.name}", _cancelled_on(workers.stop, feed.run(workers.stop)))
+                        workers.start(f"jobs-feed-{feed.db.name}", feed.run(workers.stop))
                     if settings.run_submission_loop:
                         workers.start("submission-loop", loop.run(workers.stop))
                     if settings.follow_events:
@@ -74,7 +72,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
                             types=FOLLOWED,
                             longpoll_s=settings.changes_longpoll_s,
                         )
-                        workers.start("request-follower", _cancelled_on(workers.stop, follower.run(workers.stop)))
+                        workers.start("request-follower", follower.run(workers.stop))
                     try:
                         yield
                     finally:
@@ -90,17 +88,3 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=[campaigns.router, labels.router, sites.router],
     )
-
-
-async def _cancelled_on(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` until ``stop``, then cancel it at once.
-
-    For a ``_changes`` follower, whose long poll may hold the connection until a change comes (PouchDB Server
-    ignores the poll's timeout); cancelling it is safe, its checkpoint is only stored after handling.
-    """
-    task = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-    for pending in (task, stopping):
-        pending.cancel()
-    await asyncio.gather(task, stopping, return_exceptions=True)

@@ -14,6 +14,7 @@ import httpx
 
 from prodflow_core.couch.client import CouchDatabase
 from prodflow_core.couch.errors import CouchError
+from prodflow_core.waiting import unless_stopped
 
 _log = logging.getLogger("prodflow.couch.changes")
 
@@ -128,16 +129,23 @@ class ChangesFollower:
             return
         await self.db.put_local(self.checkpoint_id, {"seq": seq, "consumer": self.consumer})
 
-    async def poll_once(self, *, wait: bool = True) -> int:
-        """Fetch and handle one batch; returns how many changes were handled."""
+    async def poll_once(self, *, wait: bool = True, stop: asyncio.Event | None = None) -> int:
+        """Fetch and handle one batch; returns how many changes were handled.
+
+        ``stop`` set while the batch is being fetched (a long poll) ends the call at once with 0: nothing was
+        handled, so nothing is lost. A batch being handled is handled to the end.
+        """
         if self.since is None:
             self.since = await self.load_checkpoint()
-        batch = await self.db.changes(
+        fetch = self.db.changes(
             since=self.since,
             limit=self.batch_size,
             include_docs=self.include_docs,
             longpoll_s=self.longpoll_s if wait else None,
         )
+        batch = await fetch if stop is None else await unless_stopped(fetch, stop)
+        if batch is None:
+            return 0
         if batch.results:
             await self.handle([Change.from_row(row) for row in batch.results])
         # Sequences are opaque (CouchDB 3 writes one position differently in GET /db and in _changes): whether to
@@ -157,7 +165,7 @@ class ChangesFollower:
         while not stop.is_set():
             try:
                 # No long poll before the first catch-up: "nothing since the checkpoint" is known at once.
-                await self.poll_once(wait=self.caught_up.is_set())
+                await self.poll_once(wait=self.caught_up.is_set(), stop=stop)
             except asyncio.CancelledError:
                 raise
             except (httpx.HTTPError, CouchError) as exc:

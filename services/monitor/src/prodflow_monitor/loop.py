@@ -29,7 +29,7 @@ from prodflow_core.couch import (
     rev_number,
     sync_design_documents,
 )
-from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses, label_status_counts
+from prodflow_core.counts import CountsCheckpoints, JobCounter, counted_docs, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
@@ -194,7 +194,7 @@ class MonitorLoop:
     async def on_changes(self, database: str, changes: list[Change]) -> None:
         """Handle one batch of a job database's ``_changes``: count, track, announce, check labels."""
         owned = [change for change in changes if self.shard.owns_job(change.id)]
-        await self.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in owned])
+        await self.counter.apply(database, counted_docs(owned))
         if not self.settings.run_loop:
             return  # an API-only replica keeps its share of the counts, nothing else
         docs: list[Doc] = []

@@ -19,9 +19,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prodflow_core.couch import CouchClient
+from prodflow_core.counts import count_tables
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
+from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
+from prodflow_monitor.archive import files, operation, tables
+from prodflow_monitor.archive.operation import ArchiveStores
+from prodflow_monitor.archive.tables import ArchiveRecord, archive_tables
 from prodflow_monitor.settings import MonitorSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_couch, pytest.mark.timeout(120)]
@@ -206,3 +211,70 @@ async def test_a_finished_label_is_archived_answers_the_same_and_is_restored(
     assert restored_answers["summary"] == before["summary"] and restored_answers["exactly"] == before["exactly"]
     assert restored_answers["manifest"] == before["manifest"]
     assert (await admin.get(f"/api/labels/{LABEL}/summary")).json()["archived"] is False
+
+
+def test_the_archive_operations_are_in_the_openapi(tmp_path: Path) -> None:
+    paths = create_app(MonitorSettings(data_dir=tmp_path, log_json=False)).openapi()["paths"]
+    assert set(paths["/api/labels/{label}/archive"]) == {"get", "post"}
+    assert set(paths["/api/labels/{label}/restore"]) == {"post"}
+    assert "202" in paths["/api/labels/{label}/archive"]["post"]["responses"]
+
+
+async def test_an_interrupted_archival_and_restore_resume_where_they_stopped(
+    couch: CouchClient, tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after a kill -9: each step run again (or resumed from the state reached) completes, nothing twice."""
+    monkeypatch.setattr(operation, "MEMBER_DOCS", 10)  # several members from a few dozen jobs
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'monitor.db'}")
+    await create_tables(engine, [*count_tables(), *archive_tables()])
+    db = couch.db(f"data-production-{uuid.uuid4().hex[:10]}")
+    events = couch.db(f"events-{uuid.uuid4().hex[:10]}")
+    await db.ensure()
+    await events.ensure()
+    try:
+        docs = [kit.job_doc(LABEL, "ModA", run, "site-a") for run in range(1, 31)]
+        for doc in docs:
+            doc["status"] = "completed"
+        await db.bulk_docs(docs)
+        originals = {doc["_id"]: await db.get(doc["_id"]) for doc in docs}
+        stores = ArchiveStores(engine, [db], events)
+        at = "2026-12-02T00:00:00Z"
+        folder = (tmp_path / "se" / "archive" / LABEL).as_uri()
+        record = ArchiveRecord(LABEL, "snoplus", tables.ARCHIVING, folder, "", 0, 0, "", "dana", at, at)
+        await operation.write_archive(stores, record)
+        await operation.write_archive(stores, record)  # killed before "written" was seen: written again
+        assert len(await tables.index_page(engine, LABEL, None, 100)) == 30
+
+        # Killed while removing: a third of the documents gone.
+        written = await tables.load_archive(engine, LABEL)
+        assert written is not None and written.state == tables.WRITTEN
+        method = await operation._removal_method(db)
+        first = {doc["_id"]: originals[doc["_id"]]["_rev"] for doc in docs[:10]}
+        await operation._remove_page(db, LABEL, first, method)
+        await tables.set_archive(engine, LABEL, state=tables.REMOVING, method=method)
+        resumed = await tables.load_archive(engine, LABEL)
+        assert resumed is not None
+        await operation.archive_label(stores, resumed)
+        archived = await tables.load_archive(engine, LABEL)
+        assert archived is not None and archived.state == tables.ARCHIVED and archived.done == 30
+        assert (await db.get_many(list(originals))) == {}
+
+        # Killed while restoring: the first member back already.
+        manifest = await files.read_manifest(folder)
+        name = manifest["databases"][db.name]["name"]
+        first_member = await anext(files.members_of(folder, name))
+        assert len(first_member) == 10
+        await operation._restore_member(db, first_member)
+        await tables.set_archive(engine, LABEL, state=tables.RESTORING)
+        await operation.restore_label(stores, archived)
+        assert await tables.load_archive(engine, LABEL) is None
+        back = await db.get_many(list(originals))
+        assert set(back) == set(originals)
+        if method == operation.PURGE:
+            assert back == originals
+        else:
+            assert all({**back[i], "_rev": ""} == {**originals[i], "_rev": ""} for i in originals)
+    finally:
+        await db.drop()
+        await events.drop()
+        await engine.dispose()

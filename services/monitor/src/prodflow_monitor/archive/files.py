@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ MEMBER_DOCS = 2000
 """Documents per gzip member: what a lookup by id decompresses, and what a write holds in memory."""
 ARCHIVE_FORMAT = "prodflow.archive/1"
 MANIFEST_NAME = "manifest.json"
+_ID = re.compile(r'\{"_id":"((?:[^"\\]|\\.)*)"')
+"""The ``_id`` that starts a line (keys are sorted, and ``_id`` sorts before every lower-case key)."""
 
 
 class ArchiveFileError(RuntimeError):
@@ -76,10 +79,20 @@ def encode_member(docs: Sequence[Mapping[str, Any]]) -> bytes:
     return packer.compress(text.encode()) + packer.flush()
 
 
-def decode_member(data: bytes) -> list[dict[str, Any]]:
-    """The documents of one gzip member."""
-    text = zlib.decompress(data, 31).decode()
-    return [json.loads(line) for line in text.splitlines() if line]
+def decode_member(data: bytes, wanted: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The documents of one gzip member (only those whose ``_id`` is in ``wanted``, if given: the other lines are
+    not parsed)."""
+    lines = zlib.decompress(data, 31).decode().splitlines()
+    if wanted is None:
+        return [json.loads(line) for line in lines if line]
+    out = []
+    for line in lines:
+        found = _ID.match(line)
+        if found is None or json.loads(f'"{found[1]}"') in wanted:
+            doc = json.loads(line)
+            if doc.get("_id") in wanted:
+                out.append(doc)
+    return out
 
 
 @dataclass
@@ -157,8 +170,10 @@ async def read_manifest(folder: str) -> dict[str, Any]:
         raise ArchiveFileError(f"no manifest in {folder}") from exc
 
 
-async def read_member(folder: str, name: str, member: Member) -> list[dict[str, Any]]:
-    """The documents of one member of an archive file (one ranged read)."""
+async def read_member(
+    folder: str, name: str, member: Member, wanted: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The documents of one member of an archive file (one ranged read), or those of them in ``wanted``."""
 
     def get() -> bytes:
         fs, path = fsspec.core.url_to_fs(join_url(folder, name))
@@ -166,7 +181,7 @@ async def read_member(folder: str, name: str, member: Member) -> list[dict[str, 
             handle.seek(member.offset)
             return bytes(handle.read(member.size))
 
-    return decode_member(await asyncio.to_thread(get))
+    return decode_member(await asyncio.to_thread(get), wanted)
 
 
 def _lines(text: bytes) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ async def _docs_of(folder: str, database: str, rows: Sequence[ArchivedRow]) -> d
     wanted = {row.doc_id for row in rows}
     out: dict[str, dict[str, Any]] = {}
     for member in sorted({row.member for row in rows}, key=lambda m: m.offset):
-        for doc in await read_member(folder, jobs_file_name(database), member):
+        for doc in await read_member(folder, jobs_file_name(database), member, wanted):
             if doc.get("_id") in wanted:
                 out[str(doc["_id"])] = {**doc, "archived": True}
     return out

@@ -4,8 +4,9 @@ One run, one CouchDB-API server (``--couch``, bench/servers.py): a job database 
 (nine in ten ``completed`` with one output file each, the rest ``failed``), their kept counts in SQLite, then:
 - baseline: a raw copy of the label's documents: ``_all_docs?include_docs`` over the label's id range (pages of
   2,000) and ``_bulk_docs`` of each page into a new database;
-- figure: archiving the label (monitor's ``archive_label``: gzip JSON-lines members + SQL index + manifest on a
-  ``file://`` storage element, then ``_purge`` on CouchDB 3, tombstones + ``_compact`` on PouchDB Server);
+- figure: archiving the label (as monitor's ``archive_label`` does: gzip JSON-lines members + SQL index + manifest
+  on a ``file://`` storage element, then ``_purge`` on CouchDB 3, tombstones + ``_compact`` on PouchDB Server),
+  and each of the two steps;
 - figure: restoring it (checksums of the files checked, documents written back);
 - for information: one archived job read by id (its member decompressed) vs one ``GET`` of a document.
 Run: uv run python bench/bench_archive.py [--json] [--couch pouchdb|couchdb] [--jobs 100000]
@@ -29,7 +30,7 @@ from prodflow_core.couch import CouchClient, CouchDatabase
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_monitor.archive.files import archive_folder
-from prodflow_monitor.archive.operation import ArchiveStores, archive_label, restore_label
+from prodflow_monitor.archive.operation import ArchiveStores, remove_documents, restore_label, write_archive
 from prodflow_monitor.archive.reads import archived_job
 from prodflow_monitor.archive.tables import ARCHIVED, ARCHIVING, ArchiveRecord, archive_tables, load_archive
 from servers import add_couch_option, bench_couch
@@ -95,7 +96,11 @@ async def measure(url: str, n: int, work: Path) -> list[Figure]:
             folder = archive_folder((work / "se").as_uri(), LABEL)
             record = ArchiveRecord(LABEL, "snoplus", ARCHIVING, folder, "", 0, 0, "", "bench", at, at)
             start = time.perf_counter()
-            await archive_label(stores, record)
+            await write_archive(stores, record)
+            write_s = time.perf_counter() - start
+            written = await load_archive(engine, LABEL)
+            assert written is not None
+            await remove_documents(stores, written)
             archive_s = time.perf_counter() - start
             archived = await load_archive(engine, LABEL)
             assert archived is not None and archived.state == ARCHIVED and archived.done == n, archived
@@ -117,6 +122,8 @@ async def measure(url: str, n: int, work: Path) -> list[Figure]:
     copy_name = f"raw copy of the {n:,} docs"
     return [
         Figure(f"archive a finished label of {n:,} jobs ({archived.method})", archive_s, "s", copy_name, baseline),
+        Figure("  of which files, index and manifest written", write_s, "s", copy_name, baseline),
+        Figure(f"  of which documents removed ({archived.method})", archive_s - write_s, "s", copy_name, baseline),
         Figure(f"restore it ({n:,} jobs)", restore_s, "s", copy_name, baseline),
         Figure("  (info) one archived job by id", lookup * 1000, "ms", "one GET of a document", get_one * 1000),
     ]

@@ -28,6 +28,7 @@ from figures import Figure, print_table
 from jobgen import CHUNK, bulk_write, finished_mix
 from prodflow_core.couch import CouchClient, CouchDatabase
 from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.events import utc_now
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_monitor.archive.files import archive_folder
 from prodflow_monitor.archive.operation import ArchiveStores, remove_documents, restore_label, write_archive
@@ -92,7 +93,7 @@ async def measure(url: str, n: int, work: Path) -> list[Figure]:
             print(f"raw copy: {baseline:.1f} s", file=sys.stderr)
             get_one = await _one_get(db, probe)
             stores = ArchiveStores(engine, [db], events)
-            at = "2026-12-02T00:00:00Z"
+            at = utc_now()
             folder = archive_folder((work / "se").as_uri(), LABEL)
             record = ArchiveRecord(LABEL, "snoplus", ARCHIVING, folder, "", 0, 0, "", "bench", at, at)
             start = time.perf_counter()

@@ -148,7 +148,8 @@ def test_request_approved_runs_to_completion_and_outputs_are_grabbed(admin: Cli,
     restored = admin("label", "restore", label, "--timeout", "60")
     assert restored.code == 0 and f"{label}: restored" in restored.stdout, restored.stderr
     assert "archived" not in admin("jobs", "show", jobs[0]["_id"], "--json").json()
-    assert admin("label", "archive-status", label).code == ExitCode.NOT_FOUND
+    assert admin("label", "summary", label, "--json").json()["archived"] is False
+    assert admin("label", "archive-status", "2026-11_never_archived").code == ExitCode.NOT_FOUND
 
 
 def test_campaign_submit_is_idempotent_and_failures_resubmit(admin: Cli, tmp_path: Path) -> None:

@@ -20,12 +20,14 @@ import pytest
 from fastapi import FastAPI
 from prodflow_core.couch import CouchClient
 from prodflow_core.counts import count_tables
+from prodflow_core.events import utc_now
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
 from prodflow_monitor.archive import files, operation, tables
 from prodflow_monitor.archive.operation import ArchiveStores
+from prodflow_monitor.archive.reads import without_restored
 from prodflow_monitor.archive.tables import ArchiveRecord, archive_tables
 from prodflow_monitor.settings import MonitorSettings
 
@@ -95,14 +97,14 @@ async def _counted(client: httpx.AsyncClient, kit: Any, jobs: int) -> None:
     await kit.wait_until(done, 30, f"{jobs} counted jobs", every_s=0.05)
 
 
-async def _state(client: httpx.AsyncClient, kit: Any, wanted: str | None) -> dict[str, Any]:
+async def _state(client: httpx.AsyncClient, kit: Any, wanted: str) -> dict[str, Any]:
     answer: dict[str, Any] = {}
 
     async def reached() -> bool:
         response = await client.get(f"/api/labels/{LABEL}/archive")
         answer.update(response.json())
         assert not answer.get("error"), answer
-        return response.status_code == 404 if wanted is None else answer.get("state") == wanted
+        return answer.get("state") == wanted
 
     await kit.wait_until(reached, 60, f"archive state {wanted}", every_s=0.1)
     return answer
@@ -195,7 +197,7 @@ async def test_a_finished_label_is_archived_answers_the_same_and_is_restored(
     assert (await admin.post(f"/api/labels/{LABEL}/archive")).json()["state"] == "archived"  # asking again: no-op
 
     assert (await admin.post(f"/api/labels/{LABEL}/restore")).status_code == 202
-    await _state(admin, kit, None)
+    assert (await _state(admin, kit, "restored"))["archived"] is False
     for doc_id, original in originals.items():
         restored = await (production if doc_id in {d["_id"] for d in docs[:36]} else processing).get(doc_id)
         if record["method"] == "purge":
@@ -238,7 +240,7 @@ async def test_an_interrupted_archival_and_restore_resume_where_they_stopped(
         await db.bulk_docs(docs)
         originals = {doc["_id"]: await db.get(doc["_id"]) for doc in docs}
         stores = ArchiveStores(engine, [db], events)
-        at = "2026-12-02T00:00:00Z"
+        at = utc_now()
         folder = (tmp_path / "se" / "archive" / LABEL).as_uri()
         record = ArchiveRecord(LABEL, "snoplus", tables.ARCHIVING, folder, "", 0, 0, "", "dana", at, at)
         await operation.write_archive(stores, record)
@@ -267,9 +269,14 @@ async def test_an_interrupted_archival_and_restore_resume_where_they_stopped(
         await operation._restore_member(db, first_member)
         await tables.set_archive(engine, LABEL, state=tables.RESTORING)
         await operation.restore_label(stores, archived)
-        assert await tables.load_archive(engine, LABEL) is None
+        restored = await tables.load_archive(engine, LABEL)
+        assert restored is not None and restored.state == tables.RESTORED
+        assert await tables.index_page(engine, LABEL, None, 10) == []
         back = await db.get_many(list(originals))
         assert set(back) == set(originals)
+        # The documents that came back are not news for the event stream; a later change of one is.
+        later = {**back[docs[0]["_id"]], "status": "waiting", "updated_at": "2099-01-01T00:00:00.000Z"}
+        assert await without_restored(engine, [*back.values(), later]) == [later]
         if method == operation.PURGE:
             assert back == originals
         else:

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prodflow_cli.client import segment
 from prodflow_cli.commands.campaigns import show_operation
-from prodflow_cli.errors import ApiError
 from prodflow_cli.exits import ExitCode
 from prodflow_cli.files import write_text
 from prodflow_cli.output import Output
@@ -189,20 +188,13 @@ def _show_archive(out: Output, record: dict[str, Any]) -> None:
     )
 
 
-def _await_archive(label: str, wanted: str | None, interval: float, timeout: float | None, out: Output) -> None:
-    """Poll the label's archival until its state is ``wanted`` (``None``: the record is gone, i.e. restored)."""
+def _await_archive(label: str, wanted: str, interval: float, timeout: float | None, out: Output) -> None:
+    """Poll the label's archival until its state is ``wanted`` (``archived``, ``restored``)."""
     client = gateway()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        try:
-            record = client.get(f"/api/labels/{segment(label)}/archive")
-        except ApiError as exc:
-            if exc.status == 404 and wanted is None:
-                if not out.as_json:
-                    out.say(f"{label}: restored")
-                return
-            raise
-        if wanted is not None and record["state"] == wanted:
+        record = client.get(f"/api/labels/{segment(label)}/archive")
+        if record["state"] == wanted:
             _show_archive(out, record)
             return
         if record.get("error"):
@@ -250,10 +242,10 @@ def restore(
     if not wait:
         _show_archive(out, record)
         return
-    _await_archive(label, None, 0.5, timeout, out)
+    _await_archive(label, "restored", 0.5, timeout, out)
 
 
 @command(app, "archive-status")
 def archive_status(label: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
-    """(admin) The state and progress of a label's archival (404 if it is not archived)."""
+    """(admin) The state and progress of a label's archival (404 if it was never archived)."""
     _show_archive(output(as_json), gateway().get(f"/api/labels/{segment(label)}/archive"))

@@ -37,10 +37,13 @@ from prodflow_core.jobdocs import (
     TRANSFERRING,
     InvalidTransition,
 )
+from prodflow_core.sql import create_tables
 from prodflow_core.waiting import first_of
 
 from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
+from prodflow_monitor.archive.reads import without_restored
+from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
 from prodflow_monitor.report import CycleReport
@@ -105,6 +108,7 @@ class MonitorLoop:
         The feeds have no "now" to pin: counts never built start from the beginning of each database, and the
         events re-announced on that first pass have the ids they had before (the event store ignores them).
         """
+        await create_tables(self.counter.engine, archive_tables())  # read by on_changes
         for db in self.dbs.values():
             await db.ensure()
             await sync_design_documents(db, DESIGN_DOCUMENTS)
@@ -210,7 +214,8 @@ class MonitorLoop:
             docs.append(doc)
         if woke:
             self.wake.set()
-        fresh = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+        news = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+        fresh = await without_restored(self.counter.engine, news)
         events = job_events(database, fresh)
         if events:
             await self.events.publish_many(events)

@@ -9,9 +9,9 @@ revision back), else a deletion whose tombstone carries the archive mark (PouchD
 skips, then a compaction (→ ``archived``). The events stay in the shared stream (consumers follow it by sequence);
 the archive holds a copy.
 
-Restore checks every file against the manifest, then writes the documents back: with ``new_edits: false`` where
-they were purged (same ``_id``, ``_rev`` and body), else as a new revision on top of the tombstone (same ``_id``
-and body). Each step can run again: documents already removed, or already back, are skipped.
+Restore checks every file against the manifest, then writes the documents back (→ ``restored``): with
+``new_edits: false`` where they were purged (same ``_id``, ``_rev`` and body), else as a new revision on top of the
+tombstone (same ``_id`` and body). Each step can run again: documents already removed, or already back, are skipped.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from prodflow_monitor.archive.tables import (
     ArchiveRecord,
     add_index_rows,
     drop_archive,
+    finish_restore,
     index_page,
     index_row,
     load_archive,
@@ -249,7 +250,7 @@ async def _restore_member(db: CouchDatabase, docs: list[dict[str, Any]]) -> None
 
 
 async def restore_label(stores: ArchiveStores, record: ArchiveRecord) -> None:
-    """Put the archived documents of ``record.label`` back and forget the archival (resumable)."""
+    """Put the archived documents of ``record.label`` back and mark the archival ``restored`` (resumable)."""
     if record.state not in (WRITTEN, REMOVING, ARCHIVED, RESTORING):
         await drop_archive(stores.engine, record.label)  # files never completed: no document was removed
         return
@@ -267,4 +268,4 @@ async def restore_label(stores: ArchiveStores, record: ArchiveRecord) -> None:
             await _restore_member(by_name[name], docs)
             done += len(docs)
             await set_archive(stores.engine, record.label, done=done, updated_at=utc_now())
-    await drop_archive(stores.engine, record.label)
+    await finish_restore(stores.engine, record.label, utc_now())

@@ -21,6 +21,7 @@ from prodflow_monitor.archive.tables import (
     RESTORING,
     ArchivedRow,
     ArchiveRecord,
+    archival_starts,
     index_page,
     index_rows,
     load_archive,
@@ -96,3 +97,13 @@ async def archived_files(engine: AsyncEngine, label: str, selection: Selection) 
     ]
     files.sort(key=lambda entry: (entry["path"], entry["url"]))
     return files
+
+
+async def without_restored(engine: AsyncEngine, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``docs`` without those a restore put back as they were: documents of a label archived since they were last
+    updated. Their states were announced when they were reached; the feed brings them again only because they
+    came back."""
+    if not docs:
+        return docs
+    since = await archival_starts(engine, {str(doc.get("label")) for doc in docs})
+    return [doc for doc in docs if str(doc.get("updated_at") or "") > since.get(str(doc.get("label")), "")]

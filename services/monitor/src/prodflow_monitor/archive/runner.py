@@ -17,7 +17,7 @@ from prodflow_core.counts import label_sites
 from prodflow_core.events import utc_now
 
 from prodflow_monitor.archive.operation import ArchiveStores
-from prodflow_monitor.archive.tables import ARCHIVED, ArchiveRecord, set_archive
+from prodflow_monitor.archive.tables import ARCHIVED, RESTORED, ArchiveRecord, set_archive
 from prodflow_monitor.sites import SiteDirectory
 
 _log = logging.getLogger("prodflow.monitor.archive")
@@ -49,7 +49,8 @@ class Archivist:
         """True if some replica seems to work on ``record`` now (this one, or another that updated it lately)."""
         if self.running(record.label):
             return True
-        return record.state != ARCHIVED and not record.error and _age_s(record.updated_at) < BUSY_S
+        done = record.state in (ARCHIVED, RESTORED)
+        return not done and not record.error and _age_s(record.updated_at) < BUSY_S
 
     def start(self, label: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` for ``label`` in the background; a failure is written into the label's record."""

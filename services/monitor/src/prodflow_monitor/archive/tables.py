@@ -2,15 +2,16 @@
 of its archived jobs (where each document lies in the archive, and what the label's reads need of it).
 
 States of an archival: ``archiving`` (files being written) → ``written`` (files and manifest complete, index
-full) → ``removing`` (documents being purged or deleted) → ``archived``; a restore: ``restoring`` → no record.
-Each step can be repeated: a killed operation is resumed by asking for it again.
+full) → ``removing`` (documents being purged or deleted) → ``archived``; a restore: ``restoring`` → ``restored``
+(the index is dropped; the record stays, so that the documents put back are not announced as news). Each step can
+be repeated: a killed operation is resumed by asking for it again.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,8 @@ from sqlmodel import Field, SQLModel
 
 from prodflow_monitor.archive.files import Member
 
-ARCHIVING, WRITTEN, REMOVING, ARCHIVED, RESTORING = "archiving", "written", "removing", "archived", "restoring"
+ARCHIVING, WRITTEN, REMOVING, ARCHIVED = "archiving", "written", "removing", "archived"
+RESTORING, RESTORED = "restoring", "restored"
 _CHUNK = 500
 
 
@@ -146,6 +148,24 @@ async def drop_archive(engine: AsyncEngine, label: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(delete(_JOBS).where(_JOBS.c.label == label))
         await conn.execute(delete(_LABELS).where(_LABELS.c.label == label))
+
+
+async def finish_restore(engine: AsyncEngine, label: str, at: str) -> None:
+    """The documents are back: drop the label's index and mark its record ``restored``."""
+    async with engine.begin() as conn:
+        await conn.execute(delete(_JOBS).where(_JOBS.c.label == label))
+        await conn.execute(
+            update(_LABELS).where(_LABELS.c.label == label).values(state=RESTORED, error="", updated_at=at)
+        )
+
+
+async def archival_starts(engine: AsyncEngine, labels: Collection[str]) -> dict[str, str]:
+    """``{label: created_at}`` of the archival records of ``labels`` (those ever archived)."""
+    if not labels:
+        return {}
+    query = select(_LABELS.c.label, _LABELS.c.created_at).where(_LABELS.c.label.in_(sorted(labels)))
+    async with engine.connect() as conn:
+        return {str(label): str(at) for label, at in (await conn.execute(query)).all()}
 
 
 def index_row(database: str, label: str, doc: dict[str, Any], member: Member) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from prodflow_monitor.archive.tables import (
     ARCHIVED,
     ARCHIVING,
     REMOVING,
+    RESTORED,
     RESTORING,
     WRITTEN,
     ArchiveRecord,
@@ -52,8 +53,8 @@ async def post_archive(label: str, identity: Admin, counts: CountsDep, archivist
     experiment = await require_label(counts, label, identity)
     record = await load_archive(counts, label)
     if record is not None and record.state == RESTORING:
-        raise _conflict(f"label {label!r} is being restored")
-    if record is None:
+        raise _conflict(f"label {label!r} is being restored (if its restore stopped, ask for the restore again)")
+    if record is None or record.state == RESTORED:
         await _require_final(counts, label)
         storage_element = await archivist.storage_element(label)
         if storage_element is None:
@@ -75,13 +76,13 @@ async def post_archive(label: str, identity: Admin, counts: CountsDep, archivist
 
 @router.post("/{label}/restore", status_code=202, summary="Restore an archived label (admin)")
 async def post_restore(label: str, identity: Admin, counts: CountsDep, archivist: ArchivistDep) -> dict[str, Any]:
-    """Start (or resume) putting the label's archived documents back; the archival record goes when done.
+    """Start (or resume) putting the label's archived documents back; the archival's state ends ``restored``.
 
     409 if the label is not archived, or its archival is still running.
     """
     await require_label(counts, label, identity)
     record = await load_archive(counts, label)
-    if record is None:
+    if record is None or record.state == RESTORED:
         raise _conflict(f"label {label!r} is not archived")
     if record.state in (ARCHIVING, WRITTEN, REMOVING) and archivist.busy(record):
         raise _conflict(f"label {label!r} is being archived ({record.state})")
@@ -92,9 +93,10 @@ async def post_restore(label: str, identity: Admin, counts: CountsDep, archivist
 
 @router.get("/{label}/archive", summary="State and progress of a label's archival (admin)")
 async def get_archive(label: str, identity: Admin, counts: CountsDep) -> dict[str, Any]:
-    """The archival record: ``state`` (archiving, written, removing, archived, restoring), progress, error."""
+    """The archival record: ``state`` (archiving, written, removing, archived, restoring, restored), progress,
+    error; 404 if the label was never archived."""
     await require_label(counts, label, identity)
     record = await load_archive(counts, label)
     if record is None:
-        raise Problem(404, "Not Found", f"label {label!r} is not archived", kind="not-found")
+        raise Problem(404, "Not Found", f"label {label!r} was never archived", kind="not-found")
     return record.public()

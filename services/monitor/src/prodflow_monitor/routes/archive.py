@@ -86,8 +86,9 @@ async def post_restore(label: str, identity: Admin, counts: CountsDep, archivist
         raise _conflict(f"label {label!r} is not archived")
     if record.state in (ARCHIVING, WRITTEN, REMOVING) and archivist.busy(record):
         raise _conflict(f"label {label!r} is being archived ({record.state})")
-    if not archivist.running(label):
-        archivist.start(label, lambda: restore_label(archivist.stores, record))
+    if archivist.busy(record):
+        return record.public()  # a restore runs already (here or on another replica)
+    archivist.start(label, lambda: restore_label(archivist.stores, record))
     return (await load_archive(counts, label) or record).public()
 
 

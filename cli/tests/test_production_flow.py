@@ -136,6 +136,21 @@ def test_request_approved_runs_to_completion_and_outputs_are_grabbed(admin: Cli,
     manifest = admin("grab", label, "--to", str(dest), "--manifest").json()
     assert manifest["count"] == 3 and all(f["adler32"] for f in manifest["files"])
 
+    # Archived: the documents leave the database, the label answers the same from its archive; then restored.
+    archived = admin("label", "archive", label, "--timeout", "60", "--json")
+    assert archived.code == 0, archived.stderr
+    assert archived.json()["state"] == "archived" and archived.json()["progress"] == {"done": 3, "jobs": 3}
+    assert admin("label", "summary", label, "--json").json()["archived"] is True
+    assert admin("label", "exactly", label).stdout == "CliGeo 1 1\nCliGeo 2 1\nCliGeo 3 1\n"
+    assert admin("jobs", "show", jobs[0]["_id"], "--json").json()["archived"] is True
+    assert admin("grab", label, "--to", str(dest), "--manifest").json()["files"] == manifest["files"]
+    assert "archived" in admin("label", "archive-status", label).stdout
+    restored = admin("label", "restore", label, "--timeout", "60")
+    assert restored.code == 0 and f"{label}: restored" in restored.stdout, restored.stderr
+    assert "archived" not in admin("jobs", "show", jobs[0]["_id"], "--json").json()
+    assert admin("label", "summary", label, "--json").json()["archived"] is False
+    assert admin("label", "archive-status", "2026-11_never_archived").code == ExitCode.NOT_FOUND
+
 
 def test_campaign_submit_is_idempotent_and_failures_resubmit(admin: Cli, tmp_path: Path) -> None:
     _module(admin, tmp_path, "CliFails", "exit 3")

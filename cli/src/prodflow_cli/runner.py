@@ -122,6 +122,7 @@ class EmbeddedSystem:
         by_name = {spec.name: spec for spec in SERVICES}
         env.setdefault("SUBMITTER_REQUEST_API_URL", self.url_of(by_name["request-api"]))
         env.setdefault("MONITOR_SUBMITTER_URL", self.url_of(by_name["submitter"]))
+        env.setdefault("SUBMITTER_MONITOR_URL", self.url_of(by_name["monitor"]))
         env.setdefault("REQUEST_API_PUBLIC_URL", self.gateway_url)  # links in mails
         return env
 

@@ -119,3 +119,17 @@ async def test_the_checkpoint_is_kept_beside_the_counts(engine: AsyncEngine) -> 
     await store.save("13-g1AAAB")
     assert await store.load() == "13-g1AAAB"
     assert await CountsCheckpoints(counter, "db-b").load() is None
+
+
+def test_deletions_by_archival_are_not_counted_as_gone() -> None:
+    from prodflow_core.couch import Change
+    from prodflow_core.counts import archival_tombstone, counted_docs
+
+    job = {"_id": "job:L:M:1:0:p1", "_rev": "1-a", "type": "job", "label": "L"}
+    changes = [
+        Change(seq="1", id="job:L:M:1:0:p1", deleted=False, doc=job),
+        Change(seq="2", id="job:L:M:2:0:p1", deleted=True, doc={"_id": "job:L:M:2:0:p1", "_deleted": True}),
+        Change(seq="3", id="job:L:M:3:0:p1", deleted=True, doc=archival_tombstone("job:L:M:3:0:p1", "2-c", "L")),
+        Change(seq="4", id="job:L:M:4:0:p1", deleted=True, doc=None),
+    ]
+    assert counted_docs(changes) == [("job:L:M:1:0:p1", job), ("job:L:M:2:0:p1", None), ("job:L:M:4:0:p1", None)]

@@ -1,4 +1,4 @@
-"""``prodflow label list|summary|watch|exactly|cancel|resubmit``: production labels."""
+"""``prodflow label list|summary|watch|exactly|cancel|resubmit|archive|restore|archive-status``: production labels."""
 
 from __future__ import annotations
 
@@ -175,3 +175,77 @@ def resubmit(
         body["site"] = site
     result = gateway().post(f"/api/campaigns/by-label/{segment(label)}/resubmit", body)
     show_operation(result, "resubmitted", as_json)
+
+
+def _show_archive(out: Output, record: dict[str, Any]) -> None:
+    if out.as_json:
+        out.data(record)
+        return
+    progress = record.get("progress") or {}
+    out.say(
+        f"{record['label']}: {record['state']} ({progress.get('done', 0)} / {progress.get('jobs', 0)} jobs) "
+        f"in {record['folder']}" + (f"; error: {record['error']}" if record.get("error") else "")
+    )
+
+
+def _await_archive(label: str, wanted: str, interval: float, timeout: float | None, out: Output) -> None:
+    """Poll the label's archival until its state is ``wanted`` (``archived``, ``restored``)."""
+    client = gateway()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        record = client.get(f"/api/labels/{segment(label)}/archive")
+        if record["state"] == wanted:
+            _show_archive(out, record)
+            return
+        if record.get("error"):
+            out.error(f"{label}: {record['state']} stopped: {record['error']} (run the command again to resume)",
+                      {"error": "archive", **record})  # fmt: skip
+            raise typer.Exit(int(ExitCode.WORK_FAILED))
+        if deadline is not None and time.monotonic() >= deadline:
+            out.error(f"{label}: still {record['state']} after {timeout:g} s", {"error": "timeout", **record})
+            raise typer.Exit(int(ExitCode.TIMEOUT))
+        time.sleep(interval)
+
+
+WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the work is done.")]
+TimeoutOpt = Annotated[
+    float | None, typer.Option(min=0, help="With --wait: give up after this many seconds (exit 13).")
+]
+
+
+@command(app, "archive")
+def archive(
+    label: Annotated[str, typer.Argument()],
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """(admin) Move a finished label's job documents to an archive on its storage element; again to resume."""
+    out = output(as_json)
+    record = gateway().post(f"/api/labels/{segment(label)}/archive")
+    if not wait:
+        _show_archive(out, record)
+        return
+    _await_archive(label, "archived", 0.5, timeout, out)
+
+
+@command(app, "restore")
+def restore(
+    label: Annotated[str, typer.Argument()],
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """(admin) Put an archived label's job documents back into their databases; again to resume."""
+    out = output(as_json)
+    record = gateway().post(f"/api/labels/{segment(label)}/restore")
+    if not wait:
+        _show_archive(out, record)
+        return
+    _await_archive(label, "restored", 0.5, timeout, out)
+
+
+@command(app, "archive-status")
+def archive_status(label: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """(admin) The state and progress of a label's archival (404 if it was never archived)."""
+    _show_archive(output(as_json), gateway().get(f"/api/labels/{segment(label)}/archive"))

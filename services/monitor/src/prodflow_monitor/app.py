@@ -12,10 +12,13 @@ from prodflow_core.events import event_follower
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
+from prodflow_monitor.archive.operation import ArchiveStores
+from prodflow_monitor.archive.runner import Archivist
+from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.maintenance import Maintenance, runs_maintenance
 from prodflow_monitor.metrics import MonitorMetrics
-from prodflow_monitor.routes import grab, jobs, labels, metrics
+from prodflow_monitor.routes import archive, grab, jobs, labels, metrics
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
@@ -32,7 +35,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with (
             couch_resources(app, settings) as couch,
-            sql_database(app, settings.sql_url(), count_tables()) as engine,
+            sql_database(app, settings.sql_url(), [*count_tables(), *archive_tables()]) as engine,
         ):
             sites = SiteDirectory(settings.submitter_url, settings.identity_secret, ttl_s=settings.sites_ttl_s)
             counter = JobCounter(engine, owner=f"monitor-{Shard(settings.replica_index, settings.replicas)}")
@@ -41,6 +44,8 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             app.state.loop = loop
             app.state.counts_engine = engine
             app.state.job_databases = list(loop.dbs.values())
+            archivist = Archivist(ArchiveStores(engine, app.state.job_databases, app.state.events.db), sites)
+            app.state.archivist = archivist
             workers = Workers()
             # The feeds keep the counts even on an API-only replica; the cycle drives job state.
             for follower in loop.followers():
@@ -65,6 +70,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                await archivist.aclose()
                 await workers.aclose()
                 await sites.aclose()
 
@@ -74,7 +80,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         description="Follows job documents, drives job state, registers outputs, serves status and the grabber.",
         settings=settings,
         lifespan=lifespan,
-        routers=[jobs.router, labels.router, grab.router, metrics.router],
+        routers=[jobs.router, labels.router, archive.router, grab.router, metrics.router],
     )
     app.state.metrics = MonitorMetrics()
     return app

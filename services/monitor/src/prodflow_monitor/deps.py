@@ -11,6 +11,7 @@ from prodflow_core.identity import Identity
 from prodflow_core.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from prodflow_monitor.archive.runner import Archivist
 from prodflow_monitor.metrics import MonitorMetrics
 
 
@@ -29,10 +30,16 @@ def _metrics(request: Request) -> MonitorMetrics:
     return metrics
 
 
+def _archivist(request: Request) -> Archivist:
+    archivist: Archivist = request.app.state.archivist
+    return archivist
+
+
 JobDatabases = Annotated[list[CouchDatabase], Depends(_job_databases)]
 MetricsDep = Annotated[MonitorMetrics, Depends(_metrics)]
 CountsDep = Annotated[AsyncEngine, Depends(_counts)]
-"""The SQL database of the kept job counts."""
+"""The SQL database of the kept job counts (and of archived labels)."""
+ArchivistDep = Annotated[Archivist, Depends(_archivist)]
 
 
 def experiments_of(identity: Identity) -> set[str] | None:

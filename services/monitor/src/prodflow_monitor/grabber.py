@@ -104,6 +104,13 @@ async def build_manifest(
             if row["id"] in selected:
                 files += [manifest_entry(db.name, row["id"], output) for output in row.get("value") or []]
     files.sort(key=lambda entry: (entry["path"], entry["url"]))
+    return manifest_of(label, selection, experiment, files)
+
+
+def manifest_of(
+    label: str, selection: Selection, experiment: str | None, files: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The manifest document of ``files`` (entries of :func:`manifest_entry`, sorted)."""
     return {
         "format": MANIFEST_FORMAT,
         "label": label,

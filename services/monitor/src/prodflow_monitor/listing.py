@@ -20,7 +20,7 @@ counted the move. The filters the ledger does not hold (``run``, ``pass``) are a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,14 @@ MAX_ROUNDS = 20
 
 Position = tuple[str, list[str]]
 """Where a page ended: the database and the last key shown (what a cursor seals)."""
+
+MissingDocs = Callable[[str, list[str]], Awaitable[dict[str, dict[str, Any]]]]
+"""Where the documents a database no longer holds are read from: ``(database, ids) -> {id: doc}`` (the archive)."""
+
+
+async def _none_missing(database: str, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+    del database, doc_ids
+    return {}
 
 
 @dataclass(frozen=True)
@@ -127,11 +135,14 @@ class _Listing:
     engine: AsyncEngine
     selection: JobFilter
     visible: Callable[[Mapping[str, Any]], bool]
+    missing: MissingDocs = _none_missing
 
     async def read(self, db: CouchDatabase, part: LedgerRange, after: list[str] | None, limit: int) -> _Round:
         """Up to ``limit`` keys of ``part`` after ``after``, and the documents among them this listing shows."""
         keys = await ledger_keys(self.engine, db.name, part, after, limit + 1)
         docs = await db.get_many([key[-1] for key in keys[:limit]])
+        if absent := [key[-1] for key in keys[:limit] if key[-1] not in docs]:
+            docs.update(await self.missing(db.name, absent))
         shown = []
         for key in keys[:limit]:
             doc = docs.get(key[-1])
@@ -148,14 +159,16 @@ async def list_jobs(
     limit: int,
     after: object = None,
     visible: Callable[[Mapping[str, Any]], bool] = lambda doc: True,
+    missing: MissingDocs = _none_missing,
 ) -> Page:
     """Up to ``limit`` jobs matching ``selection`` (and ``visible``), in index order: database by database, and
     in each, experiment by experiment of ``experiments`` (those the caller may see; see :func:`ranges_for`).
 
     ``engine`` holds the kept counts' ledger; ``after`` is the :data:`Position` a page before ended at (``None``:
-    from the start), ``ValueError`` if it is not one of this listing's.
+    from the start), ``ValueError`` if it is not one of this listing's. Documents a database no longer holds
+    (archived) are asked of ``missing``.
     """
-    listing = _Listing(engine, selection, visible)
+    listing = _Listing(engine, selection, visible, missing)
     ranges = ranges_for(selection, experiments)
     names = [db.name for db in dbs]
     first_db, first_range, key = 0, 0, None

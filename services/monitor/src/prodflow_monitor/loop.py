@@ -30,7 +30,7 @@ from prodflow_core.couch import (
     sync_design_documents,
 )
 from prodflow_core.couch.compaction import view_cleanup
-from prodflow_core.counts import CountsCheckpoints, JobCounter, jobs_in_statuses, label_status_counts
+from prodflow_core.counts import CountsCheckpoints, JobCounter, counted_docs, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
@@ -38,10 +38,13 @@ from prodflow_core.jobdocs import (
     TRANSFERRING,
     InvalidTransition,
 )
+from prodflow_core.sql import create_tables
 from prodflow_core.waiting import first_of
 
 from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
+from prodflow_monitor.archive.reads import without_restored
+from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
 from prodflow_monitor.report import CycleReport
@@ -107,6 +110,7 @@ class MonitorLoop:
         The feeds have no "now" to pin: counts never built start from the beginning of each database, and the
         events re-announced on that first pass have the ids they had before (the event store ignores them).
         """
+        await create_tables(self.counter.engine, archive_tables())  # read by on_changes
         for db in self.dbs.values():
             await db.ensure(shards=self.settings.couchdb_job_shards)
             written = await sync_design_documents(db, DESIGN_DOCUMENTS)
@@ -199,7 +203,7 @@ class MonitorLoop:
     async def on_changes(self, database: str, changes: list[Change]) -> None:
         """Handle one batch of a job database's ``_changes``: count, track, announce, check labels."""
         owned = [change for change in changes if self.shard.owns_job(change.id)]
-        await self.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in owned])
+        await self.counter.apply(database, counted_docs(owned))
         if not self.settings.run_loop:
             return  # an API-only replica keeps its share of the counts, nothing else
         docs: list[Doc] = []
@@ -215,7 +219,8 @@ class MonitorLoop:
             docs.append(doc)
         if woke:
             self.wake.set()
-        fresh = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+        news = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+        fresh = await without_restored(self.counter.engine, news)
         events = job_events(database, fresh)
         if events:
             await self.events.publish_many(events)

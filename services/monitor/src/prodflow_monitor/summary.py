@@ -21,6 +21,7 @@ from prodflow_core.counts import (
 from prodflow_core.jobdocs import COMPLETED, FINAL_STATUSES
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from prodflow_monitor.archive.tables import index_stats
 from prodflow_monitor.views import is_label_final, label_module_stats
 
 
@@ -68,6 +69,15 @@ async def verify_label(engine: AsyncEngine, dbs: Sequence[CouchDatabase], label:
         differences = count_differences(module_stats(rows, db.name), await label_module_stats(db, label))
         report[db.name] = differences
     return {"consistent": not any(report.values()), "differences": report}
+
+
+async def verify_archived_label(engine: AsyncEngine, dbs: Sequence[CouchDatabase], label: str) -> dict[str, Any]:
+    """The kept counts of an archived ``label`` against the index of its archive (its documents are gone from
+    the databases, so a reduce would count nothing): every difference found, ``source`` ``archive``."""
+    rows = await label_counts(engine, label)
+    archived = await index_stats(engine, label)
+    report = {db.name: count_differences(module_stats(rows, db.name), archived.get(db.name, {})) for db in dbs}
+    return {"consistent": not any(report.values()), "differences": report, "source": "archive"}
 
 
 async def label_list(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prodflow_core import jobdocs
 from prodflow_core.couch import Change, ChangesFollower
-from prodflow_core.counts import CountsCheckpoints
+from prodflow_core.counts import CountsCheckpoints, counted_docs
 
 from prodflow_submitter.queue import SubmissionLoop
 from prodflow_submitter.runtime import Runtime
@@ -24,7 +24,7 @@ def job_feeds(runtime: Runtime, loop: SubmissionLoop) -> list[ChangesFollower]:
     for name, db in runtime.databases.items():
 
         async def handle(changes: list[Change], database: str = name) -> None:
-            counted = await runtime.counter.apply(database, [(c.id, None if c.deleted else c.doc) for c in changes])
+            counted = await runtime.counter.apply(database, counted_docs(changes))
             woke = loop.frees_slots(counted)
             for change in changes:
                 doc = None if change.deleted else change.doc

@@ -18,6 +18,8 @@ class SubmitterSettings(ServiceSettings):
     port: int = DEFAULT_PORT
     database_url: str | None = None
     request_api_url: str = "http://127.0.0.1:8001"
+    monitor_url: str = "http://127.0.0.1:8003"
+    """Asked for the .exactly of an archived label (whose job documents left the database)."""
     sites_file: Path | None = None
     """A YAML or JSON file of sites (``{"sites": [...]}`` or a list), upserted at start-up."""
     default_site: str = "local"

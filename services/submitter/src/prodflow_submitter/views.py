@@ -11,6 +11,7 @@ from prodflow_core.problems import not_found
 from prodflow_submitter import exactly
 from prodflow_submitter.campaigns import summarise
 from prodflow_submitter.models import Campaign, campaign_number, campaign_public_id
+from prodflow_submitter.monitor_api import archived_exactly_lines
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import CampaignOut
 from prodflow_submitter.submission import exactly_path, plan_of
@@ -60,7 +61,13 @@ def _read(path: Path) -> str | None:
 
 
 async def label_exactly(runtime: Runtime, database: str, label: str, pass_number: int | None) -> str:
-    """The .exactly of a label from ``by_label_mrp``: every (module, run, pass) it has, or those of one pass."""
+    """The .exactly of a label from ``by_label_mrp``: every (module, run, pass) it has, or those of one pass.
+
+    A label with no documents left in ``database`` may be archived: monitor serves its entries from the archive.
+    """
     rows = (await runtime.db(database).view("jobs", "by_label_mrp", startkey=[label], endkey=[label, {}])).rows
     entries = [(str(r["key"][1]), int(r["key"][2]), int(r["key"][3])) for r in rows]
+    if not entries:
+        settings = runtime.settings
+        entries = await archived_exactly_lines(settings.monitor_url, settings.identity_secret, label, pass_number)
     return exactly.render(e for e in entries if pass_number is None or e[2] == pass_number)

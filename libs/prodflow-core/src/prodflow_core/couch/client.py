@@ -272,6 +272,24 @@ class CouchDatabase:
                 results.append(result)
         return results
 
+    async def write_as_is(self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK) -> None:
+        """Store ``docs`` with the revisions they carry (``_bulk_docs`` with ``new_edits: false``, as replication
+        does): a revision the database has already is left as it is, so writing twice changes nothing."""
+        for start in range(0, len(docs), chunk_size):
+            chunk = list(docs[start : start + chunk_size])
+            await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": chunk, "new_edits": False})
+
+    async def purge(self, revisions: Mapping[str, Sequence[str]]) -> Doc:
+        """``_purge``: remove the given leaf revisions of documents entirely (CouchDB 2.3+; PouchDB Server refuses it
+        with a 400). CouchDB takes at most 100 document ids per request by default: callers send that many."""
+        body = {doc_id: list(revs) for doc_id, revs in revisions.items()}
+        answer: Doc = await self.client.request("POST", self._path("_purge"), json_body=body)
+        return answer
+
+    async def compact(self) -> None:
+        """Ask the server to compact the database (it runs in the background)."""
+        await self.client.request("POST", self._path("_compact"), json_body={})
+
     async def all_docs(
         self, *, keys: Sequence[str] | None = None, include_docs: bool = False, **params: Any
     ) -> ViewResult:

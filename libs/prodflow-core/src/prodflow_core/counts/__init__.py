@@ -6,11 +6,14 @@ reads the ledger's rows page by page (the monitor's job listings).
 """
 
 from prodflow_core.counts.ledger import (
+    ARCHIVED_MARK,
     Contribution,
     CountsChange,
     CountsCheckpoints,
     JobCounter,
+    archival_tombstone,
     contribution_of,
+    counted_docs,
     plan_change,
 )
 from prodflow_core.counts.pages import LedgerRange, ledger_keys
@@ -25,6 +28,7 @@ from prodflow_core.counts.reads import (
     label_counts,
     label_experiments,
     label_home,
+    label_sites,
     label_status_counts,
     labels_by_experiment,
     module_stats,
@@ -33,6 +37,7 @@ from prodflow_core.counts.reads import (
 from prodflow_core.counts.tables import count_tables
 
 __all__ = [
+    "ARCHIVED_MARK",
     "Contribution",
     "CountsChange",
     "CountsCheckpoints",
@@ -40,16 +45,19 @@ __all__ = [
     "LedgerRange",
     "ModuleCount",
     "ModuleStats",
+    "archival_tombstone",
     "campaign_counts",
     "contribution_of",
     "count_differences",
     "count_tables",
+    "counted_docs",
     "database_status_counts",
     "jobs_in_statuses",
     "known_experiments",
     "label_counts",
     "label_experiments",
     "label_home",
+    "label_sites",
     "label_status_counts",
     "labels_by_experiment",
     "ledger_keys",

@@ -18,6 +18,7 @@ from sqlalchemy import Table, and_, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from prodflow_core.couch.changes import Change
 from prodflow_core.couch.client import rev_number
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
 
@@ -27,6 +28,30 @@ _CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
 _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
 _CHECKPOINTS: Table = CountsCheckpoint.__table__  # type: ignore[attr-defined]
 _CHUNK = 500  # ids per SELECT ... IN (SQLite allows 32,766 variables; PostgreSQL 65,535)
+
+ARCHIVED_MARK = "archived_label"
+"""The field of the tombstone that archival leaves where it deleted a job document (servers without ``_purge``)."""
+
+
+def archival_tombstone(doc_id: str, rev: str, label: str) -> dict[str, Any]:
+    """The deletion archival writes for one job document: a tombstone that says the document went to an archive.
+
+    Counters leave such deletions out (:func:`counted_docs`): the job still counts, its ledger row stays, and the
+    label's listings, summaries and label list answer as before (from the archive).
+    """
+    return {"_id": doc_id, "_rev": rev, "_deleted": True, ARCHIVED_MARK: label}
+
+
+def counted_docs(changes: Iterable[Change]) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """``(doc_id, doc)`` of each change for :meth:`JobCounter.apply` (``None`` when deleted), leaving out the
+    deletions made by archival (their tombstone carries :data:`ARCHIVED_MARK`)."""
+    out: list[tuple[str, Mapping[str, Any] | None]] = []
+    for change in changes:
+        if not change.deleted:
+            out.append((change.id, change.doc))
+        elif not (change.doc or {}).get(ARCHIVED_MARK):
+            out.append((change.id, None))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

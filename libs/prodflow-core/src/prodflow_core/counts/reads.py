@@ -154,6 +154,14 @@ async def jobs_in_statuses(engine: AsyncEngine, database: str, statuses: Iterabl
         return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]
 
 
+async def label_sites(engine: AsyncEngine, label: str) -> list[str]:
+    """The sites of the counted jobs of ``label``, sorted (reads the label's ledger rows: an admin's question)."""
+    c = _LEDGER.c
+    query = select(c.site).where(c.label == label).distinct().order_by(c.site)
+    async with engine.connect() as conn:
+        return [str(site) for site in (await conn.execute(query)).scalars() if site]
+
+
 async def known_experiments(engine: AsyncEngine) -> list[str]:
     """Every experiment that has counted jobs (from the counts' ``(experiment, label)`` index)."""
     c = _LABELS.c

@@ -11,6 +11,7 @@ from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import JOB_DATABASES, STATUSES
 from prodflow_core.problems import FieldError, Problem
 
+from prodflow_monitor.archive.reads import archived_docs, archived_job
 from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of
 from prodflow_monitor.listing import JobFilter, list_jobs
 
@@ -75,6 +76,7 @@ async def get_jobs(
             limit=limit,
             after=after,
             visible=lambda doc: identity.can_access(str(doc.get("experiment"))),
+            missing=lambda database, ids: archived_docs(counts, database, ids),
         )
     except ValueError as exc:
         raise bad_cursor(str(exc)) from exc
@@ -83,11 +85,16 @@ async def get_jobs(
 
 
 @router.get("/{job_id}", summary="One job with its history")
-async def get_job(job_id: str, identity: Reader, dbs: JobDatabases) -> dict[str, Any]:
-    """The job document (``database`` tells which database holds it)."""
+async def get_job(job_id: str, identity: Reader, dbs: JobDatabases, counts: CountsDep) -> dict[str, Any]:
+    """The job document (``database`` tells which database holds it; ``archived`` is true if read from the
+    archive of its label)."""
     for db in dbs:
         doc = await db.get_or_none(job_id)
         if doc is not None and doc.get("type") == "job":
             identity.require_experiment(str(doc.get("experiment")))
             return {**doc, "database": db.name}
+    found = await archived_job(counts, [db.name for db in dbs], job_id) if job_id.startswith("job:") else None
+    if found is not None:
+        identity.require_experiment(str(found.get("experiment")))
+        return found
     raise Problem(404, "Not Found", f"no job {job_id!r}", kind="not-found")

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from prodflow_core.identity import Reader
 from prodflow_core.problems import Problem
 
+from prodflow_monitor.archive.reads import serving_archive
 from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of, require_label
-from prodflow_monitor.summary import label_list, label_summary, verify_label
+from prodflow_monitor.summary import label_list, label_summary, verify_archived_label, verify_label
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])
 
@@ -40,12 +41,15 @@ async def get_label_summary(
     """The label's summary from the kept counts; ``complete`` is true when every job is final.
 
     ``verify=true`` (admin) adds ``verification``: each (database, module, status) whose kept count differs
-    from a full reduce of the job documents, so an operator can check the counts after an incident.
+    from a full reduce of the job documents (for an archived label: from the index of its archive), so an
+    operator can check the counts after an incident. ``archived`` is true while the label is archived.
     """
     experiment = await require_label(counts, label, identity)
-    summary = {"experiment": experiment, **await label_summary(counts, label)}
+    archived = await serving_archive(counts, label) is not None
+    summary = {"experiment": experiment, **await label_summary(counts, label), "archived": archived}
     if verify:
         if not identity.has_role("admin"):
             raise Problem(403, "Forbidden", "verify=true needs the admin role", kind="forbidden")
-        summary["verification"] = await verify_label(counts, dbs, label)
+        check = verify_archived_label if archived else verify_label
+        summary["verification"] = await check(counts, dbs, label)
     return summary

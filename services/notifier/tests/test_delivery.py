@@ -33,6 +33,8 @@ async def test_events_of_a_production_flow_arrive_once_each_in_order(
                 await notifier.events.publish(other)  # another experiment's: not for this subscription
                 await notifier.events.publish_many(flow[4:])  # and a bulk write
                 await wait_until(lambda: len(receiver.ids()) >= len(flow), what="every event")
+                # the receiver answered the last one; its outcome is written right after
+                await wait_until(lambda: _pending(notifier, f"/api/webhooks/{made['id']}", 0), what="the last commit")
                 answer = await notifier.client.get(f"/api/webhooks/{made['id']}/deliveries", headers=_admin())
         assert receiver.ids() == [event.id for event in flow]
         assert all(r.verified and r.signatures == 1 for r in receiver.got)

@@ -48,6 +48,11 @@ async def test_deliveries_in_order_replay_and_a_trimmed_log_on_postgresql(
                 )
                 assert answer.json() == {"queued": 3}
                 await wait_until(lambda: len(receiver.accepted_ids()) == len(flow) + 3, what="the replay")
+
+                async def written() -> bool:
+                    return bool((await notifier.client.get(path, headers=ADMIN)).json()["pending"] == 0)
+
+                await wait_until(written, what="the last outcome's commit")
                 log = (await notifier.client.get(f"{path}/deliveries?limit=1000", headers=ADMIN)).json()["items"]
                 shown = (await notifier.client.get(path, headers=ADMIN)).json()
         assert receiver.accepted_ids() == [e.id for e in flow] + [e.id for e in flow[-3:]]

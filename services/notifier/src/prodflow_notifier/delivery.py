@@ -15,21 +15,21 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, delete, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_notifier.models import DeliveryRow, OutboxRow, SubscriptionRow, WebhookEventRow
+from prodflow_notifier.models import OutboxRow, SubscriptionRow, WebhookEventRow
+from prodflow_notifier.recording import Outcome, Recorder
 from prodflow_notifier.safety import read_capped
 from prodflow_notifier.signing import webhook_headers
 
 _log = logging.getLogger("prodflow.notifier.delivery")
 CONTENT_TYPE = "application/json"
 USER_AGENT = "prodflow-notifier/0.1 (Standard Webhooks)"
-_TRIM_EVERY = 50
+_READ_AHEAD = 20
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Deliverer:
         self.client = client
         self.retry = retry
         self.poll_s = poll_s
-        self.deliveries_kept = deliveries_kept
+        self.recorder = Recorder(sessions, deliveries_kept)
         self._slots = asyncio.Semaphore(workers)
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -146,7 +146,7 @@ class Deliverer:
     async def _drain(self, subscription_id: str, stop: asyncio.Event) -> None:
         try:
             async with self._slots:
-                while not stop.is_set() and await self._deliver_head(subscription_id):
+                while not stop.is_set() and await self._deliver_next(subscription_id, stop):
                     pass
         except Exception:
             _log.exception("delivery to subscription %s failed", subscription_id)
@@ -154,60 +154,50 @@ class Deliverer:
             del self._busy[subscription_id]
             self._wake.set()
 
-    async def _deliver_head(self, subscription_id: str) -> bool:
-        """Deliver the subscription's oldest undelivered row if it is due; True to go on with the next one."""
+    async def _deliver_next(self, subscription_id: str, stop: asyncio.Event) -> bool:
+        """Deliver the subscription's next undelivered rows in order while they succeed; True to look again."""
         async with self.sessions() as session:
             subscription = await session.get(SubscriptionRow, subscription_id)
             if subscription is None or not subscription.active or subscription.state != "ok":
                 return False
-            head = (
-                await session.exec(
-                    select(OutboxRow)
-                    .where(OutboxRow.subscription_id == subscription_id, col(OutboxRow.delivered_at).is_(None))
-                    .order_by(col(OutboxRow.id))
-                    .limit(1)
-                )
-            ).first()
-            if head is None or head.next_at > time.time():
+            rows = await _next_rows(session, subscription_id)
+        if not rows:
+            return False
+        for row, body in rows:
+            if stop.is_set() or row.next_at > time.time():
                 return False
-            event = await session.get(WebhookEventRow, head.event_id)
-            body = event.body.encode() if event is not None else b"{}"
-        attempt = await post(self.client, subscription, head.event_id, body)
-        await self._record(subscription_id, head, attempt)
-        return attempt.ok
-
-    async def _record(self, subscription_id: str, head: OutboxRow, attempt: Attempt) -> None:
-        now = time.time()
-        async with self.sessions() as session:
-            row = await session.get(OutboxRow, head.id)
-            subscription = await session.get(SubscriptionRow, subscription_id)
-            if row is None or subscription is None:
-                return  # deleted meanwhile (subscription deleted, or a replay re-queued the event)
-            row.attempts += 1
-            if attempt.ok:
-                row.delivered_at = now
-            else:
-                row.first_failed_at = row.first_failed_at or now
-                row.next_at = now + self.retry.pause(row.attempts)
-                if now - row.first_failed_at >= self.retry.give_up_after_s:
-                    subscription.state, subscription.failing_since = "failing", utc_now()
-                    session.add(subscription)
-                    _log.warning("subscription %s is failing: gave up on event %s", subscription_id, row.event_id)
-            session.add(row)
-            log = DeliveryRow(
-                subscription_id=subscription_id,
-                event_id=row.event_id,
-                attempt=row.attempts,
-                status_code=attempt.status_code,
-                latency_ms=attempt.latency_ms,
-                error=attempt.error,
-                at=utc_now(),
+            attempt = await post(self.client, subscription, row.event_id, body)
+            failures = row.attempts + 1
+            pause = 0.0 if attempt.ok else self.retry.pause(failures)
+            await self.recorder.record(
+                Outcome(
+                    row_id=row.id or 0,
+                    subscription_id=subscription_id,
+                    event_id=row.event_id,
+                    ok=attempt.ok,
+                    status_code=attempt.status_code,
+                    latency_ms=attempt.latency_ms,
+                    error=attempt.error,
+                    at=time.time(),
+                    pause_s=pause,
+                    give_up_after_s=self.retry.give_up_after_s,
+                )
             )
-            session.add(log)
-            await session.flush()
-            if log.id is not None and log.id % _TRIM_EVERY == 0:
-                await _trim_log(session, subscription_id, self.deliveries_kept)
-            await session.commit()
+            if not attempt.ok:
+                return False
+        return len(rows) == _READ_AHEAD
+
+
+async def _next_rows(session: AsyncSession, subscription_id: str) -> list[tuple[OutboxRow, bytes]]:
+    """The subscription's oldest undelivered rows with their bodies, in delivery order."""
+    query = (
+        select(OutboxRow, WebhookEventRow.body)
+        .join(WebhookEventRow, col(WebhookEventRow.id) == col(OutboxRow.event_id))
+        .where(OutboxRow.subscription_id == subscription_id, col(OutboxRow.delivered_at).is_(None))
+        .order_by(col(OutboxRow.id))
+        .limit(_READ_AHEAD)
+    )
+    return [(row, body.encode()) for row, body in (await session.exec(query)).all()]
 
 
 async def _heads(session: AsyncSession) -> list[tuple[str, float]]:
@@ -225,18 +215,3 @@ async def _heads(session: AsyncSession) -> list[tuple[str, float]]:
         .where(col(SubscriptionRow.active), SubscriptionRow.state == "ok")
     )
     return [(sid, due) for sid, due in (await session.exec(query)).all()]
-
-
-async def _trim_log(session: AsyncSession, subscription_id: str, kept: int) -> None:
-    """Keep the newest ``kept`` attempts of a subscription."""
-    newest = (
-        select(DeliveryRow.id)
-        .where(DeliveryRow.subscription_id == subscription_id)
-        .order_by(col(DeliveryRow.id).desc())
-        .limit(kept)
-    )
-    await session.exec(
-        delete(DeliveryRow).where(
-            col(DeliveryRow.subscription_id) == subscription_id, col(DeliveryRow.id).not_in(newest.scalar_subquery())
-        )
-    )

@@ -86,13 +86,13 @@ class Notifier:
 
 @contextlib.asynccontextmanager
 async def running(settings: NotifierSettings) -> AsyncIterator[Notifier]:
-    """The app with its lifespan (SQL, CouchDB, follower, deliveries), ready: its follower has read up to now."""
+    """The app with its lifespan (SQL, CouchDB, follower, deliveries), ready: its follower has a position."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier") as client,
     ):
-        await wait_until(lambda: _healthy(client), what="the notifier's follower to catch up")
+        await wait_until(lambda: _healthy(client), what="the notifier's follower to take its position")
         yield Notifier(app, client, app.state.events)
 
 

@@ -106,6 +106,7 @@ async def test_a_receiver_answering_500_is_retried_with_growing_pauses(tmp_path:
                 receiver.secrets.append(made["secret"])
                 await notifier.events.publish(event)
                 await wait_until(lambda: len(receiver.accepted_ids()) == 1, what="the sixth attempt's 204")
+                await wait_until(lambda: _pending(notifier, f"/api/webhooks/{made['id']}", 0), what="its commit")
                 items = (await notifier.client.get(f"/api/webhooks/{made['id']}/deliveries", headers=_admin())).json()
         times = [r.at for r in receiver.got]
         gaps = [b - a for a, b in itertools.pairwise(times)]

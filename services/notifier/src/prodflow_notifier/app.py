@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prodflow_core.couch.changes import ChangesFollower
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
@@ -22,10 +21,12 @@ NAME = "notifier"
 _log = logging.getLogger("prodflow.notifier")
 
 
-def _caught_up(follower: ChangesFollower) -> object:
+def _positioned(intake: Intake) -> Callable[[], Awaitable[None]]:
+    """Healthy once the follower has a stored position (events stored from then on are delivered)."""
+
     async def check() -> None:
-        if not follower.caught_up.is_set():
-            raise RuntimeError("the event stream is not read up to now yet")
+        if not intake.positioned.is_set():
+            raise RuntimeError("the event stream's follower has no position yet")
 
     return check
 
@@ -55,10 +56,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 deliveries_kept=settings.deliveries_kept,
             )
             app.state.deliverer = deliverer
-            follower = Intake(app.state.sessions, deliverer.wake).follower(
-                app.state.events.db, longpoll_s=settings.events_longpoll_s
-            )
-            app.state.health_checks["events"] = _caught_up(follower)
+            intake = Intake(app.state.sessions, deliverer.wake)
+            follower = intake.follower(app.state.events.db, longpoll_s=settings.events_longpoll_s)
+            app.state.health_checks["events"] = _positioned(intake)
             following = workers.start("event-follower", follower.run(workers.stop))
             workers.start("deliveries", deliverer.run(workers.stop))
             try:

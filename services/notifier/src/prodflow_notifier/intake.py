@@ -7,6 +7,7 @@ batch again and adds it once; killed after it, the batch is never read again. No
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -62,6 +63,8 @@ class Intake:
         self.on_added = on_added
         self._pending: dict[tuple[str, str], CloudEvent] = {}
         self._filters: dict[str, Filter] | None = None
+        self.positioned = asyncio.Event()
+        """Set once the follower has a stored position: every event stored from then on will be handled."""
 
     async def handle(self, event: CloudEvent, _seq: str) -> None:
         """Collect the subscriptions ``event`` is for (filters re-read once per batch)."""
@@ -76,7 +79,10 @@ class Intake:
         """The stored sequence."""
         async with self.sessions() as session:
             row = await session.get(CheckpointRow, CONSUMER)
-            return row.seq if row is not None else None
+        if row is None:
+            return None
+        self.positioned.set()
+        return row.seq
 
     async def save(self, seq: str) -> None:
         """Write the collected rows and ``seq`` in one transaction."""
@@ -93,6 +99,7 @@ class Intake:
             await session.commit()
         self._pending.clear()
         self._filters = None
+        self.positioned.set()
         if pairs:
             self.on_added()
 

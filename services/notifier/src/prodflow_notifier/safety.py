@@ -55,6 +55,7 @@ class DestinationPolicy:
 
     networks: tuple[IPNetwork, ...] = ()
     hosts: frozenset[str] = frozenset()
+    resolve_timeout_s: float = 5.0
 
     @classmethod
     def of(cls, networks: Iterable[str], hosts: Iterable[str]) -> DestinationPolicy:
@@ -75,7 +76,10 @@ class DestinationPolicy:
     async def checked_addresses(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and check every address; the addresses, all allowed."""
         try:
-            addresses = await resolve_host(host, port)
+            async with asyncio.timeout(self.resolve_timeout_s):
+                addresses = await resolve_host(host, port)
+        except TimeoutError as exc:
+            raise RefusedDestination(f"{host} did not resolve within {self.resolve_timeout_s} s") from exc
         except OSError as exc:
             raise RefusedDestination(f"{host} does not resolve: {exc}") from exc
         if not addresses:

@@ -17,7 +17,11 @@ Label = Annotated[str, Field(pattern=LABEL_PATTERN)]
 TypeGlob = Annotated[
     str, Field(pattern=TYPE_GLOB_PATTERN, description="a CloudEvent type or an fnmatch glob: org.prodflow.job.*")
 ]
-Url = Annotated[str, Field(min_length=8, max_length=2048, description="http:// or https:// URL of the receiver")]
+URL_PATTERN = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=:\[\]-]+(?:[/?#][^\s]*)?$"
+Url = Annotated[
+    str,
+    Field(min_length=10, max_length=2048, pattern=URL_PATTERN, description="http:// or https:// URL of the receiver"),
+]
 Description = Annotated[str, Field(max_length=500)]
 
 

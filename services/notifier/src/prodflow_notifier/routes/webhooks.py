@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from prodflow_core.identity import Manager
-from prodflow_core.problems import Problem
+from prodflow_core.problems import FieldError, Problem
 from prodflow_core.sql import SessionDep
 
 from prodflow_notifier import replay, subscriptions
@@ -34,7 +34,8 @@ async def _check_url(policy: DestinationPolicy, url: str) -> None:
     try:
         await policy.check_url(url)
     except RefusedDestination as exc:
-        raise Problem(422, "Refused destination", str(exc), kind="refused-destination", field="url") from exc
+        error = FieldError(field="url", message=str(exc), type="refused_destination")
+        raise Problem(422, "Refused destination", str(exc), kind="refused-destination", errors=[error]) from exc
 
 
 async def _one(session: SessionDep, subscription_id: str, identity: Manager) -> WebhookOut:

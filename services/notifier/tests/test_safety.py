@@ -50,7 +50,14 @@ async def test_a_url_to_a_refused_range_is_rejected_at_creation(tmp_path: Path, 
                 assert answer.status_code == 422, answer.text
                 assert answer.headers["content-type"].startswith("application/problem+json")
                 assert answer.json()["type"].endswith("/refused-destination")
-            for url in ("ftp://example.org/x", "http://user:pw@example.org/x", "http://no-such-host.invalid/x"):
+            for url in (
+                "ftp://example.org/x",
+                "http://user:pw@example.org/x",
+                "http://no-such-host.invalid/x",
+                "https://" + "0" * 300 + "/x",  # not a host name (a label over 63 characters)
+                "http://[::1/x",
+                "http://example.org:99999/x",
+            ):
                 body = {"url": url, "event_types": ["org.prodflow.*"], "experiments": ["snoplus"]}
                 assert (await notifier.client.post("/api/webhooks", json=body, headers=ADMIN)).status_code == 422
             assert (await notifier.client.get("/api/webhooks", headers=ADMIN)).json()["items"] == []

@@ -80,8 +80,8 @@ class DestinationPolicy:
                 addresses = await resolve_host(host, port)
         except TimeoutError as exc:
             raise RefusedDestination(f"{host} did not resolve within {self.resolve_timeout_s} s") from exc
-        except OSError as exc:
-            raise RefusedDestination(f"{host} does not resolve: {exc}") from exc
+        except (OSError, UnicodeError) as exc:  # UnicodeError: not a valid host name (a label over 63 characters)
+            raise RefusedDestination(f"{host[:100]} does not resolve: {exc}") from exc
         if not addresses:
             raise RefusedDestination(f"{host} does not resolve")
         for address in addresses:
@@ -90,12 +90,16 @@ class DestinationPolicy:
 
     async def check_url(self, url: str) -> None:
         """Raise :class:`RefusedDestination` unless ``url`` is http(s) and its host may be reached now."""
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError as exc:  # a bracket left open, a port out of range
+            raise RefusedDestination(f"not a URL: {exc}") from exc
+        if parts.scheme not in {"http", "https"} or not host:
             raise RefusedDestination("a webhook URL is http:// or https:// with a host")
         if parts.username or parts.password:
             raise RefusedDestination("a webhook URL carries no credentials (the signature authenticates)")
-        await self.checked_addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        await self.checked_addresses(host, port or (443 if parts.scheme == "https" else 80))
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

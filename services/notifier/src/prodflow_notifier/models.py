@@ -49,8 +49,8 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "webhook_outbox"
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id", name="uq_webhook_outbox_subscription_event"),
-        # the head of each subscription's line: its oldest undelivered row
-        Index("ix_webhook_outbox_pending", "delivered_at", "subscription_id", "id"),
+        # a subscription's line, oldest first: its head is one index seek, whatever the backlog of others
+        Index("ix_webhook_outbox_line", "subscription_id", "delivered_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

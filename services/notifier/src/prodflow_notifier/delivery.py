@@ -13,12 +13,14 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from prodflow_core.waiting import first_of
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from prodflow_notifier.models import OutboxRow, SubscriptionRow, WebhookEventRow
 from prodflow_notifier.recording import Outcome, Recorder
@@ -189,22 +191,29 @@ class Deliverer:
 
 async def _next_rows(session: AsyncSession, subscription_id: str) -> list[tuple[OutboxRow, bytes]]:
     """The subscription's oldest undelivered rows with their bodies, in delivery order."""
-    query = (
+    rows = (await session.exec(next_rows_query(subscription_id))).all()
+    return [(row, body.encode()) for row, body in rows]
+
+
+def next_rows_query(subscription_id: str) -> Select[OutboxRow, str]:
+    """The query of :func:`_next_rows` (a seek into the subscription's line of ``ix_webhook_outbox_line``)."""
+    return (
         select(OutboxRow, WebhookEventRow.body)
         .join(WebhookEventRow, col(WebhookEventRow.id) == col(OutboxRow.event_id))
         .where(OutboxRow.subscription_id == subscription_id, col(OutboxRow.delivered_at).is_(None))
         .order_by(col(OutboxRow.id))
         .limit(_READ_AHEAD)
     )
-    return [(row, body.encode()) for row, body in (await session.exec(query)).all()]
 
 
 async def _heads(session: AsyncSession) -> list[tuple[str, float]]:
-    """(subscription, when its head row is due) for each active, non-failing subscription with undelivered rows.
+    """(subscription, when its head row is due) for each active, non-failing subscription with undelivered rows."""
+    return [(sid, due) for sid, due in (await session.exec(heads_query())).all() if due is not None]
 
-    One index seek per subscription (``ix_webhook_outbox_line``): the cost follows the number of subscriptions, not
-    the rows waiting behind a receiver that is down.
-    """
+
+def heads_query() -> Select[str, Any]:
+    """The query of :func:`_heads`: one seek per subscription into ``ix_webhook_outbox_line``, so its cost follows
+    the number of subscriptions, not the rows waiting behind a receiver that is down."""
     head_due = (
         select(OutboxRow.next_at)
         .where(col(OutboxRow.subscription_id) == col(SubscriptionRow.id), col(OutboxRow.delivered_at).is_(None))
@@ -213,5 +222,4 @@ async def _heads(session: AsyncSession) -> list[tuple[str, float]]:
         .correlate(SubscriptionRow)
         .scalar_subquery()
     )
-    query = select(SubscriptionRow.id, head_due).where(col(SubscriptionRow.active), SubscriptionRow.state == "ok")
-    return [(sid, due) for sid, due in (await session.exec(query)).all() if due is not None]
+    return select(SubscriptionRow.id, head_due).where(col(SubscriptionRow.active), SubscriptionRow.state == "ok")

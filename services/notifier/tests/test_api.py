@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
-from notifier_support import ADMIN, MANAGER, READER, Receiver, events_db, headers, make_settings, running
+from notifier_support import (
+    ADMIN,
+    MANAGER,
+    READER,
+    Receiver,
+    events_db,
+    flow_events,
+    headers,
+    make_settings,
+    running,
+    wait_until,
+)
 from prodflow_core.couch.client import CouchClient
 
 pytestmark = pytest.mark.integration
@@ -69,4 +81,42 @@ async def test_bad_input_is_a_problem(tmp_path: Path, couch_url: str) -> None:
             patched = await client.patch(path, json={"active": False, "labels": ["2026-12_Hello_v1"]}, headers=ADMIN)
             assert patched.status_code == 200
             assert patched.json()["active"] is False and patched.json()["labels"] == ["2026-12_Hello_v1"]
+        await db.drop()
+
+
+async def test_secrets_are_shown_once_and_never_logged(tmp_path: Path, couch_url: str) -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    async with CouchClient(couch_url) as couch:
+        db = await events_db(couch)
+        receiver = Receiver(answer=lambda n: 500 if n == 0 else 200)
+        keep = Keep()
+        settings = make_settings(tmp_path, couch_url, db.name, log_level="DEBUG")
+        with receiver.serving():
+            async with running(settings) as notifier:
+                logging.getLogger().addHandler(keep)  # after the app set the root logger up (DEBUG: everything)
+                try:
+                    made = await notifier.subscribe(receiver.url)
+                    path = f"/api/webhooks/{made['id']}"
+                    rotated = (await notifier.client.post(f"{path}/rotate-secret", headers=ADMIN)).json()
+                    receiver.secrets += [made["secret"], rotated["secret"]]
+                    await notifier.events.publish_many(flow_events()[:3])
+                    await wait_until(lambda: len(receiver.accepted_ids()) == 3, what="the deliveries")
+                    answers = [
+                        (await notifier.client.get(p, headers=ADMIN)).text
+                        for p in ("/api/webhooks", path, f"{path}/deliveries")
+                    ]
+                    await notifier.client.patch(path, json={"description": "x"}, headers=ADMIN)
+                finally:
+                    logging.getLogger().removeHandler(keep)
+        assert records, "nothing was logged at DEBUG"
+        for secret in (made["secret"], rotated["secret"]):
+            key = secret.removeprefix("whsec_")
+            assert not [r for r in records if key in r]
+            assert not [a for a in answers if key in a]
+        assert all(r.signatures == 2 and r.verified for r in receiver.got)  # both secrets sign during the overlap
         await db.drop()

@@ -4,3 +4,4 @@ CREATE DATABASE request_api;
 CREATE DATABASE submitter;
 CREATE DATABASE monitor;
 CREATE DATABASE cycle_runner;
+CREATE DATABASE notifier;

@@ -8,7 +8,7 @@ uv run --locked ruff check .
 uv run --locked ruff format --check .
 echo "== mypy --strict"
 uv run --locked mypy -p prodflow_core -p prodflow_gateway -p prodflow_cli -p prodflow_request_api \
-  -p prodflow_submitter -p prodflow_monitor -p prodflow_cycle_runner
+  -p prodflow_submitter -p prodflow_monitor -p prodflow_cycle_runner -p prodflow_notifier
 echo "== pytest"
 set +e
 uv run --locked pytest "$@"

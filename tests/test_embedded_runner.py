@@ -9,12 +9,12 @@ import pytest
 from system_support import alive, embedded_system
 
 pytestmark = pytest.mark.integration
-SERVICES = ("request-api", "submitter", "monitor", "cycle-runner")
+SERVICES = ("request-api", "submitter", "monitor", "cycle-runner", "notifier")
 
 
 def test_up_serves_every_service_and_ctrl_c_stops_all(tmp_path: Path) -> None:
     with embedded_system(tmp_path) as system:
-        assert len(system.pids) == 5, system.lines
+        assert len(system.pids) == len(SERVICES) + 1, system.lines  # the services and the gateway
         headers = {"Authorization": f"Bearer {system.token}"}
         with httpx.Client(base_url=system.gateway, headers=headers, timeout=10) as client:
             for service in SERVICES:

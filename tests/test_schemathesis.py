@@ -148,6 +148,7 @@ BEYOND_THE_SCHEMA: dict[str, str] = {
     "runs_required": "a run-by-run entry needs run_numbers, or a run_list beside the jobs.json (across objects)",
     "unknown_experiment": "which experiments the catalog holds: data, not schema",
     "missing": "one of two fields (experiment here or in jobs.experiment)",
+    "refused_destination": "where a webhook URL's host resolves to (DNS) and the admin's allow-list: data, not schema",
 }
 """Why some schema-valid requests are refused: ``positive_data_acceptance`` lets these 422s pass, and only these."""
 ISSUED_VALUES: dict[str, str] = {"query.cursor": "a page cursor: only the server issues valid ones"}

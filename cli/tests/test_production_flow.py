@@ -15,7 +15,7 @@ import pytest
 import yaml
 from cli_support import Cli
 from prodflow_cli.exits import ExitCode
-from prodflow_cli.runner import EmbeddedSystem, RunnerError, free_port_block
+from prodflow_cli.runner import SERVICES, EmbeddedSystem, RunnerError, free_port_block
 from prodflow_core.couch.server import free_port
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSystem]
         env.setenv("CYCLE_RUNNER_PROGRESS_INTERVAL_S", "0.5")
         for attempt in range(3):  # chosen ports may be taken by another process first: try others
             port = free_port_block()
-            couch_port = next(p for p in iter(free_port, None) if not port <= p < port + 5)
+            couch_port = next(p for p in iter(free_port, None) if not port <= p < port + len(SERVICES))
             up = EmbeddedSystem(data_dir=tmp_path_factory.mktemp("up").resolve(), port=port, couch_port=couch_port)
             try:
                 up.start()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from prodflow_cli.runner import free_port_block
+from prodflow_cli.runner import SERVICES, free_port_block
 from prodflow_core.couch.server import free_port
 
 sys.path.insert(0, str(Path(__file__).parent))  # browser_support beside this file, under --import-mode=importlib
@@ -53,7 +53,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _start(data_dir: Path) -> tuple[subprocess.Popen[str], list[str], int]:
     """Start ``prodflow up``; returns the process, what it printed, and the gateway's port (raises if it failed)."""
     port = free_port_block()
-    couch_port = next(p for p in iter(free_port, None) if not port <= p < port + 5)
+    couch_port = next(p for p in iter(free_port, None) if not port <= p < port + len(SERVICES))
     env = {k: v for k, v in os.environ.items() if k != "PRODFLOW_COUCHDB_URL"}
     env.update(extra_environment())
     command = [str(Path(sys.executable).parent / "prodflow"), "up", "--data-dir", str(data_dir)]
@@ -105,6 +105,11 @@ def extra_environment() -> dict[str, str]:
     return {
         "CYCLE_RUNNER_ENV_STORE": str(store),
         "CYCLE_RUNNER_PROGRESS_INTERVAL_S": "0.5",
+        # the webhook test's receiver listens on loopback; a failing receiver is given up on within a second
+        "NOTIFIER_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+        "NOTIFIER_RETRY_BASE_S": "0.2",
+        "NOTIFIER_RETRY_MAX_S": "0.5",
+        "NOTIFIER_GIVE_UP_AFTER_S": "1",
     }
 
 

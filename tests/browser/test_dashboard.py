@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import httpx
@@ -11,6 +12,11 @@ import pytest
 from browser_support import System, log_in, shot
 from playwright.sync_api import Page, expect
 from prodflow_core.events import make_event
+from prodflow_core.testing import serving
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +47,7 @@ def test_health_lists_every_service(page: Page, system: System) -> None:
     log_in(page, system)
     page.get_by_role("link", name="Health").click()
     table = page.get_by_role("table")
-    for part in ("gateway", "couchdb", "request-api", "submitter", "monitor", "cycle-runner"):
+    for part in ("gateway", "couchdb", "request-api", "submitter", "monitor", "cycle-runner", "notifier"):
         row = table.get_by_role("row").filter(has=page.get_by_role("cell", name=part, exact=True))
         expect(row.get_by_text("ok", exact=True)).to_be_visible()
     shot(page, "health")
@@ -124,3 +130,36 @@ def test_the_gateway_serves_the_dashboard_beside_the_api(system: System) -> None
     missing = httpx.get(system.url + "/no-such-page", timeout=10)
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     assert httpx.get(system.url + "/api/requests", timeout=10).status_code == 401  # the API still needs a token
+
+
+def test_webhooks_page_shows_a_failing_webhook_its_deliveries_and_resumes_it(page: Page, system: System) -> None:
+    answers = {"status": 500}
+
+    async def hook(_request: Request) -> Response:
+        return Response(status_code=answers["status"])
+
+    with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as receiver, system.client() as api:
+        body = {"url": f"{receiver}/hook", "event_types": ["org.prodflow.label.*"], "experiments": ["snoplus"]}
+        made = api.post("/api/webhooks", json=body).json()
+        _publish(system.couch_url, "label.completed", "2026-11_hook_v1", {"label": "2026-11_hook_v1"})
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/webhooks/{made['id']}").json()["state"] != "failing":
+            assert time.monotonic() < deadline, "the webhook was not given up on"
+            time.sleep(0.2)
+        log_in(page, system)
+        page.get_by_role("link", name="Webhooks").click()
+        row = page.get_by_role("row").filter(has_text=made["id"])
+        expect(row.get_by_text("failing", exact=True)).to_be_visible()
+        row.get_by_role("button", name=f"Deliveries of {made['id']}").click()
+        expect(page.get_by_role("heading", name=f"Last deliveries of {made['id']}")).to_be_visible()
+        expect(page.get_by_role("cell", name="500", exact=True).first).to_be_visible()
+        shot(page, "webhooks")
+        answers["status"] = 204
+        row.get_by_role("button", name=f"Resume {made['id']}").click()
+        expect(row.get_by_text("ok", exact=True)).to_be_visible()
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/webhooks/{made['id']}").json()["pending"]:
+            assert time.monotonic() < deadline, "the event was not delivered after resuming"
+            time.sleep(0.2)
+        row.get_by_role("button", name=f"Deliveries of {made['id']}").click()
+        expect(page.get_by_role("cell", name="204", exact=True)).to_be_visible()

@@ -22,6 +22,7 @@ from prodflow_cli.commands import (
     sites,
     tokens,
     up,
+    webhooks,
 )
 from prodflow_cli.exits import describe
 from prodflow_cli.session import State, begin
@@ -62,6 +63,7 @@ for group, name in (
     (catalog.app, "catalog"),
     (tokens.app, "tokens"),
     (notifications.app, "notifications"),
+    (webhooks.app, "webhook"),
 ):
     app.add_typer(group, name=name)
     alias = name[:-1] if name.endswith("s") else name + "s"

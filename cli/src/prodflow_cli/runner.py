@@ -43,6 +43,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("submitter", "prodflow_submitter.app:create_app", 2),
     ServiceSpec("monitor", "prodflow_monitor.app:create_app", 3),
     ServiceSpec("cycle-runner", "prodflow_cycle_runner.app:create_app", 4),
+    ServiceSpec("notifier", "prodflow_notifier.app:create_app", 5),
     ServiceSpec("gateway", "prodflow_gateway.app:create_app", 0),
 )
 

@@ -22,7 +22,20 @@ BODY_LIMIT = 64 * 1024
 """Bodies read for the experiment or the created resource's id: larger ones are not parsed (nor kept)."""
 # Path words followed by a resource's id: /api/<collection>/<id>/... (the target is the last such id).
 COLLECTIONS = frozenset(
-    {"requests", "catalog", "modules", "runs", "campaigns", "by-label", "sites", "labels", "jobs", "cycles", "tokens"}
+    {
+        "requests",
+        "catalog",
+        "modules",
+        "runs",
+        "campaigns",
+        "by-label",
+        "sites",
+        "labels",
+        "jobs",
+        "cycles",
+        "tokens",
+        "webhooks",
+    }
 )
 NOT_IDS = frozenset({"preview", "by-label"})
 CREATED = frozenset({201, 202})

@@ -30,9 +30,10 @@ ROUTES: tuple[Route, ...] = (
     _route(r"/api/labels", "monitor"),
     _route(r"/api/grab", "monitor"),
     _route(r"/api/cycles", "cycle-runner"),
+    _route(r"/api/webhooks", "notifier"),
 )
 
-SERVICES: tuple[str, ...] = ("request-api", "submitter", "monitor", "cycle-runner")
+SERVICES: tuple[str, ...] = ("request-api", "submitter", "monitor", "cycle-runner", "notifier")
 
 
 def service_for(path: str) -> str | None:

@@ -27,6 +27,7 @@ class GatewaySettings(ServiceSettings):
     submitter_url: str = "http://127.0.0.1:8002"
     monitor_url: str = "http://127.0.0.1:8003"
     cycle_runner_url: str = "http://127.0.0.1:8004"
+    notifier_url: str = "http://127.0.0.1:8005"
     proxy_timeout_s: float = 60.0
     connect_timeout_s: float = 5.0
     max_body_bytes: int = 64 * 1024 * 1024
@@ -97,4 +98,5 @@ class GatewaySettings(ServiceSettings):
             "submitter": self.submitter_url,
             "monitor": self.monitor_url,
             "cycle-runner": self.cycle_runner_url,
+            "notifier": self.notifier_url,
         }

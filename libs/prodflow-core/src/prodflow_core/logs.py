@@ -90,6 +90,9 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     # httpx logs every request at INFO: one line per CouchDB call or proxied request drowns a service's own
     # lines and costs CPU on every call under load. Shown at DEBUG.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG: row values (a webhook's signing secret) would
+    # reach the log. Never below INFO.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
 
 
 class RequestIdMiddleware:

@@ -14,6 +14,7 @@ import * as labels from "./views/labels.js";
 import * as login from "./views/login.js";
 import * as requests from "./views/requests.js";
 import * as sites from "./views/sites.js";
+import * as webhooks from "./views/webhooks.js";
 
 const ROUTES = [
   [/^\/login$/, login.render],
@@ -29,6 +30,7 @@ const ROUTES = [
   [/^\/catalog$/, admin.renderCatalog],
   [/^\/tokens$/, admin.renderTokens],
   [/^\/audit$/, audit.render],
+  [/^\/webhooks$/, webhooks.render],
   [/^\/labels$/, labels.renderList],
   [/^\/labels\/([^/]+)$/, labels.renderOne],
   [/^\/jobs$/, jobs.renderList],

@@ -1,0 +1,1 @@
+"""prodflow notifier: webhooks (Standard Webhooks) fed from the event stream."""

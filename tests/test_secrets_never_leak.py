@@ -26,6 +26,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from prodflow_cli.runner import SERVICES
 from prodflow_core.couch import CouchClient
 from prodflow_core.couch.server import LocalCouchDB3Server, couchdb3_dist, couchdb3_missing_reason, free_port
 from system_support import System, embedded_system, gateway_client, put_toy_module, wait_for
@@ -226,7 +227,7 @@ async def _no_secret_leaks(
     assert box.logins and set(box.logins) == {SMTP_USER}  # request-api logged in with the password
     couch_log = couchdb3.log_path.read_text(errors="replace")
     if accounts == "member-accounts":
-        assert len(service_passwords) == 5, service_passwords.keys()
+        assert len(service_passwords) == len(SERVICES), service_passwords.keys()  # one account per service
         for user in service_passwords:
             assert f" 127.0.0.1 {user} " in couch_log, f"no request of {user} in CouchDB's log"
     else:

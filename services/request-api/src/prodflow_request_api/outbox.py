@@ -24,7 +24,8 @@ from prodflow_request_api.mail import Mail, MailNotConfigured, SmtpConfig, send
 from prodflow_request_api.models import EventRow, MailRow
 
 _log = logging.getLogger("prodflow.request_api.outbox")
-_LEASE_S = 300.0
+_SEND_TIMEOUTS = 4  # a whole SMTP exchange may take this many of the per-operation timeouts, never more
+_LEASE_MARGIN_S = 5.0
 _BATCH = 100
 
 
@@ -188,7 +189,7 @@ class Outbox:
             update(MailRow)
             .where(col(MailRow.id) == mail_id, col(MailRow.sent_at).is_(None))
             .where(or_(col(MailRow.lease_until).is_(None), col(MailRow.lease_until) < now))
-            .values(lease_until=at(_LEASE_S))
+            .values(lease_until=at(self._send_limit_s + _LEASE_MARGIN_S))
         )
         await session.commit()
         return result.rowcount == 1
@@ -202,7 +203,8 @@ class Outbox:
                 return False
             mail = mail_of(row)
             try:
-                await send(self.smtp, mail)
+                async with asyncio.timeout(self._send_limit_s):
+                    await send(self.smtp, mail)
             except MailNotConfigured as exc:
                 row.last_error = str(exc)
                 row.next_attempt_at = at(self.retry_s)
@@ -223,6 +225,12 @@ class Outbox:
             await session.commit()
             _log.info("mail %s sent to %s", mail_id, ", ".join(row.recipients))
             return True
+
+    @property
+    def _send_limit_s(self) -> float:
+        """How long one send may take: its lease outlives it, so another replica never sends it meanwhile, and a
+        mail whose sender was killed mid-send is due again this soon after (not minutes later)."""
+        return _SEND_TIMEOUTS * self.smtp.timeout_s
 
     def _failed(self, row: MailRow, exc: Exception) -> None:
         row.attempts += 1

@@ -97,6 +97,7 @@ def service_accounts(events_db: str, job_databases: Iterable[str] = JOB_DATABASE
         ServiceAccount("submitter", (events_db, *jobs), admin_of=jobs),
         ServiceAccount("monitor", (events_db, *jobs), admin_of=jobs),
         ServiceAccount("cycle-runner", (events_db,)),
+        ServiceAccount("notifier", (events_db,)),  # reads the stream; its checkpoint is in its own SQL
     ]
 
 

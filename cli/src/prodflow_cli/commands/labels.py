@@ -213,6 +213,18 @@ TimeoutOpt = Annotated[
 ]
 
 
+def _start_archive_work(
+    label: str, action: str, done: str, *, wait: bool, timeout: float | None, as_json: bool
+) -> None:
+    """POST the label's ``action`` (archive/restore), then show the record or wait until its state is ``done``."""
+    out = output(as_json)
+    record = gateway().post(f"/api/labels/{segment(label)}/{action}")
+    if not wait:
+        _show_archive(out, record)
+        return
+    _await_archive(label, done, 0.5, timeout, out)
+
+
 @command(app, "archive")
 def archive(
     label: Annotated[str, typer.Argument()],
@@ -221,12 +233,7 @@ def archive(
     as_json: JsonOpt = False,
 ) -> None:
     """(admin) Move a finished label's job documents to an archive on its storage element; again to resume."""
-    out = output(as_json)
-    record = gateway().post(f"/api/labels/{segment(label)}/archive")
-    if not wait:
-        _show_archive(out, record)
-        return
-    _await_archive(label, "archived", 0.5, timeout, out)
+    _start_archive_work(label, "archive", "archived", wait=wait, timeout=timeout, as_json=as_json)
 
 
 @command(app, "restore")
@@ -237,12 +244,7 @@ def restore(
     as_json: JsonOpt = False,
 ) -> None:
     """(admin) Put an archived label's job documents back into their databases; again to resume."""
-    out = output(as_json)
-    record = gateway().post(f"/api/labels/{segment(label)}/restore")
-    if not wait:
-        _show_archive(out, record)
-        return
-    _await_archive(label, "restored", 0.5, timeout, out)
+    _start_archive_work(label, "restore", "restored", wait=wait, timeout=timeout, as_json=as_json)
 
 
 @command(app, "archive-status")

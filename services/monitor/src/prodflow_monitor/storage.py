@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import fsspec  # type: ignore[import-untyped]
-
-CHUNK = 4 * 1024 * 1024
+from prodflow_core.checksums import CHUNK as CHUNK
+from prodflow_core.checksums import adler32_hex as adler32_hex
+from prodflow_core.checksums import file_adler32 as file_adler32
 
 
 class TransferError(RuntimeError):
@@ -35,21 +36,6 @@ class OutputFile:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "size": self.size, "adler32": self.adler32}
-
-
-def adler32_hex(value: int) -> str:
-    """An adler32 value as 8 lowercase hex digits (the form XRootD and the grid tools print)."""
-    return f"{value & 0xFFFFFFFF:08x}"
-
-
-def file_adler32(path: Path) -> tuple[int, str]:
-    """Size and adler32 of a local file."""
-    size, value = 0, 1
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            size += len(chunk)
-            value = zlib.adler32(chunk, value)
-    return size, adler32_hex(value)
 
 
 def _stream_adler32(handle: Any) -> tuple[int, str]:

@@ -23,8 +23,13 @@ pytestmark = pytest.mark.integration
 LABEL = "2026-11_ToyBi214_e2e"
 MODULE = "ToyWaterBi214"
 RUNS = [100151, 100152]
-# A stand-in for RAT that needs no experiment software: writes one output file per job.
-TOY_COMMAND = "head -c 4096 /dev/urandom > {output_dir}/{module}_r{run}_s{chunk}_p{pass}.dat && echo events {events}"
+# A stand-in for RAT that needs no experiment software: writes one output file per job. One job fails its first
+# attempt with exit code 3, which the site retries: its output's provenance lists both attempts.
+RETRIED = (RUNS[1], 2)
+TOY_COMMAND = (
+    f'if [ "$PRODFLOW_ATTEMPT" = 1 ] && [ {{run}} = {RETRIED[0]} ] && [ {{chunk}} = {RETRIED[1]} ]; then exit 3; fi; '
+    "head -c 4096 /dev/urandom > {output_dir}/{module}_r{run}_s{chunk}_p{pass}.dat && echo events {events}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +61,7 @@ def test_request_to_completed_outputs(system: System) -> None:
     with gateway_client(system, system.token) as admin:
         put_toy_module(admin, MODULE, TOY_COMMAND, "toy Bi-214 in water (end-to-end test payload)")
         requester, manager = snoplus_token(admin, "alice", "requester"), snoplus_token(admin, "maria", "manager")
+        _retry_exit_code(admin, 3)
 
     form = {
         "experiment": "snoplus",
@@ -106,6 +112,7 @@ def test_request_to_completed_outputs(system: System) -> None:
                 break
             assert maria.get("/api/jobs", params=params | {"cursor": cursor}).status_code == 400
         assert len(listed) == len(set(listed)) == 6
+        _check_provenance(system, alice, request, manifest["files"])
 
     follower.join(timeout=30)
     stop.set()
@@ -114,3 +121,56 @@ def test_request_to_completed_outputs(system: System) -> None:
     assert "org.prodflow.request.completed" in types
     completed_event = next(e for e in seen if e["type"] == "org.prodflow.label.completed")
     assert completed_event["data"]["label"] == LABEL and completed_event["data"]["counts"] == {"completed": 6}
+
+
+def _retry_exit_code(admin: httpx.Client, code: int) -> None:
+    """Every site retries jobs that exit with ``code``."""
+    for site in admin.get("/api/sites").json():
+        spec = {k: site[k] for k in ("backend", "storage_element", "max_attempts", "options", "max_running")}
+        edited = admin.put(f"/api/sites/{site['name']}", json={**spec, "retry_exit_codes": [code]})
+        assert edited.status_code == 200, edited.text
+
+
+def _check_provenance(
+    system: System, alice: httpx.Client, request: dict[str, Any], files: list[dict[str, Any]]
+) -> None:
+    """Each output traces to its job attempt, campaign and request: approver, state changes, jobs.json digest."""
+    retried_name = f"{MODULE}_r{RETRIED[0]}_s{RETRIED[1]}_p1.dat"
+    retried = next(entry for entry in files if entry["url"].endswith(retried_name))
+    answer = alice.get("/api/provenance", params={"url": retried["url"]})
+    assert answer.status_code == 200, answer.text
+    chain = answer.json()
+    assert chain["kind"] == "job-output" and chain["experiment"] == "snoplus"
+    fields = ("url", "size", "adler32")
+    assert {k: chain["file"][k] for k in fields} == {k: retried[k] for k in fields}
+    job, output = chain["job_output"]["job"], chain["job_output"]
+    assert (job["label"], job["module"], job["run"], job["chunk"], job["pass"]) == (LABEL, MODULE, *RETRIED, 1)
+    assert job["events"] == 100 and isinstance(job["seed"], int) and job["status"] == "completed"
+    assert job["software"]["rat_v"] == "7.0.15" and str(RETRIED[0]) in job["command"]
+    first, second = job["attempts"]
+    assert (first["attempt"], first["outcome"], first["exit_code"]) == (1, "failed", 3), first
+    assert (second["attempt"], second["outcome"], second["exit_code"]) == (2, "completed", 0), second
+    assert first["backend_id"] and second["backend_id"] and first["backend_id"] != second["backend_id"]
+    assert all(a["submitted_at"] and a["finished_at"] for a in (first, second))
+    assert output["attempt"] == 2
+    assert output["campaign"]["id"] == request["campaign_id"] and output["campaign"]["pass"] == 1
+    made = output["request"]
+    assert (made["id"], made["requester"], made["approved_by"]) == (request["id"], "alice", "maria")
+    assert made["jobs_json_sha256"] == request["jobs_json_sha256"]
+    approval = next(change for change in made["history"] if change["state"] == "approved")
+    assert (approval["by"], approval["note"]) == ("maria", "go")
+    assert [c["state"] for c in made["history"]] == [h["state"] for h in request["history"]]
+
+    by_file = alice.get("/api/provenance", params={"name": retried_name, "adler32": retried["adler32"]}).json()
+    by_job = alice.get("/api/provenance", params={"job": job["id"]}).json()
+    assert by_file == by_job == chain
+    once = next(entry for entry in files if entry is not retried)
+    plain = alice.get("/api/provenance", params={"url": once["url"]}).json()["job_output"]["job"]["attempts"]
+    assert [(a["attempt"], a["outcome"], a["exit_code"]) for a in plain] == [(1, "completed", 0)]
+
+    assert alice.get("/api/provenance", params={"url": retried["url"] + ".x"}).status_code == 404
+    assert alice.get("/api/provenance", params={"url": once["url"], "job": job["id"]}).status_code == 422
+    with gateway_client(system, system.token) as admin:
+        stranger = admin.post("/api/auth/tokens", json={"user": "lee", "experiments": ["legend"], "roles": ["reader"]})
+    with gateway_client(system, stranger.json()["token"]) as lee:
+        assert lee.get("/api/provenance", params={"url": retried["url"]}).status_code in (403, 404)

@@ -124,6 +124,8 @@ class EmbeddedSystem:
         env.setdefault("SUBMITTER_REQUEST_API_URL", self.url_of(by_name["request-api"]))
         env.setdefault("MONITOR_SUBMITTER_URL", self.url_of(by_name["submitter"]))
         env.setdefault("SUBMITTER_MONITOR_URL", self.url_of(by_name["monitor"]))
+        env.setdefault("MONITOR_REQUEST_API_URL", self.url_of(by_name["request-api"]))
+        env.setdefault("MONITOR_CYCLE_RUNNER_URL", self.url_of(by_name["cycle-runner"]))
         env.setdefault("REQUEST_API_PUBLIC_URL", self.gateway_url)  # links in mails
         return env
 

@@ -29,6 +29,7 @@ ROUTES: tuple[Route, ...] = (
     _route(r"/api/jobs", "monitor"),
     _route(r"/api/labels", "monitor"),
     _route(r"/api/grab", "monitor"),
+    _route(r"/api/provenance", "monitor"),
     _route(r"/api/cycles", "cycle-runner"),
     _route(r"/api/webhooks", "notifier"),
 )

@@ -103,7 +103,6 @@ def transition(doc: dict[str, Any], wanted: str, at: str, reason: str = "") -> d
         raise InvalidTransition(str(doc.get("_id")), current, wanted)
     new = dict(doc)
     new["status"] = wanted
-    new["history"] = [*doc.get("history", []), {"status": wanted, "at": at, "reason": reason}]
     new["updated_at"] = at
     if wanted == WAITING and current in RETRYABLE_STATUSES:
         new["attempt"] = int(doc.get("attempt", 1)) + 1
@@ -111,7 +110,20 @@ def transition(doc: dict[str, Any], wanted: str, at: str, reason: str = "") -> d
         new["outputs"] = []
     elif wanted == WAITING:
         new["backend"] = None
+    new["history"] = [*doc.get("history", []), history_entry(new, wanted, at, reason)]
     return new
+
+
+def history_entry(doc: Mapping[str, Any], status: str, at: str, reason: str) -> dict[str, Any]:
+    """The ``history`` entry of a move to ``status``: provenance reads each attempt's backend id, exit code and
+    times from these entries, so each names its attempt and, once the backend gave one, the backend id."""
+    entry: dict[str, Any] = {"status": status, "at": at, "reason": reason, "attempt": int(doc.get("attempt", 1))}
+    backend = doc.get("backend")
+    if isinstance(backend, Mapping) and backend.get("id"):
+        entry["backend_id"] = str(backend["id"])
+        if backend.get("exit_code") is not None:
+            entry["exit_code"] = backend["exit_code"]
+    return entry
 
 
 def backend_job_name(doc: Mapping[str, Any]) -> str:

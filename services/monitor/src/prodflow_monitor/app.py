@@ -18,7 +18,9 @@ from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.maintenance import Maintenance, runs_maintenance
 from prodflow_monitor.metrics import MonitorMetrics
-from prodflow_monitor.routes import archive, grab, jobs, labels, metrics
+from prodflow_monitor.provenance.peers import Peers
+from prodflow_monitor.provenance.records import OutputRecords, provenance_tables
+from prodflow_monitor.routes import archive, grab, jobs, labels, metrics, provenance
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
@@ -35,17 +37,25 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         async with (
             couch_resources(app, settings) as couch,
-            sql_database(app, settings.sql_url(), [*count_tables(), *archive_tables()]) as engine,
+            sql_database(app, settings.sql_url(), [*count_tables(), *archive_tables(), *provenance_tables()]) as engine,
         ):
             sites = SiteDirectory(settings.submitter_url, settings.identity_secret, ttl_s=settings.sites_ttl_s)
             counter = JobCounter(engine, owner=f"monitor-{Shard(settings.replica_index, settings.replicas)}")
-            loop = MonitorLoop(couch, settings, sites, app.state.events, counter, app.state.metrics)
+            records = app.state.output_records = OutputRecords(engine)
+            loop = MonitorLoop(couch, settings, sites, app.state.events, counter, app.state.metrics, records)
             await loop.prepare()
             app.state.loop = loop
             app.state.counts_engine = engine
             app.state.job_databases = list(loop.dbs.values())
             archivist = Archivist(ArchiveStores(engine, app.state.job_databases, app.state.events.db), sites)
             app.state.archivist = archivist
+            peers = app.state.peers = Peers(
+                submitter_url=settings.submitter_url,
+                request_api_url=settings.request_api_url,
+                cycle_runner_url=settings.cycle_runner_url,
+                secret=settings.identity_secret,
+                timeout_s=settings.peer_timeout_s,
+            )
             workers = Workers()
             # The feeds keep the counts even on an API-only replica; the cycle drives job state.
             for follower in loop.followers():
@@ -71,6 +81,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
                 yield
             finally:
                 await archivist.aclose()
+                await peers.aclose()
                 await workers.aclose()
                 await sites.aclose()
 
@@ -80,7 +91,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         description="Follows job documents, drives job state, registers outputs, serves status and the grabber.",
         settings=settings,
         lifespan=lifespan,
-        routers=[jobs.router, labels.router, archive.router, grab.router, metrics.router],
+        routers=[jobs.router, labels.router, archive.router, grab.router, provenance.router, metrics.router],
     )
     app.state.metrics = MonitorMetrics()
     return app

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.archive.runner import Archivist
 from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.provenance.peers import Peers
+from prodflow_monitor.provenance.records import OutputRecords
 
 
 def _job_databases(request: Request) -> list[CouchDatabase]:
@@ -35,11 +37,25 @@ def _archivist(request: Request) -> Archivist:
     return archivist
 
 
+def _output_records(request: Request) -> OutputRecords:
+    records: OutputRecords = request.app.state.output_records
+    return records
+
+
+def _peers(request: Request) -> Peers:
+    peers: Peers = request.app.state.peers
+    return peers
+
+
 JobDatabases = Annotated[list[CouchDatabase], Depends(_job_databases)]
 MetricsDep = Annotated[MonitorMetrics, Depends(_metrics)]
 CountsDep = Annotated[AsyncEngine, Depends(_counts)]
 """The SQL database of the kept job counts (and of archived labels)."""
 ArchivistDep = Annotated[Archivist, Depends(_archivist)]
+RecordsDep = Annotated[OutputRecords, Depends(_output_records)]
+"""The record of each registered output (which job attempt wrote it)."""
+PeersDep = Annotated[Peers, Depends(_peers)]
+"""submitter, request-api and cycle-runner, asked on behalf of the caller."""
 
 
 def experiments_of(identity: Identity) -> set[str] | None:

@@ -46,6 +46,7 @@ from prodflow_monitor.announce import SeenStates, announced_types, job_events, l
 from prodflow_monitor.archive.reads import without_restored
 from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.provenance.records import OutputRecords
 from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
 from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
@@ -81,6 +82,7 @@ class MonitorLoop:
         events: EventPublisher,
         counter: JobCounter,
         metrics: MonitorMetrics | None = None,
+        records: OutputRecords | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter
@@ -94,7 +96,7 @@ class MonitorLoop:
         self._polled_at: dict[tuple[str, str], float] = {}
         self.wake = asyncio.Event()
         self.seen = SeenStates()
-        self.outputs = OutputTransfers(settings, sites, self.metrics)
+        self.outputs = OutputTransfers(settings, sites, self.metrics, records)
         self._last_resync = 0.0
         self._unknown_sites: set[str] = set()
 
@@ -466,7 +468,7 @@ class MonitorLoop:
             self.wake.set()  # more are waiting: the next cycle comes at once
         if not docs:
             return
-        change = await self.outputs.copy(docs, report)
+        change = await self.outputs.copy(database, docs, report)
         self.outputs.record(await self.write(database, [str(doc["_id"]) for doc in docs], change, report), report)
 
 

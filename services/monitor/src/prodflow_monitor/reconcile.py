@@ -149,6 +149,7 @@ def apply_moves(
         new = transition(new, move.status, at, move.reason)
         if move.new_attempt:
             new["attempt"] = int(new.get("attempt", 1)) + 1
+            new["history"][-1] = {**new["history"][-1], "attempt": new["attempt"]}
     return new
 
 

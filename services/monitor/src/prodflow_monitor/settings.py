@@ -21,6 +21,9 @@ class MonitorSettings(ServiceSettings):
     )
     databases: tuple[str, ...] = JOB_DATABASES
     submitter_url: str = "http://127.0.0.1:8002"
+    request_api_url: str = Field("http://127.0.0.1:8001", description="request-api, asked for provenance chains")
+    cycle_runner_url: str = Field("http://127.0.0.1:8004", description="cycle-runner, asked for cycle files' chains")
+    peer_timeout_s: float = Field(10.0, gt=0, description="Timeout of one call to another service")
     sites_ttl_s: float = Field(60.0, description="How long the sites fetched from submitter are reused")
     replica_index: int = Field(0, ge=0, description="This replica's number, 0 .. replicas - 1")
     replicas: int = Field(1, ge=1, le=1024, description="How many monitor replicas share the job space")

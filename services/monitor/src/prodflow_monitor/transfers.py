@@ -18,6 +18,7 @@ from prodflow_core.jobdocs import COMPLETED, TRANSFERRING, job_output_dir, parse
 
 from prodflow_monitor.active import ActiveJobs, backend_id_of
 from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.provenance.records import OutputRecords, Written
 from prodflow_monitor.reconcile import Move, after_part_fail, apply_moves
 from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
@@ -62,8 +63,11 @@ class _Transfer:
 class OutputTransfers:
     """Copies the outputs of transferring jobs, at most ``transfer_concurrency`` at once, and backs off failures."""
 
-    def __init__(self, settings: MonitorSettings, sites: SiteDirectory, metrics: MonitorMetrics) -> None:
+    def __init__(
+        self, settings: MonitorSettings, sites: SiteDirectory, metrics: MonitorMetrics, records: OutputRecords | None
+    ) -> None:
         self.settings = settings
+        self.records = records
         self.sites = sites
         self.metrics = metrics
         self.default_storage_element = f"file://{(settings.data_dir / 'se').resolve()}"
@@ -84,8 +88,9 @@ class OutputTransfers:
         ]
         return docs[: self.settings.transfer_batch], len(docs) > self.settings.transfer_batch
 
-    async def copy(self, docs: list[Doc], report: CycleReport) -> Callable[[Doc], Doc | None]:
-        """Copy the outputs of ``docs``; returns the change that records each outcome on the current document."""
+    async def copy(self, database: str, docs: list[Doc], report: CycleReport) -> Callable[[Doc], Doc | None]:
+        """Copy the outputs of ``docs`` and record which attempt wrote each; returns the change that records each
+        outcome on the current document."""
         sites_by_name = {name: await self.sites.site(name) for name in {doc.get("site") for doc in docs}}
         sites = {str(doc["_id"]): sites_by_name[doc.get("site")] for doc in docs}
         began = time.monotonic()
@@ -93,6 +98,8 @@ class OutputTransfers:
         report.transfer_s += time.monotonic() - began
         outcome = {str(doc["_id"]): result for doc, result in zip(docs, results, strict=True)}
         at = utc_now()
+        if self.records is not None:
+            await self.records.write(_written(database, docs, results), at)
 
         def change(fresh: Doc) -> Doc | None:
             if fresh.get("status") != TRANSFERRING:
@@ -145,3 +152,15 @@ class OutputTransfers:
         self.metrics.transfers.labels("ok").inc()
         self.metrics.transfer_bytes.inc(sum(output.size for output in outputs))
         return _Transfer(outputs, None)
+
+
+def _written(database: str, docs: list[Doc], results: list[_Transfer]) -> list[Written]:
+    return [
+        Written(
+            database=database, job_id=str(doc["_id"]), attempt=int(doc.get("attempt", 1)),
+            experiment=str(doc.get("experiment", "")), label=str(doc.get("label", "")), name=output.name,
+            url=output.url, size=output.size, adler32=output.adler32,
+        )
+        for doc, result in zip(docs, results, strict=True)
+        for output in result.outputs or ()
+    ]  # fmt: skip

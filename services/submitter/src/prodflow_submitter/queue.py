@@ -318,15 +318,20 @@ class SubmissionLoop:
                 jobdocs.WAITING, utc_now(), f"submission to {site.name} failed: {exc}"[:500]))  # fmt: skip
             return
         self._backoff.pop(site.name, None)
-        await self.record(db, docs, dict(zip([d["_id"] for d in docs], backend_ids, strict=True)))
+        ids = [d["_id"] for d in docs]
+        commands = {job_id: job.command for job_id, job in zip(ids, jobs, strict=True)}
+        await self.record(db, docs, dict(zip(ids, backend_ids, strict=True)), commands)
         await self.runtime.events.emit(
             "jobs.submitted", experiment=docs[0].get("experiment"),
             data={"label": docs[0].get("label"), "labels": sorted({d["label"] for d in docs}), "database": database,
                   "site": site.name, "backend": site.backend, "job_ids": [d["_id"] for d in docs]},
         )  # fmt: skip
 
-    async def record(self, db: CouchDatabase, docs: list[Doc], backend_ids: dict[str, str]) -> None:
-        """Step 3: write the backend ids into ``submitted`` jobs that do not have one yet."""
+    async def record(
+        self, db: CouchDatabase, docs: list[Doc], backend_ids: dict[str, str], commands: dict[str, str]
+    ) -> None:
+        """Step 3: write the backend ids into ``submitted`` jobs that do not have one yet, with the command the
+        backend runs (the provenance of the job's outputs names it)."""
         now = utc_now()
 
         def change(doc: Doc) -> Doc | None:
@@ -334,7 +339,8 @@ class SubmissionLoop:
             if doc.get("status") != jobdocs.SUBMITTED or backend.get("id") or doc["_id"] not in backend_ids:
                 return None
             return {**doc, "backend": {**backend, "id": backend_ids[doc["_id"]], "state": "PENDING",
-                                       "checked_at": now}, "updated_at": now}  # fmt: skip
+                                       "checked_at": now}, "command": commands.get(doc["_id"]),
+                    "updated_at": now}  # fmt: skip
 
         await jobstore.update_many(db, docs, change)
 
@@ -368,7 +374,8 @@ class SubmissionLoop:
                 continue
             names = {jobdocs.backend_job_name(doc): doc["_id"] for doc in docs}
             found = await backend.lookup(list(names))
-            await self.record(db, docs, {names[name]: backend_id for name, backend_id in found.items()})
+            commands = {doc["_id"]: (await self.backend_job(site, doc)).command for doc in docs}
+            await self.record(db, docs, {names[name]: backend_id for name, backend_id in found.items()}, commands)
             lost = [doc for doc in docs if jobdocs.backend_job_name(doc) not in found]
             await jobstore.update_many(db, lost, jobstore.moving_to(
                 jobdocs.WAITING, utc_now(), "the backend never received it (submitter stopped)"))  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT = "prodflow.provenance/1"
+FORMAT: Literal["prodflow.provenance/1"] = "prodflow.provenance/1"
 
 
 class _Record(BaseModel):

@@ -65,7 +65,7 @@ def test_retry_increments_attempt_and_appends_history() -> None:
            "backend": {"name": "local", "id": "x"}}  # fmt: skip
     new = transition(doc, "waiting", "2026-11-25T10:00:00Z", "retry")
     assert new["attempt"] == 2 and new["backend"] is None and new["status"] == "waiting"
-    assert new["history"][-1] == {"status": "waiting", "at": "2026-11-25T10:00:00Z", "reason": "retry"}
+    assert new["history"][-1] == {"status": "waiting", "at": "2026-11-25T10:00:00Z", "reason": "retry", "attempt": 2}
     assert doc["status"] == "failed" and len(doc["history"]) == 1  # the input is left alone
 
 
@@ -73,6 +73,15 @@ def test_lost_job_goes_back_to_waiting_with_same_attempt() -> None:
     doc = {"_id": "job:L:M:1:0:p1", "status": "running", "attempt": 2, "history": [], "backend": {"id": "1"}}
     new = transition(doc, "waiting", "t", "missing at backend")
     assert new["attempt"] == 2 and new["backend"] is None
+    assert new["history"][-1]["attempt"] == 2 and "backend_id" not in new["history"][-1]
+
+
+def test_a_move_at_the_backend_names_the_backend_id_and_exit_code_in_history() -> None:
+    doc = {"_id": "job:L:M:1:0:p1", "status": "running", "attempt": 1, "history": [],
+           "backend": {"name": "slurm", "id": "81234_17", "exit_code": 3}}  # fmt: skip
+    entry = transition(doc, "failed", "t", "exit code 3")["history"][-1]
+    assert entry == {"status": "failed", "at": "t", "reason": "exit code 3", "attempt": 1, "backend_id": "81234_17",
+                     "exit_code": 3}  # fmt: skip
 
 
 def test_forbidden_transition_raises() -> None:

@@ -6,11 +6,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from cli_support import Cli
 from prodflow_cli.commands.provenance import question
 from prodflow_cli.errors import CliError
 from prodflow_cli.exits import ExitCode
 from prodflow_cli.provenance_check import Comparison, LocalFile
 from prodflow_cli.provenance_tree import render_provenance
+from prodflow_core.couch.server import free_port
 from prodflow_core.provenance.schema import (
     Attempt,
     CampaignProvenance,
@@ -285,3 +287,12 @@ def test_a_record_without_checksum_cannot_confirm_a_match(tmp_path: Path) -> Non
     comparison = Comparison(local, FileRecord(name="raw.lh5", path="raw/raw.lh5", size=3))
     assert comparison.adler32_matches is None and not comparison.matches
     assert comparison.lines()[2] == f"  adler32: {local.adler32} here, not recorded: cannot be checked"
+
+
+def test_the_command_is_registered_and_reports_usage_and_network_errors_by_exit_code(tmp_path: Path) -> None:
+    cli = Cli(url=f"http://127.0.0.1:{free_port()}", config=tmp_path / "config.json")  # nothing listens there
+    assert "provenance" in cli("--help").stdout
+    usage = cli("provenance", "--job", "j-1", "x.root")
+    assert usage.code == ExitCode.USAGE and "not both" in usage.stderr
+    unreachable = cli("provenance", str(_write(tmp_path / "out.root", b"abc")))
+    assert unreachable.code == ExitCode.UNREACHABLE and "cannot reach the gateway" in unreachable.stderr

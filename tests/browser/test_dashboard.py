@@ -163,3 +163,21 @@ def test_webhooks_page_shows_a_failing_webhook_its_deliveries_and_resumes_it(pag
             time.sleep(0.2)
         row.get_by_role("button", name=f"Deliveries of {made['id']}").click()
         expect(page.get_by_role("cell", name="204", exact=True)).to_be_visible()
+
+
+def test_provenance_page_asks_one_way_and_shows_the_problem_of_an_unknown_file(page: Page, system: System) -> None:
+    log_in(page, system)
+    page.get_by_role("link", name="Provenance").click()
+    expect(page.get_by_role("heading", name="Where did this file come from?")).to_be_visible()
+    page.get_by_label("File name").fill("never-made.root")
+    page.get_by_role("button", name="Trace").click()
+    expect(page.get_by_role("alert")).to_have_text("Give both the file name and its adler32.")
+    page.get_by_label("Job id").fill("some-job")
+    page.get_by_role("button", name="Trace").click()
+    expect(page.get_by_role("alert")).to_contain_text("Fill only one way to ask")
+    page.get_by_label("Job id").fill("")
+    page.get_by_label("adler32 (8 hex digits)").fill("0a1b2c3d")
+    page.get_by_role("button", name="Trace").click()
+    expect(page.get_by_role("alert")).to_contain_text("404")  # no record of it: the problem, as other pages show one
+    assert "name=never-made.root&adler32=0a1b2c3d" in page.url  # a link to the same question
+    shot(page, "provenance-unknown")

@@ -30,7 +30,8 @@ class ExitCode(IntEnum):
     UNHEALTHY = 10
     """``prodflow health``: some part of the system is not ok."""
     CHECKSUM = 11
-    """``prodflow grab``: a file could not be downloaded, or failed its size or adler32 check."""
+    """``prodflow grab``: a file could not be downloaded, or failed its size or adler32 check; ``prodflow provenance``:
+    the local file's size or adler32 is not the recorded one."""
     WORK_FAILED = 12
     """Awaited work ended badly: a watched label with failed or cancelled jobs, a followed cycle run that failed."""
     TIMEOUT = 13

@@ -18,6 +18,7 @@ from prodflow_cli.commands import (
     jobs,
     labels,
     notifications,
+    provenance,
     requests,
     sites,
     tokens,
@@ -50,7 +51,7 @@ def main(
     ctx.call_on_close(current.close)
 
 
-for module in (up, auth, health, events, grab, audit):
+for module in (up, auth, health, events, grab, audit, provenance):
     app.add_typer(module.app)
 # Each group answers to its singular and (hidden) plural name: 'prodflow request list' = 'prodflow requests list'.
 for group, name in (

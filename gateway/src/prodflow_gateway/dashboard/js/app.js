@@ -12,6 +12,7 @@ import * as health from "./views/health.js";
 import * as jobs from "./views/jobs.js";
 import * as labels from "./views/labels.js";
 import * as login from "./views/login.js";
+import * as provenance from "./views/provenance.js";
 import * as requests from "./views/requests.js";
 import * as sites from "./views/sites.js";
 import * as webhooks from "./views/webhooks.js";
@@ -37,6 +38,7 @@ const ROUTES = [
   [/^\/jobs\/([^/]+)$/, jobs.renderOne],
   [/^\/cycles$/, cycles.renderList],
   [/^\/cycles\/([^/]+)$/, cycles.renderOne],
+  [/^\/provenance$/, provenance.render],
 ];
 
 const app = {

@@ -145,6 +145,14 @@ def test_request_approved_runs_to_completion_and_outputs_are_grabbed(admin: Cli,
     assert admin("jobs", "show", jobs[0]["_id"], "--json").json()["archived"] is True
     assert admin("grab", label, "--to", str(dest), "--manifest").json()["files"] == manifest["files"]
     assert "archived" in admin("label", "archive-status", label).stdout
+    # A downloaded file traced back (its job read from the archive): job, attempt, request and its approval.
+    traced = admin("provenance", str(files[0]))
+    assert traced.code == 0, traced.stderr
+    assert filed["id"] in traced.stdout and "approved" in traced.stdout and " matches" in traced.stdout
+    assert campaigns[0]["id"] in traced.stdout and "CliGeo" in traced.stdout
+    changed = tmp_path / files[0].name
+    changed.write_text("not what prodflow made\n")
+    assert admin("provenance", str(changed)).code == ExitCode.NOT_FOUND
     restored = admin("label", "restore", label, "--timeout", "60")
     assert restored.code == 0 and f"{label}: restored" in restored.stdout, restored.stderr
     assert "archived" not in admin("jobs", "show", jobs[0]["_id"], "--json").json()

@@ -20,7 +20,7 @@ from prodflow_monitor.maintenance import Maintenance, runs_maintenance
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.provenance.peers import Peers
 from prodflow_monitor.provenance.records import OutputRecords, provenance_tables
-from prodflow_monitor.routes import archive, grab, jobs, labels, metrics, provenance
+from prodflow_monitor.routes import archive, crates, grab, jobs, labels, metrics, provenance
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
@@ -91,7 +91,9 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         description="Follows job documents, drives job state, registers outputs, serves status and the grabber.",
         settings=settings,
         lifespan=lifespan,
-        routers=[jobs.router, labels.router, archive.router, grab.router, provenance.router, metrics.router],
+        routers=[
+            jobs.router, labels.router, archive.router, crates.router, grab.router, provenance.router, metrics.router
+        ],
     )
     app.state.metrics = MonitorMetrics()
     return app

@@ -8,11 +8,11 @@ a cycle's files form a DAG, so they are listed once each with their inputs named
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT = "prodflow.provenance/1"
+FORMAT: Final = "prodflow.provenance/1"
 
 
 class _Record(BaseModel):

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from prodflow_core.checksums import file_adler32
-from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 from conftest import Service, cycle_body
 from cycle_runner_support import hit_peaks, wait_run, wait_until
+from prodflow_core.checksums import file_adler32
 from prodflow_core.couch.client import CouchClient
+from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 LINES = [583.191, 1460.822, 2614.511]

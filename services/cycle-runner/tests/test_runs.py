@@ -156,7 +156,11 @@ async def _check_provenance(
     assert cycle["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
     pins = {p["name"]: p for p in cycle["pins"]}
     assert pins["dataflow"]["kind"] == "git" and len(pins["dataflow"]["commit"]) == 40
-    assert pins["pygama"] == {"name": "pygama", "kind": "package", "version": "2.6.2", "source": "pygama==2.6.2"}
+    assert (pins["pygama"]["kind"], pins["pygama"]["version"], pins["pygama"]["source"]) == (
+        "package",
+        "2.6.2",
+        "pygama==2.6.2",
+    )
     nodes = {n["file"]["path"]: n for n in answer["cycle_file"]["files"]}
     assert answer["cycle_file"]["files"][0]["file"]["path"] == HIT
     assert len(nodes) == len(answer["cycle_file"]["files"])  # each file once

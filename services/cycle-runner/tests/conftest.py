@@ -17,7 +17,7 @@ from prodflow_core.sql import make_engine, session_maker
 from prodflow_core.testing import serving
 from prodflow_cycle_runner.app import create_app
 from prodflow_cycle_runner.examples import make_example_repositories
-from prodflow_cycle_runner.models import CycleRow, RunRow
+from prodflow_cycle_runner.models import CycleRow, FileRow, RunRow, StepRow
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from queue_support import Sessions
 
@@ -88,7 +88,7 @@ async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
     """An SQLite database of cycle-runner's tables for a run queue without the service."""
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
     async with engine.begin() as conn:
-        tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
+        tables = [CycleRow.__table__, RunRow.__table__, StepRow.__table__, FileRow.__table__]  # type: ignore[attr-defined]
         await conn.run_sync(lambda c: CycleRow.metadata.create_all(c, tables=tables))
     yield session_maker(engine)
     await engine.dispose()

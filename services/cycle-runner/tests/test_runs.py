@@ -6,6 +6,7 @@ repository's ``.local/cycle-runner/envs`` store, keyed by the hash of its pins, 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import httpx
 import pytest
 from conftest import Service, cycle_body
 from cycle_runner_support import hit_peaks, wait_run, wait_until
+from prodflow_core.checksums import file_adler32
 from prodflow_core.couch.client import CouchClient
+from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 LINES = [583.191, 1460.822, 2614.511]
@@ -130,6 +133,79 @@ async def test_example_to_hit_then_reprocess_one_run(
     assert set(after) == set(before)
     invalidated = await _events(service.settings.couchdb_url, "example")
     assert "cycle.invalidated" in [e["type"].removeprefix("org.prodflow.") for e in invalidated]
+    await _check_provenance(client, folder, run["id"], rerun["id"], changed)
+
+
+HIT = "generated/tier/hit/cal/p03/r001/l200-p03-r001-cal-20230408T000000Z-tier_hit.lh5"
+DSP = "generated/tier/dsp/cal/p03/r001/l200-p03-r001-cal-20230408T000000Z-tier_dsp.lh5"
+RAW = "generated/tier/raw/cal/p03/r001/l200-p03-r001-cal-20230408T000000Z-tier_raw.lh5"
+SIMULATION = "inputs/dataprod/config/simulation.json"
+
+
+async def _check_provenance(
+    client: httpx.AsyncClient, folder: Path, first_run: str, rerun: str, remade: set[str]
+) -> None:
+    """A remade hit file traces through its dsp file to its raw file and the raw's config, each as on disk; the
+    rerun's RO-Crate lists every file it made, its actions and its instrument."""
+    resp = await client.get("/api/cycles/files/provenance", params={"path": str(folder / HIT)})
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert (answer["kind"], answer["experiment"], answer["file"]["path"]) == ("cycle-file", "legend", HIT)
+    cycle = answer["cycle_file"]["cycle"]
+    assert cycle["name"] == "example"
+    assert cycle["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    pins = {p["name"]: p for p in cycle["pins"]}
+    assert pins["dataflow"]["kind"] == "git" and len(pins["dataflow"]["commit"]) == 40
+    assert (pins["pygama"]["kind"], pins["pygama"]["version"], pins["pygama"]["source"]) == (
+        "package",
+        "2.6.2",
+        "pygama==2.6.2",
+    )
+    nodes = {n["file"]["path"]: n for n in answer["cycle_file"]["files"]}
+    assert answer["cycle_file"]["files"][0]["file"]["path"] == HIT
+    assert len(nodes) == len(answer["cycle_file"]["files"])  # each file once
+    assert DSP in nodes[HIT]["inputs"] and RAW in nodes[DSP]["inputs"] and nodes[RAW]["inputs"] == [SIMULATION]
+    assert (nodes[HIT]["made_by"]["rule"], nodes[HIT]["made_by"]["run_id"]) == ("build_hit", rerun)
+    assert (nodes[DSP]["made_by"]["rule"], nodes[DSP]["made_by"]["run_id"]) == ("build_dsp", rerun)
+    assert (nodes[RAW]["made_by"]["rule"], nodes[RAW]["made_by"]["run_id"]) == ("build_raw", first_run)
+    assert nodes[RAW]["made_by"]["wildcards"]["run"] == "r001"
+    assert nodes[SIMULATION]["made_by"] is None and nodes[SIMULATION]["inputs"] == []
+    for path, node in nodes.items():
+        size, adler32 = file_adler32(folder / path)
+        assert (node["file"]["size"], node["file"]["adler32"]) == (size, adler32), path
+
+    _size, adler32 = file_adler32(folder / HIT)
+    by_sum = await client.get(
+        "/api/cycles/files/provenance", params={"name": HIT.rsplit("/", 1)[1], "adler32": adler32}
+    )
+    assert by_sum.status_code == 200 and by_sum.json()["cycle_file"]["files"] == answer["cycle_file"]["files"]
+    relative = await client.get("/api/cycles/files/provenance", params={"path": HIT, "cycle": "example"})
+    assert relative.json()["file"] == answer["file"]
+    missing = await client.get("/api/cycles/files/provenance", params={"path": str(folder / "generated/nothing")})
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    for bad in ({}, {"path": HIT}, {"name": "x.lh5"}, {"path": HIT, "cycle": "example", "adler32": "00000001"}):
+        assert (await client.get("/api/cycles/files/provenance", params=bad)).status_code == 422, bad
+
+    crate_resp = await client.get(f"/api/cycles/example/runs/{rerun}/ro-crate")
+    assert crate_resp.status_code == 200 and crate_resp.headers["content-type"] == "application/zip"
+    zip_path = folder / "generated" / "tmp" / "crate.zip"
+    zip_path.write_bytes(crate_resp.content)
+    crate = ROCrate(zip_path)
+    assert crate.mainEntity.id == "workflow/Snakefile" and "ComputationalWorkflow" in crate.mainEntity.type
+    actions = {a.id: a for a in crate.get_by_type("CreateAction")}
+    main = actions[f"#{rerun}"]
+    assert main["instrument"].id == "workflow/Snakefile" and main["agent"]["name"] == "alice"
+    assert len(actions) == 1 + 6  # the run and its six jobs
+    results = {r["alternateName"]: r for r in main["result"]}
+    assert set(results) == {p for p in remade} | {"all-l200-p03-hit.gen"}
+    for path, entity in results.items():
+        size, adler32 = file_adler32(folder / path)
+        assert (entity["contentSize"], entity["adler32"]) == (str(size), adler32), path
+        assert entity.id == (folder / path).as_uri()
+    assert RAW in {o.get("alternateName") for o in main["object"]}
+    assert {a["instrument"]["name"] for a in actions.values() if a.id != main.id} == {
+        "build_dsp", "par_hit", "build_hit", "autogen_output",
+    }  # fmt: skip
 
 
 async def test_cancel_a_running_run(client: httpx.AsyncClient, example_repos: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from prodflow_core.events import BackloggedPublisher
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
 
-from prodflow_cycle_runner.models import CycleRow, RunRow
+from prodflow_cycle_runner.models import CycleRow, FileRow, RunRow, StepRow
 from prodflow_cycle_runner.routes import ROUTERS
 from prodflow_cycle_runner.runner import RunQueue
 from prodflow_cycle_runner.settings import CycleRunnerSettings
@@ -27,7 +27,7 @@ def create_app(settings: CycleRunnerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.root().mkdir(parents=True, exist_ok=True)
-        tables = [CycleRow.__table__, RunRow.__table__]  # type: ignore[attr-defined]
+        tables = [CycleRow.__table__, RunRow.__table__, StepRow.__table__, FileRow.__table__]  # type: ignore[attr-defined]
         async with sql_database(app, settings.sql_url(), tables), couch_resources(app, settings):
             # Run announcements made while CouchDB is away are stored when it is back, in order.
             events = BackloggedPublisher(app.state.events)

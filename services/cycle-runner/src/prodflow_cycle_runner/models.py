@@ -1,4 +1,5 @@
-"""SQL tables of cycle-runner: cycles and their runs (Snakemake runs and software installs share one queue)."""
+"""SQL tables of cycle-runner: cycles, their runs (Snakemake runs and software installs share one queue), and the
+provenance records of the files the runs made (one row per file, one per Snakemake job)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,48 @@ class RunRow(SQLModel, table=True):
     progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     log_path: str = ""
     events_path: str = ""
+    provenance: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """What the run ran with, taken when it started: ``config_sha256`` and the software ``pins``."""
+
+
+class StepRow(SQLModel, table=True):
+    """One finished Snakemake job of a run: its rule, inputs and outputs (with their sizes and adler32 then)."""
+
+    __tablename__ = "cycle_steps"
+
+    run_id: str = Field(primary_key=True)
+    jobid: int = Field(primary_key=True)
+    cycle: str
+    rule: str
+    wildcards: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    inputs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    outputs: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """``{"path", "size", "adler32"}`` of each output file when the job finished."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class FileRow(SQLModel, table=True):
+    """A file of a cycle as last made (or, with no ``rule``, as first read by a step that no recorded step made).
+
+    ``path`` is relative to the cycle folder (absolute for a file outside it); a file made again by a later run
+    replaces its row, so the newest maker wins.
+    """
+
+    __tablename__ = "cycle_files"
+    __table_args__ = (Index("ix_cycle_files_name_adler32", "name", "adler32"),)  # a downloaded file: name + checksum
+
+    cycle: str = Field(primary_key=True)
+    path: str = Field(primary_key=True)
+    name: str
+    size: int | None = None
+    adler32: str | None = None
+    mtime_ns: int | None = None
+    recorded_at: datetime
+    run_id: str | None = None
+    jobid: int | None = None
+    rule: str | None = None
+    wildcards: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    inputs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

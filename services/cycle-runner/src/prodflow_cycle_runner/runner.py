@@ -8,7 +8,9 @@ cycle must not wait for other cycles' runs to end before it can even be installe
 State lives in SQL, so nothing is lost when the service stops: queued runs are picked up again at start, and a
 run that was running when the service died is marked ``interrupted`` (its leftover processes are stopped).
 Progress comes from the logger plugin's events file and is published as ``cycle.run.progress`` at most every
-``progress_interval_s`` seconds, one event per interval, never one per log line.
+``progress_interval_s`` seconds, one event per interval, never one per log line. The same events make the
+provenance records of the files each job wrote (:mod:`prodflow_cycle_runner.recorder`) as they are read; a run
+interrupted by a crash has its events file read again at the next start, so no finished job goes unrecorded.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from prodflow_cycle_runner import config_json, slurm, software
+from prodflow_cycle_runner import config_json, lineage, slurm, software
 from prodflow_cycle_runner.bundled import LOGGER_PLUGIN_DIR
 from prodflow_cycle_runner.cores import CoreBudget, Grant
 from prodflow_cycle_runner.cycles import software_sources
@@ -35,6 +37,7 @@ from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
 from prodflow_cycle_runner.processes import group_alive, interrupt_group, start_logged, stop_group
 from prodflow_cycle_runner.profile import profile_default_resources
 from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
+from prodflow_cycle_runner.recorder import FileRecorder, FinishedStep, StepTracker
 from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from prodflow_cycle_runner.snakemake_cli import (
@@ -132,6 +135,8 @@ class RunQueue:
         for run in stale:
             if run.kind == "install":
                 await self._install_stopped(run.cycle, run.id, run.message)
+            else:
+                await self._replay(run)
             await self._announce(run, "failed")
         for run in waiting:
             self.cores.ask(run.cycle, run.id, cores_needed(_invocation(run)), _utc(run.waiting_since or utcnow()))
@@ -295,6 +300,7 @@ class RunQueue:
             executor_args=slurm.executor_args(run.id, all_resources) if on_slurm else (),
         )
         _append(log_path, "$ " + " ".join(command) + "\n")
+        await self._update(run.id, provenance=await asyncio.to_thread(lineage.run_snapshot, cycle))
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
         try:
             try:
@@ -304,7 +310,8 @@ class RunQueue:
             except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
                 await self._stop(proc.pid, on_slurm)
                 raise
-            progress = await self._follow(run, proc, events_path, on_slurm)
+            recorder = FileRecorder(self.sessions, cycle.name, cycle_dir)
+            progress = await self._follow(run, proc, events_path, on_slurm, recorder)
         finally:
             if on_slurm:  # whatever Snakemake could not cancel (killed after the grace, or a job it lost track of)
                 await slurm.cancel_run_jobs(run.id, environ)
@@ -323,10 +330,16 @@ class RunQueue:
             await stop_group(pid, self.settings.cancel_grace_s)
 
     async def _follow(
-        self, run: RunRow, proc: asyncio.subprocess.Process, events_path: Path, on_slurm: bool
+        self,
+        run: RunRow,
+        proc: asyncio.subprocess.Process,
+        events_path: Path,
+        on_slurm: bool,
+        recorder: FileRecorder,
     ) -> RunProgress:
-        """Feed the plugin's events into progress until the process ends; publish throttled progress."""
-        progress, tail = RunProgress(), EventsTail(events_path)
+        """Feed the plugin's events into progress and file records until the process ends; publish throttled
+        progress."""
+        progress, tail, tracker = RunProgress(), EventsTail(events_path), StepTracker()
         cancel = self._active[run.cycle].cancel
         published_version, last_publish = 0, 0.0
         wait = asyncio.create_task(proc.wait())
@@ -336,8 +349,7 @@ class RunQueue:
                 if cancel.is_set() and not wait.done():
                     await self._stop(proc.pid, on_slurm)
                     await wait
-                for event in tail.read():
-                    progress.feed(event)
+                await self._record(recorder, run.id, tracker, progress, tail.read())
                 now = time.monotonic()
                 if progress.version != published_version and now - last_publish >= self.settings.progress_interval_s:
                     published_version, last_publish = progress.version, now
@@ -346,9 +358,45 @@ class RunQueue:
         except asyncio.CancelledError:
             await self._stop(proc.pid, on_slurm)
             raise
-        for event in tail.read():
-            progress.feed(event)
+        await self._record(recorder, run.id, tracker, progress, tail.read())
         return progress
+
+    @staticmethod
+    async def _record(
+        recorder: FileRecorder,
+        run_id: str,
+        tracker: StepTracker,
+        progress: RunProgress,
+        events: list[dict[str, Any]],
+    ) -> None:
+        """Feed ``events`` to progress and record the jobs they finish (a failed write is logged, not fatal: the
+        next start's replay of the events file makes up for it only after a crash, so it is logged loudly)."""
+        steps: list[FinishedStep] = []
+        for event in events:
+            progress.feed(event)
+            step = tracker.feed(event)
+            if step is not None:
+                steps.append(step)
+        try:
+            await recorder.record(run_id, steps)
+        except Exception:
+            _log.exception("could not record the files of %d finished jobs of run %s", len(steps), run_id)
+
+    async def _replay(self, run: RunRow) -> None:
+        """Record the finished jobs of an interrupted run that its follower had not recorded yet."""
+        async with self.sessions() as session:
+            cycle = await session.get(CycleRow, run.cycle)
+        if cycle is None or not run.events_path:
+            return
+        try:
+            count = await FileRecorder(self.sessions, cycle.name, Path(cycle.path)).replay(
+                run.id, Path(run.events_path)
+            )
+        except Exception:
+            _log.exception("could not replay the events of run %s", run.id)
+            return
+        if count:
+            _log.info("recorded %d finished jobs of interrupted run %s from its events file", count, run.id)
 
     async def _get(self, run_id: str) -> RunRow:
         async with self.sessions() as session:

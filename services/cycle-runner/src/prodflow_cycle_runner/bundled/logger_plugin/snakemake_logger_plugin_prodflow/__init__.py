@@ -1,7 +1,8 @@
 """Snakemake logger plugin of prodflow: one JSON object per Snakemake log event, appended to a file.
 
 Snakemake loads it with ``--logger prodflow --logger-prodflow-events FILE``. The cycle-runner tails the file and
-turns it into run progress (jobs done / total, rules, failures) without parsing Snakemake's text output.
+turns it into run progress (jobs done / total, rules, failures) and into the provenance record of every file a job
+made (its rule, wildcards and input files), without parsing Snakemake's text output.
 This module runs inside the cycle's environment, where Snakemake is installed.
 """
 
@@ -17,8 +18,9 @@ from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-_JOB_FIELDS = ("jobid", "rule_name", "wildcards")
-"""What progress needs of a started job; outputs and reasons are in the text log (and cost time on big DAGs)."""
+_JOB_FIELDS = ("jobid", "rule_name", "wildcards", "input", "output")
+"""What progress and provenance need of a started job: its rule, wildcards and file paths. Reasons, resources and
+shell commands are in the text log (and cost time on big DAGs)."""
 _ERROR_FIELDS = ("jobid", "rule_name", "wildcards", "output", "log")
 
 

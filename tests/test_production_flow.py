@@ -7,8 +7,11 @@ events reach an SSE client of the gateway.
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
 import threading
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 from system_support import System, embedded_system, gateway_client, put_toy_module, snoplus_token, wait_for
 
 pytestmark = pytest.mark.integration
@@ -170,7 +174,29 @@ def _check_provenance(
 
     assert alice.get("/api/provenance", params={"url": retried["url"] + ".x"}).status_code == 404
     assert alice.get("/api/provenance", params={"url": once["url"], "job": job["id"]}).status_code == 422
+    _check_label_crate(alice, files, job["id"])
     with gateway_client(system, system.token) as admin:
         stranger = admin.post("/api/auth/tokens", json={"user": "lee", "experiments": ["legend"], "roles": ["reader"]})
     with gateway_client(system, stranger.json()["token"]) as lee:
         assert lee.get("/api/provenance", params={"url": retried["url"]}).status_code in (403, 404)
+
+
+def _check_label_crate(alice: httpx.Client, files: list[dict[str, Any]], retried_job: str) -> None:
+    """The label's RO-Crate reads back with ``rocrate``: every output with its checksum, every attempt an action
+    whose instrument is RAT, the approver among the agents."""
+    answer = alice.get(f"/api/labels/{LABEL}/ro-crate")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip", answer.text
+    with tempfile.TemporaryDirectory() as folder:
+        with zipfile.ZipFile(io.BytesIO(answer.content)) as bundle:
+            bundle.extractall(folder)
+        crate = ROCrate(folder)
+        entities = {entity.id: entity for entity in crate.get_entities()}
+    for entry in files:
+        output = entities[entry["url"]]
+        assert (output["contentSize"], output["adler32"]) == (str(entry["size"]), entry["adler32"])
+    actions = [e for e in entities.values() if e.type == "CreateAction"]
+    assert len(actions) == len(files) + 1  # the retried job's failed first attempt is an action too
+    failed = entities[f"#{retried_job}/attempt-1"]
+    assert str(failed["actionStatus"]).endswith("FailedActionStatus") and "result" not in failed.properties()
+    assert all(a["instrument"]["name"].startswith("RAT") for a in actions)
+    assert {"alice", "maria"} <= {e["name"] for e in entities.values() if e.type == "Person"}

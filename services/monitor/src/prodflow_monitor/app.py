@@ -92,7 +92,13 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
         settings=settings,
         lifespan=lifespan,
         routers=[
-            jobs.router, labels.router, archive.router, crates.router, grab.router, provenance.router, metrics.router
+            jobs.router,
+            labels.router,
+            archive.router,
+            crates.router,
+            grab.router,
+            provenance.router,
+            metrics.router,
         ],
     )
     app.state.metrics = MonitorMetrics()

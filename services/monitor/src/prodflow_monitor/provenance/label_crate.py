@@ -98,7 +98,9 @@ def crate_record(
     actions = [
         action
         for job_id in sorted(docs)
-        for action in _job_actions(docs[job_id], by_job.get(job_id, []), campaigns.get(str(docs[job_id].get("campaign_id"))))
+        for action in _job_actions(
+            docs[job_id], by_job.get(job_id, []), campaigns.get(str(docs[job_id].get("campaign_id")))
+        )
     ]
     asked = "; ".join(f"request {r.id} by {r.requester}, approved by {r.approved_by or 'nobody yet'}" for r in requests)
     return CrateRecord(
@@ -111,7 +113,9 @@ def crate_record(
     )
 
 
-def _job_actions(doc: Mapping[str, Any], outputs: Sequence[OutputRecord], campaign: CampaignProvenance | None) -> list[CrateAction]:
+def _job_actions(
+    doc: Mapping[str, Any], outputs: Sequence[OutputRecord], campaign: CampaignProvenance | None
+) -> list[CrateAction]:
     wrote: dict[int, list[str]] = defaultdict(list)
     for output in outputs:
         wrote[output.attempt].append(output.url)
@@ -123,7 +127,10 @@ def _job_actions(doc: Mapping[str, Any], outputs: Sequence[OutputRecord], campai
                            **{f"template.{k}": v for k, v in (doc.get("template") or {}).items()}}.items()
         if value is not None
     }  # fmt: skip
-    return [_attempt_action(doc, attempt, wrote.get(attempt.attempt, []), parameters, campaign) for attempt in attempts_of(doc)]
+    return [
+        _attempt_action(doc, attempt, wrote.get(attempt.attempt, []), parameters, campaign)
+        for attempt in attempts_of(doc)
+    ]
 
 
 def _attempt_action(

@@ -150,6 +150,25 @@ class FileRecorder:
             await _upsert_outputs(conn, self.cycle, run_id, outputs, now)
             await session.commit()
 
+    async def record_events(self, run_id: str, tracker: StepTracker, events: list[dict[str, Any]]) -> None:
+        """Record the jobs ``events`` finish. A failed write is logged loudly, not fatal to the run: only the
+        replay at the next start after a crash would make up for it."""
+        steps = [step for event in events if (step := tracker.feed(event)) is not None]
+        try:
+            await self.record(run_id, steps)
+        except Exception:
+            _log.exception("could not record the files of %d finished jobs of run %s", len(steps), run_id)
+
+    async def replay_interrupted(self, run_id: str, events_path: Path) -> None:
+        """Record the finished jobs of an interrupted run that its follower had not recorded yet (logged)."""
+        try:
+            count = await self.replay(run_id, events_path)
+        except Exception:
+            _log.exception("could not replay the events of run %s", run_id)
+            return
+        if count:
+            _log.info("recorded %d finished jobs of interrupted run %s from its events file", count, run_id)
+
     async def replay(self, run_id: str, events_path: Path) -> int:
         """Record the steps of a run's whole events file that are not recorded yet (after a crash); returns how many."""
         tracker, steps = StepTracker(), []

@@ -37,7 +37,7 @@ from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
 from prodflow_cycle_runner.processes import group_alive, interrupt_group, start_logged, stop_group
 from prodflow_cycle_runner.profile import profile_default_resources
 from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
-from prodflow_cycle_runner.recorder import FileRecorder, FinishedStep, StepTracker
+from prodflow_cycle_runner.recorder import FileRecorder, StepTracker
 from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from prodflow_cycle_runner.snakemake_cli import (
@@ -369,34 +369,18 @@ class RunQueue:
         progress: RunProgress,
         events: list[dict[str, Any]],
     ) -> None:
-        """Feed ``events`` to progress and record the jobs they finish (a failed write is logged, not fatal: the
-        next start's replay of the events file makes up for it only after a crash, so it is logged loudly)."""
-        steps: list[FinishedStep] = []
+        """Feed ``events`` to progress and record the jobs they finish."""
         for event in events:
             progress.feed(event)
-            step = tracker.feed(event)
-            if step is not None:
-                steps.append(step)
-        try:
-            await recorder.record(run_id, steps)
-        except Exception:
-            _log.exception("could not record the files of %d finished jobs of run %s", len(steps), run_id)
+        await recorder.record_events(run_id, tracker, events)
 
     async def _replay(self, run: RunRow) -> None:
-        """Record the finished jobs of an interrupted run that its follower had not recorded yet."""
         async with self.sessions() as session:
             cycle = await session.get(CycleRow, run.cycle)
-        if cycle is None or not run.events_path:
-            return
-        try:
-            count = await FileRecorder(self.sessions, cycle.name, Path(cycle.path)).replay(
+        if cycle is not None and run.events_path:
+            await FileRecorder(self.sessions, cycle.name, Path(cycle.path)).replay_interrupted(
                 run.id, Path(run.events_path)
             )
-        except Exception:
-            _log.exception("could not replay the events of run %s", run.id)
-            return
-        if count:
-            _log.info("recorded %d finished jobs of interrupted run %s from its events file", count, run.id)
 
     async def _get(self, run_id: str) -> RunRow:
         async with self.sessions() as session:

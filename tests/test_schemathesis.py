@@ -144,10 +144,13 @@ def problem_json(ctx: CheckContext, response: Response, case: Case[Any]) -> bool
 BEYOND_THE_SCHEMA: dict[str, str] = {
     # field error type of a 422 → the rule it reports, which no JSON Schema of the request can state
     "value_error": "a rule across fields (a range's first <= last) or email-validator's reserved domains (.test)",
-    "unsafe": "the repository URL schemes this deployment allows (CYCLE_RUNNER_GIT_PROTOCOLS)",
+    "unsafe": "repository URL schemes allowed here (CYCLE_RUNNER_GIT_PROTOCOLS), or a path leaving its cycle",
     "runs_required": "a run-by-run entry needs run_numbers, or a run_list beside the jobs.json (across objects)",
     "unknown_experiment": "which experiments the catalog holds: data, not schema",
     "missing": "one of two fields (experiment here or in jobs.experiment)",
+    "one_of": "exactly one of several optional query parameters (provenance: url, job, path or name + adler32)",
+    "conflict": "query parameters that exclude each other (a cycle file's path, or its name and adler32)",
+    "unexpected": "a query parameter that only goes with another (cycle with a relative path)",
     "refused_destination": "where a webhook URL's host resolves to (DNS) and the admin's allow-list: data, not schema",
 }
 """Why some schema-valid requests are refused: ``positive_data_acceptance`` lets these 422s pass, and only these."""

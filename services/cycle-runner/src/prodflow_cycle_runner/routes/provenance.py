@@ -35,8 +35,10 @@ async def file_provenance(
     session: SessionDep,
     path: Annotated[str | None, Query(max_length=4096, description="absolute, or relative to `cycle`")] = None,
     cycle: Annotated[str | None, Query(max_length=200)] = None,
-    name: Annotated[str | None, Query(max_length=1024, description="file name of a downloaded file")] = None,
-    adler32: Annotated[str | None, Query(description="its adler32, 8 hex digits")] = None,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=1024, pattern=r"^[^/]+$", description="file name of a download")
+    ] = None,
+    adler32: Annotated[str | None, Query(pattern=_ADLER32.pattern, description="its adler32, 8 hex digits")] = None,
 ) -> Provenance:
     """A cycle file, the Snakemake step that made it, and every file of its chain (inputs recursively, each once),
     with the cycle's config.json SHA-256 and software pins.

@@ -27,7 +27,7 @@ def _one_of(**given: object) -> str:
         message = "give exactly one of url, job, path (with cycle, optionally) or name with adler32"
         raise Problem(
             422, "Validation Error", message, kind="validation",
-            errors=[FieldError(field=f"query.{name}", message=message) for name in chosen or ["url"]],
+            errors=[FieldError(field=f"query.{name}", message=message, type="one_of") for name in chosen or ["url"]],
         )  # fmt: skip
     return chosen[0]
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
-from prodflow_core.problems import Problem
+from prodflow_core.problems import FieldError, Problem
 
 _log = logging.getLogger("prodflow.monitor.provenance")
 
@@ -56,17 +56,25 @@ class Peers:
         if response.status_code == 404:
             return None
         if response.status_code in (400, 403, 422):
-            body = _problem_body(response)
-            raise Problem(response.status_code, str(body.get("title", "Error")), str(body.get("detail", "")))
+            raise _relayed(response)
         if response.status_code != 200:
             raise Problem(502, "Bad Gateway", f"{service} answered {response.status_code} for {path}")
         found: dict[str, Any] = response.json()
         return found
 
 
-def _problem_body(response: httpx.Response) -> dict[str, Any]:
+def _relayed(response: httpx.Response) -> Problem:
+    """The peer's refusal of the caller's question, passed on as it is (kind and offending fields kept)."""
     try:
         body = response.json()
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    errors = [FieldError.model_validate(e) for e in body.get("errors") or [] if isinstance(e, dict)]
+    return Problem(
+        response.status_code,
+        str(body.get("title", "Error")),
+        str(body.get("detail", "")),
+        kind=str(body.get("type", "")).rsplit("/", 1)[-1] or None,
+        errors=errors or None,
+    )

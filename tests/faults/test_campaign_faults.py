@@ -15,6 +15,8 @@ stored in that time exactly once.
 from __future__ import annotations
 
 import collections
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -102,6 +104,14 @@ def _job_docs(couch_url: str) -> list[dict[str, Any]]:
     return [row["doc"] for row in rows["rows"] if row["doc"].get("type") == "job"]
 
 
+def _output_records(system: EmbeddedSystem) -> dict[str, tuple[str, int]]:
+    """The monitor's provenance records: output URL → (job id, attempt that wrote it)."""
+    with contextlib.closing(sqlite3.connect(system.data_dir / "monitor.sqlite")) as db:
+        return {
+            url: (job, attempt) for url, job, attempt in db.execute("SELECT url, job_id, attempt FROM output_record")
+        }
+
+
 def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path: Path) -> None:
     assert system.couch is not None
     couch_url = system.couch.url
@@ -141,6 +151,8 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
         # The label's first grab builds the outputs index over 10,000 documents: on a busy machine the gateway may
         # answer 504 before the monitor does, and the client asks again.
         manifest = wait_for(grab_manifest, 300, "the grab manifest")
+        some_output = manifest["files"][0]["url"] if manifest["files"] else ""
+        traced = admin.get("/api/provenance", params={"url": some_output})
     time.sleep(3.0)  # the last events reach the client
     client.stop()
     print("\n".join(timeline))
@@ -161,6 +173,10 @@ def test_campaign_survives_every_process_killed(system: EmbeddedSystem, tmp_path
     assert len(ran) == JOBS and set(ran.values()) == {1}, f"jobs run twice: {[n for n, c in ran.items() if c > 1][:5]}"
     assert {name.rsplit(":a", 1)[0] for name in ran} == {d["_id"] for d in docs}
     assert len(manifest.get("files", ())) == JOBS, f"outputs not registered: {str(manifest)[:500]}"
+    # Each registered output has its provenance record (made before the job said completed), whatever was killed.
+    assert _output_records(system) == {o["url"]: (d["_id"], d["attempt"]) for d in docs for o in d["outputs"]}
+    assert traced.status_code == 200, traced.text
+    assert traced.json()["job_output"]["request"]["id"] == request_id
 
     received = [e["id"] for e in client.events]
     assert len(received) == len(set(received)), "an event was delivered twice"

@@ -8,6 +8,7 @@ client with kept-alive connections serves all calls: a chain costs two or three 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 
@@ -18,8 +19,19 @@ from prodflow_core.problems import FieldError, Problem
 _log = logging.getLogger("prodflow.monitor.provenance")
 
 
+FINAL_REQUEST_STATES = frozenset({"completed", "failed", "rejected", "cancelled"})
+"""A request in one of these states changes no more: its answer can be kept."""
+KEPT = 10_000
+
+
 class Peers:
-    """Reads of submitter, request-api and cycle-runner on behalf of a caller."""
+    """Reads of submitter, request-api and cycle-runner on behalf of a caller.
+
+    What cannot change any more is kept (up to ``KEPT`` of each, oldest dropped first): a campaign's provenance
+    fields are fixed at its creation, and a request in a final state has its whole history. A kept answer is only
+    served to a caller the monitor has already checked against the job's experiment, which is the campaign's and
+    the request's.
+    """
 
     def __init__(
         self, *, submitter_url: str, request_api_url: str, cycle_runner_url: str, secret: str, timeout_s: float
@@ -27,17 +39,29 @@ class Peers:
         self.urls = {"submitter": submitter_url, "request-api": request_api_url, "cycle-runner": cycle_runner_url}
         self.secret = secret
         self.client = httpx.AsyncClient(timeout=timeout_s)
+        self._campaigns: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._requests: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     async def campaign(self, identity: Identity, campaign_id: str) -> dict[str, Any] | None:
         """``GET /api/campaigns/{id}`` of submitter; ``None`` if it knows no such campaign."""
-        return await self._get(identity, "submitter", f"/api/campaigns/{quote(campaign_id, safe='')}")
+        if (kept := _reuse(self._campaigns, campaign_id)) is not None:
+            return kept
+        found = await self._get(identity, "submitter", f"/api/campaigns/{quote(campaign_id, safe='')}")
+        if found is not None:
+            _keep(self._campaigns, campaign_id, found)
+        return found
 
     async def request(self, identity: Identity, request_id: str) -> dict[str, Any] | None:
         """``GET /api/requests/{id}`` of request-api; ``None`` if it knows no such request."""
-        return await self._get(identity, "request-api", f"/api/requests/{quote(request_id, safe='')}")
+        if (kept := _reuse(self._requests, request_id)) is not None:
+            return kept
+        found = await self._get(identity, "request-api", f"/api/requests/{quote(request_id, safe='')}")
+        if found is not None and found.get("state") in FINAL_REQUEST_STATES:
+            _keep(self._requests, request_id, found)
+        return found
 
     async def cycle_file(self, identity: Identity, params: dict[str, str]) -> dict[str, Any] | None:
         """cycle-runner's provenance of a cycle file; ``None`` if it recorded no such file."""
@@ -61,6 +85,19 @@ class Peers:
             raise Problem(502, "Bad Gateway", f"{service} answered {response.status_code} for {path}")
         found: dict[str, Any] = response.json()
         return found
+
+
+def _reuse(kept: OrderedDict[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
+    found = kept.get(key)
+    if found is not None:
+        kept.move_to_end(key)
+    return found
+
+
+def _keep(kept: OrderedDict[str, dict[str, Any]], key: str, value: dict[str, Any]) -> None:
+    kept[key] = value
+    if len(kept) > KEPT:
+        kept.popitem(last=False)
 
 
 def _relayed(response: httpx.Response) -> Problem:

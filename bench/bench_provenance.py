@@ -7,7 +7,8 @@ One run of the embedded system (CouchDB-API server, every service and the gatewa
    output) are written straight into ``data-production`` with ``_bulk_docs``, and one output record per job into
    the monitor's SQL database (the rows the monitor writes when it registers an output); the monitor's kept
    counts follow the database until the label summary shows every job;
-3. on the idle system, ``--calls`` times each, in random order over the jobs:
+3. once the server's background index builds are done and the machine is quiet, ``--calls`` times each, in random
+   order over the jobs:
    - baseline: ``GET /data-production/{job id}`` straight to the CouchDB-API server;
    - ``GET /api/jobs/{id}`` through the gateway (for information);
    - ``GET /api/provenance?url=`` and ``?name=&adler32=`` through the gateway: record → job document → campaign
@@ -39,6 +40,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from jobgen import bulk_write
+from procs import machine_busy_s
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core import jobdocs
 from prodflow_core.couch import CouchClient
@@ -151,6 +153,20 @@ async def fill(
     return picked
 
 
+async def _quiet(couch: httpx.AsyncClient) -> bool:
+    """True when the server runs no indexer task (CouchDB 3 builds every view in the background after writes:
+    measured during such a build, every read waits for the CPU it takes)."""
+    tasks = await couch.get("/_active_tasks")
+    return not tasks.is_success or not any(task.get("type") == "indexer" for task in tasks.json())
+
+
+async def _machine_quiet() -> bool:
+    """True when every process together used under a tenth of a core over 5 s (followers, compactions done)."""
+    before = machine_busy_s()
+    await asyncio.sleep(5.0)
+    return machine_busy_s() - before < 0.5
+
+
 async def _timed(call: Callable[[], Awaitable[httpx.Response]]) -> float:
     start = time.perf_counter()
     response = await call()
@@ -179,6 +195,8 @@ async def measure(system: EmbeddedSystem, couch_url: str, args: argparse.Namespa
             return summary.is_success and summary.json().get("jobs") == args.jobs
 
         await _until(counted, 3600, f"the monitor's counts show all {args.jobs:,} jobs", say)
+        await _until(lambda: _quiet(couch), 3600, "CouchDB's background index builds over the new jobs done", say)
+        await _until(_machine_quiet, 1800, "the machine quiet (under 10 % of one core for 5 s)", say)
         sample = random.sample(picked, min(args.calls, len(picked)))
         kinds: dict[str, Callable[[Written], Callable[[], Awaitable[httpx.Response]]]] = {
             "direct": lambda w: lambda: couch.get(f"/data-production/{quote(w.job_id, safe='')}"),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import shutil
@@ -41,16 +40,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
 from jobgen import bulk_write
 from procs import machine_busy_s
-from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_cli.runner import EmbeddedSystem
 from prodflow_core import jobdocs
 from prodflow_core.couch import CouchClient
-from prodflow_core.couch.server import free_port
 from prodflow_core.events import utc_now
 from prodflow_core.sql import make_engine
 from prodflow_monitor.provenance.records import OutputRecords, Written
-from servers import BenchServer, add_couch_option, bench_couch, describe
+from servers import add_couch_option, embedded_on
 
-LOOPBACK = "127.0.0.1"
 LABEL = "Bench_Provenance"
 MODULE = "BenchToyModule"
 COMMAND = "head -c 1024 /dev/urandom > {output_dir}/{module}_r{run}_s{chunk}.dat"
@@ -244,28 +241,11 @@ def main() -> int:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="prodflow-provenance-"))
-    running: BenchServer | None = None
     try:
-        with contextlib.ExitStack() as stack:
-            if args.couch == "pouchdb":
-                os.environ.pop("PRODFLOW_COUCHDB_URL", None)
-            else:
-                running = stack.enter_context(bench_couch(args.couch, data_dir=work / "couchdb3"))
-                os.environ["PRODFLOW_COUCHDB_URL"] = running.url
-            system = EmbeddedSystem(
-                data_dir=work / "data", host=LOOPBACK, port=free_port_block(), couch_port=free_port()
-            )
-            try:
-                system.start()
-                if system.couch is not None:
-                    couch_url, server = system.couch.url, describe("pouchdb", system.couch.url, "on disk")
-                else:
-                    assert running is not None
-                    couch_url, server = running.url, running.description
-                say(f"CouchDB-API server: {server}")
-                figures = asyncio.run(measure(system, couch_url, args, say))
-            finally:
-                system.stop()
+        with embedded_on(args.couch, work) as (system, server):
+            couch_url = system.couch.url if system.couch is not None else os.environ["PRODFLOW_COUCHDB_URL"]
+            say(f"CouchDB-API server: {server}")
+            figures = asyncio.run(measure(system, couch_url, args, say))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table(figures, as_json=args.json, server=server)

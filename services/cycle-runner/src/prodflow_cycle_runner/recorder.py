@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from prodflow_core.checksums import file_adler32
+from prodflow_core.sql import upsert_into
 from sqlalchemy import Table, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -222,10 +222,6 @@ async def _known(conn: AsyncConnection, cycle: str, paths: list[str]) -> dict[st
     return out
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 async def _upsert_sources(conn: AsyncConnection, cycle: str, sources: list[tuple[str, _Stat]], now: datetime) -> None:
     """Rows of inputs no recorded step made; never over a row of a file a step made."""
     if not sources:
@@ -237,7 +233,7 @@ async def _upsert_sources(conn: AsyncConnection, cycle: str, sources: list[tuple
         }
         for path, st in sources
     ]  # fmt: skip
-    stmt = _insert(conn, _FILES)
+    stmt = upsert_into(conn, _FILES)
     update = {k: stmt.excluded[k] for k in ("size", "adler32", "mtime_ns", "recorded_at")}
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["cycle", "path"], set_=update, where=_FILES.c.rule.is_(None)), rows
@@ -271,7 +267,7 @@ async def _upsert_outputs(
                     "started_at": step.started_at, "finished_at": step.finished_at,
                 }
             )  # fmt: skip
-    stmt = _insert(conn, _STEPS)
+    stmt = upsert_into(conn, _STEPS)
     columns = [k for k in steps[0] if k not in ("run_id", "jobid")]
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["run_id", "jobid"], set_={k: stmt.excluded[k] for k in columns}),
@@ -279,7 +275,7 @@ async def _upsert_outputs(
     )
     if not files:
         return
-    stmt = _insert(conn, _FILES)
+    stmt = upsert_into(conn, _FILES)
     columns = [k for k in files[0] if k not in ("cycle", "path")]
     newer = or_(
         _FILES.c.finished_at.is_(None),

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from prodflow_core.couch.changes import Change
 from prodflow_core.couch.client import rev_number
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
+from prodflow_core.sql import upsert_into
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
@@ -155,11 +155,6 @@ def _ledger_row(database: str, doc_id: str, part: Contribution) -> dict[str, Any
     }
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    """An INSERT that supports ``ON CONFLICT`` on both SQLite and PostgreSQL."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 class JobCounter:
     """One owner's kept counts in a SQL database (see the module docstring)."""
 
@@ -192,7 +187,7 @@ class JobCounter:
 
     async def _write(self, conn: AsyncConnection, database: str, change: CountsChange) -> None:
         if change.ledger_put:
-            stmt = _insert(conn, _LEDGER)
+            stmt = upsert_into(conn, _LEDGER)
             columns = {name: stmt.excluded[name] for name in change.ledger_put[0] if name not in ("database", "doc_id")}
             await conn.execute(stmt.on_conflict_do_update(index_elements=["database", "doc_id"], set_=columns),
                                change.ledger_put)  # fmt: skip
@@ -226,7 +221,7 @@ class JobCounter:
         """Add ``rows`` to ``table`` (inserting missing keys), then drop the touched rows that reached zero."""
         if not rows:
             return
-        stmt = _insert(conn, table)
+        stmt = upsert_into(conn, table)
         await conn.execute(
             stmt.on_conflict_do_update(index_elements=keys, set_={s: table.c[s] + stmt.excluded[s] for s in sums}),
             rows,
@@ -250,7 +245,7 @@ class JobCounter:
     async def save_checkpoint(self, database: str, seq: str) -> None:
         """Store ``seq`` (after the counts of every change up to it were committed)."""
         async with self.engine.begin() as conn:
-            stmt = _insert(conn, _CHECKPOINTS).values(owner=self.owner, database=database, seq=seq)
+            stmt = upsert_into(conn, _CHECKPOINTS).values(owner=self.owner, database=database, seq=seq)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["owner", "database"], set_={"seq": seq}))
 
 

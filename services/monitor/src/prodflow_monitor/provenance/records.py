@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.provenance import FileRecord
+from prodflow_core.sql import upsert_into
 from sqlalchemy import BigInteger, Column, Index, Select, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
@@ -84,7 +83,6 @@ class OutputRecords:
     async def write(self, outputs: Sequence[Written], at: str) -> None:
         """Record ``outputs`` (a URL written again, by a retry or after a crash, takes the newest writer)."""
         table = _RECORDS
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         rows = [
             {
                 "url": out.url, "basename": out.name.rsplit("/", 1)[-1], "name": out.name, "size": out.size,
@@ -95,7 +93,7 @@ class OutputRecords:
         ]  # fmt: skip
         async with self.engine.begin() as conn:
             for start in range(0, len(rows), _CHUNK):
-                statement = insert(table).values(rows[start : start + _CHUNK])
+                statement = upsert_into(self.engine, table).values(rows[start : start + _CHUNK])
                 excluded = statement.excluded
                 await conn.execute(
                     statement.on_conflict_do_update(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from gateway_stack import ADMIN_TOKEN, Stack
@@ -92,6 +94,16 @@ def test_unknown_api_path_is_404_problem(stack: Stack) -> None:
 def test_body_over_the_limit_is_413(stack: Stack) -> None:
     with _client(stack) as client:
         answer = client.post("/api/requests/echo", content=b"x" * (2 * 1024 * 1024))
+    assert answer.status_code == 413 and answer.headers["content-type"] == PROBLEM
+
+
+def test_a_chunked_body_going_past_the_limit_while_sent_is_413(stack: Stack) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536  # 2.5 MiB in all, no Content-Length: the limit is found while forwarding
+
+    with _client(stack) as client:
+        answer = client.post("/api/requests/echo", content=chunks())
     assert answer.status_code == 413 and answer.headers["content-type"] == PROBLEM
 
 

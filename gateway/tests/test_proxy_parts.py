@@ -1,8 +1,7 @@
-"""The proxy's per-request shortcuts: reused identity headers, pools used in turn, no sniffio probe."""
+"""The proxy's per-request shortcuts: reused identity headers, one session per service."""
 
 from __future__ import annotations
 
-import httpx
 from prodflow_core.identity import Identity, verify_identity
 from prodflow_gateway.proxy import IdentityHeaders
 from prodflow_gateway.upstreams import Upstreams
@@ -27,17 +26,19 @@ def test_an_identity_header_past_half_its_lifetime_is_signed_again() -> None:
     assert headers.of(BOB) != "stale"
 
 
-async def test_the_pools_of_a_service_are_used_in_turn() -> None:
+async def test_each_service_has_one_session_made_at_first_use() -> None:
     upstreams = Upstreams(
         {"monitor": "http://127.0.0.1:1/", "submitter": "http://127.0.0.1:2"},
-        timeout=httpx.Timeout(1.0),
-        pools=3,
+        timeout_s=1.0,
+        connect_timeout_s=1.0,
         connections=2,
     )
     try:
-        turns = [upstreams.client("monitor") for _ in range(6)]
-        assert len({id(c) for c in turns}) == 3 and turns[:3] == turns[3:]
-        assert upstreams.client("submitter") not in turns
+        monitor = upstreams.client("monitor")
+        assert upstreams.client("monitor") is monitor
+        assert upstreams.client("submitter") is not monitor
+        assert monitor.connector is not None and monitor.connector.limit == 2
         assert upstreams.base_urls == {"monitor": "http://127.0.0.1:1", "submitter": "http://127.0.0.1:2"}
     finally:
         await upstreams.aclose()
+    assert monitor.closed

@@ -45,9 +45,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         workers = Workers()
         upstreams = Upstreams(
             settings.service_urls(),
-            timeout=timeout,
-            pools=settings.upstream_pools,
-            connections=settings.upstream_pool_connections,
+            timeout_s=settings.proxy_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            connections=settings.upstream_connections,
         )
         async with (
             sql_database(app, settings.sql_url()),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from fastapi import Request
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.logs import REQUEST_ID_HEADER, request_id
 from prodflow_core.problems import Problem
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
+from yarl import URL
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) plus what the gateway replaces: credentials never reach a service.
 _DROP_REQUEST = frozenset(
@@ -49,8 +50,6 @@ _DROP_RESPONSE = frozenset(
 
 _DROP_REQUEST_RAW = frozenset(name.encode() for name in _DROP_REQUEST)
 _DROP_RESPONSE_RAW = frozenset(name.encode() for name in _DROP_RESPONSE)
-_IDENTITY_RAW = IDENTITY_HEADER.lower().encode()
-_REQUEST_ID_RAW = REQUEST_ID_HEADER.lower().encode()
 
 
 def _too_large(limit: int) -> Problem:
@@ -91,36 +90,41 @@ class IdentityHeaders:
         return header
 
 
-def _forward_headers(request: Request, identity_header: str) -> list[tuple[bytes, bytes]]:
-    headers = [(k, v) for k, v in request.headers.raw if k.lower() not in _DROP_REQUEST_RAW]
+def _forward_headers(request: Request, identity_header: str) -> list[tuple[str, str]]:
+    raw = request.headers.raw
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k.lower() not in _DROP_REQUEST_RAW]
     client = request.client.host if request.client else ""
     headers += [
-        (_IDENTITY_RAW, identity_header.encode()),
-        (_REQUEST_ID_RAW, (request_id.get() or "").encode()),
-        (b"x-forwarded-for", client.encode()),
-        (b"x-forwarded-proto", request.url.scheme.encode()),
-        (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1")),
+        (IDENTITY_HEADER, identity_header),
+        (REQUEST_ID_HEADER, request_id.get() or ""),
+        ("X-Forwarded-For", client),
+        ("X-Forwarded-Proto", request.url.scheme),
+        ("X-Forwarded-Host", request.headers.get("host", "")),
     ]
     return headers
 
 
-def _upstream_url(base_url: str, request: Request) -> str:
+def _upstream_url(base_url: str, request: Request) -> URL:
     """``base_url`` with the path and query as the client sent them, still percent-encoded.
 
-    Rebuilt from the decoded path, a ``%15`` in a name became a control character httpx refuses (a 500).
+    Rebuilt from the decoded path, a ``%15`` in a name became a control character (a 500); taken as encoded,
+    the URL is sent as the client wrote it.
     """
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
     query: bytes = request.scope.get("query_string", b"")
     try:
-        return base_url + raw.decode("ascii") + ("?" + query.decode("ascii") if query else "")
-    except UnicodeDecodeError as exc:
+        text = base_url + raw.decode("ascii") + ("?" + query.decode("ascii") if query else "")
+        if any(c <= " " or c == "\x7f" for c in text):
+            raise ValueError(text)
+        return URL(text, encoded=True)
+    except ValueError as exc:
         raise Problem(400, "Bad request", "the request path is not a valid URL path", kind="bad-request") from exc
 
 
 async def forward(
     request: Request,
     *,
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     base_url: str,
     service: str,
     identity_header: str,
@@ -132,21 +136,20 @@ async def forward(
         raise _too_large(max_body)
     has_body = request.method not in {"GET", "HEAD", "OPTIONS", "DELETE"} or declared not in (None, "0")
     try:
-        upstream = http.build_request(
+        response = await http.request(
             request.method,
             _upstream_url(base_url, request),
             headers=_forward_headers(request, identity_header),
-            content=_limited_body(request, max_body) if has_body else None,
+            data=_limited_body(request, max_body) if has_body else None,
+            allow_redirects=False,
         )
-    except httpx.InvalidURL as exc:
-        raise Problem(400, "Bad request", "the request path is not a valid URL path", kind="bad-request") from exc
-    try:
-        response = await http.send(upstream, stream=True)
-    except httpx.TimeoutException as exc:
+    except TimeoutError as exc:
         raise Problem(
             504, "Gateway timeout", f"{service} did not answer in time", kind="gateway-timeout", service=service
         ) from exc
-    except httpx.TransportError as exc:
+    except aiohttp.ClientError as exc:
+        if isinstance(exc.__cause__, Problem):
+            raise exc.__cause__ from None  # the body went past the limit while it was being sent (aiohttp wraps it)
         raise Problem(
             502,
             "Bad gateway",
@@ -154,17 +157,17 @@ async def forward(
             kind="bad-gateway",
             service=service,
         ) from exc
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _DROP_RESPONSE_RAW]
+    headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
     streamed = StreamingResponse(
-        _relay(response), status_code=response.status_code, background=BackgroundTask(response.aclose)
+        _relay(response), status_code=response.status, background=BackgroundTask(response.release)
     )
     streamed.raw_headers = headers  # as the service sent them; the body is streamed, so no content-length
     return streamed
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             yield chunk
-    except httpx.HTTPError:
+    except (aiohttp.ClientError, TimeoutError):
         return  # the service went away mid-answer: end the stream; the client sees a short body

@@ -51,10 +51,8 @@ class GatewaySettings(ServiceSettings):
     (``GATEWAY_AUTH_FAILURE_LIMIT``; counted per gateway replica)."""
     auth_failure_window_s: float = Field(60.0, gt=0.0)
     """The window of ``auth_failure_limit`` (``GATEWAY_AUTH_FAILURE_WINDOW_S``)."""
-    upstream_pools: int = Field(8, ge=1)
-    """Connection pools per service, used in turn (``GATEWAY_UPSTREAM_POOLS``)."""
-    upstream_pool_connections: int = Field(64, ge=1)
-    """Connections per pool (``GATEWAY_UPSTREAM_POOL_CONNECTIONS``): 8 x 64 = 512 per service by default."""
+    upstream_connections: int = Field(512, ge=1)
+    """Connections kept open to each service at most (``GATEWAY_UPSTREAM_CONNECTIONS``); more calls wait."""
 
     @field_validator("token_default_ttl", mode="before")
     @classmethod

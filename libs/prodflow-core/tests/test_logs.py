@@ -55,8 +55,8 @@ async def test_request_logs_of_a_password_url_never_show_the_password(
     url, password = _with_password(couch_target)
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    configure_logging("test", "DEBUG", as_json=True)  # what every service does; httpx logs each request at INFO
-    root.handlers.insert(0, caplog.handler)  # a handler without the filter, first: httpx's own filter protects it
+    configure_logging("test", "DEBUG", as_json=True)  # what every service does; at DEBUG each request is logged
+    root.handlers.insert(0, caplog.handler)  # a handler without the filter, first: the client's own line protects it
     try:
         with caplog.at_level(logging.DEBUG):
             async with CouchClient(url) as client:
@@ -67,8 +67,8 @@ async def test_request_logs_of_a_password_url_never_show_the_password(
         root.setLevel(saved[1])
     stderr = capfd.readouterr().err
     # The request was logged with the bare URL: the credentials travel in the Authorization header.
-    assert f"HTTP Request: GET {split_userinfo(url)[0]}/_all_dbs" in stderr
+    assert f"CouchDB GET {split_userinfo(url)[0]}/_all_dbs" in stderr
     assert "could not reach http://admin:***@" in stderr
     assert password not in stderr
-    requests = [record.getMessage() for record in caplog.records if record.name == "httpx"]
+    requests = [record.getMessage() for record in caplog.records if record.name == "prodflow.couch.client"]
     assert requests and not [message for message in requests if password in message]

@@ -18,8 +18,6 @@ from sqlalchemy import BigInteger, Column, Index, Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
-_CHUNK = 500
-
 
 class OutputRecord(SQLModel, table=True):
     """One output file on a storage element and the job attempt that wrote it."""
@@ -91,16 +89,14 @@ class OutputRecords:
             }
             for out in outputs
         ]  # fmt: skip
+        if not rows:
+            return
+        statement = upsert_into(self.engine, table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["url"], set_={key: statement.excluded[key] for key in rows[0] if key != "url"}
+        )
         async with self.engine.begin() as conn:
-            for start in range(0, len(rows), _CHUNK):
-                statement = upsert_into(self.engine, table).values(rows[start : start + _CHUNK])
-                excluded = statement.excluded
-                await conn.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["url"],
-                        set_={key: excluded[key] for key in rows[0] if key != "url"},
-                    )
-                )
+            await conn.execute(statement, rows)  # executemany: compiled once, kept in SQLAlchemy's cache
 
     async def by_url(self, url: str) -> OutputRecord | None:
         """The record of the file at ``url``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import pytest
 from counting_proxy import CountingProxy, counting_proxy
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
 from prodflow_core.couch.server import free_port
 from prodflow_core.identity import Identity, current_identity
 from prodflow_core.service import create_service_app
@@ -44,6 +45,18 @@ def echo_app(settings: ServiceSettings) -> Any:
     @router.get("/api/requests/echo/{name}")
     async def echo_name(name: str, request: Request) -> dict[str, Any]:
         return {"name": name, "raw_path": request.scope["raw_path"].decode(), "query": str(request.url.query)}
+
+    @router.api_route("/api/requests/bytes/{size}", methods=["GET", "HEAD"])
+    async def some_bytes(size: int, chunked: bool = False) -> Response:
+        body = bytes(i % 251 for i in range(size))
+        if not chunked:
+            return Response(body, media_type="application/octet-stream")
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, size, 65536):
+                yield body[start : start + 65536]
+
+        return StreamingResponse(pieces(), media_type="application/octet-stream")
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> Any:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from gateway_stack import ADMIN_TOKEN, Stack
+from prodflow_gateway.proxy import BUFFERED_MAX
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
@@ -105,6 +106,20 @@ def test_a_chunked_body_going_past_the_limit_while_sent_is_413(stack: Stack) -> 
     with _client(stack) as client:
         answer = client.post("/api/requests/echo", content=chunks())
     assert answer.status_code == 413 and answer.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize("size", [0, 1000, BUFFERED_MAX + 1])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_answers_of_any_length_arrive_whole_read_at_once_or_streamed(stack: Stack, size: int, chunked: bool) -> None:
+    with _client(stack) as client:
+        answer = client.get(f"/api/requests/bytes/{size}", params={"chunked": chunked})
+        head = client.head(f"/api/requests/bytes/{size}")
+    assert answer.status_code == 200 and answer.content == bytes(i % 251 for i in range(size))
+    if chunked:
+        assert answer.headers.get("transfer-encoding") == "chunked"
+    else:
+        assert answer.headers["content-length"] == str(size)  # streamed or not, as the service declared it
+    assert head.status_code == 200 and head.headers["content-length"] == str(size) and head.content == b""
 
 
 def test_token_creation_refuses_unknown_fields_and_roles(stack: Stack) -> None:

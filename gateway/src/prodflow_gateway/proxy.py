@@ -11,7 +11,7 @@ from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.logs import REQUEST_ID_HEADER, request_id
 from prodflow_core.problems import Problem
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) plus what the gateway replaces: credentials never reach a service.
@@ -42,7 +42,6 @@ _DROP_RESPONSE = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "content-length",
         "x-request-id",
     }
 )
@@ -121,6 +120,20 @@ def _upstream_url(base_url: str, request: Request) -> URL:
         raise Problem(400, "Bad request", "the request path is not a valid URL path", kind="bad-request") from exc
 
 
+BUFFERED_MAX = 1 << 20
+"""Answers of a declared length up to this are read whole and sent in one piece; the rest are streamed."""
+
+
+def _upstream_failed(service: str, exc: BaseException) -> Problem:
+    if isinstance(exc, TimeoutError):
+        return Problem(
+            504, "Gateway timeout", f"{service} did not answer in time", kind="gateway-timeout", service=service
+        )
+    return Problem(
+        502, "Bad gateway", f"{service} is unreachable: {exc.__class__.__name__}", kind="bad-gateway", service=service
+    )
+
+
 async def forward(
     request: Request,
     *,
@@ -129,8 +142,8 @@ async def forward(
     service: str,
     identity_header: str,
     max_body: int,
-) -> StreamingResponse:
-    """Send ``request`` to ``base_url`` (no trailing slash) with the same path and query; stream the answer back."""
+) -> Response:
+    """Send ``request`` to ``base_url`` (no trailing slash) with the same path and query; relay the answer."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise _too_large(max_body)
@@ -143,25 +156,37 @@ async def forward(
             data=_limited_body(request, max_body) if has_body else None,
             allow_redirects=False,
         )
-    except TimeoutError as exc:
-        raise Problem(
-            504, "Gateway timeout", f"{service} did not answer in time", kind="gateway-timeout", service=service
-        ) from exc
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         if isinstance(exc.__cause__, Problem):
             raise exc.__cause__ from None  # the body went past the limit while it was being sent (aiohttp wraps it)
-        raise Problem(
-            502,
-            "Bad gateway",
-            f"{service} is unreachable: {exc.__class__.__name__}",
-            kind="bad-gateway",
-            service=service,
-        ) from exc
-    headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
-    streamed = StreamingResponse(
-        _relay(response), status_code=response.status, background=BackgroundTask(response.release)
-    )
-    streamed.raw_headers = headers  # as the service sent them; the body is streamed, so no content-length
+        raise _upstream_failed(service, exc) from exc
+    if request.method == "HEAD" or (response.content_length is not None and response.content_length <= BUFFERED_MAX):
+        return await _whole(response, service)
+    return _streamed(response)
+
+
+async def _whole(response: aiohttp.ClientResponse, service: str) -> Response:
+    """The answer read whole: one message to the client, and no task watching for its disconnect (a streamed
+    answer needs one per call, and the release of the connection ran in a worker thread)."""
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _upstream_failed(service, exc) from exc
+    finally:
+        response.release()
+    whole = Response(body, status_code=response.status)
+    # As the service sent them, Content-Length included (for HEAD it is the length a GET would have).
+    whole.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
+    return whole
+
+
+def _streamed(response: aiohttp.ClientResponse) -> StreamingResponse:
+    async def release() -> None:
+        response.release()
+
+    streamed = StreamingResponse(_relay(response), status_code=response.status, background=BackgroundTask(release))
+    # As the service sent them: with its Content-Length, a client can tell an answer cut short by the service.
+    streamed.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
     return streamed
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from prodflow_core.http_edges import allowed_methods
 from prodflow_core.problems import Problem
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 
 from prodflow_gateway.auth import Caller, check_access
 from prodflow_gateway.proxy import forward
@@ -21,7 +21,7 @@ router = APIRouter()
 
 
 @router.api_route("/api/{path:path}", include_in_schema=False, operation_id="to_service")
-async def to_service(path: str, request: Request, identity: Caller) -> StreamingResponse:
+async def to_service(path: str, request: Request, identity: Caller) -> Response:
     """Route by path prefix (see ``routing.ROUTES``); reads need ``reader``, writes ``requester``."""
     service = service_for(request.url.path)
     if service is None:

@@ -12,7 +12,7 @@ from prodflow_core.http_edges import allowed_methods
 from prodflow_core.problems import Problem
 from starlette.responses import Response
 
-from prodflow_gateway.auth import Caller, check_access
+from prodflow_gateway.auth import authenticate, check_access
 from prodflow_gateway.proxy import forward
 from prodflow_gateway.routing import service_for
 from prodflow_gateway.upstreams import Upstreams
@@ -20,9 +20,12 @@ from prodflow_gateway.upstreams import Upstreams
 router = APIRouter()
 
 
-@router.api_route("/api/{path:path}", include_in_schema=False, operation_id="to_service")
-async def to_service(path: str, request: Request, identity: Caller) -> Response:
-    """Route by path prefix (see ``routing.ROUTES``); reads need ``reader``, writes ``requester``."""
+async def to_service(request: Request) -> Response:
+    """Route by path prefix (see ``routing.ROUTES``); reads need ``reader``, writes ``requester``.
+
+    A plain Starlette route (no FastAPI dependency solving): it runs on every proxied call.
+    """
+    identity = await authenticate(request)  # first: a caller without a token learns nothing of the paths
     service = service_for(request.url.path)
     if service is None:
         raise _not_served(request)
@@ -39,6 +42,7 @@ async def to_service(path: str, request: Request, identity: Caller) -> Response:
     )
 
 
+router.add_route("/api/{path:path}", to_service, include_in_schema=False)
 router.routes[-1].methods.clear()  # type: ignore[attr-defined]  # no method list: every method is forwarded
 
 

@@ -74,7 +74,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         # Generated repository URLs may only name local paths: cycle creation never reaches the network.
         "CYCLE_RUNNER_GIT_PROTOCOLS": "file",
         # ignored_auth sends calls without or with a wrong token on purpose: with the default limit (20 a minute)
-        # the gateway would answer every later call 429 (gateway/tests/test_token_lifecycle.py tests the limit).
+        # the gateway would answer every later call 429 (services/gateway/tests/test_token_lifecycle.py tests it).
         "GATEWAY_AUTH_FAILURE_LIMIT": "1000000",
     }
     with contextlib.ExitStack() as stack:

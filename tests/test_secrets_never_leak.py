@@ -242,7 +242,7 @@ async def _no_secret_leaks(
     }
     # The sources are the real thing: logs with CouchDB requests, jobs' environments, stored events.
     logs = "".join(text for name, text in sources.items() if name.endswith(".log"))
-    assert f"HTTP Request: GET http://127.0.0.1:{couchdb3.port}/" in logs
+    assert f"CouchDB GET http://127.0.0.1:{couchdb3.port}/" in logs  # each CouchDB call, at DEBUG
     assert "PATH=" in logs and "PRODFLOW_JOB_NAME=" in logs  # a job's printed environment
     assert "org.prodflow.label.completed" in sources["database prodflow-events"]
     assert f"couchdb       http://admin:***@127.0.0.1:{couchdb3.port}" in printed

@@ -118,7 +118,7 @@ def codec_for(secret: str) -> CursorCodec:
     return CursorCodec(secret)
 
 
-def _request_codec(request: Request) -> CursorCodec:
+async def _request_codec(request: Request) -> CursorCodec:
     return codec_for(request.app.state.identity_secret)
 
 

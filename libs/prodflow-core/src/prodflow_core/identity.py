@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -108,7 +108,7 @@ def _secret_of(request: Request) -> str:
     return secret
 
 
-def current_identity(request: Request) -> Identity:
+async def current_identity(request: Request) -> Identity:
     """FastAPI dependency: the verified identity of the caller, or a 401 problem."""
     header = request.headers.get(IDENTITY_HEADER)
     if not header:
@@ -119,12 +119,15 @@ def current_identity(request: Request) -> Identity:
         raise Problem(401, "Unauthenticated", str(exc), kind="unauthenticated") from exc
 
 
-def require_role(role: str) -> Callable[..., Identity]:
-    """FastAPI dependency factory: the caller's identity, which must hold ``role`` (or a higher one)."""
+def require_role(role: str) -> Callable[..., Awaitable[Identity]]:
+    """FastAPI dependency factory: the caller's identity, which must hold ``role`` (or a higher one).
+
+    Dependencies that do no I/O are ``async def`` all through the services: FastAPI runs a plain ``def`` one in a
+    worker thread, a hop per dependency per request (~9 % of the monitor's CPU for a job list)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles are {ROLES}")
 
-    def dependency(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+    async def dependency(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
         if not identity.has_role(role):
             raise Problem(
                 403,

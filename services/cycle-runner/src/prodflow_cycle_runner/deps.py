@@ -23,12 +23,12 @@ from prodflow_cycle_runner.settings import CycleRunnerSettings
 API = "/api/cycles"
 
 
-def _settings(request: Request) -> CycleRunnerSettings:
+async def _settings(request: Request) -> CycleRunnerSettings:
     settings: CycleRunnerSettings = request.app.state.settings
     return settings
 
 
-def _queue(request: Request) -> RunQueue:
+async def _queue(request: Request) -> RunQueue:
     queue: RunQueue = request.app.state.queue
     return queue
 

@@ -74,7 +74,7 @@ def check_access(identity: Identity, method: str, experiment: str | None, path: 
         identity.require_experiment(experiment)
 
 
-def require_admin(identity: Caller) -> Identity:
+async def require_admin(identity: Caller) -> Identity:
     """FastAPI dependency: an admin caller."""
     if not identity.has_role("admin"):
         raise Problem(

@@ -17,32 +17,32 @@ from prodflow_monitor.provenance.peers import Peers
 from prodflow_monitor.provenance.records import OutputRecords
 
 
-def _job_databases(request: Request) -> list[CouchDatabase]:
+async def _job_databases(request: Request) -> list[CouchDatabase]:
     dbs: list[CouchDatabase] = request.app.state.job_databases
     return dbs
 
 
-def _counts(request: Request) -> AsyncEngine:
+async def _counts(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.counts_engine
     return engine
 
 
-def _metrics(request: Request) -> MonitorMetrics:
+async def _metrics(request: Request) -> MonitorMetrics:
     metrics: MonitorMetrics = request.app.state.metrics
     return metrics
 
 
-def _archivist(request: Request) -> Archivist:
+async def _archivist(request: Request) -> Archivist:
     archivist: Archivist = request.app.state.archivist
     return archivist
 
 
-def _output_records(request: Request) -> OutputRecords:
+async def _output_records(request: Request) -> OutputRecords:
     records: OutputRecords = request.app.state.output_records
     return records
 
 
-def _peers(request: Request) -> Peers:
+async def _peers(request: Request) -> Peers:
     peers: Peers = request.app.state.peers
     return peers
 

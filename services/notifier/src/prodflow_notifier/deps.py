@@ -11,17 +11,17 @@ from prodflow_notifier.safety import DestinationPolicy
 from prodflow_notifier.settings import NotifierSettings
 
 
-def _settings(request: Request) -> NotifierSettings:
+async def _settings(request: Request) -> NotifierSettings:
     settings: NotifierSettings = request.app.state.settings
     return settings
 
 
-def _policy(request: Request) -> DestinationPolicy:
+async def _policy(request: Request) -> DestinationPolicy:
     policy: DestinationPolicy = request.app.state.policy
     return policy
 
 
-def _deliverer(request: Request) -> Deliverer:
+async def _deliverer(request: Request) -> Deliverer:
     deliverer: Deliverer = request.app.state.deliverer
     return deliverer
 

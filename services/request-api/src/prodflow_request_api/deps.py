@@ -10,12 +10,12 @@ from prodflow_request_api.outbox import Outbox
 from prodflow_request_api.settings import RequestApiSettings
 
 
-def _settings(request: Request) -> RequestApiSettings:
+async def _settings(request: Request) -> RequestApiSettings:
     settings: RequestApiSettings = request.app.state.settings
     return settings
 
 
-def _outbox(request: Request) -> Outbox:
+async def _outbox(request: Request) -> Outbox:
     outbox: Outbox = request.app.state.outbox
     return outbox
 

@@ -16,7 +16,6 @@ class Upstreams:
 
     def __init__(self, urls: dict[str, str], *, timeout_s: float, connect_timeout_s: float, connections: int) -> None:
         self.base_urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self._urls = urls
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
         self._connections = connections
         self._sessions: dict[str, aiohttp.ClientSession] = {}

@@ -47,6 +47,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             app.state.loop = loop
             app.state.counts_engine = engine
             app.state.job_databases = list(loop.dbs.values())
+            app.state.followed_docs = list(loop.followed.values())
             archivist = Archivist(ArchiveStores(engine, app.state.job_databases, app.state.events.db), sites)
             app.state.archivist = archivist
             peers = app.state.peers = Peers(

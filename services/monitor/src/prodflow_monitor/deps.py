@@ -12,6 +12,7 @@ from prodflow_core.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.archive.runner import Archivist
+from prodflow_monitor.followed import FollowedDocs
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.provenance.peers import Peers
 from prodflow_monitor.provenance.records import OutputRecords
@@ -47,7 +48,14 @@ async def _peers(request: Request) -> Peers:
     return peers
 
 
+async def _followed_docs(request: Request) -> list[FollowedDocs]:
+    followed: list[FollowedDocs] = request.app.state.followed_docs
+    return followed
+
+
 JobDatabases = Annotated[list[CouchDatabase], Depends(_job_databases)]
+FollowedJobDocs = Annotated[list[FollowedDocs], Depends(_followed_docs)]
+"""Each job database's documents as this replica last followed them (the rest read from CouchDB)."""
 MetricsDep = Annotated[MonitorMetrics, Depends(_metrics)]
 CountsDep = Annotated[AsyncEngine, Depends(_counts)]
 """The SQL database of the kept job counts (and of archived labels)."""

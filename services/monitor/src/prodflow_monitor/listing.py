@@ -3,8 +3,9 @@
 The kept counts' ledger (:mod:`prodflow_core.counts`) holds every followed job's label, experiment, module,
 status and site, with an index for each listing: label + status, label (+ module), experiment (+ status), and
 experiment + site (+ status). A page is one keyset read of such an index (its keys end in the doc id, so it
-resumes after the last key shown: no offset, no scan) and one ``_all_docs?keys=`` read of those documents. No
-CouchDB view is built for listings, so new job documents cost no index time here.
+resumes after the last key shown: no offset, no scan) and the documents of those ids: as the monitor last followed
+them (:mod:`prodflow_monitor.followed`), the rest in one ``_all_docs?keys=`` read. No CouchDB view is built for
+listings, so new job documents cost no index time here.
 
 A caller sees only its experiments' jobs, and the ledger never hands it another's: every range is fixed to one of
 the caller's experiments (for a label, those of the caller's experiments that hold it), and every listing index
@@ -22,9 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import LedgerRange, ledger_keys
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,6 +41,19 @@ MissingDocs = Callable[[str, list[str]], Awaitable[dict[str, dict[str, Any]]]]
 async def _none_missing(database: str, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
     del database, doc_ids
     return {}
+
+
+class JobSource(Protocol):
+    """Where a listing reads a database's job documents by id (:class:`prodflow_monitor.followed.FollowedDocs`)."""
+
+    @property
+    def name(self) -> str:
+        """The database's name."""
+        ...
+
+    async def get_many(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The existing documents among ``doc_ids``, by id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +150,7 @@ class _Listing:
     visible: Callable[[Mapping[str, Any]], bool]
     missing: MissingDocs = _none_missing
 
-    async def read(self, db: CouchDatabase, part: LedgerRange, after: list[str] | None, limit: int) -> _Round:
+    async def read(self, db: JobSource, part: LedgerRange, after: list[str] | None, limit: int) -> _Round:
         """Up to ``limit`` keys of ``part`` after ``after``, and the documents among them this listing shows."""
         keys = await ledger_keys(self.engine, db.name, part, after, limit + 1)
         docs = await db.get_many([key[-1] for key in keys[:limit]])
@@ -152,7 +165,7 @@ class _Listing:
 
 async def list_jobs(
     engine: AsyncEngine,
-    dbs: Sequence[CouchDatabase],
+    dbs: Sequence[JobSource],
     selection: JobFilter,
     experiments: Sequence[str],
     *,

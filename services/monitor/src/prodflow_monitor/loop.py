@@ -45,6 +45,7 @@ from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
 from prodflow_monitor.archive.reads import without_restored
 from prodflow_monitor.archive.tables import archive_tables
+from prodflow_monitor.followed import FollowedDocs
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.provenance.records import OutputRecords
 from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
@@ -92,6 +93,9 @@ class MonitorLoop:
         self.shard = Shard(settings.replica_index, settings.replicas)
         self.dbs: dict[str, CouchDatabase] = {name: couch.db(name) for name in settings.databases}
         self.active: dict[str, ActiveJobs] = {name: ActiveJobs() for name in self.dbs}
+        self.followed = {
+            name: FollowedDocs(db, settings.followed_docs, self.shard.owns_job) for name, db in self.dbs.items()
+        }
         self._journals: dict[tuple[str, str], JournalPolling] = {}
         self._polled_at: dict[tuple[str, str], float] = {}
         self.wake = asyncio.Event()
@@ -168,12 +172,12 @@ class MonitorLoop:
 
     async def resync(self) -> None:
         """Re-read this replica's active jobs: ids from the counts' ledger, documents in bulk (start and resync_s)."""
-        for name, db in self.dbs.items():
+        for name in self.dbs:
             counted = await jobs_in_statuses(self.counter.engine, name, ACTIVE_STATUSES)
             ids = [doc_id for doc_id in counted if self.shard.owns_job(doc_id)]
             fresh: list[Doc] = []
             for start in range(0, len(ids), 1000):
-                docs = await db.get_many(ids[start : start + 1000])
+                docs = await self.followed[name].read(ids[start : start + 1000])
                 fresh += [watched_form(doc) for doc in docs.values() if self._watchable(doc)]
             self.active[name].replace_all(fresh)
             self.metrics.active.labels(name).set(len(fresh))
@@ -205,6 +209,12 @@ class MonitorLoop:
     async def on_changes(self, database: str, changes: list[Change]) -> None:
         """Handle one batch of a job database's ``_changes``: count, track, announce, check labels."""
         owned = [change for change in changes if self.shard.owns_job(change.id)]
+        followed = self.followed[database]
+        for change in owned:  # before the counts: a listing that finds a job by its counted row sees this revision
+            if change.deleted:
+                followed.drop(change.id)
+            elif change.doc and change.doc.get("type") == "job":
+                followed.note(change.doc)
         await self.counter.apply(database, counted_docs(owned))
         if not self.settings.run_loop:
             return  # an API-only replica keeps its share of the counts, nothing else
@@ -238,13 +248,13 @@ class MonitorLoop:
         The job feed brings the same documents, but maybe only after other labels' new documents: a small
         campaign filed behind a big one is polled without waiting for them. The feed's copy changes nothing.
         """
-        db = self.dbs.get(database)
+        followed = self.followed.get(database)
         owned = [job_id for job_id in job_ids if self.shard.owns_job(job_id)]
-        if db is None or not owned:
+        if followed is None or not owned:
             return
         woke = False
         for start in range(0, len(owned), 1000):
-            for doc in (await db.get_many(owned[start : start + 1000])).values():
+            for doc in (await followed.read(owned[start : start + 1000])).values():
                 woke = self.track(database, doc) or woke
         if woke:
             self.wake.set()
@@ -415,15 +425,17 @@ class MonitorLoop:
     async def write(
         self, database: str, ids: list[str], change: Callable[[Doc], Doc | None], report: CycleReport
     ) -> list[Doc]:
-        """Apply ``change`` to the current documents ``ids`` with ``_bulk_docs``; conflicts are re-read and redone."""
+        """Apply ``change`` to the documents ``ids`` with ``_bulk_docs``: first to the revisions followed, then, for
+        those that conflicted, to the ones re-read (and again while they conflict). Never overwrites."""
         db = self.dbs[database]
+        followed = self.followed[database]
         written: list[Doc] = []
         pending = ids
         began = time.monotonic()
-        for _ in range(WRITE_ROUNDS):
+        for round_number in range(WRITE_ROUNDS):
             if not pending:
                 break
-            current = await db.get_many(pending)
+            current = await (followed.get_many(pending) if round_number == 0 else followed.read(pending))
             new_docs: list[Doc] = []
             for doc_id in pending:
                 doc = current.get(doc_id)
@@ -442,9 +454,11 @@ class MonitorLoop:
             for new, result in zip(new_docs, await db.bulk_docs(new_docs), strict=True):
                 if result.ok:
                     written.append(new)
+                    followed.note(new)
                     self._count_moves(database, new, report)
                     self.track(database, new)
                 elif result.error == "conflict":
+                    followed.drop(str(new["_id"]))
                     self.metrics.conflicts.labels(database).inc()
                     pending.append(str(new["_id"]))
                 else:

@@ -43,6 +43,12 @@ class MonitorSettings(ServiceSettings):
     transfer_batch: int = Field(200, ge=1, description="Jobs whose outputs are copied per cycle (then written)")
     transfer_attempts: int = Field(5, ge=1, description="Failed output transfers before the job is partFail")
     transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
+    followed_docs: int = Field(
+        50_000,
+        ge=0,
+        description="Job documents held as last followed (~1 KB each), read by job lists and by the loop's writes "
+        "instead of CouchDB; 0 holds none",
+    )
     changes_batch: int = Field(1000, ge=1)
     changes_longpoll_s: float = Field(10.0, gt=0)
     maintenance_s: float = Field(

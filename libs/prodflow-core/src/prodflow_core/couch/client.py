@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
+import orjson
 from yarl import URL
 
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound, error_for
@@ -157,7 +158,7 @@ class CouchClient:
         """Send one request and decode its JSON answer; error statuses raise :class:`CouchError`."""
         query = _encode_params(params)
         target = f"{self.url}/{path}" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
-        body = json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
+        body = orjson.dumps(json_body, option=orjson.OPT_NON_STR_KEYS) if json_body is not None else None
         options: dict[str, Any] = {"data": body, "headers": _JSON_BODY} if body is not None else {}
         if timeout is not None:
             options["timeout"] = _timeout(timeout)
@@ -171,11 +172,11 @@ class CouchClient:
             _log.debug("CouchDB %s %s: %d", method, f"{self.url}/{path}", status)
         if status >= 400 and status not in set(ok_statuses):
             try:
-                answer = json.loads(content)
+                answer = orjson.loads(content)
             except ValueError:
                 answer = {"error": "unknown", "reason": content[:200].decode("utf-8", "replace")}
             raise error_for(status, str(answer.get("error", "")), str(answer.get("reason", "")))
-        return json.loads(content) if content else None
+        return orjson.loads(content) if content else None
 
 
 _JSON_BODY = {"Content-Type": "application/json"}

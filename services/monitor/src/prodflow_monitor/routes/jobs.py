@@ -12,7 +12,7 @@ from prodflow_core.jobdocs import JOB_DATABASES, STATUSES
 from prodflow_core.problems import FieldError, Problem
 
 from prodflow_monitor.archive.reads import archived_docs, archived_job
-from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of
+from prodflow_monitor.deps import CountsDep, FollowedJobDocs, JobDatabases, experiments_of
 from prodflow_monitor.listing import JobFilter, list_jobs
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -31,7 +31,7 @@ def _bad_query(field: str, message: str) -> Problem:
 @router.get("", summary="List jobs (filters: label, status, module, run, pass, site, database)")
 async def get_jobs(
     identity: Reader,
-    dbs: JobDatabases,
+    dbs: FollowedJobDocs,
     counts: CountsDep,
     cursors: Cursors,
     label: str | None = None,

@@ -1,0 +1,106 @@
+"""Job documents as this replica last followed them: listings and the loop's writes read them without CouchDB.
+
+The ``_changes`` follower hands every job document of this replica's share to :meth:`FollowedDocs.note` (before
+the kept counts take the change), and the loop notes each revision it writes. A listing then finds most of a page
+here, and the loop's next move of a job starts from the revision it holds; only what is missing is read from
+CouchDB (and kept, if this replica owns it). So a job list costs CouchDB nothing when its jobs moved recently or
+were listed recently, and a trivial job's moves cost no re-read before each write.
+
+What is held is never older than what the feed delivered: a revision replaces only an older or equal one, and a
+document is dropped when the feed deletes it. A document read from CouchDB is kept only if this replica owns it
+(the feed keeps nothing else up to date) and it was not dropped or evicted while the read was in flight: the feed
+may have delivered a newer revision meanwhile, which the read's answer would otherwise replace.
+
+Memory is bounded: the least recently used documents go first, ``capacity`` documents of ~1 KB (kept as JSON
+bytes, decoded per read, so a caller may change what it gets).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from prodflow_core.couch import CouchDatabase, rev_number
+
+Doc = dict[str, Any]
+
+
+class FollowedDocs:
+    """The newest followed revisions of up to ``capacity`` job documents of one database (module docstring)."""
+
+    def __init__(self, db: CouchDatabase, capacity: int, owns: Callable[[str], bool]) -> None:
+        self.db = db
+        self.capacity = capacity
+        self._owns = owns
+        self._held: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._reads: list[set[str]] = []
+        """Per read in flight: the ids dropped or evicted since it began (its answer may be older for them)."""
+
+    @property
+    def name(self) -> str:
+        """The database's name."""
+        return self.db.name
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def note(self, doc: Mapping[str, Any]) -> None:
+        """Hold ``doc`` (a revision the feed delivered or this replica wrote) unless a newer one is held."""
+        doc_id = str(doc["_id"])
+        if not self._owns(doc_id) or self.capacity == 0:
+            return
+        generation = rev_number(doc)
+        held = self._held.get(doc_id)
+        if held is not None and held[0] > generation:
+            return
+        self._held[doc_id] = (generation, orjson.dumps(doc))
+        self._held.move_to_end(doc_id)
+        while len(self._held) > self.capacity:
+            self._lost(self._held.popitem(last=False)[0])
+
+    def note_all(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """:meth:`note` each of ``docs``."""
+        for doc in docs:
+            self.note(doc)
+
+    def drop(self, doc_id: str) -> None:
+        """Forget ``doc_id`` (deleted, or a write of it conflicted: what is held is not the current revision)."""
+        if self._held.pop(doc_id, None) is not None:
+            self._lost(doc_id)
+
+    def _lost(self, doc_id: str) -> None:
+        for read in self._reads:
+            read.add(doc_id)
+
+    def held(self, doc_ids: Iterable[str]) -> dict[str, Doc]:
+        """The held documents among ``doc_ids``, by id (each a fresh copy)."""
+        found: dict[str, Doc] = {}
+        for doc_id in doc_ids:
+            held = self._held.get(doc_id)
+            if held is not None:
+                self._held.move_to_end(doc_id)
+                found[doc_id] = orjson.loads(held[1])
+        return found
+
+    async def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
+        """The existing documents among ``doc_ids``, by id: those held, the rest read from CouchDB (one request)."""
+        found = self.held(doc_ids)
+        missing = [doc_id for doc_id in doc_ids if doc_id not in found]
+        if missing:
+            found.update(await self.read(missing))
+        return found
+
+    async def read(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
+        """Read ``doc_ids`` from CouchDB, keeping what this replica owns (see the module docstring)."""
+        lost: set[str] = set()
+        self._reads.append(lost)
+        try:
+            docs = await self.db.get_many(doc_ids)
+        finally:
+            self._reads.remove(lost)
+        for doc_id, doc in docs.items():
+            if doc_id not in lost and doc.get("type") == "job":
+                self.note(doc)
+        return docs

@@ -30,6 +30,24 @@ async def test_bulk_insert_of_ten_thousand_docs(fresh_db: MakeDb) -> None:
     assert again[0].error == "conflict"
 
 
+async def test_each_bulk_result_belongs_to_its_document_when_some_conflict(fresh_db: MakeDb) -> None:
+    """Each result is the one of its document (matched by id: PouchDB Server on disk answers out of order)."""
+    db = await fresh_db("bulk-order")
+    docs = [{"_id": f"job:{i:02d}", "v": 0} for i in range(40)]
+    await db.bulk_docs(docs)
+    stale = {f"job:{i:02d}" for i in range(0, 40, 3)}
+    batch = [{**doc, "_rev": "1-0" if doc["_id"] in stale else doc["_rev"], "v": 1} for doc in reversed(docs)]
+    batch.append({"v": "no id"})
+    results = await db.bulk_docs(batch)
+    assert [result.id for result in results[:-1]] == [doc["_id"] for doc in batch[:-1]]
+    assert {result.id for result in results if result.error == "conflict"} == stale
+    stored = await db.get_many([doc["_id"] for doc in docs])
+    for doc, result in zip(batch[:-1], results, strict=False):
+        if result.ok:
+            assert doc["_rev"] == result.rev == stored[doc["_id"]]["_rev"]
+    assert results[-1].ok and batch[-1]["_rev"] == (await db.get(results[-1].id))["_rev"]
+
+
 async def test_put_with_stale_rev_is_a_typed_conflict(fresh_db: MakeDb) -> None:
     db = await fresh_db("rev")
     doc = {"_id": "job:a", "status": "waiting"}

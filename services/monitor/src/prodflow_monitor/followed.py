@@ -35,7 +35,7 @@ class FollowedDocs:
         self.capacity = capacity
         self._owns = owns
         self._held: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-        self._reads: list[set[str]] = []
+        self._reads: dict[int, set[str]] = {}
         """Per read in flight: the ids dropped or evicted since it began (its answer may be older for them)."""
 
     @property
@@ -71,7 +71,7 @@ class FollowedDocs:
             self._lost(doc_id)
 
     def _lost(self, doc_id: str) -> None:
-        for read in self._reads:
+        for read in self._reads.values():
             read.add(doc_id)
 
     def held(self, doc_ids: Iterable[str]) -> dict[str, Doc]:
@@ -95,11 +95,11 @@ class FollowedDocs:
     async def read(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
         """Read ``doc_ids`` from CouchDB, keeping what this replica owns (see the module docstring)."""
         lost: set[str] = set()
-        self._reads.append(lost)
+        self._reads[id(lost)] = lost
         try:
             docs = await self.db.get_many(doc_ids)
         finally:
-            self._reads.remove(lost)
+            del self._reads[id(lost)]
         for doc_id, doc in docs.items():
             if doc_id not in lost and doc.get("type") == "job":
                 self.note(doc)

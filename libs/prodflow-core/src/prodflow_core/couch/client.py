@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,30 @@ def looks_like_seq(value: str) -> bool:
 def rev_number(doc: Mapping[str, Any]) -> int:
     """The generation of a document's ``_rev`` (``3-abc`` → 3; none → 0)."""
     return int(str(doc.get("_rev", "0-")).split("-", 1)[0] or 0)
+
+
+def rows_by_doc(docs: Sequence[Mapping[str, Any]], rows: Sequence[Doc]) -> list[Doc]:
+    """The ``_bulk_docs`` answer row of each of ``docs``, in the order of ``docs``.
+
+    CouchDB answers in the order sent, PouchDB Server does not once some documents conflict: rows are matched by
+    id (in order among documents of one id), and documents sent without ``_id`` take the rows of ids nobody sent.
+    """
+    waiting: dict[str, deque[int]] = {}
+    unnamed: deque[int] = deque()
+    for index, doc in enumerate(docs):
+        if "_id" in doc:
+            waiting.setdefault(str(doc["_id"]), deque()).append(index)
+        else:
+            unnamed.append(index)
+    matched: list[Doc | None] = [None] * len(docs)
+    for row in rows:
+        named = waiting.get(str(row.get("id")))
+        queue = named if named else unnamed
+        if queue:
+            matched[queue.popleft()] = row
+    if any(row is None for row in matched):
+        raise CouchError(502, "bad_answer", f"_bulk_docs answered {len(rows)} rows for {len(docs)} documents")
+    return [row for row in matched if row is not None]
 
 
 def _doc_path(doc_id: str) -> str:
@@ -300,12 +325,13 @@ class CouchDatabase:
         raise DocumentConflict(409, "conflict", f"{doc_id}: still conflicting after {attempts} attempts")
 
     async def bulk_docs(self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK) -> list[BulkResult]:
-        """Write ``docs`` with ``_bulk_docs`` in chunks; per-document errors (conflicts) come back as results."""
+        """Write ``docs`` with ``_bulk_docs`` in chunks; per-document errors (conflicts) come back as results, one
+        per document in the order of ``docs``."""
         results: list[BulkResult] = []
         for start in range(0, len(docs), chunk_size):
             chunk = docs[start : start + chunk_size]
             answer = await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)})
-            for doc, row in zip(chunk, answer, strict=True):
+            for doc, row in zip(chunk, rows_by_doc(chunk, answer), strict=True):
                 result = BulkResult(
                     id=str(row.get("id", doc.get("_id"))),
                     rev=row.get("rev"),

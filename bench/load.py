@@ -96,7 +96,9 @@ def _client(base_url: str, token: str, *, pool: int = 16) -> httpx.AsyncClient:
         base_url=base_url,
         headers={"Authorization": f"Bearer {token}"},
         timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=5.0),
-        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        # Idle connections are dropped after 2 s, before uvicorn closes its side (5 s): with httpx's default (also
+        # 5 s) a request sent on a connection the server was closing failed with ReadError or RemoteProtocolError.
+        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=2.0),
         trust_env=False,  # never through a proxy named in the environment
         event_hooks={"request": [_guard]},
     )

@@ -1,4 +1,5 @@
-"""Job documents as last followed: never older than the feed, bounded, owned only; a real CouchDB-API server."""
+"""Job documents as last followed: never older than the feed, bounded, owned only, and the loop's writes on them
+(a real CouchDB-API server)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from prodflow_core.couch import CouchDatabase
+from prodflow_core.couch import CouchClient, CouchDatabase
+from prodflow_core.counts import JobCounter
+from prodflow_core.events import EventPublisher
+from prodflow_core.sql import make_engine
 from prodflow_core.testing import MakeDb
+from prodflow_monitor.active import backend_id_of
 from prodflow_monitor.followed import FollowedDocs
+from prodflow_monitor.loop import MonitorLoop
+from prodflow_monitor.report import CycleReport
+from prodflow_monitor.settings import MonitorSettings
+from prodflow_monitor.sites import SiteDirectory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -85,3 +94,34 @@ async def test_capacity_zero_holds_nothing(db: CouchDatabase) -> None:
     followed = FollowedDocs(db, capacity=0, owns=_owns_all)
     assert len(await followed.get_many(["job:L:M:0:0:p1"])) == 1
     assert len(followed) == 0
+
+
+async def test_the_loop_decides_again_on_a_fresh_read_what_an_older_held_revision_left_alone(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
+) -> None:
+    """The feed's copy can be older than the active set's (a read that was not kept): no job may stall on it."""
+    monitor_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(monitor_settings.sql_url())
+    sites = SiteDirectory(monitor_settings.submitter_url, monitor_settings.identity_secret)
+    events = EventPublisher(couch.db(monitor_settings.events_db), "/test")
+    loop = MonitorLoop(couch, monitor_settings, sites, events, JobCounter(engine, "t"))
+    db = loop.dbs[monitor_settings.databases[0]]
+    try:
+        await db.ensure(shards=1)
+        written = kit.job_doc("Held_label", "Mod", 1, "site-a")
+        await db.bulk_docs([written])
+        older = dict(written)
+        await _revision(db, written["_id"], status="submitted", backend={"name": "local", "id": "b1"})
+        loop.followed[db.name].note(older)
+
+        def start(fresh: dict[str, Any]) -> dict[str, Any] | None:
+            return {**fresh, "status": "running"} if backend_id_of(fresh) == "b1" else None
+
+        moved = await loop.write(db.name, [written["_id"]], start, CycleReport())
+        assert [doc["status"] for doc in moved] == ["running"]
+        stored = await db.get(written["_id"])
+        assert stored["status"] == "running" and stored["_rev"].startswith("3-")
+        assert loop.followed[db.name].held([written["_id"]])[written["_id"]]["_rev"] == stored["_rev"]
+    finally:
+        await sites.aclose()
+        await engine.dispose()

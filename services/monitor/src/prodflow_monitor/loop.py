@@ -426,7 +426,8 @@ class MonitorLoop:
         self, database: str, ids: list[str], change: Callable[[Doc], Doc | None], report: CycleReport
     ) -> list[Doc]:
         """Apply ``change`` to the documents ``ids`` with ``_bulk_docs``: first to the revisions followed, then, for
-        those that conflicted, to the ones re-read (and again while they conflict). Never overwrites."""
+        those that conflicted or that ``change`` left alone, to the ones re-read (and again while they conflict).
+        Never overwrites; a revision held that is older than the active set's cannot stall a job."""
         db = self.dbs[database]
         followed = self.followed[database]
         written: list[Doc] = []
@@ -437,6 +438,7 @@ class MonitorLoop:
                 break
             current = await (followed.get_many(pending) if round_number == 0 else followed.read(pending))
             new_docs: list[Doc] = []
+            again: list[str] = []
             for doc_id in pending:
                 doc = current.get(doc_id)
                 if doc is None:
@@ -444,13 +446,16 @@ class MonitorLoop:
                 try:
                     new = change(doc)
                 except InvalidTransition as exc:
-                    _log.warning("%s", exc)
+                    if round_number > 0:
+                        _log.warning("%s", exc)
                     new = None
-                if new is None:
+                if new is None and round_number == 0:
+                    again.append(doc_id)  # nothing to do on the revision held: decided again on a fresh read
+                elif new is None:
                     self.track(database, doc)
                 else:
                     new_docs.append(new)
-            pending = []
+            pending = again
             for new, result in zip(new_docs, await db.bulk_docs(new_docs), strict=True):
                 if result.ok:
                     written.append(new)

@@ -60,11 +60,6 @@ class FollowedDocs:
         while len(self._held) > self.capacity:
             self._lost(self._held.popitem(last=False)[0])
 
-    def note_all(self, docs: Iterable[Mapping[str, Any]]) -> None:
-        """:meth:`note` each of ``docs``."""
-        for doc in docs:
-            self.note(doc)
-
     def drop(self, doc_id: str) -> None:
         """Forget ``doc_id`` (deleted, or a write of it conflicted: what is held is not the current revision)."""
         if self._held.pop(doc_id, None) is not None:

@@ -133,9 +133,9 @@ async def test_sqlite_reads_a_page_from_one_index_without_sorting(
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     await create_tables(engine, count_tables())
     after = [*(value for _, value in part.fixed), *("x" for _ in part.order)]
-    query = ledger_query("d", part, after, 10)
+    query, values = ledger_query("d", part, after, 10)
     async with engine.connect() as conn:
-        sql = str(query.compile(conn.engine, compile_kwargs={"literal_binds": True}))
+        sql = str(query.params(values).compile(conn.engine, compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(row[-1]) for row in (await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all())
     await engine.dispose()
     assert index in plan and "TEMP B-TREE" not in plan, plan

@@ -15,6 +15,7 @@ from prodflow_core.sql import sql_database
 from prodflow_monitor.archive.operation import ArchiveStores
 from prodflow_monitor.archive.runner import Archivist
 from prodflow_monitor.archive.tables import archive_tables
+from prodflow_monitor.label_scope import LabelScopes
 from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.maintenance import Maintenance, runs_maintenance
 from prodflow_monitor.metrics import MonitorMetrics
@@ -46,6 +47,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             await loop.prepare()
             app.state.loop = loop
             app.state.counts_engine = engine
+            app.state.label_scopes = LabelScopes(engine, ttl_s=settings.label_scope_ttl_s)
             app.state.job_databases = list(loop.dbs.values())
             app.state.followed_docs = list(loop.followed.values())
             archivist = Archivist(ArchiveStores(engine, app.state.job_databases, app.state.events.db), sites)

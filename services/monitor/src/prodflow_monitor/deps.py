@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.archive.runner import Archivist
 from prodflow_monitor.followed import FollowedDocs
+from prodflow_monitor.label_scope import LabelScopes
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.provenance.peers import Peers
 from prodflow_monitor.provenance.records import OutputRecords
@@ -26,6 +27,11 @@ async def _job_databases(request: Request) -> list[CouchDatabase]:
 async def _counts(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.counts_engine
     return engine
+
+
+async def _label_scopes(request: Request) -> LabelScopes:
+    scopes: LabelScopes = request.app.state.label_scopes
+    return scopes
 
 
 async def _metrics(request: Request) -> MonitorMetrics:
@@ -56,6 +62,8 @@ async def _followed_docs(request: Request) -> list[FollowedDocs]:
 JobDatabases = Annotated[list[CouchDatabase], Depends(_job_databases)]
 FollowedJobDocs = Annotated[list[FollowedDocs], Depends(_followed_docs)]
 """Each job database's documents as this replica last followed them (the rest read from CouchDB)."""
+LabelScopesDep = Annotated[LabelScopes, Depends(_label_scopes)]
+"""Which of a caller's experiments hold a label (remembered for a few seconds)."""
 MetricsDep = Annotated[MonitorMetrics, Depends(_metrics)]
 CountsDep = Annotated[AsyncEngine, Depends(_counts)]
 """The SQL database of the kept job counts (and of archived labels)."""
@@ -73,7 +81,11 @@ def experiments_of(identity: Identity) -> set[str] | None:
 
 async def require_label(counts: AsyncEngine, label: str, identity: Identity) -> str | None:
     """The experiment of ``label`` (from the kept counts); 404 if no job has it, 403 if the caller may not read it."""
-    found = await label_home(counts, label)
+    return readable_home(await label_home(counts, label), label, identity)
+
+
+def readable_home(found: tuple[str, str] | None, label: str, identity: Identity) -> str | None:
+    """The experiment of ``found``, the ``(database, experiment)`` home of ``label``: as :func:`require_label`."""
     if found is None:
         raise Problem(404, "Not Found", f"no jobs with label {label!r}", kind="not-found")
     experiment = found[1] or None

@@ -49,6 +49,12 @@ class MonitorSettings(ServiceSettings):
         description="Job documents held as last followed (~1 KB each), read by job lists and by the loop's writes "
         "instead of CouchDB; 0 holds none",
     )
+    label_scope_ttl_s: float = Field(
+        5.0,
+        ge=0,
+        description="How long a job list reuses which experiments hold its label (an experiment that gets jobs "
+        "of a label already listed shows up this much later); 0 reads it every time",
+    )
     changes_batch: int = Field(1000, ge=1)
     changes_longpoll_s: float = Field(10.0, gt=0)
     maintenance_s: float = Field(

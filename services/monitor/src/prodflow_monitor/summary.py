@@ -12,6 +12,7 @@ from typing import Any
 
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import (
+    ModuleCount,
     ModuleStats,
     count_differences,
     label_counts,
@@ -51,9 +52,9 @@ def _summary_of(stats: ModuleStats) -> dict[str, Any]:
     }
 
 
-async def label_summary(engine: AsyncEngine, label: str) -> dict[str, Any]:
-    """Counts per status and per module, events done / requested, per database and in total."""
-    rows = await label_counts(engine, label)
+def label_summary(label: str, rows: Sequence[ModuleCount]) -> dict[str, Any]:
+    """Counts per status and per module, events done / requested, per database and in total, of the kept counts
+    ``rows`` of ``label``."""
     per_db = {database: _summary_of(module_stats(rows, database)) for database in sorted({r.database for r in rows})}
     total = _summary_of(module_stats(rows))
     total["complete"] = is_label_final(total["counts"])

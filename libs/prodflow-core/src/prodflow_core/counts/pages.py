@@ -9,16 +9,20 @@ and no row outside ``fixed`` (e.g. another experiment's) is walked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, select, tuple_
+from sqlalchemy import Integer, Select, Table, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_core.counts.tables import CountedJob
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
+
+_Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+"""What a range's statement depends on: its key's columns, its order, and the columns it fixes to a value."""
 
 
 @dataclass(frozen=True)
@@ -49,27 +53,44 @@ class LedgerRange:
         )
 
 
-def _after(part: LedgerRange, key: Sequence[str]) -> ColumnElement[bool]:
-    """Rows of ``part`` whose key is greater than ``key`` (a row-value comparison the index serves)."""
-    columns = [_LEDGER.c[name] for name in part.order]
-    values = list(key[len(part.fixed) :])
-    if len(columns) == 1:
-        return columns[0] > values[0]
-    return tuple_(*columns) > tuple_(*values)
-
-
-def ledger_query(database: str, part: LedgerRange, after: Sequence[str] | None, limit: int) -> Select[Any]:
-    """The SELECT of :func:`ledger_keys`."""
+@functools.lru_cache(maxsize=64)
+def _statement(part: _Shape, prefix: bool, after: bool) -> Select[Any]:
+    """The SELECT of a range of this shape, with bound parameters (built once: see :func:`ledger_query`)."""
+    columns, order, filtered = part
     c = _LEDGER.c
-    query = select(*(c[name] for name in part.columns)).where(c.database == database)
-    for name, value in (*part.fixed, *part.also):
-        query = query.where(c[name] == value)
+    query = select(*(c[name] for name in columns)).where(c.database == bindparam("database"))
+    for number, name in enumerate(filtered):
+        query = query.where(c[name] == bindparam(f"value_{number}"))
+    if prefix:
+        # ">=" lets the index seek; comparing the id's first characters is exact whatever the column's collation
+        id_prefix = bindparam("prefix", type_=c.doc_id.type)
+        prefix_of_id = func.substr(c.doc_id, 1, bindparam("prefix_length", type_=Integer))
+        query = query.where(c.doc_id >= id_prefix, prefix_of_id == id_prefix)
+    if after:  # a row-value comparison the index serves
+        bounds = [bindparam(f"after_{number}", type_=c[name].type) for number, name in enumerate(order)]
+        if len(order) == 1:
+            query = query.where(c[order[0]] > bounds[0])
+        else:
+            query = query.where(tuple_(*(c[name] for name in order)) > tuple_(*bounds))
+    return query.order_by(*(c[name] for name in order)).limit(bindparam("limit", type_=Integer))
+
+
+def ledger_query(
+    database: str, part: LedgerRange, after: Sequence[str] | None, limit: int
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT of :func:`ledger_keys` and its parameters.
+
+    A statement is built once per shape of range (which columns, a prefix or not, a page after a key or not):
+    building and keying one per call cost as much CPU as running it."""
+    filtered = (*part.fixed, *part.also)
+    shape = (part.columns, part.order, tuple(name for name, _ in filtered))
+    values: dict[str, Any] = {"database": database, "limit": limit}
+    values.update({f"value_{number}": value for number, (_, value) in enumerate(filtered)})
     if part.id_prefix is not None:
-        # ">=" lets the index seek; the prefix test is exact whatever the column's collation
-        query = query.where(c.doc_id >= part.id_prefix, c.doc_id.startswith(part.id_prefix, autoescape=True))
+        values.update(prefix=part.id_prefix, prefix_length=len(part.id_prefix))
     if after is not None:
-        query = query.where(_after(part, after))
-    return query.order_by(*(c[name] for name in part.order)).limit(limit)
+        values.update({f"after_{number}": value for number, value in enumerate(after[len(part.fixed) :])})
+    return _statement(shape, part.id_prefix is not None, after is not None), values
 
 
 async def ledger_keys(
@@ -78,5 +99,5 @@ async def ledger_keys(
     """The keys (values of ``part.columns``) of the first ``limit`` rows of ``database`` in ``part`` after the key
     ``after`` (``None``: from the start); the document id is a key's last value."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(ledger_query(database, part, after, limit))).all()
+        rows = (await conn.execute(*ledger_query(database, part, after, limit))).all()
     return [[str(value) for value in row] for row in rows]

@@ -1,4 +1,8 @@
-"""Reading kept counts: each read costs O(modules x statuses) of what it asks about, never O(jobs)."""
+"""Reading kept counts: each read costs O(modules x statuses) of what it asks about, never O(jobs).
+
+The reads on a request's path (a summary, a job list) run statements built once, with bound parameters: building
+and keying a statement per call cost as much CPU as running it (~0.6 of ~1.4 ms for a one-row read on SQLite).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_core.counts.tables import CampaignCount, CountedJob, LabelCount, SiteCount
@@ -16,6 +20,17 @@ _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
 _CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
 _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
+
+_L = _LABELS.c
+_LABEL_COUNTS = select(_L.database, _L.experiment, _L.module, _L.status, _L.jobs, _L.events).where(
+    _L.label == bindparam("label"), _L.jobs > 0
+)
+_LABEL_HOME = (
+    select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).order_by(_L.database).limit(1)
+)
+_LABEL_EXPERIMENTS = select(_L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
+_LABEL_EXPERIMENTS_OF = _LABEL_EXPERIMENTS.where(_L.experiment.in_(bindparam("experiments", expanding=True)))
+_KNOWN_EXPERIMENTS = select(_L.experiment).where(_L.jobs > 0).distinct().order_by(_L.experiment)
 
 
 @dataclass(frozen=True)
@@ -35,12 +50,15 @@ ModuleStats = dict[str, dict[str, dict[str, int]]]
 
 
 async def label_counts(engine: AsyncEngine, label: str) -> list[ModuleCount]:
-    """Every kept count of ``label``, in every database."""
-    c = _LABELS.c
-    query = select(c.database, c.experiment, c.module, c.status, c.jobs, c.events).where(c.label == label)
+    """Every kept count of ``label``, in every database (rows of no jobs left out)."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [ModuleCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows if r[4]]
+        rows = (await conn.execute(_LABEL_COUNTS, {"label": label})).all()
+    return [ModuleCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+def home_of(counts: Iterable[ModuleCount]) -> tuple[str, str] | None:
+    """``(database, experiment)`` of the label of ``counts`` (as :func:`label_home` reads it), or ``None``."""
+    return min(((count.database, count.experiment) for count in counts), default=None)
 
 
 def module_stats(counts: Iterable[ModuleCount], database: str | None = None) -> ModuleStats:
@@ -85,10 +103,8 @@ async def labels_by_experiment(
 
 async def label_home(engine: AsyncEngine, label: str) -> tuple[str, str] | None:
     """``(database, experiment)`` of a label that has counted jobs, or ``None``."""
-    c = _LABELS.c
-    query = select(c.database, c.experiment).where(c.label == label, c.jobs > 0).order_by(c.database).limit(1)
     async with engine.connect() as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(_LABEL_HOME, {"label": label})).first()
     return None if row is None else (str(row[0]), str(row[1]))
 
 
@@ -98,12 +114,12 @@ async def label_experiments(engine: AsyncEngine, label: str, experiments: Iterab
     Read from the counts' ``(experiment, label)`` index: for a caller's experiments, another experiment's label
     finds nothing without reading any of that experiment's rows.
     """
-    c = _LABELS.c
-    query = select(c.experiment).where(c.label == label, c.jobs > 0).distinct().order_by(c.experiment)
+    values: dict[str, Any] = {"label": label}
+    query = _LABEL_EXPERIMENTS
     if experiments is not None:
-        query = query.where(c.experiment.in_(sorted(experiments)))
+        query, values["experiments"] = _LABEL_EXPERIMENTS_OF, sorted(experiments)
     async with engine.connect() as conn:
-        return [str(experiment) for experiment in (await conn.execute(query)).scalars()]
+        return sorted(str(experiment) for experiment in (await conn.execute(query, values)).scalars())
 
 
 async def campaign_counts(engine: AsyncEngine, campaign_id: str) -> dict[str, int]:
@@ -164,10 +180,8 @@ async def label_sites(engine: AsyncEngine, label: str) -> list[str]:
 
 async def known_experiments(engine: AsyncEngine) -> list[str]:
     """Every experiment that has counted jobs (from the counts' ``(experiment, label)`` index)."""
-    c = _LABELS.c
-    query = select(c.experiment).where(c.jobs > 0).distinct().order_by(c.experiment)
     async with engine.connect() as conn:
-        return [str(experiment) for experiment in (await conn.execute(query)).scalars()]
+        return [str(experiment) for experiment in (await conn.execute(_KNOWN_EXPERIMENTS)).scalars()]
 
 
 async def _by_status(engine: AsyncEngine, query: Select[Any]) -> dict[str, dict[str, int]]:

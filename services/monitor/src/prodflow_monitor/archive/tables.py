@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Table, Text, delete, func, select, tuple_, update
+from sqlalchemy import BigInteger, Column, Index, Table, Text, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
@@ -73,6 +73,10 @@ def archive_tables() -> list[Table]:
     return [_LABELS, _JOBS]
 
 
+_ARCHIVE_OF = select(_LABELS).where(_LABELS.c.label == bindparam("label"))
+"""Built once: every summary asks it (building a statement per call costs as much as running it)."""
+
+
 @dataclass(frozen=True)
 class ArchiveRecord:
     """A label's archival as the SQL record holds it."""
@@ -125,7 +129,7 @@ class ArchivedRow:
 async def load_archive(engine: AsyncEngine, label: str) -> ArchiveRecord | None:
     """The archival record of ``label``, or ``None``."""
     async with engine.connect() as conn:
-        row = (await conn.execute(select(_LABELS).where(_LABELS.c.label == label))).mappings().first()
+        row = (await conn.execute(_ARCHIVE_OF, {"label": label})).mappings().first()
     return None if row is None else ArchiveRecord(**{name: row[name] for name in ArchiveRecord.__dataclass_fields__})
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from prodflow_core.counts import known_experiments, label_experiments
+from prodflow_core.counts import known_experiments
 from prodflow_core.cursors import Cursors, CursorScope, bad_cursor
 from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import JOB_DATABASES, STATUSES
 from prodflow_core.problems import FieldError, Problem
 
 from prodflow_monitor.archive.reads import archived_docs, archived_job
-from prodflow_monitor.deps import CountsDep, FollowedJobDocs, JobDatabases, experiments_of
+from prodflow_monitor.deps import CountsDep, FollowedJobDocs, JobDatabases, LabelScopesDep, experiments_of
 from prodflow_monitor.listing import JobFilter, list_jobs
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -33,6 +33,7 @@ async def get_jobs(
     identity: Reader,
     dbs: FollowedJobDocs,
     counts: CountsDep,
+    scopes: LabelScopesDep,
     cursors: Cursors,
     label: str | None = None,
     status: Annotated[str | None, Query(json_schema_extra={"enum": list(STATUSES)})] = None,
@@ -62,7 +63,7 @@ async def get_jobs(
     after = None if cursor is None else cursors.open(cursor, scope)
     experiments = experiments_of(identity)
     if label is not None:  # the caller's experiments that hold the label: none for another experiment's label
-        readable = await label_experiments(counts, label, experiments)
+        readable = await scopes.experiments(label, experiments)
     else:
         readable = sorted(experiments) if experiments is not None else await known_experiments(counts)
     if not readable:

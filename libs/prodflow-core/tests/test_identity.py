@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def test_roles_rank_and_experiments_bind() -> None:
     assert Identity(user="root", experiments=frozenset({"*"})).can_access("legend")
 
 
-def _app() -> Any:
+def _app(secret: str = SECRET) -> Any:
     router = APIRouter()
 
     @router.post("/api/approve")
@@ -60,7 +61,7 @@ def _app() -> Any:
     async def lifespan(_app: Any) -> Any:
         yield
 
-    settings = ServiceSettings(identity_secret=SECRET, log_json=False)
+    settings = ServiceSettings(identity_secret=secret, log_json=False)
     return create_service_app(name="t", title="t", settings=settings, lifespan=lifespan, routers=[router])
 
 
@@ -88,3 +89,15 @@ def test_a_service_reached_without_the_gateway_refuses_a_forged_identity() -> No
     with TestClient(_app()) as client:
         answer = client.post("/api/approve", headers={IDENTITY_HEADER: forged})
     assert answer.status_code == 401 and "signature" in answer.json()["detail"]
+
+
+def test_a_header_already_verified_is_refused_once_expired_and_by_a_service_of_another_secret() -> None:
+    issued = time.time()
+    header = {IDENTITY_HEADER: sign_identity(ALICE, SECRET, ttl_s=1, now=issued)}
+    with TestClient(_app()) as client, TestClient(_app("other-secret")) as other:
+        assert client.post("/api/approve", headers=header).status_code == 200
+        assert other.post("/api/approve", headers=header).status_code == 401
+        while time.time() <= int(issued + 1):
+            time.sleep(0.05)
+        refused = client.post("/api/approve", headers=header)
+    assert refused.status_code == 401 and "expired" in refused.json()["detail"]

@@ -7,10 +7,12 @@ of the gateway does (``PUT /api/auth/whoami``) gets the gateway's 405 with that 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from prodflow_core.http_edges import allowed_methods
 from prodflow_core.problems import Problem
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from prodflow_gateway.auth import authenticate, check_access
 from prodflow_gateway.proxy import forward
@@ -44,6 +46,30 @@ async def to_service(request: Request) -> Response:
 
 router.add_route("/api/{path:path}", to_service, include_in_schema=False)
 router.routes[-1].methods.clear()  # type: ignore[attr-defined]  # no method list: every method is forwarded
+
+
+class ServicePaths(Route):
+    """Every path a service owns (``routing.service_for``), every method, to :func:`to_service`.
+
+    The app puts it before its own routes (:func:`route_service_paths_first`): no gateway route has such a path,
+    so the answer is the same, and a proxied call skips matching each gateway route's pattern (~5 % of the
+    gateway's CPU per call). Paths no service owns go on to the gateway's routes, then the catch-all above.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("/api/{path:path}", to_service, include_in_schema=False)
+        self.methods = None  # every method is forwarded
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """A full match for an HTTP request to a path a service owns, whatever its method."""
+        if scope["type"] == "http" and service_for(scope["path"]) is not None:
+            return Match.FULL, {"endpoint": self.endpoint, "path_params": {}}
+        return Match.NONE, {}
+
+
+def route_service_paths_first(app: FastAPI) -> None:
+    """Match the paths services own before the gateway's own routes (see :class:`ServicePaths`)."""
+    app.router.routes.insert(0, ServicePaths())
 
 
 def _not_served(request: Request) -> Problem:

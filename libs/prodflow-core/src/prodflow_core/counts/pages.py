@@ -54,9 +54,9 @@ class LedgerRange:
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(part: _Shape, prefix: bool, after: bool) -> Select[Any]:
-    """The SELECT of a range of this shape, with bound parameters (built once: see :func:`ledger_query`)."""
-    columns, order, filtered = part
+def _statement(shape: _Shape, prefix: bool, after: bool) -> Select[Any]:
+    """The SELECT of a range of ``shape``, with bound parameters (built once: see :func:`ledger_query`)."""
+    columns, order, filtered = shape
     c = _LEDGER.c
     query = select(*(c[name] for name in columns)).where(c.database == bindparam("database"))
     for number, name in enumerate(filtered):

@@ -40,58 +40,54 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import math
 import os
-import random
 import shutil
 import sys
 import tempfile
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from load_traffic import (
+    KINDS,
+    LATE_S,
+    LOOPBACK,
+    REQUEST_TIMEOUT_S,
+    STATUSES,
+    KindStats,
+    Mix,
+    Phase,
+    TrafficClient,
+    check_loopback,
+    run_phase,
+)
 from procs import cpu_snapshot, system_cpu_groups
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
 from prodflow_core.couch.server import free_port
 from prodflow_core.logs import redact_url
 from servers import BenchServer, add_couch_option, bench_couch, describe
 
-LOOPBACK = "127.0.0.1"
 LABEL = "2026-11_LoadEcho"
 MODULE = "LoadEcho"
 SITE = "loadsite"
 EVENTS_PER_JOB = 10
 COMMAND = "echo {events} > out.txt"
-LATE_S = 0.05
-REQUEST_TIMEOUT_S = 30.0
-SHARD = 16
-STATUSES = ("running", "completed", "waiting", "submitted")
 SKIPPED_DESIGNS = {"_design/monitor_verify"}
 """Built only when an admin checks the kept counts (``?verify=true``): no service queries it on its own."""
-KINDS = ("summary", "jobs", "jobs?status", "jobs page", "events (TTFB)")
 Say = Callable[[str], None]
 
 
-def _check_loopback(url: str | httpx.URL) -> None:
-    host = urlsplit(str(url)).hostname
-    if host != LOOPBACK:
-        raise SystemExit(f"refusing to send to {host!r}: only {LOOPBACK} is allowed")
-
-
 async def _guard(request: httpx.Request) -> None:
-    _check_loopback(request.url)
+    check_loopback(str(request.url))
 
 
 def _client(base_url: str, token: str, *, pool: int = 16) -> httpx.AsyncClient:
-    _check_loopback(base_url)
+    check_loopback(base_url)
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Authorization": f"Bearer {token}"},
@@ -102,167 +98,6 @@ def _client(base_url: str, token: str, *, pool: int = 16) -> httpx.AsyncClient:
         trust_env=False,  # never through a proxy named in the environment
         event_hooks={"request": [_guard]},
     )
-
-
-@dataclass
-class KindStats:
-    """What one kind of request did in one phase."""
-
-    sent: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]  # nearest rank
-
-
-@dataclass
-class Phase:
-    """One phase of the generator: stats per kind, and how often it could not keep to its timetable."""
-
-    name: str
-    rate: float
-    duration_s: float
-    kinds: dict[str, KindStats] = field(default_factory=lambda: {kind: KindStats() for kind in KINDS})
-    skipped: int = 0
-    late: int = 0
-    events_seen: int = 0
-    elapsed_s: float = 0.0
-    cpu_s: float = 0.0
-    details: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def errors(self) -> int:
-        return sum(sum(stats.errors.values()) for stats in self.kinds.values())
-
-
-class Mix:
-    """Chooses the next request: kind and path (next pages come from cursors seen in earlier answers)."""
-
-    def __init__(self, label: str, seed: int) -> None:
-        self.label = label
-        self.rng = random.Random(seed)
-        self.cursors: deque[dict[str, str]] = deque(maxlen=200)
-        """The query of a listing with the cursor of its next page (a cursor belongs to its own listing)."""
-
-    def next(self) -> tuple[str, str, dict[str, str]]:
-        roll = self.rng.random()
-        base = {"label": self.label, "limit": "50"}
-        if roll < 0.35:
-            return "summary", f"/api/labels/{self.label}/summary", {}
-        if roll < 0.65:
-            return "jobs", "/api/jobs", base
-        if roll < 0.85 or not self.cursors:
-            return "jobs?status", "/api/jobs", {**base, "status": self.rng.choice(STATUSES)}
-        return "jobs page", "/api/jobs", self.cursors.popleft()
-
-
-def _error_name(exc: BaseException) -> str:
-    return f"transport:{type(exc).__name__}"
-
-
-async def _one(client: httpx.AsyncClient, phase: Phase, mix: Mix, kind: str, path: str, params: dict[str, str]) -> None:
-    stats = phase.kinds[kind]
-    stats.sent += 1
-    start = time.perf_counter()
-    try:
-        response = await client.get(path, params=params)
-    except httpx.HTTPError as exc:
-        stats.errors[_error_name(exc)] += 1
-        return
-    stats.latencies_ms.append((time.perf_counter() - start) * 1000)
-    if not response.is_success:
-        stats.errors[str(response.status_code)] += 1
-        with contextlib.suppress(ValueError, AttributeError):
-            phase.details[f"{response.status_code} {response.json().get('detail')}"] += 1
-        return
-    if kind != "summary":
-        cursor = response.json().get("next")
-        if cursor and len(mix.cursors) < 50:
-            mix.cursors.append({**params, "cursor": str(cursor)})
-
-
-async def _sse_client(client: httpx.AsyncClient, phase: Phase, stop_at: float, hold_s: float) -> None:
-    """Connect, read ``hold_s``, disconnect, reconnect from the last id seen, until ``stop_at``."""
-    stats = phase.kinds["events (TTFB)"]
-    last_id: str | None = None
-    while time.monotonic() < stop_at:
-        headers = {"Last-Event-ID": last_id} if last_id else {}
-        stats.sent += 1
-        start = time.perf_counter()
-        try:
-            async with client.stream("GET", "/api/events", headers=headers) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    stats.errors[str(response.status_code)] += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                chunks = response.aiter_text()
-                pending = await asyncio.wait_for(anext(chunks), REQUEST_TIMEOUT_S)
-                stats.latencies_ms.append((time.perf_counter() - start) * 1000)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, min(hold_s, stop_at - time.monotonic()))):
-                        while True:
-                            *lines, pending = pending.split("\n")
-                            for line in lines:
-                                if line.startswith("id: "):
-                                    last_id = line[4:].strip()
-                                    phase.events_seen += 1
-                            pending += await anext(chunks)
-        except (httpx.HTTPError, TimeoutError, StopAsyncIteration) as exc:
-            stats.errors[_error_name(exc)] += 1
-            await asyncio.sleep(0.5)
-
-
-async def run_phase(
-    clients: Sequence[httpx.AsyncClient],
-    sse_client: httpx.AsyncClient,
-    phase: Phase,
-    mix: Mix,
-    *,
-    max_in_flight: int,
-    sse_clients: int,
-    sse_hold_s: float,
-    grace_s: float,
-) -> Phase:
-    """The open-loop timetable of one phase, then at most ``grace_s`` for what is still open (then cancelled)."""
-    tasks: dict[asyncio.Task[None], str] = {}
-    start = time.monotonic()
-    stop_at = start + phase.duration_s
-    cpu = time.process_time()
-    sse = [asyncio.create_task(_sse_client(sse_client, phase, stop_at, sse_hold_s)) for _ in range(sse_clients)]
-    for task in sse:
-        tasks[task] = "events (TTFB)"
-    open_requests: set[asyncio.Task[None]] = set()
-    for index in range(round(phase.rate * phase.duration_s)):
-        due = start + index / phase.rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if len(open_requests) >= max_in_flight:
-            phase.skipped += 1
-            continue
-        if time.monotonic() - due > LATE_S:
-            phase.late += 1
-        kind, path, params = mix.next()
-        task = asyncio.create_task(_one(clients[index % len(clients)], phase, mix, kind, path, params))
-        open_requests.add(task)
-        task.add_done_callback(open_requests.discard)
-        tasks[task] = kind
-    remaining = max(0.0, stop_at + grace_s - time.monotonic())
-    _done, unfinished = await asyncio.wait(list(tasks), timeout=remaining)
-    for task in unfinished:
-        task.cancel()
-        if tasks[task] != "events (TTFB)":  # an SSE client still holding its stream is not an error
-            phase.kinds[tasks[task]].errors["unfinished at hard stop"] += 1
-    if unfinished:
-        await asyncio.wait(unfinished, timeout=5)
-    phase.elapsed_s = time.monotonic() - start
-    phase.cpu_s = time.process_time() - cpu
-    return phase
 
 
 def _check(response: httpx.Response, *ok: int) -> httpx.Response:
@@ -309,7 +144,7 @@ async def build_indexes(couch_url: str, say: Say) -> None:
     jobs. Left to the services, those builds land inside the measurement (the submitter's first round, the
     monitor's resync every 5 minutes) and time out their other CouchDB reads.
     """
-    _check_loopback(couch_url)
+    check_loopback(couch_url)
     async with httpx.AsyncClient(
         base_url=couch_url, timeout=1800, trust_env=False, event_hooks={"request": [_guard]}
     ) as couch:
@@ -465,14 +300,11 @@ async def measure(
     token = system.admin_token()
     if token is None:
         raise RuntimeError("the embedded system wrote no admin token")
-    _check_loopback(system.gateway_url)
+    check_loopback(system.gateway_url)
     async with contextlib.AsyncExitStack() as stack:
         admin = await stack.enter_async_context(_client(system.gateway_url, token))
-        # Shards of 16 connections: one httpx pool scans its waiting requests for every connection event, which
-        # costs the generator more CPU than the requests themselves once hundreds are in flight.
-        shards = -(-args.max_in_flight // SHARD)
-        load = [await stack.enter_async_context(_client(system.gateway_url, token, pool=SHARD)) for _ in range(shards)]
-        sse = await stack.enter_async_context(_client(system.gateway_url, token, pool=args.sse_clients))
+        load = await stack.enter_async_context(TrafficClient(system.gateway_url, token, pool=args.max_in_flight))
+        sse = await stack.enter_async_context(TrafficClient(system.gateway_url, token, pool=args.sse_clients))
         say(f"setting up: site {SITE!r} (drained), campaign of {args.jobs:,} jobs, first reads")
         await set_up(admin, work, args.jobs, say, couch_url)
         mix = Mix(LABEL, seed=1)

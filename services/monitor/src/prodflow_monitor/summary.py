@@ -12,18 +12,30 @@ from typing import Any
 
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import (
+    LABEL_COUNTS,
     ModuleCount,
     ModuleStats,
     count_differences,
     label_counts,
     labels_by_experiment,
+    module_count,
     module_stats,
 )
+from prodflow_core.counts.tables import LabelCount
 from prodflow_core.jobdocs import COMPLETED, FINAL_STATUSES
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prodflow_monitor.archive.tables import index_stats
+from prodflow_monitor.archive.reads import SERVED_FROM_ARCHIVE
+from prodflow_monitor.archive.tables import LabelArchive, index_stats
 from prodflow_monitor.views import is_label_final, label_module_stats
+
+_COUNTED: Table = LabelCount.__table__  # type: ignore[attr-defined]
+_ARCHIVALS: Table = LabelArchive.__table__  # type: ignore[attr-defined]
+_COUNTS_AND_ARCHIVAL = LABEL_COUNTS.add_columns(_ARCHIVALS.c.state).outerjoin_from(
+    _COUNTED, _ARCHIVALS, _ARCHIVALS.c.label == _COUNTED.c.label
+)
+"""A summary's one read: the label's kept counts, each row with the label's archival state (``None`` if none)."""
 
 
 def _summary_of(stats: ModuleStats) -> dict[str, Any]:
@@ -60,6 +72,13 @@ def label_summary(label: str, rows: Sequence[ModuleCount]) -> dict[str, Any]:
     total["complete"] = is_label_final(total["counts"])
     total["final"] = sum(n for status, n in total["counts"].items() if status in FINAL_STATUSES)
     return {"label": label, **total, "databases": per_db}
+
+
+async def counts_and_archival(engine: AsyncEngine, label: str) -> tuple[list[ModuleCount], bool]:
+    """The kept counts of ``label`` and whether its reads come from its archive now, in one query."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(_COUNTS_AND_ARCHIVAL, {"label": label})).all()
+    return [module_count(row) for row in rows], bool(rows) and rows[0][6] in SERVED_FROM_ARCHIVE
 
 
 async def verify_label(engine: AsyncEngine, dbs: Sequence[CouchDatabase], label: str) -> dict[str, Any]:

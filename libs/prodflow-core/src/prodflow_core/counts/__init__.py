@@ -18,6 +18,7 @@ from prodflow_core.counts.ledger import (
 )
 from prodflow_core.counts.pages import LedgerRange, ledger_keys
 from prodflow_core.counts.reads import (
+    LABEL_COUNTS,
     ModuleCount,
     ModuleStats,
     campaign_counts,
@@ -32,6 +33,7 @@ from prodflow_core.counts.reads import (
     label_sites,
     label_status_counts,
     labels_by_experiment,
+    module_count,
     module_stats,
     site_counts,
 )
@@ -39,6 +41,7 @@ from prodflow_core.counts.tables import count_tables
 
 __all__ = [
     "ARCHIVED_MARK",
+    "LABEL_COUNTS",
     "Contribution",
     "CountsChange",
     "CountsCheckpoints",
@@ -63,6 +66,7 @@ __all__ = [
     "label_status_counts",
     "labels_by_experiment",
     "ledger_keys",
+    "module_count",
     "module_stats",
     "plan_change",
     "site_counts",

@@ -7,7 +7,7 @@ and keying a statement per call cost as much CPU as running it (~0.6 of ~1.4 ms 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,10 @@ _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 
 _L = _LABELS.c
-_LABEL_COUNTS = select(_L.database, _L.experiment, _L.module, _L.status, _L.jobs, _L.events).where(
+LABEL_COUNTS = select(_L.database, _L.experiment, _L.module, _L.status, _L.jobs, _L.events).where(
     _L.label == bindparam("label"), _L.jobs > 0
 )
+"""The kept counts of the label bound as ``label`` (rows of no jobs left out); :func:`module_count` reads a row."""
 _LABEL_HOME = (
     select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).order_by(_L.database).limit(1)
 )
@@ -52,8 +53,13 @@ ModuleStats = dict[str, dict[str, dict[str, int]]]
 async def label_counts(engine: AsyncEngine, label: str) -> list[ModuleCount]:
     """Every kept count of ``label``, in every database (rows of no jobs left out)."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(_LABEL_COUNTS, {"label": label})).all()
-    return [ModuleCount(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5])) for r in rows]
+        rows = (await conn.execute(LABEL_COUNTS, {"label": label})).all()
+    return [module_count(row) for row in rows]
+
+
+def module_count(row: Sequence[Any]) -> ModuleCount:
+    """The count in a row of :data:`LABEL_COUNTS` (its first six columns)."""
+    return ModuleCount(str(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]), int(row[5]))
 
 
 def home_of(counts: Iterable[ModuleCount]) -> tuple[str, str] | None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from prodflow_core.counts import home_of, label_counts
+from prodflow_core.counts import home_of
 from prodflow_core.identity import Reader
 from prodflow_core.problems import Problem
 
-from prodflow_monitor.archive.reads import serving_archive
 from prodflow_monitor.deps import CountsDep, JobDatabases, experiments_of, readable_home
-from prodflow_monitor.summary import label_list, label_summary, verify_archived_label, verify_label
+from prodflow_monitor.summary import (
+    counts_and_archival,
+    label_list,
+    label_summary,
+    verify_archived_label,
+    verify_label,
+)
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])
 
@@ -45,9 +50,8 @@ async def get_label_summary(
     from a full reduce of the job documents (for an archived label: from the index of its archive), so an
     operator can check the counts after an incident. ``archived`` is true while the label is archived.
     """
-    rows = await label_counts(counts, label)
+    rows, archived = await counts_and_archival(counts, label)
     experiment = readable_home(home_of(rows), label, identity)
-    archived = await serving_archive(counts, label) is not None
     summary = {"experiment": experiment, **label_summary(label, rows), "archived": archived}
     if verify:
         if not identity.has_role("admin"):

@@ -53,12 +53,32 @@ class RunnerError(RuntimeError):
 
 
 def free_port_block(size: int = len(SERVICES), host: str = "127.0.0.1") -> int:
-    """A port that is free with the ``size - 1`` ports after it: a gateway port for ``prodflow up``."""
+    """A port that is free with the ``size - 1`` ports after it: a gateway port for ``prodflow up``.
+
+    Chosen below the kernel's range of ephemeral ports where it can: a port in that range that is free now can be
+    taken by any outgoing connection (a service's own, to CouchDB) before the service meant to listen on it
+    binds it ("address already in use", seen in CI).
+    """
+    first_ephemeral = _ephemeral_ports()[0]
+    low, high = max(1024, first_ephemeral - 12_000), first_ephemeral - size
+    for _ in range(200 if high > low else 0):
+        base = secrets.randbelow(high - low) + low
+        if all(_is_free(host, base + i) for i in range(size)):
+            return base
     for _ in range(50):
         base = free_port(host)
         if base + size < 65535 and all(_is_free(host, base + i) for i in range(size)):
             return base
     raise RunnerError(f"no block of {size} free ports on {host}")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the IANA range elsewhere)."""
+    try:
+        first, last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(first), int(last)
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def _is_free(host: str, port: int) -> bool:

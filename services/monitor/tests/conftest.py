@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,12 +19,15 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException
 from prodflow_core.backends import Backend, BackendJob
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import count_tables
 from prodflow_core.events import utc_now
 from prodflow_core.identity import IDENTITY_HEADER, IdentityError, verify_identity
 from prodflow_core.jobdocs import SUBMITTED, backend_job_name, job_id, job_output_dir, job_seed, transition
 from prodflow_core.settings import DEFAULT_IDENTITY_SECRET
+from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.settings import MonitorSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @dataclass
@@ -145,6 +148,15 @@ async def submit_jobs(
         moved.append(new)
     results = await db.bulk_docs(moved)
     assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An empty SQLite database of the kept counts (a test module may define its own ``engine``)."""
+    made = make_engine(f"sqlite:///{tmp_path / 'monitor.sqlite'}")
+    await create_tables(made, count_tables())
+    yield made
+    await made.dispose()
 
 
 @pytest.fixture

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from prodflow_core.counts import JobCounter, count_tables
-from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.counts import JobCounter
 from prodflow_monitor.label_scope import LabelScopes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,14 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = make_engine(f"sqlite:///{tmp_path / 'monitor.sqlite'}")
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
 
 
 async def _count(engine: AsyncEngine, kit: Any, label: str, experiment: str, runs: range) -> None:

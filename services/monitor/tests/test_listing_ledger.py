@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from prodflow_core.couch import CouchDatabase
-from prodflow_core.counts import JobCounter, count_tables
-from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.counts import JobCounter
 from prodflow_core.testing import MakeDb
 from prodflow_monitor.listing import JobFilter, Page, list_jobs
 from prodflow_monitor.views import drop_retired_designs
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = make_engine(f"sqlite:///{tmp_path / 'monitor.sqlite'}")
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ One run, one CouchDB-API server (``--couch``: bench/servers.py), each variant in
   the .exactly file, the ``campaign.created`` event); the submission loop and the event follower are off, the
   job feeds (kept campaign and site counts) run as in production. Goal: <= 1.25 x baseline 1;
 - baseline 1: raw ``_bulk_docs`` of the very same documents (chunks of 2,000, one after another) into a database
-  holding the same design documents as the job databases (PouchDB Server writes slower into such a database);
+  holding the same design documents as the job databases (now only the monitor's check, built when asked);
 - baseline 2: the same into an empty database;
 - baseline 3: one ``PUT`` per document (timed on ``--put-sample`` documents, scaled to N);
 - re-sending the same submission (idempotent: nothing new), against baseline 1;
@@ -41,9 +41,8 @@ from prodflow_core.couch.client import CouchClient
 from prodflow_core.couch.design import sync_design_documents
 from prodflow_core.couch.server import free_port
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
-from prodflow_core.jobdocs import JOBS_DESIGN
+from prodflow_monitor.views import DESIGN_DOCUMENTS
 from prodflow_submitter.campaigns import CampaignPlan, expand
-from prodflow_submitter.jobstore import SUBMITTER_DESIGN
 from prodflow_submitter.schemas import JobsFile
 from servers import add_couch_option, bench_couch
 
@@ -123,7 +122,7 @@ async def _raw_bulk(couch: CouchClient, n: int, *, designs: bool) -> float:
     db = couch.db(f"raw-{uuid.uuid4().hex[:8]}")
     await db.ensure()
     if designs:
-        await sync_design_documents(db, [JOBS_DESIGN, SUBMITTER_DESIGN])
+        await sync_design_documents(db, DESIGN_DOCUMENTS)
     start = time.perf_counter()
     results = await db.bulk_docs(docs, chunk_size=CHUNK)
     elapsed = time.perf_counter() - start

@@ -1,16 +1,16 @@
 """Building every index N job documents need vs the bulk write of those documents (issue 12: goal <= 3x).
 
-One run, one CouchDB-API server (``--couch``, bench/servers.py): a new job database with the design documents
-the services sync into it (``jobs``: submitter and monitor, ``submitter``: submitter, and ``monitor_verify``,
-which monitor syncs but which is built only when an admin checks the kept counts), then:
-- baseline: ``_bulk_docs`` of N job documents (chunks of 2,000, one after another; documents as the services write
-  them, 80% completed, 5% each failed, running, submitted, waiting; 10 modules, 2 sites);
-- figure: each view of ``jobs`` and ``submitter`` queried once (``limit=1``, ``reduce=false``), one after another:
-  the first query of a view waits until its index holds every document (CouchDB builds all views of a design
-  document together, PouchDB Server each view on its own). One row per design document, and the sum;
-- for information, not in the sum: the same for ``monitor_verify``; and the SQL side of the monitor's listings
-  (no view since they read the counts' ledger): the ledger rows of the N documents written in batches of 1,000
-  into SQLite as the monitor's feed does, with the ledger's listing indexes and without them.
+No service reads a CouchDB view on its own any more: what took a label's or campaign's jobs from views
+(operations, .exactly, the grabber) reads the kept counts' ledger, so the indexes N job documents need are the
+two ledgers, the monitor's and the submitter's (one SQL row per document, with its indexes), each written from
+that service's ``_changes`` feed. One run, one CouchDB-API server (``--couch``, bench/servers.py):
+- baseline: ``_bulk_docs`` of N job documents into a new job database holding the design document the services
+  keep there (documents as the services write them, 80% completed, 5% each failed, running, submitted, waiting;
+  10 modules, 2 sites; chunks of 2,000, one after another);
+- figure: each service's ledger rows of the N documents written in batches of 1,000 into SQLite as its feed
+  does, with the ledger's indexes; one row per service, and the sum;
+- for information, not in the sum: the ledger without its listing indexes; and ``_design/monitor_verify``, the
+  one view left (the monitor's check of its kept counts, built only when an admin asks), queried once.
 Run: uv run python bench/bench_indexes.py [--json] [--couch pouchdb|couchdb] [--jobs 100000]
 """
 
@@ -31,21 +31,19 @@ from jobgen import bulk_write, patiently, realistic_mix
 from prodflow_core.couch import CouchClient, CouchDatabase, DesignDocument, sync_design_documents
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.counts.tables import CountedJob
-from prodflow_core.jobdocs import JOBS_DESIGN
 from prodflow_core.sql import create_tables, make_engine
-from prodflow_monitor.views import VERIFY_DESIGN
-from prodflow_submitter.jobstore import SUBMITTER_DESIGN
+from prodflow_monitor.views import DESIGN_DOCUMENTS, VERIFY_DESIGN
 from servers import add_couch_option, bench_couch
 from sqlalchemy import text
 
-SYNCED = [JOBS_DESIGN, SUBMITTER_DESIGN]
-"""Built as soon as the services read them (the grabber, the submitter's queue and campaign views)."""
+LEDGERS = ("monitor", "submitter")
+"""The services that each keep a ledger of every job document."""
 LISTING_INDEXES = [
     index.name for index in CountedJob.__table__.indexes if index.name != "ix_counted_job_database_status"
 ]
 
 
-async def _ledger(docs: list[dict[str, Any]], listing_indexes: bool) -> float:
+async def _ledger(docs: list[dict[str, Any]], *, listing_indexes: bool) -> float:
     """Seconds to write the ledger rows of ``docs`` into a new SQLite file, 1,000 documents per transaction."""
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'ledger.sqlite'}")
@@ -77,32 +75,25 @@ async def measure(url: str, n: int) -> list[Figure]:
         db = couch.db(f"bench-indexes-{uuid.uuid4().hex[:8]}")
         await db.ensure()
         try:
-            await sync_design_documents(db, [*SYNCED, VERIFY_DESIGN])
+            await sync_design_documents(db, DESIGN_DOCUMENTS)
             docs = list(realistic_mix(n, "Bench_Indexes"))
             start = time.perf_counter()
             await bulk_write(db, docs)
             write = time.perf_counter() - start
-            ledger = {indexed: await _ledger(docs, indexed) for indexed in (True, False)}
-            del docs
             print(f"wrote {n:,} job documents in {write:.1f} s", file=sys.stderr)
-            figures = []
-            for design in SYNCED:
-                took = await _build(db, design)
-                print(f"  _design/{design.name}: {len(design.views)} views in {took:.1f} s", file=sys.stderr)
-                figures.append(Figure(f"  index _design/{design.name} ({len(design.views)} views), {n:,} jobs", took,
-                                      "s", f"_bulk_docs of the {n:,} docs", write))  # fmt: skip
-            total = sum(f.value for f in figures)
+            ledgers = {service: await _ledger(docs, listing_indexes=True) for service in LEDGERS}
+            bare = await _ledger(docs, listing_indexes=False)
+            del docs
             verify = await _build(db, VERIFY_DESIGN)
         finally:
             await db.drop()
+    baseline = f"_bulk_docs of the {n:,} docs"
     return [
-        Figure(f"every index of {n:,} jobs (jobs+submitter)", total, "s", f"_bulk_docs of the {n:,} docs", write),
-        *figures,
-        Figure(f"  (info) _design/monitor_verify, {n:,} jobs", verify, "s", f"_bulk_docs of the {n:,} docs", write),
-        Figure(f"  (info) SQL ledger + listing indexes, {n:,} jobs", ledger[True], "s",
-               f"_bulk_docs of the {n:,} docs", write),
-        Figure(f"  (info) SQL ledger alone, {n:,} jobs", ledger[False], "s",
-               f"_bulk_docs of the {n:,} docs", write),
+        Figure(f"every index of {n:,} jobs (two SQL ledgers)", sum(ledgers.values()), "s", baseline, write),
+        *(Figure(f"  {service}'s ledger + its indexes, {n:,} jobs", took, "s", baseline, write)
+          for service, took in ledgers.items()),
+        Figure(f"  (info) one ledger without listing indexes, {n:,} jobs", bare, "s", baseline, write),
+        Figure(f"  (info) _design/monitor_verify (built when asked), {n:,} jobs", verify, "s", baseline, write),
     ]  # fmt: skip
 
 

@@ -7,8 +7,9 @@ One run, one CouchDB-API server (``--couch``: bench/servers.py), the real ``loca
   itself; the same as docs/s;
 - label summary: ``GET /api/labels/{label}/summary`` through the gateway (its own process, bearer token) to the
   monitor, p50 and p99 over ``--reads`` reads one after another (goal p99 <= 50 ms); for information also
-  straight to the monitor; against a direct ``by_label_status`` group query on the server (the full reduce the
-  summary used to be; median of ``--repeat``, its index built beforehand, the build time printed);
+  straight to the monitor; against a direct ``label_module_status`` group query on the server (the full reduce
+  of the monitor's check, as the summary used to be; median of ``--repeat``, its index built beforehand, the
+  build time printed);
 - one cycle while 1,000 jobs are active (queued at the backend, nothing changes): the monitor's cycle
   (``MonitorLoop`` in this process, on the same kept counts, feeds stopped), against a cycle that re-reads every
   job document and polls the active ones (the way a loop without an index works);
@@ -301,11 +302,11 @@ async def _counts_and_summary(
             straight.append(await timed_read(direct))
         expected = answer.json()["counts"]
     start = time.perf_counter()
-    reduced = await patiently(lambda: label_status_counts(db, LABEL))  # builds _design/jobs (all its views)
-    print(f"by_label_status index built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    reduced = await patiently(lambda: label_status_counts(db, LABEL))  # builds _design/monitor_verify
+    print(f"label_module_status index built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     assert reduced == expected, (reduced, expected)
     reduce_s = await _median(lambda: label_status_counts(db, LABEL), args.repeat)
-    reads, baseline = f"{args.reads} reads", "direct by_label_status reduce, median"
+    reads, baseline = f"{args.reads} reads", "direct label_module_status reduce, median"
     return [
         Figure(f"kept counts of {n:,} new docs caught up", counted, "s", f"_bulk_docs of the {n:,} docs", write),
         Figure(f"monitor feed counting {n:,} new docs", n / counted, "docs/s", "_bulk_docs rate", n / write),

@@ -15,6 +15,7 @@ from prodflow_core.couch import (
     sync_design_documents,
 )
 from prodflow_core.couch.client import looks_like_seq
+from prodflow_core.jobdocs import prepare_job_database
 from prodflow_core.testing import MakeDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_couch]
@@ -81,6 +82,19 @@ async def test_a_design_document_can_keep_out_of_background_indexing(fresh_db: M
     assert "autoupdate" not in await db.get("_design/check")
 
 
+async def test_preparing_a_job_database_drops_the_retired_design_documents(fresh_db: MakeDb) -> None:
+    db = await fresh_db("retired")
+    view = {"v": View("function(doc){ emit(doc._id, 1); }")}
+    retired = [DesignDocument(name, view) for name in ("jobs", "submitter", "monitor")]
+    await sync_design_documents(db, retired)
+    await db.view("jobs", "v", limit=1)  # an index built, which the view cleanup removes afterwards
+    await prepare_job_database(db, [DesignDocument("check", view)])
+    assert [await db.get_or_none(design.id) for design in retired] == [None, None, None]
+    assert await db.get_or_none("_design/check") is not None  # the designs asked for are synced, others kept
+    await prepare_job_database(db, [DesignDocument("check", view)])  # nothing left to drop: no error
+    assert await db.get_or_none("_design/check") is not None
+
+
 async def test_view_with_count_reduce_and_group_level(fresh_db: MakeDb) -> None:
     db = await fresh_db("view")
     ddoc = DesignDocument(
@@ -144,6 +158,35 @@ async def test_follower_killed_mid_stream_resumes_from_checkpoint(fresh_db: Make
     while await restarted.poll_once(wait=False):
         pass
     assert sorted(seen) == [f"e{i:03d}" for i in range(60)]  # nothing missed, nothing seen twice after a handled batch
+
+
+async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_are_handled(fresh_db: MakeDb) -> None:
+    db = await fresh_db("to-now")
+    seen: list[str] = []
+    handled = asyncio.Event()
+
+    async def handle(batch: list[Change]) -> None:
+        await handled.wait()  # nothing is handled until the test says so
+        seen.extend(c.id for c in batch)
+
+    follower = ChangesFollower(db, "to-now", handle, longpoll_s=60)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follower.run(stop))
+    try:
+        handled.set()
+        await asyncio.wait_for(follower.caught_up.wait(), 10)  # now in a long poll of up to 60 s
+        assert await follower.handled_to_now(10)  # nothing written: a fresh read comes back empty at once
+        handled.clear()
+        await db.bulk_docs([{"_id": f"w{i}"} for i in range(3)])
+        assert not await follower.handled_to_now(0.5)  # the batch is not handled yet
+        handled.set()
+        started = asyncio.get_running_loop().time()
+        assert await follower.handled_to_now(10)
+        assert sorted(seen) == ["w0", "w1", "w2"]
+        assert asyncio.get_running_loop().time() - started < 5  # never the long poll's 60 s
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
 
 
 async def test_follower_starting_now_keeps_its_start_and_idle_polls_store_nothing(fresh_db: MakeDb) -> None:

@@ -16,6 +16,7 @@ from prodflow_core.counts import (
     count_tables,
     label_counts,
     label_home,
+    label_jobs,
     label_status_counts,
     labels_by_experiment,
     module_stats,
@@ -78,6 +79,23 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await create_tables(made, count_tables())
     yield made
     await made.dispose()
+
+
+async def test_a_labels_jobs_come_from_the_ledger_by_status_and_campaign(engine: AsyncEngine) -> None:
+    counter = JobCounter(engine, owner=f"test-{uuid.uuid4().hex[:8]}")
+    database = f"db-{uuid.uuid4().hex[:8]}"
+    docs = [(f"job:L1:ModA:{n}:0:p1", _job(n, "failed" if n % 3 == 0 else "completed")) for n in range(12)]
+    docs += [(f"job:L1:ModA:{n}:0:p2", {**_job(n, campaign_id="camp-000002"), "_id": f"job:L1:ModA:{n}:0:p2"})
+             for n in range(3)]  # fmt: skip
+    other = {**_job(0, experiment="legend"), "_id": "job:L2:ModA:0:0:p1", "label": "L2"}
+    await counter.apply(database, [*docs, ("job:L2:ModA:0:0:p1", other)])
+    every = await label_jobs(engine, database, "L1")
+    assert [doc_id for doc_id, _ in every] == sorted(doc_id for doc_id, _ in docs)
+    failed = await label_jobs(engine, database, "L1", ["failed"])
+    assert failed == [(f"job:L1:ModA:{n}:0:p1", "failed") for n in sorted([0, 3, 6, 9], key=str)]
+    second = await label_jobs(engine, database, "L1", ["waiting", "failed"], campaign_id="camp-000002")
+    assert [doc_id for doc_id, _ in second] == [f"job:L1:ModA:{n}:0:p2" for n in range(3)]
+    assert await label_jobs(engine, database, "L3") == [] and await label_jobs(engine, "elsewhere", "L1") == []
 
 
 async def test_counts_are_exact_when_batches_are_handed_over_again(engine: AsyncEngine) -> None:

@@ -93,11 +93,3 @@ def test_backend_name_and_output_dir() -> None:
     doc = {"_id": "job:L1:Mod:7:2:p3", "attempt": 2}
     assert jobdocs.backend_job_name(doc) == "job:L1:Mod:7:2:p3:a2"
     assert jobdocs.job_output_dir(Path("/out"), doc["_id"]) == Path("/out/L1/Mod/7_2_p3")
-
-
-def test_design_document_has_only_the_views_something_reads() -> None:
-    body = jobdocs.JOBS_DESIGN.body()
-    assert body["_id"] == "_design/jobs"
-    assert set(body["views"]) == {"by_label_status", "by_label_mrp", "outputs_by_label"}
-    assert body["views"]["by_label_status"]["reduce"] == "_count"
-    assert "reduce" not in body["views"]["by_label_mrp"]

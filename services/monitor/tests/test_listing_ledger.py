@@ -9,7 +9,6 @@ from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import JobCounter
 from prodflow_core.testing import MakeDb
 from prodflow_monitor.listing import JobFilter, Page, list_jobs
-from prodflow_monitor.views import drop_retired_designs
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -96,11 +95,3 @@ async def test_a_label_read_within_the_callers_experiments_walks_none_of_another
 ) -> None:
     assert (await list_jobs(engine, [jobs], JobFilter(label="L"), ["legend"], limit=5)) == Page([], None)
     assert len((await list_jobs(engine, [jobs], JobFilter(label="L"), ["snoplus"], limit=100)).items) == 12
-
-
-async def test_the_retired_listing_design_document_is_deleted(fresh_db: MakeDb) -> None:
-    db = await fresh_db("retired")
-    await db.put({"_id": "_design/monitor", "views": {"list_by_status": {"map": "function (doc) { emit(doc._id); }"}}})
-    assert await drop_retired_designs(db) == ["_design/monitor"]
-    assert await db.get_or_none("_design/monitor") is None
-    assert await drop_retired_designs(db) == []

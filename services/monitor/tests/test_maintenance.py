@@ -21,7 +21,6 @@ from prodflow_core.couch import CouchClient, CouchDatabase, DesignDocument, View
 from prodflow_core.couch.compaction import StoreReading, StoreSizes, read_stores, store_sizes, view_cleanup
 from prodflow_core.couch.members import add_to_security, ensure_user
 from prodflow_core.credentials import split_userinfo
-from prodflow_core.jobdocs import JOBS_DESIGN
 from prodflow_core.testing import serving
 from prodflow_monitor.app import create_app
 from prodflow_monitor.maintenance import CompactionPolicy, Maintenance, runs_maintenance
@@ -92,21 +91,28 @@ def app_url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
+OUTPUTS_DESIGN = DesignDocument(
+    "outputs", {"by_label": View("function (doc) { if (doc.type === 'job') { emit(doc.label, doc.outputs); } }")}
+)
+"""The test's own view index in a job database (the services keep none there but the monitor's check, which is
+built only when an admin asks): it holds ~1 kB per job, rewritten each round."""
+
+
 async def _fragment(db: CouchDatabase, kit: Any, *, jobs: int, rounds: int) -> list[dict[str, Any]]:
     """Write ``jobs`` job documents and rewrite each ``rounds`` times (dead revisions), building the view index
-    after each round (an index file grows the same way)."""
+    of :data:`OUTPUTS_DESIGN` after each round (an index file grows the same way)."""
+    await sync_design_documents(db, [OUTPUTS_DESIGN])
     docs = [kit.job_doc(LABEL, "ModA", 1000 + i, "site-a") for i in range(jobs)]
     for n in range(rounds):
         for doc in docs:
             doc["history"].append({"status": "waiting", "at": f"2026-12-01T00:00:{n:02d}Z", "reason": "x" * 200})
-            # outputs_by_label emits the outputs: the index holds ~1 kB per job, rewritten each round
             doc["outputs"] = [
                 {"name": f"{k}.root", "url": f"file:///se/{n}/{'y' * 150}/{k}.root", "size": n, "adler32": "0"}
                 for k in range(5)
             ]
         results = await db.bulk_docs(docs)
         assert all(r.ok for r in results)
-        await db.view("jobs", "by_label_status", limit=1)
+        await db.view("outputs", "by_label", limit=1)
     return docs
 
 
@@ -176,10 +182,10 @@ async def test_a_fragmented_database_is_compacted_and_shrinks(
         shown = _gauge(await _metrics(app_url), "prodflow_couch_fragmentation_ratio", production.name)
         assert shown is not None and shown < settings.compact_fragmentation
         assert (processing.name, "database") not in started
-        index = before["_design/jobs"].sizes
+        index = before[OUTPUTS_DESIGN.id].sizes
         assert index.file is not None and index.file >= MIN_BYTES and (index.fragmentation or 0) >= 0.5
-        assert (production.name, "_design/jobs") in started
-        index_after = after["_design/jobs"].sizes
+        assert (production.name, OUTPUTS_DESIGN.id) in started
+        index_after = after[OUTPUTS_DESIGN.id].sizes
         assert index_after.file is not None and index_after.file < index.file
     revs = await couch.request("GET", f"{production.name}/{docs[0]['_id']}", params={"revs_info": True})
     status = {info["rev"]: info["status"] for info in revs["_revs_info"]}
@@ -261,12 +267,11 @@ async def test_a_database_admin_account_may_compact_on_couchdb3(couchdb3_url: st
         try:
             async with CouchClient(bare, auth=("prodflow-monitor-test", "secret-of-the-test")) as monitor:
                 db = monitor.db(name)
-                await sync_design_documents(db, [JOBS_DESIGN])
                 await _fragment(db, kit, jobs=50, rounds=8)
                 maintenance = Maintenance([db], CompactionPolicy(fragmentation=0.5, min_bytes=0), MonitorMetrics())
                 before = (await read_stores(db))[0]
                 started = {r.target for r in await maintenance.run_pass()}
-                assert started == {"database", "_design/jobs"}
+                assert started == {"database", OUTPUTS_DESIGN.id}
                 after = (await _compaction_finished(db, before))[0]
                 assert after.sizes.file is not None and before.sizes.file is not None
                 assert after.sizes.file < before.sizes.file

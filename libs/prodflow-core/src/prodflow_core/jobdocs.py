@@ -1,4 +1,4 @@
-"""Job documents (FORMATS.md): their ids, the job state machine and the ``_design/jobs`` design document.
+"""Job documents (FORMATS.md): their ids, the job state machine, and creating the databases that hold them.
 
 Shared by submitter (creates job documents, moves ``waiting`` → ``submitted``) and monitor (moves them on),
 so both apply the same rules. Everything here is plain data and pure functions over job documents.
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from prodflow_core.couch.client import CouchClient, CouchDatabase
-from prodflow_core.couch.design import DesignDocument, View, sync_design_documents
+from prodflow_core.couch.compaction import view_cleanup
+from prodflow_core.couch.design import DesignDocument, drop_design_documents, sync_design_documents
 
 JOB_DATABASES: Final = ("data-production", "data-processing")
 """The two databases that hold job documents (``production`` → ``data-production``)."""
@@ -137,46 +138,38 @@ def job_output_dir(output_root: Path, doc_id: str) -> Path:
     return output_root / label / module / f"{run}_{chunk}_p{pass_number}"
 
 
-def job_map(body: str) -> str:
-    """A view's JavaScript map function that runs ``body`` for job documents only."""
-    return f"function (doc) {{ if (doc.type === 'job') {{ {body} }} }}"
-
-
-JOBS_DESIGN: Final = DesignDocument(
-    name="jobs",
-    views={
-        # submitter's operations on a label (cancel, retry, resubmit: the label's jobs in some statuses)
-        "by_label_status": View(job_map("emit([doc.label, doc.status], 1);"), "_count"),
-        # .exactly of a label or campaign, and the grabber's selection by module/run/pass
-        "by_label_mrp": View(job_map("emit([doc.label, doc.module, doc.run, doc.pass], doc.status);")),
-        # the grabber's manifest: outputs of a label's jobs
-        "outputs_by_label": View(job_map("emit([doc.label, doc.module, doc.run, doc.pass], doc.outputs || []);")),
-    },
-)
-"""``_design/jobs``, the same in both job databases: only the views something reads (the reader beside each).
-
-Counts (per label, module, status, site, campaign) are kept from ``_changes`` (:mod:`prodflow_core.counts`),
-not reduced here: FORMATS.md's ``by_site_status`` and ``events_by_label`` are gone with their last readers, and
-``by_status`` too (the monitor's active jobs and job listings come from the counts' ledger).
+RETIRED_JOB_DESIGNS: Final = ("_design/jobs", "_design/submitter", "_design/monitor")
+"""Design documents earlier versions kept in the job databases, and nothing reads any more: what took jobs of a
+label, campaign or (module, run, pass) from them (operations, .exactly, the grabber) reads the kept counts'
+ledger (:func:`prodflow_core.counts.label_jobs`), and counts and listings are kept (:mod:`prodflow_core.counts`).
+The one view left is the monitor's check of the kept counts (``_design/monitor_verify``), built only when asked.
 """
 
 
 async def ensure_job_databases(
     client: CouchClient,
-    extra_designs: Sequence[DesignDocument] = (),
+    designs: Sequence[DesignDocument] = (),
     *,
     prefix: str = "",
     shards: int | None = None,
 ) -> dict[str, CouchDatabase]:
-    """Create both job databases if missing and sync ``_design/jobs`` (plus ``extra_designs``) into each.
+    """Create both job databases if missing, sync ``designs`` into each and drop :data:`RETIRED_JOB_DESIGNS`.
 
     Returns them by their FORMATS.md name; ``prefix`` is put before the real database names (tests, or several
     deployments sharing one CouchDB); ``shards`` is CouchDB 3's ``q`` of a database created here.
     """
     databases: dict[str, CouchDatabase] = {}
     for name in JOB_DATABASES:
-        db = client.db(prefix + name)
-        await db.ensure(shards=shards)
-        await sync_design_documents(db, [JOBS_DESIGN, *extra_designs])
-        databases[name] = db
+        databases[name] = db = client.db(prefix + name)
+        await prepare_job_database(db, designs, shards=shards)
     return databases
+
+
+async def prepare_job_database(db: CouchDatabase, designs: Sequence[DesignDocument] = (), *,
+                               shards: int | None = None) -> None:  # fmt: skip
+    """Create ``db`` if missing, sync ``designs`` into it and drop :data:`RETIRED_JOB_DESIGNS` (then a view
+    cleanup, if any design document changed or went, removes the index files no longer used)."""
+    await db.ensure(shards=shards)
+    written = await sync_design_documents(db, list(designs))
+    if await drop_design_documents(db, RETIRED_JOB_DESIGNS) or written:
+        await view_cleanup(db)

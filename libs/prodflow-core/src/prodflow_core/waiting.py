@@ -19,18 +19,19 @@ async def first_of(*events: asyncio.Event, timeout_s: float | None = None) -> No
             wait.cancel()
 
 
-async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
-    """``await work``, or ``None`` as soon as ``stop`` is set first (``work`` is then cancelled).
+async def unless_stopped(work: Awaitable[T], *stops: asyncio.Event) -> T | None:
+    """``await work``, or ``None`` as soon as one of ``stops`` is set first (``work`` is then cancelled).
 
     For a wait a service must not sit out at shutdown: a ``_changes`` long poll holds its connection for up to
     its timeout (PouchDB Server: until a change comes).
     """
     task = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
+    stopping = [asyncio.ensure_future(stop.wait()) for stop in stops]
     try:
-        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([task, *stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopping.cancel()
+        for wait in stopping:
+            wait.cancel()
     if task.done():
         return task.result()
     task.cancel()

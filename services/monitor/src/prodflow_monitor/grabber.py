@@ -1,7 +1,8 @@
 """The grabber: a label's output files as a manifest, and the label's jobs as an .exactly file.
 
-Both read the ``by_label_mrp`` index (``[label, module, run, pass]`` → status) over a key range, and the
-manifest joins it with ``outputs_by_label`` over the same range; nothing else is scanned.
+Both take the label's jobs from the kept counts' ledger (job ids say module, run and pass; the ledger says the
+status) and the manifest reads those documents by id for their outputs: no CouchDB view, so no wait for an
+index build, and the cost is that of the label's own jobs.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import label_jobs
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import parse_job_id
-
-from prodflow_monitor.views import HIGH
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 MANIFEST_FORMAT = "prodflow.manifest/1"
+_DOCS_PER_READ = 500
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,8 @@ class Selection:
     pass_number: int | None = None
     status: str | None = None
 
-    def key_range(self, label: str) -> tuple[list[Any], list[Any]]:
-        """The ``[label, module, run, pass]`` range that covers the selection (by key prefix)."""
-        prefix: list[Any] = [label]
-        for value in (self.module, self.run, self.pass_number):
-            if value is None:
-                break
-            prefix.append(value)
-        if len(prefix) == 4:
-            return prefix, prefix
-        return prefix, [*prefix, HIGH]
-
     def matches(self, key: Sequence[Any], status: str | None) -> bool:
-        """True if a ``by_label_mrp`` row (its key and status) is selected."""
+        """True if a job of key ``[label, module, run, pass]`` in ``status`` is selected."""
         _, module, run, pass_number = key
         return (
             (self.module is None or module == self.module)
@@ -49,20 +40,25 @@ class Selection:
             and (self.status is None or status == self.status)
         )
 
+    def takes(self, doc_id: str, status: str) -> bool:
+        """True if the job ``doc_id`` in ``status`` is selected."""
+        label, module, run, _chunk, pass_number = parse_job_id(doc_id)
+        return self.matches([label, module, run, pass_number], status)
 
-async def _status_rows(db: CouchDatabase, label: str, selection: Selection) -> list[dict[str, Any]]:
-    start, end = selection.key_range(label)
-    rows = (await db.view("jobs", "by_label_mrp", startkey=start, endkey=end)).rows
-    return [row for row in rows if selection.matches(row["key"], row.get("value"))]
+
+async def selected_jobs(counts: AsyncEngine, database: str, label: str, selection: Selection) -> list[str]:
+    """Ids of the selected jobs of ``label`` in ``database``, sorted (from the kept counts' ledger)."""
+    statuses = None if selection.status is None else [selection.status]
+    return [i for i, status in await label_jobs(counts, database, label, statuses) if selection.takes(i, status)]
 
 
-async def exactly_lines(dbs: Sequence[CouchDatabase], label: str, selection: Selection) -> list[str]:
+async def exactly_lines(counts: AsyncEngine, databases: Sequence[str], label: str, selection: Selection) -> list[str]:
     """The .exactly lines of the selected jobs: ``module run pass``, one per (module, run, pass), sorted."""
     entries: set[tuple[str, int, int]] = set()
-    for db in dbs:
-        for row in await _status_rows(db, label, selection):
-            _, module, run, pass_number = row["key"]
-            entries.add((str(module), int(run), int(pass_number)))
+    for database in databases:
+        for doc_id in await selected_jobs(counts, database, label, selection):
+            _, module, run, _chunk, pass_number = parse_job_id(doc_id)
+            entries.add((module, run, pass_number))
     return [f"{module} {run} {pass_number}" for module, run, pass_number in sorted(entries)]
 
 
@@ -90,19 +86,16 @@ def manifest_entry(database: str, job_id: str, output: Mapping[str, Any]) -> dic
 
 
 async def build_manifest(
-    dbs: Sequence[CouchDatabase], label: str, selection: Selection, experiment: str | None
+    counts: AsyncEngine, dbs: Sequence[CouchDatabase], label: str, selection: Selection, experiment: str | None
 ) -> dict[str, Any]:
     """The manifest of the selected jobs' registered outputs (URL, size, adler32 of each file)."""
     files: list[dict[str, Any]] = []
     for db in dbs:
-        selected = {row["id"] for row in await _status_rows(db, label, selection)}
-        if not selected:
-            continue
-        start, end = selection.key_range(label)
-        rows = (await db.view("jobs", "outputs_by_label", startkey=start, endkey=end)).rows
-        for row in rows:
-            if row["id"] in selected:
-                files += [manifest_entry(db.name, row["id"], output) for output in row.get("value") or []]
+        selected = await selected_jobs(counts, db.name, label, selection)
+        for start in range(0, len(selected), _DOCS_PER_READ):
+            docs = await db.get_many(selected[start : start + _DOCS_PER_READ])
+            for doc_id, doc in docs.items():
+                files += [manifest_entry(db.name, doc_id, output) for output in doc.get("outputs") or []]
     files.sort(key=lambda entry: (entry["path"], entry["url"]))
     return manifest_of(label, selection, experiment, files)
 

@@ -27,9 +27,7 @@ from prodflow_core.couch import (
     CouchClient,
     CouchDatabase,
     rev_number,
-    sync_design_documents,
 )
-from prodflow_core.couch.compaction import view_cleanup
 from prodflow_core.counts import CountsCheckpoints, JobCounter, counted_docs, jobs_in_statuses, label_status_counts
 from prodflow_core.events import EventPublisher, utc_now
 from prodflow_core.jobdocs import (
@@ -37,6 +35,7 @@ from prodflow_core.jobdocs import (
     FINAL_STATUSES,
     TRANSFERRING,
     InvalidTransition,
+    prepare_job_database,
 )
 from prodflow_core.sql import create_tables
 from prodflow_core.waiting import first_of
@@ -54,7 +53,7 @@ from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
 from prodflow_monitor.transfers import OutputTransfers, destination_of, output_folder
-from prodflow_monitor.views import DESIGN_DOCUMENTS, drop_retired_designs, is_label_final
+from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
 
 _log = logging.getLogger("prodflow.monitor.loop")
 
@@ -118,13 +117,7 @@ class MonitorLoop:
         """
         await create_tables(self.counter.engine, archive_tables())  # read by on_changes
         for db in self.dbs.values():
-            await db.ensure(shards=self.settings.couchdb_job_shards)
-            written = await sync_design_documents(db, DESIGN_DOCUMENTS)
-            dropped = await drop_retired_designs(db)
-            for design_id in dropped:
-                _log.info("dropped %s of %s (its index files go with it)", design_id, db.name)
-            if written or dropped:
-                await view_cleanup(db)  # the index files of the old and dropped versions go
+            await prepare_job_database(db, DESIGN_DOCUMENTS, shards=self.settings.couchdb_job_shards)
         await self.resync()
 
     def followers(self) -> list[ChangesFollower]:

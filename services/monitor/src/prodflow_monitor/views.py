@@ -1,10 +1,10 @@
-"""Design documents monitor syncs into both job databases, and the one reduce it still runs (a check).
+"""The design document monitor syncs into both job databases: the one reduce it still runs (a check).
 
-``_design/jobs`` (shared with submitter) and ``_design/monitor_verify`` with the reduce that
-:func:`label_module_stats` runs when an admin checks the kept counts; with ``autoupdate: false`` CouchDB 3's
-background indexer leaves it alone, and it is built only when someone asks (PouchDB builds every view only when
-queried). ``GET /api/jobs`` reads no view: its pages come from the kept counts' ledger (``listing.py``), so the
-listing views of ``_design/monitor`` are gone (:data:`RETIRED_DESIGNS`).
+``_design/monitor_verify`` holds the reduce that :func:`label_module_stats` runs when an admin checks the kept
+counts; with ``autoupdate: false`` CouchDB 3's background indexer leaves it alone, and it is built only when
+someone asks (PouchDB builds every view only when queried). Nothing else reads a view: listings, the grabber and
+operations read the kept counts' ledger; the design documents that held their views are dropped at start-up
+(:data:`prodflow_core.jobdocs.RETIRED_JOB_DESIGNS`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Final
 
-from prodflow_core.couch import CouchDatabase, DesignDocument, DocumentConflict, View
-from prodflow_core.jobdocs import FINAL_STATUSES, JOBS_DESIGN
+from prodflow_core.couch import CouchDatabase, DesignDocument, View
+from prodflow_core.jobdocs import FINAL_STATUSES
 
 HIGH: Final[dict[str, Any]] = {}
 """The highest JSON key (``{}``): the end of a key-prefix range."""
@@ -34,33 +34,17 @@ VERIFY_DESIGN: Final = DesignDocument(
     },
 )
 
-DESIGN_DOCUMENTS: Final = [JOBS_DESIGN, VERIFY_DESIGN]
-
-RETIRED_DESIGNS: Final = ("_design/monitor",)
-"""Design documents monitor synced before and reads no more (the listing views, now served by the ledger)."""
-
-
-async def drop_retired_designs(db: CouchDatabase) -> list[str]:
-    """Delete the :data:`RETIRED_DESIGNS` still in ``db``, so the server builds nothing more for them (a view
-    cleanup afterwards removes their index files); returns the ids deleted (safe to run from several replicas)."""
-    dropped = []
-    for design_id in RETIRED_DESIGNS:
-        stored = await db.get_or_none(design_id)
-        if stored is None:
-            continue
-        try:
-            await db.delete(design_id, str(stored["_rev"]))
-        except DocumentConflict:
-            continue  # another replica changed or deleted it first
-        dropped.append(design_id)
-    return dropped
+DESIGN_DOCUMENTS: Final = [VERIFY_DESIGN]
 
 
 async def label_status_counts(db: CouchDatabase, label: str) -> dict[str, int]:
-    """``{status: n}`` of one label by a full ``by_label_status`` reduce: the reference that tests and benches
-    compare the kept counts with (O(jobs) on servers without stored reductions; never on a hot path)."""
-    rows = (await db.view("jobs", "by_label_status", group=True, startkey=[label], endkey=[label, HIGH])).rows
-    return {row["key"][1]: int(row["value"]) for row in rows}
+    """``{status: n}`` of one label by a full reduce of ``label_module_status``: the reference that tests and
+    benches compare the kept counts with (O(jobs) on servers without stored reductions; never on a hot path)."""
+    counts: dict[str, int] = defaultdict(int)
+    for statuses in (await label_module_stats(db, label)).values():
+        for status, stats in statuses.items():
+            counts[status] += stats["jobs"]
+    return dict(counts)
 
 
 def is_label_final(counts: dict[str, int]) -> bool:

@@ -15,7 +15,6 @@ from prodflow_core.sql import sql_database
 
 from prodflow_submitter.following import CONSUMER, FOLLOWED, on_request_approved
 from prodflow_submitter.job_feed import job_feeds
-from prodflow_submitter.jobstore import SUBMITTER_DESIGN
 from prodflow_submitter.models import TABLES
 from prodflow_submitter.queue import SubmissionLoop
 from prodflow_submitter.request_api import RequestApi
@@ -48,9 +47,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
 
                 async with couch_resources(app, settings) as client:
                     prefix = settings.job_database_prefix
-                    databases = await ensure_job_databases(
-                        client, [SUBMITTER_DESIGN], prefix=prefix, shards=settings.couchdb_job_shards
-                    )
+                    databases = await ensure_job_databases(client, prefix=prefix, shards=settings.couchdb_job_shards)
                     counter = JobCounter(engine, owner=NAME)
                     runtime = Runtime(settings, sessions, databases, app.state.events, request_api, counter)
                     app.state.runtime = runtime

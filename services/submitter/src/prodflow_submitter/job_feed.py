@@ -33,15 +33,14 @@ def job_feeds(runtime: Runtime, loop: SubmissionLoop) -> list[ChangesFollower]:
             if woke:
                 runtime.wake.set()
 
-        followers.append(
-            ChangesFollower(
-                db,
-                "submitter",
-                handle,
-                batch_size=BATCH,
-                longpoll_s=runtime.settings.changes_longpoll_s,
-                checkpoints=CountsCheckpoints(runtime.counter, name),
-            )
+        runtime.feeds[name] = follower = ChangesFollower(
+            db,
+            "submitter",
+            handle,
+            batch_size=BATCH,
+            longpoll_s=runtime.settings.changes_longpoll_s,
+            checkpoints=CountsCheckpoints(runtime.counter, name),
         )
+        followers.append(follower)
     loop.feeds = followers
     return followers

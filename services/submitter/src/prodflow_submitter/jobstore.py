@@ -9,20 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prodflow_core import jobdocs
-from prodflow_core.couch import CouchDatabase, DesignDocument, View
-from prodflow_core.jobdocs import job_map
+from prodflow_core.couch import CouchDatabase
 
 Doc = dict[str, Any]
 Change = Callable[[Doc], Doc | None]
 """Returns the new document, or ``None`` to leave it (not applicable any more)."""
 
-SUBMITTER_DESIGN = DesignDocument(
-    name="submitter",
-    views={
-        "by_campaign_status": View(job_map("emit([doc.campaign_id, doc.status], 1);"), "_count"),
-    },
-)
-"""Views of submitter's own (``_design/jobs`` is FORMATS.md's, shared with monitor)."""
 
 CREATE_PARALLEL = 2  # chunks of _bulk_docs in flight at once
 
@@ -115,13 +107,6 @@ def moving_to(wanted: str, at: str, reason: str, extra: Callable[[Doc], Doc] | N
         return extra(new) if extra else new
 
     return change
-
-
-async def docs_in_statuses(db: CouchDatabase, view: tuple[str, str], prefix: str, statuses: Iterable[str]) -> list[Doc]:
-    """Documents whose ``[prefix, status]`` key of ``view`` has one of ``statuses``."""
-    keys = [[prefix, status] for status in statuses]
-    rows = (await db.view(*view, keys=keys, reduce=False, include_docs=True)).rows
-    return [row["doc"] for row in rows if row.get("doc")]
 
 
 def non_final(statuses: Iterable[str] = jobdocs.STATUSES) -> list[str]:

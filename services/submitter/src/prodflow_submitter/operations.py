@@ -1,7 +1,9 @@
 """Bulk operations on the jobs of a campaign or a label: cancel, and resubmit the failures.
 
-Each is a few bulk calls (a view or ``_all_docs`` with keys, one ``_bulk_docs``, one backend call per site) and
-one event with the list of job ids.
+Each is a few bulk calls (the jobs' ids from the kept counts' ledger, ``_all_docs`` with keys, one
+``_bulk_docs``, one backend call per site) and one event with the list of job ids. The ledger is read once the
+counts hold every change made before the operation (:meth:`Runtime.counted_to_now`): no CouchDB index, so no
+wait for an index build, and nothing written just before is missed.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core import jobdocs
-from prodflow_core.couch import CouchDatabase
+from prodflow_core.counts import label_jobs
 from prodflow_core.events import utc_now
 from prodflow_core.identity import Identity
 from prodflow_core.problems import not_found
@@ -29,8 +32,28 @@ from prodflow_submitter.submission import announce, exactly_path, next_pass, wri
 
 _log = logging.getLogger("prodflow.submitter.operations")
 Doc = dict[str, Any]
-LABEL_VIEW = ("jobs", "by_label_status")
-CAMPAIGN_VIEW = ("submitter", "by_campaign_status")
+
+
+@dataclass(frozen=True)
+class JobScope:
+    """Whose jobs an operation takes: a label's, or a campaign's (its labels' jobs of its id)."""
+
+    labels: tuple[str, ...]
+    campaign_id: str | None = None
+
+    @classmethod
+    def of_label(cls, label: str) -> JobScope:
+        return cls((label,))
+
+    @classmethod
+    def of_campaign(cls, campaign: Campaign) -> JobScope:
+        return cls(tuple(campaign.labels or [campaign.label]), campaign.public_id)
+
+    def holds(self, doc: Doc) -> bool:
+        """True if ``doc`` is one of this scope's jobs."""
+        if self.campaign_id is not None:
+            return doc.get("campaign_id") == self.campaign_id
+        return doc.get("label") in self.labels
 
 
 def _check_access(identity: Identity, docs: Iterable[Doc]) -> None:
@@ -39,32 +62,36 @@ def _check_access(identity: Identity, docs: Iterable[Doc]) -> None:
 
 
 async def select_jobs(
-    db: CouchDatabase, view: tuple[str, str], prefix: str, statuses: Sequence[str], job_ids: Sequence[str] | None
+    runtime: Runtime, database: str, scope: JobScope, statuses: Sequence[str], job_ids: Sequence[str] | None
 ) -> tuple[list[Doc], list[str]]:
-    """Jobs under ``prefix`` (label or campaign) in ``statuses``, or only ``job_ids`` of them; plus ids skipped."""
+    """The scope's jobs in ``statuses``, or only ``job_ids`` of them; plus the ids skipped."""
+    db = runtime.db(database)
     if job_ids is None:
-        return await jobstore.docs_in_statuses(db, view, prefix, statuses), []
-    field = "label" if view == LABEL_VIEW else "campaign_id"
+        await runtime.counted_to_now(database)
+        engine = runtime.counter.engine
+        ids = [i for label in scope.labels for i, _ in await label_jobs(engine, database, label, statuses,
+                                                                        scope.campaign_id)]  # fmt: skip
+        found = await db.get_many(ids)
+        return [d for i in ids if (d := found.get(i)) and scope.holds(d) and d.get("status") in statuses], []
     found = await db.get_many(list(dict.fromkeys(job_ids)))
-    chosen = [d for d in found.values() if d.get(field) == prefix and d.get("status") in statuses]
+    chosen = [d for d in found.values() if scope.holds(d) and d.get("status") in statuses]
     chosen_ids = {d["_id"] for d in chosen}
     return chosen, [i for i in job_ids if i not in chosen_ids]
 
 
 async def cancel(
-    runtime: Runtime, database: str, view: tuple[str, str], prefix: str, identity: Identity,
-    job_ids: Sequence[str] | None, reason: str,
-) -> OperationOut:  # fmt: skip
+    runtime: Runtime, database: str, scope: JobScope, identity: Identity, job_ids: Sequence[str] | None, reason: str
+) -> OperationOut:
     """Cancel the non-final jobs of a campaign or label (or the named ones): documents first, then backends."""
     db = runtime.db(database)
-    docs, skipped = await select_jobs(db, view, prefix, jobstore.non_final(), job_ids)
+    docs, skipped = await select_jobs(runtime, database, scope, jobstore.non_final(), job_ids)
     _check_access(identity, docs)
     outcome = await jobstore.update_many(
         db, docs, jobstore.moving_to(jobdocs.CANCELLED, utc_now(), reason or f"cancelled by {identity.user}")
     )
     await _cancel_at_backends(runtime, outcome.written)
     cancelled = [d["_id"] for d in outcome.written]
-    label = prefix if view == LABEL_VIEW else (outcome.written[0]["label"] if outcome.written else None)
+    label = scope.labels[0] if scope.campaign_id is None else (outcome.written[0]["label"] if outcome.written else None)
     if cancelled:
         await runtime.events.emit(
             "jobs.cancelled", experiment=outcome.written[0].get("experiment"),
@@ -98,7 +125,8 @@ async def retry(runtime: Runtime, database: str, label: str, identity: Identity,
                 job_ids: Sequence[str] | None, reason: str) -> OperationOut:  # fmt: skip
     """Failed jobs back to ``waiting`` in the same pass, ``attempt + 1`` (as SNO+'s retry_failed.py)."""
     db = runtime.db(database)
-    docs, skipped = await select_jobs(db, LABEL_VIEW, label, sorted(jobdocs.RETRYABLE_STATUSES), job_ids)
+    docs, skipped = await select_jobs(runtime, database, JobScope.of_label(label), sorted(jobdocs.RETRYABLE_STATUSES),
+                                      job_ids)  # fmt: skip
     _check_access(identity, docs)
     outcome = await jobstore.update_many(
         db, docs, jobstore.moving_to(jobdocs.WAITING, utc_now(), reason or f"resubmitted by {identity.user}")
@@ -133,7 +161,8 @@ async def resubmit_next_pass(
     earlier attempt stopped in the middle), not one more pass.
     """
     db = runtime.db(database)
-    docs, skipped = await select_jobs(db, LABEL_VIEW, label, sorted(jobdocs.RETRYABLE_STATUSES), job_ids)
+    docs, skipped = await select_jobs(runtime, database, JobScope.of_label(label), sorted(jobdocs.RETRYABLE_STATUSES),
+                                      job_ids)  # fmt: skip
     if not docs:
         return OperationOut(label=label, database=database, job_ids=[], skipped=skipped)
     _check_access(identity, docs)

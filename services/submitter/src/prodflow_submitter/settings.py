@@ -39,6 +39,9 @@ class SubmitterSettings(ServiceSettings):
     catalog_timeout_s: float = 10.0
     changes_longpoll_s: float = 10.0
     """How long one ``_changes`` request (job databases, event stream) waits; also bounds shutdown."""
+    counted_wait_s: float = 30.0
+    """How long an operation on a label's or campaign's jobs waits for the kept counts to take in every change
+    made before it (they select the jobs); then a 503 problem."""
 
     def sql_url(self) -> str:
         """The SQL database: ``SUBMITTER_DATABASE_URL`` or an SQLite file under the data folder."""

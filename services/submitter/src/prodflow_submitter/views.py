@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from prodflow_core.counts import campaign_counts
+from prodflow_core.counts import campaign_counts, label_jobs
+from prodflow_core.jobdocs import parse_job_id
 from prodflow_core.problems import not_found
 
 from prodflow_submitter import exactly
@@ -61,13 +62,20 @@ def _read(path: Path) -> str | None:
 
 
 async def label_exactly(runtime: Runtime, database: str, label: str, pass_number: int | None) -> str:
-    """The .exactly of a label from ``by_label_mrp``: every (module, run, pass) it has, or those of one pass.
+    """The .exactly of a label: every (module, run, pass) it has, or those of one pass, from the kept counts'
+    ledger (job ids say module, run and pass) once it holds every change made before this call.
 
-    A label with no documents left in ``database`` may be archived: monitor serves its entries from the archive.
+    A label with no documents counted in ``database`` may be archived: monitor serves its entries from the archive.
     """
-    rows = (await runtime.db(database).view("jobs", "by_label_mrp", startkey=[label], endkey=[label, {}])).rows
-    entries = [(str(r["key"][1]), int(r["key"][2]), int(r["key"][3])) for r in rows]
+    await runtime.counted_to_now(database)
+    entries = [entry_of(doc_id) for doc_id, _ in await label_jobs(runtime.counter.engine, database, label)]
     if not entries:
         settings = runtime.settings
         entries = await archived_exactly_lines(settings.monitor_url, settings.identity_secret, label, pass_number)
     return exactly.render(e for e in entries if pass_number is None or e[2] == pass_number)
+
+
+def entry_of(doc_id: str) -> tuple[str, int, int]:
+    """The .exactly entry ``(module, run, pass)`` of a job id."""
+    _, module, run, _chunk, pass_number = parse_job_id(doc_id)
+    return module, run, pass_number

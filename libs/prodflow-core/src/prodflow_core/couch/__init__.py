@@ -2,7 +2,7 @@
 
 from prodflow_core.couch.changes import Change, ChangesFollower
 from prodflow_core.couch.client import BulkResult, CouchClient, CouchDatabase, ViewResult, rev_number
-from prodflow_core.couch.design import DesignDocument, View, sync_design_documents
+from prodflow_core.couch.design import DesignDocument, View, drop_design_documents, sync_design_documents
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "DocumentNotFound",
     "View",
     "ViewResult",
+    "drop_design_documents",
     "rev_number",
     "sync_design_documents",
 ]

@@ -104,6 +104,12 @@ class ChangesFollower:
         self._start_unsaved = False
         self.caught_up = asyncio.Event()
         """Set once a batch came back short: everything up to the moment of that read was handled."""
+        self._reads = 0
+        self._handled_to = 0
+        """The last read that came back short and was handled: every change made before it started is handled."""
+        self._wanted = 0
+        self._fresh_read = asyncio.Event()
+        self._advanced = asyncio.Event()
 
     @property
     def checkpoint_id(self) -> str:
@@ -137,13 +143,18 @@ class ChangesFollower:
         """
         if self.since is None:
             self.since = await self.load_checkpoint()
+        self._reads += 1
+        read = self._reads
+        self._fresh_read.clear()
+        long_poll = wait and self._handled_to >= self._wanted  # nobody waits for this read to come back
         fetch = self.db.changes(
             since=self.since,
             limit=self.batch_size,
             include_docs=self.include_docs,
-            longpoll_s=self.longpoll_s if wait else None,
+            longpoll_s=self.longpoll_s if long_poll else None,
         )
-        batch = await fetch if stop is None else await unless_stopped(fetch, stop)
+        stops = [event for event in (stop, self._fresh_read if long_poll else None) if event is not None]
+        batch = await unless_stopped(fetch, *stops) if stops else await fetch
         if batch is None:
             return 0
         if batch.results:
@@ -157,7 +168,30 @@ class ChangesFollower:
         self.since = batch.last_seq
         if len(batch.results) < self.batch_size:
             self.caught_up.set()
+            self._handled_to = read
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         return len(batch.results)
+
+    async def handled_to_now(self, timeout_s: float) -> bool:
+        """Wait until every change made before this call is handled (a read started after it came back short);
+        a long poll in flight is ended so that read starts at once. ``False`` if that took over ``timeout_s``.
+
+        Read-your-writes for what the handler keeps (e.g. kept counts read right after a write); needs
+        :meth:`run` going.
+        """
+        wanted = self._reads + 1
+        self._wanted = max(self._wanted, wanted)
+        self._fresh_read.set()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._handled_to < wanted:
+            advanced = self._advanced
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(advanced.wait(), remaining)
+        return True
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Follow until ``stop`` is set (or the task is cancelled); transient errors are retried."""

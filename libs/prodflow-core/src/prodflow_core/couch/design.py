@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +82,21 @@ async def sync_design_documents(db: CouchDatabase, documents: list[DesignDocumen
             _log.info("design document %s written in %s", ddoc.id, db.name)
             break
     return written
+
+
+async def drop_design_documents(db: CouchDatabase, design_ids: Sequence[str]) -> list[str]:
+    """Delete those of ``design_ids`` still in ``db``, so the server builds nothing more for them (a view
+    cleanup afterwards removes their index files); returns the ids deleted (safe to run from several replicas).
+    """
+    dropped = []
+    for design_id in design_ids:
+        stored = await db.get_or_none(design_id)
+        if stored is None:
+            continue
+        try:
+            await db.delete(design_id, str(stored["_rev"]))
+        except DocumentConflict:
+            continue  # another replica changed or deleted it first
+        dropped.append(design_id)
+        _log.info("design document %s dropped from %s", design_id, db.name)
+    return dropped

@@ -31,6 +31,7 @@ _LABEL_HOME = (
 )
 _LABEL_EXPERIMENTS = select(_L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
 _LABEL_EXPERIMENTS_OF = _LABEL_EXPERIMENTS.where(_L.experiment.in_(bindparam("experiments", expanding=True)))
+_LABEL_EXPERIMENTS_IN = _LABEL_EXPERIMENTS.where(_L.database == bindparam("database"))
 _KNOWN_EXPERIMENTS = select(_L.experiment).where(_L.jobs > 0).distinct().order_by(_L.experiment)
 
 
@@ -174,6 +175,33 @@ async def jobs_in_statuses(engine: AsyncEngine, database: str, statuses: Iterabl
     query = select(c.doc_id).where(c.database == database, c.status.in_(sorted(statuses))).order_by(c.doc_id)
     async with engine.connect() as conn:
         return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]
+
+
+async def label_jobs(
+    engine: AsyncEngine,
+    database: str,
+    label: str,
+    statuses: Iterable[str] | None = None,
+    campaign_id: str | None = None,
+) -> list[tuple[str, str]]:
+    """``(doc_id, status)`` of the counted jobs of ``label`` in ``database`` (those in ``statuses``, of
+    ``campaign_id``), sorted by id; as of the counts' checkpoint.
+
+    O(the label's jobs), by the ledger's ``(database, experiment, label, status)`` index: for what covers a whole
+    label (an operation on its jobs, its .exactly, the grabber), never a request's hot path.
+    """
+    c = _LEDGER.c
+    async with engine.connect() as conn:
+        experiments = (await conn.execute(_LABEL_EXPERIMENTS_IN, {"database": database, "label": label})).scalars()
+        query = select(c.doc_id, c.status).where(
+            c.database == database, c.experiment.in_(sorted(experiments)), c.label == label
+        )
+        if statuses is not None:
+            query = query.where(c.status.in_(sorted(statuses)))
+        if campaign_id is not None:
+            query = query.where(c.campaign_id == campaign_id)
+        rows = (await conn.execute(query.order_by(c.doc_id))).all()
+    return [(str(doc_id), str(status)) for doc_id, status in rows]
 
 
 async def label_sites(engine: AsyncEngine, label: str) -> list[str]:

@@ -38,7 +38,7 @@ async def get_manifest(
     if await serving_archive(counts, label) is not None:
         files = await archived_files(counts, label, selection)
         return {**manifest_of(label, selection, experiment, files), "archived": True}
-    return await build_manifest(dbs, label, selection, experiment)
+    return await build_manifest(counts, dbs, label, selection, experiment)
 
 
 @router.get(
@@ -63,7 +63,7 @@ async def get_exactly(
     if await serving_archive(counts, label) is not None:
         lines = await archived_exactly_lines(counts, label, selection)
     else:
-        lines = await exactly_lines(dbs, label, selection)
+        lines = await exactly_lines(counts, [db.name for db in dbs], label, selection)
     body = render_exactly(lines)
     return PlainTextResponse(
         body, headers={"Content-Disposition": f'attachment; filename="{label}.exactly"'}, media_type="text/plain"

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import PlainTextResponse
+from prodflow_core.counts import label_status_counts
 from prodflow_core.identity import Manager, Reader
 from prodflow_core.problems import not_found
 
@@ -93,14 +94,14 @@ async def cancel_campaign(campaign_id: str, body: CancelBody, identity: Manager,
     """Cancel the campaign's jobs that are not final yet (or only ``job_ids``), at their backends too."""
     row = await load_campaign(runtime, campaign_id)
     identity.require_experiment(row.experiment)
-    view = operations.CAMPAIGN_VIEW
-    return await operations.cancel(runtime, row.database, view, row.public_id, identity, body.job_ids, body.reason)
+    scope = operations.JobScope.of_campaign(row)
+    return await operations.cancel(runtime, row.database, scope, identity, body.job_ids, body.reason)
 
 
 @router.post("/by-label/{label}/cancel", response_model=OperationOut, response_model_by_alias=True)
 async def cancel_label(label: str, body: LabelCancelBody, identity: Manager, runtime: RuntimeDep) -> OperationOut:
     """Cancel a label's jobs that are not final yet (or only ``job_ids``), at their backends too."""
-    result = await operations.cancel(runtime, body.database, operations.LABEL_VIEW, label, identity,
+    result = await operations.cancel(runtime, body.database, operations.JobScope.of_label(label), identity,
                                      body.job_ids, body.reason)  # fmt: skip
     if not result.job_ids and not result.skipped and body.job_ids is None:
         await _require_label(runtime, body.database, label)
@@ -122,6 +123,5 @@ async def resubmit_label(label: str, body: ResubmitBody, identity: Manager, runt
 
 
 async def _require_label(runtime: RuntimeDep, database: str, label: str) -> None:
-    rows = (await runtime.db(database).view("jobs", "by_label_status", startkey=[label], endkey=[label, {}])).rows
-    if not rows:
+    if not await label_status_counts(runtime.counter.engine, database, label):
         raise not_found("Label", label)

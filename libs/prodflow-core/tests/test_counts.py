@@ -87,7 +87,7 @@ async def test_a_labels_jobs_come_from_the_ledger_by_status_and_campaign(engine:
     docs = [(f"job:L1:ModA:{n}:0:p1", _job(n, "failed" if n % 3 == 0 else "completed")) for n in range(12)]
     docs += [(f"job:L1:ModA:{n}:0:p2", {**_job(n, campaign_id="camp-000002"), "_id": f"job:L1:ModA:{n}:0:p2"})
              for n in range(3)]  # fmt: skip
-    other = {**_job(0, experiment="legend"), "_id": "job:L2:ModA:0:0:p1", "label": "L2"}
+    other = {**_job(0, experiment=f"exp-{uuid.uuid4().hex[:8]}"), "_id": "job:L2:ModA:0:0:p1", "label": "L2"}
     await counter.apply(database, [*docs, ("job:L2:ModA:0:0:p1", other)])
     every = await label_jobs(engine, database, "L1")
     assert [doc_id for doc_id, _ in every] == sorted(doc_id for doc_id, _ in docs)

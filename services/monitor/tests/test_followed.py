@@ -65,6 +65,14 @@ async def test_missing_documents_are_read_once_then_held(db: CouchDatabase) -> N
     assert followed.held([ids[1]])[ids[1]]["status"] == "running"
 
 
+async def test_a_read_that_does_not_keep_leaves_what_is_held_as_it_was(db: CouchDatabase) -> None:
+    followed = FollowedDocs(db, capacity=10, owns=_owns_all)
+    ids = [f"job:L:M:{run}:0:p1" for run in range(4)]
+    followed.note(await db.get(ids[0]))
+    docs = await followed.get_many(ids, keep=False)  # the grabber's read over a whole label
+    assert sorted(docs) == ids and len(followed) == 1
+
+
 async def test_only_owned_documents_are_held_and_the_least_recently_used_go_first(db: CouchDatabase) -> None:
     owned = FollowedDocs(db, capacity=2, owns=lambda doc_id: not doc_id.startswith("job:L:M:3:"))
     ids = [f"job:L:M:{run}:0:p1" for run in range(4)]

@@ -79,12 +79,13 @@ class FollowedDocs:
                 found[doc_id] = orjson.loads(held[1])
         return found
 
-    async def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
-        """The existing documents among ``doc_ids``, by id: those held, the rest read from CouchDB (one request)."""
+    async def get_many(self, doc_ids: Sequence[str], *, keep: bool = True) -> dict[str, Doc]:
+        """The existing documents among ``doc_ids``, by id: those held, the rest read from CouchDB (one request)
+        and kept, unless ``keep`` is false (a read over a whole label must not push the active jobs out)."""
         found = self.held(doc_ids)
         missing = [doc_id for doc_id in doc_ids if doc_id not in found]
         if missing:
-            found.update(await self.read(missing))
+            found.update(await self.read(missing) if keep else await self.db.get_many(missing))
         return found
 
     async def read(self, doc_ids: Sequence[str]) -> dict[str, Doc]:

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prodflow_core.couch import CouchDatabase
 from prodflow_core.counts import label_jobs
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import parse_job_id
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prodflow_monitor.followed import FollowedDocs
 
 MANIFEST_FORMAT = "prodflow.manifest/1"
 _DOCS_PER_READ = 500
@@ -86,14 +87,15 @@ def manifest_entry(database: str, job_id: str, output: Mapping[str, Any]) -> dic
 
 
 async def build_manifest(
-    counts: AsyncEngine, dbs: Sequence[CouchDatabase], label: str, selection: Selection, experiment: str | None
+    counts: AsyncEngine, dbs: Sequence[FollowedDocs], label: str, selection: Selection, experiment: str | None
 ) -> dict[str, Any]:
-    """The manifest of the selected jobs' registered outputs (URL, size, adler32 of each file)."""
+    """The manifest of the selected jobs' registered outputs (URL, size, adler32 of each file); the documents
+    come from those the monitor holds, the rest from CouchDB by id."""
     files: list[dict[str, Any]] = []
     for db in dbs:
         selected = await selected_jobs(counts, db.name, label, selection)
         for start in range(0, len(selected), _DOCS_PER_READ):
-            docs = await db.get_many(selected[start : start + _DOCS_PER_READ])
+            docs = await db.get_many(selected[start : start + _DOCS_PER_READ], keep=False)
             for doc_id, doc in docs.items():
                 files += [manifest_entry(db.name, doc_id, output) for output in doc.get("outputs") or []]
     files.sort(key=lambda entry: (entry["path"], entry["url"]))

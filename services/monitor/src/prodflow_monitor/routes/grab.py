@@ -10,7 +10,7 @@ from prodflow_core.identity import Reader
 from prodflow_core.jobdocs import COMPLETED
 
 from prodflow_monitor.archive.reads import archived_exactly_lines, archived_files, serving_archive
-from prodflow_monitor.deps import CountsDep, JobDatabases, require_label
+from prodflow_monitor.deps import CountsDep, FollowedJobDocs, JobDatabases, require_label
 from prodflow_monitor.grabber import Selection, build_manifest, exactly_lines, manifest_of, render_exactly
 
 router = APIRouter(prefix="/api/grab", tags=["grab"])
@@ -22,7 +22,7 @@ PassQuery = Annotated[int | None, Query(alias="pass")]
 async def get_manifest(
     label: str,
     identity: Reader,
-    dbs: JobDatabases,
+    dbs: FollowedJobDocs,
     counts: CountsDep,
     module: str | None = None,
     run: int | None = None,

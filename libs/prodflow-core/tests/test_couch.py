@@ -49,6 +49,17 @@ async def test_each_bulk_result_belongs_to_its_document_when_some_conflict(fresh
     assert results[-1].ok and batch[-1]["_rev"] == (await db.get(results[-1].id))["_rev"]
 
 
+async def test_get_many_returns_the_existing_documents_by_id(fresh_db: MakeDb) -> None:
+    db = await fresh_db("get-many")
+    await db.bulk_docs([{"_id": f"d{i}", "n": i} for i in range(4)])
+    gone = await db.get("d3")
+    await db.delete("d3", gone["_rev"])
+    found = await db.get_many(["d2", "d0", "missing", "d3", "d0"])  # a deleted one, a missing one, one twice
+    assert sorted(found) == ["d0", "d2"]
+    assert found["d2"]["n"] == 2 and found["d2"]["_rev"] == (await db.get("d2"))["_rev"]
+    assert "_revisions" not in found["d2"] and await db.get_many([]) == {}
+
+
 async def test_put_with_stale_rev_is_a_typed_conflict(fresh_db: MakeDb) -> None:
     db = await fresh_db("rev")
     doc = {"_id": "job:a", "status": "waiting"}

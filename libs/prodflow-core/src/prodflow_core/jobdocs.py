@@ -81,6 +81,12 @@ def parse_job_id(doc_id: str) -> tuple[str, str, int, int, int]:
     return parts[1], parts[2], int(parts[3]), int(parts[4]), int(parts[5][1:])
 
 
+def exactly_entry(doc_id: str) -> tuple[str, int, int]:
+    """The .exactly entry ``(module, run, pass)`` of a job ``_id``; ``ValueError`` if it is not one."""
+    _, module, run, _chunk, pass_number = parse_job_id(doc_id)
+    return module, run, pass_number
+
+
 def job_seed(doc_id: str) -> int:
     """The job's random seed: a stable 31-bit number derived from its id (same id → same seed)."""
     return int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:4], "big") & 0x7FFFFFFF

@@ -13,7 +13,7 @@ from typing import Any
 
 from prodflow_core.counts import label_jobs
 from prodflow_core.events import utc_now
-from prodflow_core.jobdocs import parse_job_id
+from prodflow_core.jobdocs import exactly_entry, parse_job_id
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.followed import FollowedDocs
@@ -57,9 +57,7 @@ async def exactly_lines(counts: AsyncEngine, databases: Sequence[str], label: st
     """The .exactly lines of the selected jobs: ``module run pass``, one per (module, run, pass), sorted."""
     entries: set[tuple[str, int, int]] = set()
     for database in databases:
-        for doc_id in await selected_jobs(counts, database, label, selection):
-            _, module, run, _chunk, pass_number = parse_job_id(doc_id)
-            entries.add((module, run, pass_number))
+        entries.update(exactly_entry(doc_id) for doc_id in await selected_jobs(counts, database, label, selection))
     return [f"{module} {run} {pass_number}" for module, run, pass_number in sorted(entries)]
 
 

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from prodflow_core.counts import campaign_counts, label_jobs
-from prodflow_core.jobdocs import parse_job_id
+from prodflow_core.jobdocs import exactly_entry
 from prodflow_core.problems import not_found
 
 from prodflow_submitter import exactly
@@ -68,14 +68,8 @@ async def label_exactly(runtime: Runtime, database: str, label: str, pass_number
     A label with no documents counted in ``database`` may be archived: monitor serves its entries from the archive.
     """
     await runtime.counted_to_now(database)
-    entries = [entry_of(doc_id) for doc_id, _ in await label_jobs(runtime.counter.engine, database, label)]
+    entries = [exactly_entry(doc_id) for doc_id, _ in await label_jobs(runtime.counter.engine, database, label)]
     if not entries:
         settings = runtime.settings
         entries = await archived_exactly_lines(settings.monitor_url, settings.identity_secret, label, pass_number)
     return exactly.render(e for e in entries if pass_number is None or e[2] == pass_number)
-
-
-def entry_of(doc_id: str) -> tuple[str, int, int]:
-    """The .exactly entry ``(module, run, pass)`` of a job id."""
-    _, module, run, _chunk, pass_number = parse_job_id(doc_id)
-    return module, run, pass_number

@@ -70,6 +70,57 @@ async def test_publish_twice_is_harmless_and_follower_filters_types(fresh_db: Ma
 
 @pytest.mark.integration
 @pytest.mark.both_couch
+async def test_a_follower_of_some_types_reads_and_checkpoints_only_for_them(fresh_db: MakeDb) -> None:
+    db = await fresh_db("events", shards=1)
+    publisher = EventPublisher(db, "/services/test")
+    seen: list[str] = []
+
+    async def handle(event: CloudEvent, _seq: str) -> None:
+        seen.append(event.short_type)
+
+    follower = event_follower(db, "tests", handle, types=["request.approved"])
+    follower.quiet_checkpoint_s = 3600.0
+    await follower.poll_once(wait=False)  # a new consumer: its start is stored
+    start = await db.get_local(follower.checkpoint_id)
+    assert start is not None
+
+    await publisher.publish_many([make_event("job.running", "/services/test", subject=f"j{i}") for i in range(3)])
+    read = await follower.poll_once(wait=False)
+    # CouchDB filters on the server (the follower reads nothing); PouchDB Server sends all, picked here.
+    assert read == (0 if await db.client.filters_changes() else 3) and seen == []
+    assert await db.get_local(follower.checkpoint_id) == start  # nothing handled: no checkpoint written
+
+    await publisher.emit("request.approved", subject="req-1")
+    await publisher.emit("job.completed", subject="j0")
+    while await follower.poll_once(wait=False):
+        pass
+    assert seen == ["request.approved"]
+    stored = await db.get_local(follower.checkpoint_id)
+    assert stored is not None and stored["seq"] != start["seq"]
+    again: list[str] = []
+    resumed = event_follower(db, "tests", lambda event, _seq: _append(again, event), types=["request.approved"])
+    await resumed.poll_once(wait=False)
+    assert again == []  # resumed after the handled event
+
+
+async def _append(seen: list[str], event: CloudEvent) -> None:
+    seen.append(event.short_type)
+
+
+@pytest.mark.integration
+@pytest.mark.both_couch
+async def test_a_local_document_written_with_a_stale_revision_takes_the_new_body(fresh_db: MakeDb) -> None:
+    db = await fresh_db("locals")
+    first = await db.put_local("cursor", {"seq": "1"})
+    second = await db.put_local("cursor", {"seq": "2"}, rev=first)
+    # Stale: PouchDB Server answers a conflict (then the current revision is read); CouchDB 3 takes it as is.
+    third = await db.put_local("cursor", {"seq": "3"}, rev=first)
+    stored = await db.get_local("cursor")
+    assert stored is not None and stored["seq"] == "3" and stored["_rev"] == third and second != first
+
+
+@pytest.mark.integration
+@pytest.mark.both_couch
 async def test_backlog_keeps_events_while_the_server_is_away(fresh_db: MakeDb) -> None:
     db = await fresh_db("events", shards=1)  # as the services create the stream: one order of _changes
     async with CouchClient(f"http://127.0.0.1:{free_port()}") as nowhere:

@@ -76,6 +76,12 @@ class ChangesFollower:
     so a follower killed mid-batch sees that batch again on restart: delivery is at least once, and handlers
     must be idempotent. A consumer seen for the first time starts at ``start`` (``"0"`` or ``"now"``).
     ``checkpoints`` keeps the sequence elsewhere (e.g. in SQL beside what the handler writes).
+
+    A follower that wants only some changes says which with ``keep`` (the others are never handed to
+    ``handle``) and, for a server that filters ``_changes`` itself (:meth:`CouchClient.filters_changes`), with
+    the same test as a Mango ``selector``: then its long poll wakes only for a change it wants. A batch with
+    nothing kept stores its sequence at most every ``quiet_checkpoint_s`` (what a restart reads again is
+    skipped again), so a follower of a few event types does not write a checkpoint for every batch of others.
     """
 
     def __init__(
@@ -90,6 +96,9 @@ class ChangesFollower:
         start: str = "0",
         retry_s: float = 1.0,
         checkpoints: CheckpointStore | None = None,
+        keep: Callable[[Change], bool] | None = None,
+        selector: dict[str, Any] | None = None,
+        quiet_checkpoint_s: float = 30.0,
     ) -> None:
         self.db = db
         self.consumer = consumer
@@ -100,7 +109,12 @@ class ChangesFollower:
         self.start = start
         self.retry_s = retry_s
         self.checkpoints = checkpoints
+        self.keep = keep
+        self.selector = selector
+        self.quiet_checkpoint_s = quiet_checkpoint_s
         self.since: str | None = None
+        self._checkpoint_rev: str | None = None
+        self._saved_at = 0.0
         self._start_unsaved = False
         self.caught_up = asyncio.Event()
         """Set once a batch came back short: everything up to the moment of that read was handled."""
@@ -123,6 +137,7 @@ class ChangesFollower:
                 return seq
         else:
             stored = await self.db.get_local(self.checkpoint_id)
+            self._checkpoint_rev = stored.get("_rev") if stored else None
             if stored and "seq" in stored:
                 return str(stored["seq"])
         self._start_unsaved = True
@@ -133,10 +148,12 @@ class ChangesFollower:
         if self.checkpoints is not None:
             await self.checkpoints.save(seq)
             return
-        await self.db.put_local(self.checkpoint_id, {"seq": seq, "consumer": self.consumer})
+        self._checkpoint_rev = await self.db.put_local(
+            self.checkpoint_id, {"seq": seq, "consumer": self.consumer}, rev=self._checkpoint_rev
+        )
 
     async def poll_once(self, *, wait: bool = True, stop: asyncio.Event | None = None) -> int:
-        """Fetch and handle one batch; returns how many changes were handled.
+        """Fetch and handle one batch; returns how many changes were read (kept or not: 0 means caught up).
 
         ``stop`` set while the batch is being fetched (a long poll) ends the call at once with 0: nothing was
         handled, so nothing is lost. A batch being handled is handled to the end.
@@ -147,24 +164,30 @@ class ChangesFollower:
         read = self._reads
         self._fresh_read.clear()
         long_poll = wait and self._handled_to >= self._wanted  # nobody waits for this read to come back
+        selector = self.selector if self.selector is not None and await self.db.client.filters_changes() else None
         fetch = self.db.changes(
             since=self.since,
             limit=self.batch_size,
             include_docs=self.include_docs,
             longpoll_s=self.longpoll_s if long_poll else None,
+            selector=selector,
         )
         stops = [event for event in (stop, self._fresh_read if long_poll else None) if event is not None]
         batch = await unless_stopped(fetch, *stops) if stops else await fetch
         if batch is None:
             return 0
-        if batch.results:
-            await self.handle([Change.from_row(row) for row in batch.results])
+        changes = [Change.from_row(row) for row in batch.results]
+        kept = changes if self.keep is None else [change for change in changes if self.keep(change)]
+        if kept:
+            await self.handle(kept)
         # Sequences are opaque (CouchDB 3 writes one position differently in GET /db and in _changes): whether to
         # store is decided by what was handled, never by comparing them. A new consumer's start is stored too, so
         # one that started "now" resumes from there after a restart, whatever the server.
-        if batch.results or self._start_unsaved:
+        now = asyncio.get_running_loop().time()
+        if kept or self._start_unsaved or (changes and now - self._saved_at >= self.quiet_checkpoint_s):
             await self.save_checkpoint(batch.last_seq)
             self._start_unsaved = False
+            self._saved_at = now
         self.since = batch.last_seq
         if len(batch.results) < self.batch_size:
             self.caught_up.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -134,6 +135,7 @@ class CouchClient:
             self._headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._filters_changes: bool | None = None
 
     def __repr__(self) -> str:
         return f"CouchClient({self.url!r}, user={self.user!r})"
@@ -169,6 +171,13 @@ class CouchClient:
         """The server's welcome document (``GET /``)."""
         info: Doc = await self.request("GET", "")
         return info
+
+    async def filters_changes(self) -> bool:
+        """Whether the server filters ``_changes`` by a selector (Apache CouchDB; PouchDB Server has no
+        ``POST _changes`` and drops the connection on a ``selector`` parameter). Asked once per client."""
+        if self._filters_changes is None:
+            self._filters_changes = "couchdb" in await self.info()
+        return self._filters_changes
 
     async def request(
         self,
@@ -449,20 +458,31 @@ class CouchDatabase:
         limit: int | None = None,
         include_docs: bool = False,
         longpoll_s: float | None = None,
+        selector: Doc | None = None,
     ) -> ChangesBatch:
         """One batch of ``_changes`` after ``since``.
 
         With ``longpoll_s`` the request waits up to that long for a change. PouchDB Server ignores the
         ``timeout`` parameter of a longpoll feed, so the wait is also bounded here on the client: a read
         timeout is an empty batch. This is the one place that works around it.
+
+        ``selector``: only the changes whose document matches this Mango selector (``filter=_selector``, sent in
+        a POST body; a long poll then waits for a matching change). CouchDB 2+ only: PouchDB Server has no
+        ``POST _changes`` (see :meth:`CouchClient.filters_changes`).
         """
         params: dict[str, Any] = {"since": since, "limit": limit, "include_docs": include_docs}
         timeout: float | None = None
         if longpoll_s is not None:
             params.update(feed="longpoll", timeout=int(longpoll_s * 1000), heartbeat=None)
             timeout = longpoll_s + 5.0
+        method, body = "GET", None
+        if selector is not None:
+            params["filter"] = "_selector"
+            method, body = "POST", {"selector": selector}
         try:
-            answer = await self.client.request("GET", self._path("_changes"), params=params, timeout=timeout)
+            answer = await self.client.request(
+                method, self._path("_changes"), params=params, json_body=body, timeout=timeout
+            )
         except httpx.ReadTimeout:
             return ChangesBatch(results=[], last_seq=since)
         return ChangesBatch(
@@ -477,14 +497,21 @@ class CouchDatabase:
         """A ``_local`` document (not replicated, not in ``_changes``)."""
         return await self.get_or_none(f"_local/{name}")
 
-    async def put_local(self, name: str, body: Doc) -> None:
-        """Write a ``_local`` document, overwriting the current revision."""
+    async def put_local(self, name: str, body: Doc, *, rev: str | None = None) -> str:
+        """Write a ``_local`` document over its current revision; returns the new revision.
+
+        ``rev``: the revision this caller wrote last, which saves reading the current one first (a stale one
+        is a conflict: then it is read).
+        """
         doc_id = f"_local/{name}"
+        if rev is not None:
+            with contextlib.suppress(DocumentConflict):
+                return await self.put({**body, "_id": doc_id, "_rev": rev})
         current = await self.get_or_none(doc_id)
         doc = {**body, "_id": doc_id}
         if current and "_rev" in current:
             doc["_rev"] = current["_rev"]
-        await self.put(doc)
+        return await self.put(doc)
 
 
 __all__ = [

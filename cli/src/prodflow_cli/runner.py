@@ -25,6 +25,7 @@ from prodflow_core.couch.members import service_accounts, set_up_service_account
 from prodflow_core.couch.server import LocalCouchDB3Server, LocalCouchServer, free_port, wait_until_up
 from prodflow_core.credentials import redact_url, split_userinfo
 from prodflow_core.jobdocs import JOB_DATABASES
+from prodflow_core.settings import DEFAULT_JOB_SHARDS
 
 from prodflow_cli.config import GATEWAY_URL_FILE
 
@@ -198,10 +199,8 @@ class EmbeddedSystem:
             roles = (await admin.request("GET", "_session"))["userCtx"]["roles"]
             if "_admin" not in roles:
                 raise RunnerError("member accounts are set up by a server admin: give PRODFLOW_COUCHDB_URL one's")
-            shards = env.get("PRODFLOW_COUCHDB_JOB_SHARDS")
-            await set_up_service_accounts(
-                admin, accounts, passwords, events_db=events_db, job_shards=int(shards) if shards else None
-            )
+            shards = int(env.get("PRODFLOW_COUCHDB_JOB_SHARDS") or DEFAULT_JOB_SHARDS)
+            await set_up_service_accounts(admin, accounts, passwords, events_db=events_db, job_shards=shards)
         bare = split_userinfo(couch_url)[0]
         return {
             account.service: {

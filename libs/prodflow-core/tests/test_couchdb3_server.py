@@ -69,6 +69,17 @@ def test_release_location_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp
     assert couchdb3_dist() == tmp_path
 
 
+async def test_job_databases_have_one_shard_unless_set(couchdb3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRODFLOW_COUCHDB_JOB_SHARDS", raising=False)
+    prefix = f"q-{uuid.uuid4().hex[:8]}-"
+    async with CouchClient(couchdb3_url) as client:
+        databases = await ensure_job_databases(client, prefix=prefix, shards=ServiceSettings().couchdb_job_shards)
+        for db in databases.values():
+            layout = await client.request("GET", f"{db.name}/_shards")
+            assert len(layout["shards"]) == 1
+            await db.drop()
+
+
 async def test_job_databases_take_the_configured_shards(couchdb3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRODFLOW_COUCHDB_JOB_SHARDS", "4")
     shards = ServiceSettings().couchdb_job_shards

@@ -16,6 +16,7 @@ from prodflow_core.credentials import redact_url
 
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
 DEFAULT_IDENTITY_SECRET = "prodflow-dev-secret-change-me"  # noqa: S105 - embedded default, override in production
+DEFAULT_JOB_SHARDS = 1
 
 
 def _shared(name: str) -> AliasChoices:
@@ -33,9 +34,11 @@ class ServiceSettings(BaseSettings):
     """CouchDB user name (``PRODFLOW_COUCHDB_USER``), used instead of the URL's userinfo when set."""
     couchdb_password: SecretStr | None = Field(None, validation_alias=_shared("couchdb_password"))
     """CouchDB password (``PRODFLOW_COUCHDB_PASSWORD``), with ``couchdb_user``."""
-    couchdb_job_shards: int | None = Field(None, ge=1, le=256, validation_alias=_shared("couchdb_job_shards"))
-    """Shards (CouchDB 3's ``q``) of a job database when a service creates it (``PRODFLOW_COUCHDB_JOB_SHARDS``);
-    ``None``: the server's default. Ignored by PouchDB Server and for a database that exists."""
+    couchdb_job_shards: int = Field(DEFAULT_JOB_SHARDS, ge=1, le=256, validation_alias=_shared("couchdb_job_shards"))
+    """Shards (CouchDB 3's ``q``) of a job database when a service creates it (``PRODFLOW_COUCHDB_JOB_SHARDS``).
+    Ignored by PouchDB Server and for a database that exists. One by default, not the server's 2: every
+    ``_changes`` read, ``_bulk_docs`` and ``_bulk_get`` goes to each shard, which on one node cost a third of
+    CouchDB's CPU per job (README, "Choosing q"); a cluster spreading writes over nodes sets more."""
     identity_key: SecretStr = Field(SecretStr(DEFAULT_IDENTITY_SECRET), validation_alias=_shared("identity_secret"))
     """The key that signs identity headers (``PRODFLOW_IDENTITY_SECRET``); read it as :attr:`identity_secret`."""
     data_dir: Path = Field(Path(".data"), validation_alias=_shared("data_dir"))

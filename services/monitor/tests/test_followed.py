@@ -73,6 +73,24 @@ async def test_a_read_that_does_not_keep_leaves_what_is_held_as_it_was(db: Couch
     assert sorted(docs) == ids and len(followed) == 1
 
 
+async def test_a_listing_reads_each_revision_decoded_once_without_its_history(db: CouchDatabase) -> None:
+    followed = FollowedDocs(db, capacity=10, owns=_owns_all)
+    ids = [f"job:L:M:{run}:0:p1" for run in range(2)]
+    followed.note(await _revision(db, ids[0], history=[{"status": "waiting"}]))
+    first = await followed.listing.get_many(ids)  # ids[1] is read from CouchDB, then held
+    assert sorted(first) == ids and len(followed) == 2
+    assert all("history" not in doc and "_rev" not in doc for doc in first.values())
+    second = await followed.listing.get_many(ids)
+    again = await followed.listing.get_many(ids)
+    assert all(again[doc_id] is second[doc_id] for doc_id in ids)  # the same revision: not decoded again
+    followed.note(await _revision(db, ids[0], status="running"))
+    moved = await followed.listing.get_many(ids)
+    assert moved[ids[0]]["status"] == "running" and moved[ids[1]] is second[ids[1]]
+    assert followed.held([ids[0]])[ids[0]]["history"] == [{"status": "waiting"}]  # the whole document is held
+    followed.drop(ids[1])
+    assert followed.shown(ids).keys() == {ids[0]}
+
+
 async def test_only_owned_documents_are_held_and_the_least_recently_used_go_first(db: CouchDatabase) -> None:
     owned = FollowedDocs(db, capacity=2, owns=lambda doc_id: not doc_id.startswith("job:L:M:3:"))
     ids = [f"job:L:M:{run}:0:p1" for run in range(4)]

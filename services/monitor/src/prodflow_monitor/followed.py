@@ -12,7 +12,10 @@ document is dropped when the feed deletes it. A document read from CouchDB is ke
 may have delivered a newer revision meanwhile, which the read's answer would otherwise replace.
 
 Memory is bounded: the least recently used documents go first, ``capacity`` documents of ~1 KB (kept as JSON
-bytes, decoded per read, so a caller may change what it gets).
+bytes, decoded per read, so a caller may change what it gets). Listings read the same pages again and again:
+their form of a document (:func:`~prodflow_monitor.listing.listing_form`) is decoded once per revision and
+shared, for the ``SHOWN_CAPACITY`` documents listed last (:attr:`FollowedDocs.listing`). Decoding every
+document of every page was an eighth of the monitor's CPU under ``bench/load.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ from typing import Any
 import orjson
 from prodflow_core.couch import CouchDatabase, rev_number
 
+from prodflow_monitor.listing import listing_form
+
 Doc = dict[str, Any]
+
+SHOWN_CAPACITY = 5_000
+"""Listing forms kept decoded (a few KB each as Python objects)."""
 
 
 class FollowedDocs:
@@ -37,6 +45,10 @@ class FollowedDocs:
         self._held: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self._reads: dict[int, set[str]] = {}
         """Per read in flight: the ids dropped or evicted since it began (its answer may be older for them)."""
+        self._shown: OrderedDict[str, tuple[bytes, Doc]] = OrderedDict()
+        """Listing forms by id, each with the held JSON it was decoded from (stale once that is replaced)."""
+        self.listing = ListingView(self)
+        """What a listing reads (:class:`ListingView`)."""
 
     @property
     def name(self) -> str:
@@ -66,6 +78,7 @@ class FollowedDocs:
             self._lost(doc_id)
 
     def _lost(self, doc_id: str) -> None:
+        self._shown.pop(doc_id, None)
         for read in self._reads.values():
             read.add(doc_id)
 
@@ -77,6 +90,26 @@ class FollowedDocs:
             if held is not None:
                 self._held.move_to_end(doc_id)
                 found[doc_id] = orjson.loads(held[1])
+        return found
+
+    def shown(self, doc_ids: Iterable[str]) -> dict[str, Doc]:
+        """The listing forms of the held documents among ``doc_ids``, by id: shared, never to be changed."""
+        found: dict[str, Doc] = {}
+        for doc_id in doc_ids:
+            held = self._held.get(doc_id)
+            if held is None:
+                continue
+            self._held.move_to_end(doc_id)
+            cached = self._shown.get(doc_id)
+            if cached is not None and cached[0] is held[1]:
+                self._shown.move_to_end(doc_id)
+                found[doc_id] = cached[1]
+                continue
+            found[doc_id] = form = listing_form(orjson.loads(held[1]))
+            self._shown[doc_id] = (held[1], form)
+            self._shown.move_to_end(doc_id)
+            if len(self._shown) > SHOWN_CAPACITY:
+                self._shown.popitem(last=False)
         return found
 
     async def get_many(self, doc_ids: Sequence[str], *, keep: bool = True) -> dict[str, Doc]:
@@ -100,3 +133,24 @@ class FollowedDocs:
             if doc_id not in lost and doc.get("type") == "job":
                 self.note(doc)
         return docs
+
+
+class ListingView:
+    """A listing's source (:class:`~prodflow_monitor.listing.JobSource`) of one database: the held documents in
+    their listing form, shared (see :meth:`FollowedDocs.shown`), the rest read from CouchDB and kept."""
+
+    def __init__(self, followed: FollowedDocs) -> None:
+        self._followed = followed
+
+    @property
+    def name(self) -> str:
+        """The database's name."""
+        return self._followed.name
+
+    async def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
+        """The existing documents among ``doc_ids`` in their listing form, by id; the caller must not change them."""
+        found = self._followed.shown(doc_ids)
+        if missing := [doc_id for doc_id in doc_ids if doc_id not in found]:
+            read = await self._followed.read(missing)
+            found.update({doc_id: listing_form(doc) for doc_id, doc in read.items()})
+        return found

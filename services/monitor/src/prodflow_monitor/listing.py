@@ -43,8 +43,18 @@ async def _none_missing(database: str, doc_ids: list[str]) -> dict[str, dict[str
     return {}
 
 
+HIDDEN_FIELDS = frozenset({"history", "_rev"})
+"""What a listing does not show of a job document (``GET /api/jobs/{id}`` does)."""
+
+
+def listing_form(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` as a listing shows it: without :data:`HIDDEN_FIELDS`."""
+    return {name: value for name, value in doc.items() if name not in HIDDEN_FIELDS}
+
+
 class JobSource(Protocol):
-    """Where a listing reads a database's job documents by id (:class:`prodflow_monitor.followed.FollowedDocs`)."""
+    """Where a listing reads a database's job documents by id, in their listing form
+    (:class:`prodflow_monitor.followed.ListingView`); a listing never changes what it gets."""
 
     @property
     def name(self) -> str:
@@ -155,7 +165,8 @@ class _Listing:
         keys = await ledger_keys(self.engine, db.name, part, after, limit + 1)
         docs = await db.get_many([key[-1] for key in keys[:limit]])
         if absent := [key[-1] for key in keys[:limit] if key[-1] not in docs]:
-            docs.update(await self.missing(db.name, absent))
+            archived = await self.missing(db.name, absent)
+            docs.update({doc_id: listing_form(doc) for doc_id, doc in archived.items()})
         shown = []
         for key in keys[:limit]:
             doc = docs.get(key[-1])

@@ -71,7 +71,7 @@ async def get_jobs(
     try:
         page = await list_jobs(
             counts,
-            selected,
+            [db.listing for db in selected],
             selection,
             readable,
             limit=limit,
@@ -81,9 +81,6 @@ async def get_jobs(
         )
     except ValueError as exc:
         raise bad_cursor(str(exc)) from exc
-    for doc in page.items:  # each a copy made for this page
-        doc.pop("history", None)
-        doc.pop("_rev", None)
     items = page.items
     return {"items": items, "count": len(items), "next": None if page.next is None else cursors.seal(scope, page.next)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from prodflow_gateway.app import create_app
 from prodflow_gateway.last_used import LastUsed
 from prodflow_gateway.models import ApiToken
 from prodflow_gateway.settings import GatewaySettings
-from prodflow_gateway.tokens import TokenLookup, hash_token
+from prodflow_gateway.tokens import TokenLookup, create_token, hash_token
 from sqlalchemy import text
 
 pytestmark = pytest.mark.integration
@@ -181,6 +182,36 @@ async def test_a_token_table_of_an_older_gateway_gains_the_new_columns(tmp_path:
         async with session_maker(engine)() as session:
             row = await session.get(ApiToken, "tok-old")
         assert row is not None and row.last_used_at is None and row.rotated_at is None
+    finally:
+        await engine.dispose()
+
+
+async def test_lookups_that_miss_together_share_one_read(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'tokens.sqlite'}")
+    try:
+        await create_tables(engine)
+        sessions = session_maker(engine)
+        async with sessions() as session:
+            _token, secret = await create_token(session, user="ulla", experiments=["snoplus"], roles=["reader"])
+        reads = 0
+
+        def counted() -> Any:
+            nonlocal reads
+            reads += 1
+            return sessions()
+
+        lookup = TokenLookup(counted, cache_s=1.0)  # type: ignore[arg-type]
+        found = await asyncio.gather(*(lookup.identity(secret) for _ in range(50)))
+        assert reads == 1 and all(identity is not None and identity.user == "ulla" for identity in found)
+        await lookup.identity(secret)
+        assert reads == 1  # remembered
+
+        in_flight = asyncio.ensure_future(lookup.identity(secret + "-other"))
+        await asyncio.sleep(0)  # its read has begun
+        lookup.forget()  # e.g. a revocation: what that read finds must not be remembered
+        assert await in_flight is None
+        await lookup.identity(secret)
+        assert reads == 3  # read again after forget()
     finally:
         await engine.dispose()
 

@@ -36,6 +36,9 @@ async def test_embedded_local_site_and_admin_edits(api: Api) -> None:
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "speed"
     order = await api.client.put("/api/sites/x", json={**body, "queue_order": ["random"]}, headers=ADMIN)
     assert order.status_code == 422
+    for field, value in (("max_walltime_s", 2**31), ("retry_exit_codes", [137, -(2**31) - 1])):
+        beyond = await api.client.put("/api/sites/x", json={**body, field: value}, headers=ADMIN)  # past SQL INTEGER
+        assert beyond.status_code == 422 and beyond.json()["errors"][0]["field"].startswith(field)
 
     assert (await api.client.delete("/api/sites/sfu-slurm", headers=ADMIN)).status_code == 204
     assert (await api.client.get("/api/sites/sfu-slurm", headers=READER)).status_code == 404

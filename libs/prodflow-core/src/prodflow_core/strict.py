@@ -19,10 +19,12 @@ __all__ = [
     "StrictDatetime",
     "StrictFloat",
     "StrictInt",
+    "StrictInt32",
     "StrictModel",
     "StrictNonNegativeInt",
     "StrictPositiveFloat",
     "StrictPositiveInt",
+    "StrictPositiveInt32",
     "json_integer",
 ]
 
@@ -45,6 +47,10 @@ StrictInt = Annotated[int, BeforeValidator(json_integer)]
 # bounds before the validator: after it, pydantic writes them into the JSON schema as "gt", not "exclusiveMinimum"
 StrictPositiveInt = Annotated[int, Field(gt=0), BeforeValidator(json_integer)]
 StrictNonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(json_integer)]
+INT32_MAX = 2**31 - 1
+"""The largest value of an SQL ``INTEGER`` on PostgreSQL: the bound of a body integer stored in one."""
+StrictInt32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX), BeforeValidator(json_integer)]
+StrictPositiveInt32 = Annotated[int, Field(gt=0, le=INT32_MAX), BeforeValidator(json_integer)]
 StrictPositiveFloat = Annotated[float, Strict(), Field(gt=0)]
 """A number above 0; an integer is one too, a string or a boolean is not."""
 StrictDatetime = Annotated[datetime, BeforeValidator(_date_text)]

@@ -12,10 +12,12 @@ from prodflow_core.jobs_json import AmbiguousEventMode, event_mode
 from prodflow_core.strict import (
     StrictBool,
     StrictInt,
+    StrictInt32,
     StrictModel,
     StrictNonNegativeInt,
     StrictPositiveFloat,
     StrictPositiveInt,
+    StrictPositiveInt32,
 )
 from pydantic import BaseModel, Field, JsonValue, field_validator, model_validator
 
@@ -144,10 +146,10 @@ class SiteSpec(StrictModel):
 
     backend: str = Field(json_schema_extra={"enum": list[JsonValue](backend_names())})
     storage_element: str = Field(min_length=1)
-    max_running: StrictPositiveInt = 100
-    max_attempts: StrictPositiveInt = 3
-    retry_exit_codes: list[StrictInt] = Field(default_factory=list)
-    max_walltime_s: StrictPositiveInt | None = None
+    max_running: StrictPositiveInt32 = 100
+    max_attempts: StrictPositiveInt32 = 3
+    retry_exit_codes: list[StrictInt32] = Field(default_factory=list)
+    max_walltime_s: StrictPositiveInt32 | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     queue_order: list[QueuePolicy] = Field(default_factory=lambda: list(DEFAULT_QUEUE_ORDER))
     command_template: str | None = Field(None, description="the command its jobs run where the catalog gives none")

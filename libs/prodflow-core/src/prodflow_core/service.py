@@ -52,6 +52,7 @@ def create_service_app(
         description=description,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
         **docs,
     )
     app.state.service_name = name

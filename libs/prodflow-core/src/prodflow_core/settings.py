@@ -41,6 +41,10 @@ class ServiceSettings(BaseSettings):
     CouchDB's CPU per job (README, "Choosing q"); a cluster spreading writes over nodes sets more."""
     identity_key: SecretStr = Field(SecretStr(DEFAULT_IDENTITY_SECRET), validation_alias=_shared("identity_secret"))
     """The key that signs identity headers (``PRODFLOW_IDENTITY_SECRET``); read it as :attr:`identity_secret`."""
+    opentelemetry: bool = Field(False, validation_alias=_shared("opentelemetry"))
+    """FastAPI's native OpenTelemetry spans, metrics and logs (``PRODFLOW_OPENTELEMETRY``), to the global
+    providers (e.g. of ``opentelemetry-instrument``). Off by default: FastAPI otherwise asks on every request
+    whether a provider is configured, ~3 % of the gateway's CPU under ``bench/load.py``."""
     data_dir: Path = Field(Path(".data"), validation_alias=_shared("data_dir"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
     log_json: bool = Field(True, validation_alias=_shared("log_json"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from prodflow_core.counts import known_experiments
 from prodflow_core.cursors import Cursors, CursorScope, bad_cursor
 from prodflow_core.identity import Reader
@@ -28,7 +29,9 @@ def _bad_query(field: str, message: str) -> Problem:
     )
 
 
-@router.get("", summary="List jobs (filters: label, status, module, run, pass, site, database)")
+@router.get(
+    "", summary="List jobs (filters: label, status, module, run, pass, site, database)", response_model=dict[str, Any]
+)
 async def get_jobs(
     identity: Reader,
     dbs: FollowedJobDocs,
@@ -44,7 +47,7 @@ async def get_jobs(
     database: Annotated[str | None, Query(json_schema_extra={"enum": list(JOB_DATABASES)})] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """A page of jobs (without their history) and the cursor of the next page (``next``, ``null`` at the end).
 
     ``next`` is opaque and good for 24 h, for this query (the same filters) and this caller only: anything else
@@ -67,7 +70,7 @@ async def get_jobs(
     else:
         readable = sorted(experiments) if experiments is not None else await known_experiments(counts)
     if not readable:
-        return {"items": [], "count": 0, "next": None}  # nothing the caller may read: nothing is read
+        return _page_response([], None)  # nothing the caller may read: nothing is read
     try:
         page = await list_jobs(
             counts,
@@ -81,8 +84,14 @@ async def get_jobs(
         )
     except ValueError as exc:
         raise bad_cursor(str(exc)) from exc
-    items = page.items
-    return {"items": items, "count": len(items), "next": None if page.next is None else cursors.seal(scope, page.next)}
+    return _page_response(page.items, None if page.next is None else cursors.seal(scope, page.next))
+
+
+def _page_response(items: list[dict[str, Any]], next_cursor: str | None) -> Response:
+    # Job documents as CouchDB gave them: encoded as they are, not validated against ``dict[str, Any]`` first
+    # (FastAPI's check and encoding of a page of 50 were ~6 % of the monitor's CPU under load.py).
+    body = {"items": items, "count": len(items), "next": next_cursor}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/{job_id}", summary="One job with its history")

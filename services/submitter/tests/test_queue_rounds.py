@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from prodflow_core import jobdocs
-from prodflow_submitter.queue import order_key
+from prodflow_submitter.site_queue import order_key
 from submitter_support import MANAGER, eventually, jobs_file, make_settings, put_site, running, unique_label
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

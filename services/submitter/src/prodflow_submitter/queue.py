@@ -19,12 +19,10 @@ them back to ``waiting`` if the backend never got them.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from prodflow_core import jobdocs
@@ -44,6 +42,7 @@ from prodflow_submitter.command_template import job_values
 from prodflow_submitter.models import Campaign, SiteRow, campaign_number
 from prodflow_submitter.runtime import Runtime
 from prodflow_submitter.schemas import ModuleEntry
+from prodflow_submitter.site_queue import SiteQueue, Waiting
 from prodflow_submitter.sites import backend_of, list_sites, output_root
 from prodflow_submitter.submission import plan_of
 
@@ -57,35 +56,8 @@ SLOT_STATUSES = (jobdocs.SUBMITTED, jobdocs.RUNNING)
 """Statuses in which a job holds one of its site's ``max_running`` slots."""
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """A waiting job as the queue sees it."""
-
-    database: str
-    job_id: str
-    run: int
-    priority: int
-    arrival: int
-    """The number of the campaign that made it: campaigns are numbered as they come, and their documents are
-    created together, so this is the order jobs came in, known from the ledger as from the document."""
-
-
 def _arrival(campaign_id: object) -> int:
     return campaign_number(str(campaign_id)) or 0
-
-
-_POLICY_KEYS: dict[str, Callable[[Waiting], float]] = {
-    "runlevel": lambda w: w.run,  # low runs first
-    "newfirst": lambda w: -w.arrival,
-    "priority": lambda w: -w.priority,  # larger first
-    "serial": lambda w: w.arrival,  # first in, first out
-}
-
-
-def order_key(policies: Sequence[str]) -> Callable[[Waiting], tuple[Any, ...]]:
-    """Sort key of a site's queue order; the job id breaks ties so the order is total."""
-    keys = [_POLICY_KEYS[p] for p in policies]
-    return lambda w: (*(k(w) for k in keys), w.job_id)
 
 
 class SubmissionLoop:
@@ -93,7 +65,7 @@ class SubmissionLoop:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.waiting: dict[str, dict[tuple[str, str], Waiting]] = defaultdict(dict)
+        self.waiting: dict[str, SiteQueue] = defaultdict(SiteQueue)
         self._site_of: dict[tuple[str, str], str] = {}
         self._campaigns: dict[str, Campaign] = {}
         self._backends: dict[str, tuple[Any, Backend]] = {}
@@ -113,11 +85,11 @@ class SubmissionLoop:
             del self._claimed[key]  # the kept counts hold this job's slot from now on
         old_site = self._site_of.pop(key, None)
         if old_site is not None:
-            self.waiting[old_site].pop(key, None)
+            self.waiting[old_site].discard(key)
         if doc and doc.get("type") == "job" and doc.get("status") == jobdocs.WAITING:
             site = str(doc.get("site"))
-            self.waiting[site][key] = Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
-                                              _arrival(doc.get("campaign_id")))  # fmt: skip
+            self.waiting[site].put(Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
+                                           _arrival(doc.get("campaign_id"))))  # fmt: skip
             self._site_of[key] = site
 
     def take_created(self, database: str, docs: list[Doc]) -> None:
@@ -150,8 +122,8 @@ class SubmissionLoop:
                 key = (campaign_id, label, module)
                 if key not in priorities:
                     priorities[key] = await self._priority(*key)
-                self.waiting[site][(name, doc_id)] = Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2],
-                                                             priorities[key], _arrival(campaign_id))  # fmt: skip
+                self.waiting[site].put(Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2], priorities[key],
+                                               _arrival(campaign_id)))  # fmt: skip
                 self._site_of[(name, doc_id)] = site
 
     async def _priority(self, campaign_id: str, label: str, module: str) -> int:
@@ -257,7 +229,7 @@ class SubmissionLoop:
         if free <= 0:
             return 0
         count = min(free, self.runtime.settings.submit_batch)
-        chosen = heapq.nsmallest(count, self.waiting[site.name].values(), key=order_key(site.queue_order))
+        chosen = self.waiting[site.name].first(count, site.queue_order)
         by_db: dict[str, list[str]] = defaultdict(list)
         for item in chosen:
             by_db[item.database].append(item.job_id)

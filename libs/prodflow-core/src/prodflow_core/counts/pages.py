@@ -18,6 +18,7 @@ from sqlalchemy import Integer, Select, Table, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_core.counts.tables import CountedJob
+from prodflow_core.sqlite_reads import fetch_rows
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 
@@ -98,6 +99,5 @@ async def ledger_keys(
 ) -> list[list[str]]:
     """The keys (values of ``part.columns``) of the first ``limit`` rows of ``database`` in ``part`` after the key
     ``after`` (``None``: from the start); the document id is a key's last value."""
-    async with engine.connect() as conn:
-        rows = (await conn.execute(*ledger_query(database, part, after, limit))).all()
+    rows = await fetch_rows(engine, *ledger_query(database, part, after, limit))
     return [[str(value) for value in row] for row in rows]

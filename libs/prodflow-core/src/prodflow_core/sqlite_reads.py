@@ -15,7 +15,7 @@ import functools
 import logging
 import sqlite3
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Dialect, Select
@@ -35,14 +35,18 @@ class DirectReads:
     def __init__(self, path: str) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        self.watchers: list[Callable[[str, Sequence[Any]], None]] = []
+        """Called with each statement and its values before it runs (tests: which reads, which index)."""
 
     def rows(self, compiled: SQLCompiler, params: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
         """The rows of ``compiled`` with ``params``, or ``None`` if it could not run here (then read the async
         way)."""
         values = compiled.construct_params(dict(params)) or {}
-        positions = compiled.positiontup or ()
+        arguments = [values[name] for name in compiled.positiontup or ()]
+        for watcher in self.watchers:
+            watcher(compiled.string, arguments)
         try:
-            return self._connect().execute(compiled.string, [values[name] for name in positions]).fetchall()
+            return self._connect().execute(compiled.string, arguments).fetchall()
         except sqlite3.Error as exc:
             _log.debug("direct read of %s failed (%s): reading the async way", self.path, exc)
             self.close()

@@ -1,14 +1,17 @@
-"""For tests: the SELECTs an app runs on one table, and SQLite's plan for each (is it entered at an index?)."""
+"""For tests: the SELECTs an app runs on one table (through the engine or straight on sqlite3, see
+:mod:`prodflow_core.sqlite_reads`), and SQLite's plan for each (is it entered at an index?)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from prodflow_core.sqlite_reads import direct_reads
 
 
 @dataclass
@@ -42,8 +45,17 @@ class TableReads:
 async def reads_of(engine: AsyncEngine, table: str) -> AsyncIterator[TableReads]:
     """Record the SELECTs of ``table`` that ``engine`` runs inside the ``async with``."""
     reads = TableReads(engine, table)
+    direct = direct_reads(engine)
+
+    def record_direct(statement: str, values: Sequence[Any]) -> None:
+        reads._record(None, None, statement, tuple(values))
+
     event.listen(engine.sync_engine, "before_cursor_execute", reads._record)
+    if direct is not None:
+        direct.watchers.append(record_direct)
     try:
         yield reads
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", reads._record)
+        if direct is not None:
+            direct.watchers.remove(record_direct)

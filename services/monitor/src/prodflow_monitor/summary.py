@@ -23,6 +23,7 @@ from prodflow_core.counts import (
 )
 from prodflow_core.counts.tables import LabelCount
 from prodflow_core.jobdocs import COMPLETED, FINAL_STATUSES
+from prodflow_core.sqlite_reads import fetch_rows
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -76,8 +77,7 @@ def label_summary(label: str, rows: Sequence[ModuleCount]) -> dict[str, Any]:
 
 async def counts_and_archival(engine: AsyncEngine, label: str) -> tuple[list[ModuleCount], bool]:
     """The kept counts of ``label`` and whether its reads come from its archive now, in one query."""
-    async with engine.connect() as conn:
-        rows = (await conn.execute(_COUNTS_AND_ARCHIVAL, {"label": label})).all()
+    rows = await fetch_rows(engine, _COUNTS_AND_ARCHIVAL, {"label": label})
     return [module_count(row) for row in rows], bool(rows) and rows[0][6] in SERVED_FROM_ARCHIVE
 
 

@@ -40,6 +40,20 @@ async def test_a_direct_read_sees_what_the_engine_committed_just_before(engine: 
     assert [key[-1] for key in keys] == ["job:L:M:1:0:p1", "job:L:M:2:0:p1", "job:L:M:7:0:p1"]
 
 
+async def test_a_commit_through_the_engine_is_seen_even_where_a_half_read_statement_held_a_snapshot(
+    engine: AsyncEngine,
+) -> None:
+    counter = JobCounter(engine, owner="reads")
+    await counter.apply("db", [_job(run) for run in range(3)])
+    reader = direct_reads(engine)
+    assert reader is not None
+    held = reader._connect().execute("SELECT doc_id FROM counted_job")
+    assert held.fetchone() is not None  # half read: its statement keeps the snapshot of 3 running jobs
+    await counter.apply("db", [_job(0, "completed")])
+    keys = await ledger_keys(engine, "db", RUNNING, None, 10)
+    assert [key[-1] for key in keys] == ["job:L:M:1:0:p1", "job:L:M:2:0:p1"]
+
+
 async def test_a_read_that_fails_here_goes_the_async_way(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     await JobCounter(engine, owner="reads").apply("db", [_job(run) for run in range(2)])
 

@@ -75,6 +75,8 @@ def test_reader_cannot_write_and_other_experiment_is_forbidden(stack: Stack) -> 
         assert lists.status_code == 403 and lists.json()["required_role"] == "requester"
         other = client.get("/api/requests/echo", params={"experiment": "snoplus"})
         assert other.status_code == 403 and "snoplus" in other.json()["detail"]
+        escaped = client.get("/api/requests/echo?label=x&%65xperiment=snoplus")  # the name spelt with an escape
+        assert escaped.status_code == 403 and "snoplus" in escaped.json()["detail"]
         assert client.get("/api/auth/tokens").status_code == 403
 
 

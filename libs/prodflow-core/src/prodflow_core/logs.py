@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
+import secrets
 import sys
-import uuid
 from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -95,6 +96,18 @@ def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
 
 
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+_ID_PREFIX = secrets.token_hex(8)
+_id_numbers = itertools.count()
+
+
+def new_request_id() -> str:
+    """A request id unique across processes and restarts: a random prefix per process, then a counter (32 hex
+    digits, as a UUID's hex). ``uuid4`` read the kernel's random source on every request: ~3 % of the gateway's
+    CPU under load."""
+    return f"{_ID_PREFIX}{next(_id_numbers):016x}"
+
+
 class RequestIdMiddleware:
     """Take ``X-Request-ID`` from the caller (or make one), expose it to logs and echo it in the response."""
 
@@ -105,8 +118,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode())
-        rid = incoming.decode("latin-1")[:128] if incoming else uuid.uuid4().hex
+        incoming = dict(scope["headers"]).get(_REQUEST_ID_KEY)
+        rid = incoming.decode("latin-1")[:128] if incoming else new_request_id()
         token = request_id.set(rid)
         # Kept in the scope too: errors that escape every middleware are answered after the context var is reset.
         scope.setdefault("state", {})["request_id"] = rid

@@ -35,9 +35,9 @@ class DirectReads:
     A statement left half-read would hold its snapshot, and every later read on the connection would see the
     database as it was then. So a read that fails in any way drops the connection, and a commit through the
     engine (:meth:`committed`) makes the next read open a new one (0.45 ms of CPU here, once per commit rather
-    than per read): what the process itself committed is always seen. One CI run showed a dashboard summary that
-    stayed stale for 45 s with a single connection kept for good; it was not reproduced, and these two rules
-    leave no way for it.
+    than per read). One CI run showed a dashboard summary that stayed stale for 45 s with a single connection
+    kept for good. It was not reproduced; a half-read statement is the one way found to cause it, and these two
+    rules close it (the test holds one open across a commit).
     """
 
     def __init__(self, path: str) -> None:

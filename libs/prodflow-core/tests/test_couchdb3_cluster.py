@@ -18,8 +18,8 @@ import pytest
 from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase
 from prodflow_core.couch.cluster import LocalCouchDB3Cluster
 from prodflow_core.couch.server import couchdb3_dist, couchdb3_missing_reason
-from prodflow_core.counts import CountsCheckpoints, JobCounter, count_tables, label_status_counts
-from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.counts import CountsCheckpoints, JobCounter, label_status_counts
+from prodflow_core.testing_sql import counts_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 pytestmark = pytest.mark.integration
@@ -39,10 +39,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCouchDB3C
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = make_engine(f"sqlite:///{tmp_path / 'counts.sqlite'}")
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
+    async with counts_engine(f"sqlite:///{tmp_path / 'counts.sqlite'}") as made:
+        yield made
 
 
 def _job(n: int, status: str = "waiting", **extra: Any) -> dict[str, Any]:

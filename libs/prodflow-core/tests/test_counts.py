@@ -13,7 +13,6 @@ from prodflow_core.counts import (
     JobCounter,
     campaign_counts,
     contribution_of,
-    count_tables,
     label_counts,
     label_home,
     label_jobs,
@@ -23,7 +22,7 @@ from prodflow_core.counts import (
     plan_change,
     site_counts,
 )
-from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.testing_sql import counts_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -75,10 +74,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         url = f"sqlite:///{tmp_path / 'counts.sqlite'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    made = make_engine(url)
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
+    async with counts_engine(url) as made:
+        yield made
 
 
 async def test_a_labels_jobs_come_from_the_ledger_by_status_and_campaign(engine: AsyncEngine) -> None:

@@ -19,7 +19,7 @@ from prodflow_core.counts import (
 from prodflow_core.counts.pages import ledger_query
 from prodflow_core.counts.tables import RETIRED_LEDGER_INDEXES
 from prodflow_core.sql import create_tables, make_engine
-from prodflow_core.testing_sql import reads_of
+from prodflow_core.testing_sql import counts_engine, reads_of
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,10 +45,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         if request.param == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    made = make_engine(url)
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
+    async with counts_engine(url) as made:
+        yield made
 
 
 @pytest.fixture

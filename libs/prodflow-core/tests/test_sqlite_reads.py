@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prodflow_core.counts import JobCounter, LedgerRange, count_tables, ledger_keys
+from prodflow_core.counts import JobCounter, LedgerRange, ledger_keys
 from prodflow_core.counts.pages import ledger_query
-from prodflow_core.sql import create_tables, make_engine
+from prodflow_core.sql import make_engine
 from prodflow_core.sqlite_reads import DirectReads, direct_reads, fetch_rows
+from prodflow_core.testing_sql import counts_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 RUNNING = LedgerRange((("experiment", "e"), ("label", "L"), ("status", "running")))
@@ -24,10 +25,8 @@ def _job(run: int, status: str = "running") -> tuple[str, dict[str, object]]:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = make_engine(f"sqlite:///{tmp_path / 'reads.sqlite'}")
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
+    async with counts_engine(f"sqlite:///{tmp_path / 'reads.sqlite'}") as made:
+        yield made
 
 
 async def test_a_direct_read_sees_what_the_engine_committed_just_before(engine: AsyncEngine) -> None:

@@ -19,13 +19,12 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException
 from prodflow_core.backends import Backend, BackendJob
 from prodflow_core.couch import CouchDatabase
-from prodflow_core.counts import count_tables
 from prodflow_core.events import utc_now
 from prodflow_core.identity import IDENTITY_HEADER, IdentityError, verify_identity
 from prodflow_core.jobdocs import SUBMITTED, backend_job_name, job_id, job_output_dir, job_seed, transition
 from prodflow_core.settings import DEFAULT_IDENTITY_SECRET
-from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
+from prodflow_core.testing_sql import counts_engine
 from prodflow_monitor.settings import MonitorSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -153,10 +152,8 @@ async def submit_jobs(
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An empty SQLite database of the kept counts (a test module may define its own ``engine``)."""
-    made = make_engine(f"sqlite:///{tmp_path / 'monitor.sqlite'}")
-    await create_tables(made, count_tables())
-    yield made
-    await made.dispose()
+    async with counts_engine(f"sqlite:///{tmp_path / 'monitor.sqlite'}") as made:
+        yield made
 
 
 @pytest.fixture

@@ -484,6 +484,9 @@ class CouchDatabase:
                 method, self._path("_changes"), params=params, json_body=body, timeout=timeout
             )
         except httpx.ReadTimeout:
+            if longpoll_s is None:
+                raise  # a plain read that timed out says nothing about what is there
+            _log.debug("long poll of %s since %.40s: no answer within %s s, taken as empty", self.name, since, timeout)
             return ChangesBatch(results=[], last_seq=since)
         return ChangesBatch(
             results=list(answer["results"]), last_seq=_seq(answer["last_seq"]), pending=answer.get("pending")

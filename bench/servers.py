@@ -2,7 +2,7 @@
 
 - ``pouchdb`` (default): PouchDB Server, in memory, on loopback (:class:`~prodflow_core.couch.server.LocalCouchServer`);
 - ``couchdb``: Apache CouchDB 3.5 from ``<repo root>/../shared/couchdb`` (or ``PRODFLOW_COUCHDB3_DIST``), in a
-  temporary data folder (:class:`~prodflow_core.couch.server.LocalCouchDB3Server`; its URL carries the generated
+  temporary data folder (:class:`~prodflow_core.couch.couchdb3.LocalCouchDB3Server`; its URL carries the generated
   admin password as userinfo, which is never printed: :attr:`BenchServer.description` names the server only);
 - ``url``: the server ``PRODFLOW_COUCHDB_URL`` names (must be on loopback).
 
@@ -21,7 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from prodflow_core.couch.server import LocalCouchDB3Server, LocalCouchServer, wait_until_up
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server
+from prodflow_core.couch.server import LocalCouchServer, wait_until_up
 
 COUCH_ENV = "PRODFLOW_BENCH_COUCH"
 KINDS = ("pouchdb", "couchdb", "url")

@@ -28,7 +28,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from prodflow_cli.runner import SERVICES
 from prodflow_core.couch import CouchClient
-from prodflow_core.couch.server import LocalCouchDB3Server, couchdb3_dist, couchdb3_missing_reason, free_port
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server, couchdb3_dist, couchdb3_missing_reason
+from prodflow_core.couch.server import free_port
 from system_support import System, embedded_system, gateway_client, put_toy_module, wait_for
 
 pytestmark = pytest.mark.integration

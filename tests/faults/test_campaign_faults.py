@@ -27,7 +27,7 @@ import httpx
 import pytest
 from faults.fault_support import ResumingEventClient, admin_client, crash, event_ids, running_system, tolerant
 from prodflow_cli.runner import EmbeddedSystem
-from prodflow_core.couch.server import couchdb3_dist
+from prodflow_core.couch.couchdb3 import couchdb3_dist
 from system_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]

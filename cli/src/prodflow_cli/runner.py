@@ -21,8 +21,9 @@ from pathlib import Path
 
 import httpx
 from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server
 from prodflow_core.couch.members import service_accounts, set_up_service_accounts
-from prodflow_core.couch.server import LocalCouchDB3Server, LocalCouchServer, free_port, wait_until_up
+from prodflow_core.couch.server import LocalCouchServer, free_port, wait_until_up
 from prodflow_core.credentials import redact_url, split_userinfo
 from prodflow_core.jobdocs import JOB_DATABASES
 from prodflow_core.settings import DEFAULT_JOB_SHARDS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prodflow_core.couch import CouchError
-from prodflow_core.couch.client import rows_by_doc
+from prodflow_core.couch.database import rows_by_doc
 
 
 def test_rows_are_matched_by_id_whatever_the_order_of_the_answer() -> None:

@@ -14,7 +14,7 @@ from prodflow_core.couch import (
     View,
     sync_design_documents,
 )
-from prodflow_core.couch.client import looks_like_seq
+from prodflow_core.couch.database import looks_like_seq
 from prodflow_core.jobdocs import prepare_job_database
 from prodflow_core.testing import MakeDb
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase
 from prodflow_core.couch.cluster import LocalCouchDB3Cluster
-from prodflow_core.couch.server import couchdb3_dist, couchdb3_missing_reason
+from prodflow_core.couch.couchdb3 import couchdb3_dist, couchdb3_missing_reason
 from prodflow_core.counts import CountsCheckpoints, JobCounter, label_status_counts
 from prodflow_core.testing_sql import counts_engine
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 from prodflow_core.couch import CouchClient, CouchError
-from prodflow_core.couch.server import LocalCouchDB3Server, couchdb3_dist, epmd_running
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server, couchdb3_dist, epmd_running
 from prodflow_core.jobdocs import ensure_job_databases
 from prodflow_core.settings import ServiceSettings
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.client import CouchClient, CouchDatabase
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.server import free_port
 from prodflow_core.events import EventPublisher, make_event
 from prodflow_core.identity import Identity

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from prodflow_core.couch.client import CouchClient, CouchDatabase
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.server import free_port
 from prodflow_core.events import CloudEvent, EventPublisher, make_event
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from prodflow_core.couch.client import CouchClient, CouchDatabase
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity, verify_identity
 from prodflow_core.testing import serving
 from prodflow_submitter.app import create_app

@@ -172,7 +172,7 @@ async def test_processing_kind_goes_to_data_processing(api: Api) -> None:
 
 async def test_a_crash_in_the_middle_is_finished_by_resending(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     await api.client.post("/api/sites/local/drain", headers=MANAGER)
-    from prodflow_core.couch.client import CouchDatabase
+    from prodflow_core.couch.database import CouchDatabase
 
     real_bulk = CouchDatabase.bulk_docs
     calls = {"n": 0}

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from prodflow_core.couch.changes import Change, ChangesFollower, CheckpointStore
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError, DocumentConflict
 from prodflow_core.waiting import first_of
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from prodflow_core.couch.client import CouchClient, CouchDatabase
+from prodflow_core.couch.client import CouchClient
 from prodflow_core.couch.compaction import view_cleanup
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.design import DesignDocument, drop_design_documents, sync_design_documents
 
 JOB_DATABASES: Final = ("data-production", "data-processing")

@@ -24,16 +24,10 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from prodflow_core.couch.client import CouchClient, CouchDatabase
-from prodflow_core.couch.server import (
-    LocalCouchDB3Server,
-    LocalCouchServer,
-    couch_server,
-    couchdb3_dist,
-    couchdb3_missing_reason,
-    free_port,
-    wants_local_server,
-)
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server, couchdb3_dist, couchdb3_missing_reason
+from prodflow_core.couch.database import CouchDatabase
+from prodflow_core.couch.server import LocalCouchServer, couch_server, free_port, wants_local_server
 
 TEST_COUCH_ENV = "PRODFLOW_TEST_COUCH"
 TEST_COUCH_CHOICES = ("pouchdb", "couchdb")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import CloudEvent, event_of
 from prodflow_core.identity import Identity

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 
 from prodflow_core.couch.changes import ChangesFollower
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.events import CloudEvent, event_follower
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select

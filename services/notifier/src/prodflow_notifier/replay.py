@@ -7,7 +7,7 @@ sequences are opaque), only the event ids of the changes are matched.
 from __future__ import annotations
 
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.events import CloudEvent, event_of
 from prodflow_core.problems import not_found
 from sqlmodel import col, delete

@@ -1,7 +1,8 @@
 """An async CouchDB client over httpx, coded to the CouchDB 3 API."""
 
 from prodflow_core.couch.changes import Change, ChangesFollower
-from prodflow_core.couch.client import BulkResult, CouchClient, CouchDatabase, ViewResult, rev_number
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.database import BulkResult, CouchDatabase, ViewResult, rev_number
 from prodflow_core.couch.design import DesignDocument, View, drop_design_documents, sync_design_documents
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.waiting import unless_stopped
 

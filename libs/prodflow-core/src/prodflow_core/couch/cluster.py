@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from prodflow_core.couch.server import CouchServerError, LocalCouchDB3Server
+from prodflow_core.couch.couchdb3 import LocalCouchDB3Server
+from prodflow_core.couch.server import CouchServerError
 
 SYSTEM_DATABASES = ("_users", "_replicator")
 

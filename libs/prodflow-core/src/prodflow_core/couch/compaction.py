@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from prodflow_core.couch.client import CouchDatabase
+from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import DocumentNotFound
 
 COMPACT_TIMEOUT_S = 3600.0

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from prodflow_core.couch.client import CouchClient, Doc
+from prodflow_core.couch.client import CouchClient
+from prodflow_core.couch.database import Doc
 from prodflow_core.jobdocs import JOB_DATABASES
 
 USERS_DB = "_users"

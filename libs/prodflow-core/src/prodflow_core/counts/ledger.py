@@ -18,7 +18,7 @@ from sqlalchemy import Table, and_, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.client import rev_number
+from prodflow_core.couch.database import rev_number
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
 from prodflow_core.sql import upsert_into
 

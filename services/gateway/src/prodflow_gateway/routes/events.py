@@ -6,7 +6,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Header, Query, Request
-from prodflow_core.couch.client import CouchDatabase, looks_like_seq
+from prodflow_core.couch.database import CouchDatabase, looks_like_seq
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.problems import FieldError, Problem
 from starlette.responses import StreamingResponse

@@ -143,7 +143,7 @@ async def test_the_loop_decides_again_on_a_fresh_read_what_an_older_held_revisio
         def start(fresh: dict[str, Any]) -> dict[str, Any] | None:
             return {**fresh, "status": "running"} if backend_id_of(fresh) == "b1" else None
 
-        moved = await loop.write(db.name, [written["_id"]], start, CycleReport())
+        moved = await loop.writes.write(db.name, [written["_id"]], start, CycleReport())
         assert [doc["status"] for doc in moved] == ["running"]
         stored = await db.get(written["_id"])
         assert stored["status"] == "running" and stored["_rev"].startswith("3-")

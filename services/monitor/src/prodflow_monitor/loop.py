@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prodflow_core.backends import Backend, BackendError, BackendState
@@ -34,7 +34,6 @@ from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     TRANSFERRING,
-    InvalidTransition,
     prepare_job_database,
 )
 from prodflow_core.sql import create_tables
@@ -54,6 +53,7 @@ from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
 from prodflow_monitor.transfers import OutputTransfers, destination_of, output_folder
 from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
+from prodflow_monitor.writes import JobWrites
 
 _log = logging.getLogger("prodflow.monitor.loop")
 
@@ -61,7 +61,6 @@ Doc = dict[str, Any]
 _KEPT_FIELDS = ("_id", "_rev", "status", "attempt", "updated_at", "site", "backend", "policy", "label", "experiment")
 MIN_CYCLE_GAP_S = 0.02
 FULL_POLL_GAP_S = 0.2  # a site without a change journal is asked about all its jobs at most this often
-WRITE_ROUNDS = 10
 
 
 def watched_form(doc: Mapping[str, Any]) -> Doc:
@@ -100,6 +99,7 @@ class MonitorLoop:
         self.wake = asyncio.Event()
         self.seen = SeenStates()
         self.outputs = OutputTransfers(settings, sites, self.metrics, records)
+        self.writes = JobWrites(self.dbs, self.followed, self.metrics, self.track)
         self._last_resync = 0.0
         self._unknown_sites: set[str] = set()
 
@@ -403,7 +403,7 @@ class MonitorLoop:
             decision = self._decide(fresh, state, site, time.time())
             return apply_moves(fresh, decision.moves, at, state) if decision else None
 
-        await self.write(database, list(wanted), change, report)
+        await self.writes.write(database, list(wanted), change, report)
 
     def _decide(self, doc: Mapping[str, Any], state: BackendState | None, site: Site, now: float) -> Decision:
         return decide(
@@ -415,63 +415,6 @@ class MonitorLoop:
             lost_grace_s=self.settings.lost_grace_s,
         )
 
-    async def write(
-        self, database: str, ids: list[str], change: Callable[[Doc], Doc | None], report: CycleReport
-    ) -> list[Doc]:
-        """Apply ``change`` to the documents ``ids`` with ``_bulk_docs``: first to the revisions followed, then, for
-        those that conflicted or that ``change`` left alone, to the ones re-read (and again while they conflict).
-        Never overwrites; a revision held that is older than the active set's cannot stall a job."""
-        db = self.dbs[database]
-        followed = self.followed[database]
-        written: list[Doc] = []
-        pending = ids
-        began = time.monotonic()
-        for round_number in range(WRITE_ROUNDS):
-            if not pending:
-                break
-            current = await (followed.get_many(pending) if round_number == 0 else followed.read(pending))
-            new_docs: list[Doc] = []
-            again: list[str] = []
-            for doc_id in pending:
-                doc = current.get(doc_id)
-                if doc is None:
-                    continue
-                try:
-                    new = change(doc)
-                except InvalidTransition as exc:
-                    if round_number > 0:
-                        _log.warning("%s", exc)
-                    new = None
-                if new is None and round_number == 0:
-                    again.append(doc_id)  # nothing to do on the revision held: decided again on a fresh read
-                elif new is None:
-                    self.track(database, doc)
-                else:
-                    new_docs.append(new)
-            pending = again
-            for new, result in zip(new_docs, await db.bulk_docs(new_docs), strict=True):
-                if result.ok:
-                    written.append(new)
-                    followed.note(new)
-                    self._count_moves(database, new, report)
-                    self.track(database, new)
-                elif result.error == "conflict":
-                    followed.drop(str(new["_id"]))
-                    self.metrics.conflicts.labels(database).inc()
-                    pending.append(str(new["_id"]))
-                else:
-                    _log.warning("writing %s failed: %s %s", new["_id"], result.error, result.reason)
-        if pending:
-            _log.warning("%d jobs still conflicting after %d rounds; next cycle", len(pending), WRITE_ROUNDS)
-        report.write_s += time.monotonic() - began
-        return written
-
-    def _count_moves(self, database: str, doc: Doc, report: CycleReport) -> None:
-        status = str(doc.get("status"))
-        report.moved += 1
-        report.moves[status] = report.moves.get(status, 0) + 1
-        self.metrics.moves.labels(database, status).inc()
-
     # --- outputs -------------------------------------------------------------------------------------------
 
     async def _transfer_database(self, database: str, report: CycleReport) -> None:
@@ -481,7 +424,9 @@ class MonitorLoop:
         if not docs:
             return
         change = await self.outputs.copy(database, docs, report)
-        self.outputs.record(await self.write(database, [str(doc["_id"]) for doc in docs], change, report), report)
+        self.outputs.record(
+            await self.writes.write(database, [str(doc["_id"]) for doc in docs], change, report), report
+        )
 
 
 __all__ = ["CycleReport", "MonitorLoop", "destination_of", "output_folder"]

@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from prodflow_cycle_runner.confinement import UnsafeInput
 from prodflow_cycle_runner.models import CycleRow, RunRow
-from prodflow_cycle_runner.runner import RunQueue, utcnow
+from prodflow_cycle_runner.run_records import utcnow
+from prodflow_cycle_runner.runner import RunQueue
 from prodflow_cycle_runner.schemas import CycleOut, RunOut
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +35,10 @@ from prodflow_cycle_runner.cycles import software_sources
 from prodflow_cycle_runner.models import FINAL_STATES, CycleRow, RunRow
 from prodflow_cycle_runner.processes import group_alive, interrupt_group, start_logged, stop_group
 from prodflow_cycle_runner.profile import profile_default_resources
-from prodflow_cycle_runner.progress import EventsTail, RunProgress, brief
+from prodflow_cycle_runner.progress import EventsTail, RunProgress
 from prodflow_cycle_runner.recorder import FileRecorder, StepTracker
 from prodflow_cycle_runner.run_env import run_environment, snakemake_locked, still_ours
+from prodflow_cycle_runner.run_records import Publish, RunRecords, utcnow
 from prodflow_cycle_runner.settings import CycleRunnerSettings
 from prodflow_cycle_runner.snakemake_cli import (
     Invocation,
@@ -50,15 +50,7 @@ from prodflow_cycle_runner.snakemake_cli import (
 )
 
 _log = logging.getLogger("prodflow.cycle_runner.runner")
-Publish = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
-"""``publish(short_type, subject, experiment, data)``."""
 POLL_S = 0.25
-_RUN_EVENT = {"succeeded": "finished", "interrupted": "failed"}
-
-
-def utcnow() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -75,7 +67,7 @@ class RunQueue:
     ) -> None:
         self.sessions = sessions
         self.settings = settings
-        self.publish = publish
+        self.records = RunRecords(sessions, publish)
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str, _Active] = {}
         self.cores = CoreBudget(settings.max_cores, settings.core_reserve())
@@ -107,7 +99,7 @@ class RunQueue:
         if active is not None and active.run_id == run_id:
             active.cancel.set()  # a run waiting for cores leaves the line; a running one is stopped
         if queued:
-            await self._announce(run, "cancelled")
+            await self.records.announce(run, "cancelled")
         return run
 
     async def recover(self) -> None:
@@ -134,10 +126,10 @@ class RunQueue:
             ).all()
         for run in stale:
             if run.kind == "install":
-                await self._install_stopped(run.cycle, run.id, run.message)
+                await self.records.install_stopped(run.cycle, run.id, run.message)
             else:
                 await self._replay(run)
-            await self._announce(run, "failed")
+            await self.records.announce(run, "failed")
         for run in waiting:
             self.cores.ask(run.cycle, run.id, cores_needed(_invocation(run)), _utc(run.waiting_since or utcnow()))
         for cycle in dict.fromkeys([*(r.cycle for r in waiting), *queued]):
@@ -175,7 +167,7 @@ class RunQueue:
         stops meanwhile: it lines up again at the next start). ``None`` if it was cancelled while waiting."""
         since = _utc(run.waiting_since) if run.waiting_since else utcnow()
         if run.waiting_since is None:
-            await self._update(run.id, waiting_since=since)
+            await self.records.update(run.id, waiting_since=since)
 
         async def waiting(reason: str) -> None:
             async with self.sessions() as session:
@@ -197,11 +189,11 @@ class RunQueue:
                 await self._execute(run, grant)
         except asyncio.CancelledError:
             if grant is not None:  # a run still waiting for cores stays queued for the next start
-                await self._finish(run.id, "interrupted", None, "the service stopped during this run")
+                await self.records.finish(run.id, "interrupted", None, "the service stopped during this run")
             raise
         except Exception as exc:
             _log.exception("run %s failed to execute", run.id)
-            await self._finish(run.id, "failed", None, f"{type(exc).__name__}: {exc}")
+            await self.records.finish(run.id, "failed", None, f"{type(exc).__name__}: {exc}")
 
     async def _execute(self, run: RunRow, grant: Grant) -> None:
         async with self.sessions() as session:
@@ -234,7 +226,7 @@ class RunQueue:
             ],
             prefix=config_json.execenv_prefix(setup),
         )
-        await self._set_software(cycle.name, {"state": "installing", "install_run": run.id})
+        await self.records.set_software(cycle.name, {"state": "installing", "install_run": run.id})
         task = asyncio.create_task(
             software.install(
                 plan,
@@ -254,25 +246,27 @@ class RunQueue:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self._set_software(cycle.name, {"state": "cancelled", "install_run": run.id})
-            await self._finish(run.id, "cancelled", None, "cancelled by request")
+            await self.records.set_software(cycle.name, {"state": "cancelled", "install_run": run.id})
+            await self.records.finish(run.id, "cancelled", None, "cancelled by request")
             return
         try:
             record = task.result()
         except Exception as exc:
-            await self._set_software(cycle.name, {"state": "failed", "install_run": run.id, "error": str(exc)})
-            await self._finish(run.id, "failed", 1, str(exc))
+            await self.records.set_software(cycle.name, {"state": "failed", "install_run": run.id, "error": str(exc)})
+            await self.records.finish(run.id, "failed", 1, str(exc))
             return
         state = {"state": "installed", "install_run": run.id, "installed_at": record["built_at"], **record}
-        await self._set_software(cycle.name, state)
-        await self._finish(run.id, "succeeded", 0, f"environment {record['path']}")
+        await self.records.set_software(cycle.name, state)
+        await self.records.finish(run.id, "succeeded", 0, f"environment {record['path']}")
 
     async def _snakemake(self, cycle: CycleRow, run: RunRow, grant: Grant) -> None:
         cycle_dir = Path(cycle.path)
         env_dir = Path(cycle.software.get("path", ""))
         if cycle.software.get("state") != "installed" or not software.is_complete(env_dir):
             why = "its pins changed; reinstall" if cycle.software.get("state") == "outdated" else "install it first"
-            await self._finish(run.id, "failed", None, f"the cycle's software is not ready: {why} (POST .../software)")
+            await self.records.finish(
+                run.id, "failed", None, f"the cycle's software is not ready: {why} (POST .../software)"
+            )
             return
         config = config_json.read(cycle_dir)
         _name, setup = config_json.setup_of(config, cycle.setup)
@@ -300,13 +294,13 @@ class RunQueue:
             executor_args=slurm.executor_args(run.id, all_resources) if on_slurm else (),
         )
         _append(log_path, "$ " + " ".join(command) + "\n")
-        await self._update(run.id, provenance=await asyncio.to_thread(lineage.run_snapshot, cycle))
+        await self.records.update(run.id, provenance=await asyncio.to_thread(lineage.run_snapshot, cycle))
         proc = await start_logged(command, cwd=cycle_dir, log_path=log_path, env=environ)
         try:
             try:
                 jobs = jobs_of(invocation, grant.cores)
-                await self._update(run.id, pid=proc.pid, cores_granted=grant.cores, jobs=jobs)
-                await self._announce(await self._get(run.id), "started")
+                await self.records.update(run.id, pid=proc.pid, cores_granted=grant.cores, jobs=jobs)
+                await self.records.announce(await self.records.get(run.id), "started")
             except asyncio.CancelledError:  # a shutdown before _follow must not leave the group running
                 await self._stop(proc.pid, on_slurm)
                 raise
@@ -319,7 +313,7 @@ class RunQueue:
         cancelled = self._active[cycle.name].cancel.is_set()
         state = "cancelled" if cancelled else ("succeeded" if code == 0 else "failed")
         message = "cancelled by request" if cancelled else progress.summary(code)
-        await self._finish(run.id, state, code, message, progress.snapshot())
+        await self.records.finish(run.id, state, code, message, progress.snapshot())
 
     async def _stop(self, pid: int, on_slurm: bool) -> None:
         """Stop a Snakemake run's process group; on Slurm with Ctrl-C first, on which Snakemake cancels its jobs
@@ -353,8 +347,8 @@ class RunQueue:
                 now = time.monotonic()
                 if progress.version != published_version and now - last_publish >= self.settings.progress_interval_s:
                     published_version, last_publish = progress.version, now
-                    await self._update(run.id, progress=progress.snapshot())
-                    await self._announce(await self._get(run.id), "progress")
+                    await self.records.update(run.id, progress=progress.snapshot())
+                    await self.records.announce(await self.records.get(run.id), "progress")
         except asyncio.CancelledError:
             await self._stop(proc.pid, on_slurm)
             raise
@@ -381,81 +375,6 @@ class RunQueue:
             await FileRecorder(self.sessions, cycle.name, Path(cycle.path)).replay_interrupted(
                 run.id, Path(run.events_path)
             )
-
-    async def _get(self, run_id: str) -> RunRow:
-        async with self.sessions() as session:
-            run = await session.get(RunRow, run_id)
-            assert run is not None
-            return run
-
-    async def _update(self, run_id: str, **values: Any) -> None:
-        async with self.sessions() as session:
-            run = await session.get(RunRow, run_id)
-            if run is None:
-                return
-            for key, value in values.items():
-                setattr(run, key, value)
-            session.add(run)
-            await session.commit()
-
-    async def _finish(
-        self, run_id: str, state: str, code: int | None, message: str, progress: dict[str, Any] | None = None
-    ) -> None:
-        values: dict[str, Any] = {"state": state, "exit_code": code, "message": message, "finished_at": utcnow()}
-        if progress is not None:
-            values["progress"] = progress
-        await self._update(run_id, **values)
-        run = await self._get(run_id)
-        if run.kind == "install":
-            if state != "succeeded":
-                await self._install_stopped(run.cycle, run.id, message)
-            await self._announce(run, "installed" if state == "succeeded" else "failed")
-        else:
-            await self._announce(run, _RUN_EVENT.get(state, state))
-
-    async def _install_stopped(self, cycle_name: str, run_id: str, message: str) -> None:
-        """An install that ended without finishing leaves the cycle's software ``failed`` (not ``installing``)."""
-        async with self.sessions() as session:
-            cycle = await session.get(CycleRow, cycle_name)
-            if cycle is None or cycle.software.get("state") != "installing":
-                return
-            cycle.software = {"state": "failed", "install_run": run_id, "error": message}
-            session.add(cycle)
-            await session.commit()
-
-    async def _set_software(self, cycle_name: str, software_state: dict[str, Any]) -> None:
-        async with self.sessions() as session:
-            cycle = await session.get(CycleRow, cycle_name)
-            if cycle is None:
-                return
-            cycle.software = software_state
-            session.add(cycle)
-            await session.commit()
-
-    async def _announce(self, run: RunRow, what: str) -> None:
-        """Publish ``cycle.run.<what>`` (or ``cycle.software.<what>`` for installs); never fails the run."""
-        async with self.sessions() as session:
-            cycle = await session.get(CycleRow, run.cycle)
-        experiment = cycle.experiment if cycle else ""
-        short = f"cycle.software.{what}" if run.kind == "install" else f"cycle.run.{what}"
-        if run.kind == "install" and what not in {"installed", "failed"}:
-            return
-        data = {
-            "cycle": run.cycle,
-            "run_id": run.id,
-            "kind": run.kind,
-            "state": run.state,
-            "request": run.request,
-            "progress": brief(run.progress),
-            "exit_code": run.exit_code,
-            "message": run.message,
-        }
-        if run.kind == "install" and cycle is not None:
-            data["packages"] = cycle.software.get("packages", {})
-        try:
-            await self.publish(short, run.id, experiment, data)
-        except Exception:
-            _log.warning("could not publish %s for %s", short, run.id, exc_info=True)
 
 
 def _invocation(run: RunRow) -> Invocation:

@@ -18,7 +18,7 @@ from prodflow_cycle_runner.checkout import CheckoutFailed
 from prodflow_cycle_runner.confinement import UnsafeInput
 from prodflow_cycle_runner.deps import API, CycleDep, SettingsDep, cycle_out, pending_runs, unsafe_problem
 from prodflow_cycle_runner.models import CycleRow
-from prodflow_cycle_runner.runner import utcnow
+from prodflow_cycle_runner.run_records import utcnow
 from prodflow_cycle_runner.schemas import CycleCreate, CycleOut
 
 router = APIRouter(prefix=API, tags=["cycles"])

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from prodflow_core.couch.server import CouchServerError, free_port, wait_until_up
+from prodflow_core.couch.server import CouchServerError, free_port, terminate, wait_until_up
 from prodflow_core.credentials import redact_url
 
 COUCHDB3_DIST_ENV = "PRODFLOW_COUCHDB3_DIST"
@@ -181,15 +181,8 @@ class LocalCouchDB3Server:
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Stop the server (SIGTERM to its PID, SIGKILL after ``grace_s``), drop a temporary data folder, maybe epmd."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, grace_s)
         self.proc = None
         LocalCouchDB3Server._running.discard(id(self))
         if self._tmp is not None:

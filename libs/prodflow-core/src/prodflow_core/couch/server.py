@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -92,6 +92,21 @@ def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[byte
     raise CouchServerError(f"no CouchDB-API server answered at {redact_url(url)} within {timeout_s} s")
 
 
+def terminate(proc: subprocess.Popen[bytes], grace_s: float, send: Callable[[int, int], None] = os.kill) -> None:
+    """End ``proc`` if it still runs: SIGTERM, then SIGKILL after ``grace_s``; ``send`` is :func:`os.kill` (the
+    process) or :func:`os.killpg` (its process group)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        send(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            send(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class LocalCouchServer:
     """A PouchDB Server process on loopback; on-disk (leveldb) under ``data_dir`` or in memory."""
 
@@ -153,16 +168,9 @@ class LocalCouchServer:
         return self.url
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``grace_s``)."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        """Stop the server (SIGTERM to its process group, then SIGKILL after ``grace_s``)."""
+        if self.proc is not None:
+            terminate(self.proc, grace_s, os.killpg)
         self.proc = None
         if self._tmp is not None:
             self._tmp.cleanup()

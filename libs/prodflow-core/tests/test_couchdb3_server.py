@@ -42,14 +42,19 @@ async def test_services_authenticate_with_the_url_userinfo(couchdb3_url: str) ->
             await admin.request("DELETE", f"_node/_local/_config/admins/{name}")
 
 
-def test_a_second_server_stops_by_pid_and_leaves_the_shared_epmd(couchdb3_url: str, tmp_path: Path) -> None:
+def test_a_second_server_stops_by_pid_and_leaves_the_shared_epmd(
+    couchdb3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ERL_FLAGS", "+zdbbl 65536")  # the caller's own flags are kept
     server = LocalCouchDB3Server(data_dir=tmp_path / "second")
     url = server.start()
     assert server.proc is not None
     pid = server.proc.pid
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # start.sh execs the Erlang VM: this is its PID
         assert server.password.encode() not in cmdline  # the password is in local.ini, not in the process table
+        for flag in ("-zdbbl\x0065536", "-sbwt\x00none", "-sbwtdcpu\x00none", "-sbwtdio\x00none"):
+            assert flag.encode() in cmdline  # schedulers sleep instead of spinning (NO_BUSY_WAIT_FLAGS)
         assert server.password not in repr(server)
         assert httpx.get(f"{url}/_up", timeout=5).json()["status"] == "ok"
     finally:

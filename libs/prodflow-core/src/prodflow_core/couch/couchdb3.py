@@ -20,6 +20,13 @@ from prodflow_core.credentials import redact_url
 
 COUCHDB3_DIST_ENV = "PRODFLOW_COUCHDB3_DIST"
 EPMD_PORT = 4369
+NO_BUSY_WAIT_FLAGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
+"""Erlang flags (in ``ERL_FLAGS``) that stop CouchDB's schedulers from spinning when they run out of work.
+
+By default a scheduler busy-waits a while before it sleeps: CPU that, on cores CouchDB shares with the services,
+they could have used. ``bench/load.py`` (300 req/s during a 100,000-job campaign on 2 cores), back to back:
+see README "Scale". Added after any ``ERL_FLAGS`` of the caller's own.
+"""
 
 
 def repo_root() -> Path | None:
@@ -163,6 +170,7 @@ class LocalCouchDB3Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, "ERL_FLAGS": f"{os.environ.get('ERL_FLAGS', '')} {NO_BUSY_WAIT_FLAGS}".lstrip()},
             )
         LocalCouchDB3Server._running.add(id(self))
         try:

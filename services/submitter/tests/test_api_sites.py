@@ -34,6 +34,10 @@ async def test_embedded_local_site_and_admin_edits(api: Api) -> None:
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "backend"
     unknown = await api.client.put("/api/sites/x", json={**body, "speed": "fast"}, headers=ADMIN)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "speed"
+    local = {**body, "backend": "local", "options": {"max_running": 0}}  # a backend that could not run: refused now
+    unusable = await api.client.put("/api/sites/x", json=local, headers=ADMIN)
+    assert unusable.status_code == 422 and unusable.json()["errors"][0]["field"] == "options"
+    assert "max_running" in unusable.json()["detail"]
     order = await api.client.put("/api/sites/x", json={**body, "queue_order": ["random"]}, headers=ADMIN)
     assert order.status_code == 422
     for field, value in (("max_walltime_s", 2**31), ("retry_exit_codes", [137, -(2**31) - 1])):

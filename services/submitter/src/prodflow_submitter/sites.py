@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prodflow_core.backends import Backend, backend_names, make_backend
+from prodflow_core.backends import Backend, BackendError, backend_names, make_backend
 from prodflow_core.problems import FieldError, Problem
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -37,6 +37,13 @@ def with_defaults(name: str, spec: SiteSpec, settings: SubmitterSettings) -> Sit
     if spec.backend == "local":
         options.setdefault("max_running", spec.max_running)
     options.setdefault("output_root", str(settings.output_root(name)))
+    try:
+        make_backend(spec.backend, options)  # options it cannot run with are refused here, not at the first round
+    except (BackendError, ValueError, TypeError) as exc:  # a check of the backend's, or int("many")
+        error = FieldError(field="options", message=str(exc), type="backend_options")
+        raise Problem(
+            422, "Validation failed", f"options of a {spec.backend} site: {exc}", kind="validation", errors=[error]
+        ) from exc
     return spec.model_copy(update={"options": options})
 
 

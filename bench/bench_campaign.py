@@ -82,7 +82,8 @@ async def _submitter(url: str, folder: Path, n: int) -> SubmitterRun:
         "SUBMITTER_RUN_SUBMISSION_LOOP": "false", "SUBMITTER_FOLLOW_EVENTS": "false",
         "SUBMITTER_BULK_CHUNK": str(CHUNK), "SUBMITTER_REQUEST_API_URL": f"http://127.0.0.1:{free_port()}",
     }  # fmt: skip
-    identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"admin"}))  # its own command_template
+    # An admin: the submission gives its own command_template (for a manager, only where the site allows it).
+    identity = Identity(user="bench", experiments=frozenset({"*"}), roles=frozenset({"admin"}))
     headers = {IDENTITY_HEADER: sign_identity(identity, SECRET, ttl_s=36000)}
     body = {"jobs": _jobs(n, f"bench_{uuid.uuid4().hex[:8]}"), "command_template": "rat -r {run} -s {seed}"}
     with serve("prodflow_submitter.app:create_app", env, folder / "logs" / "submitter.log") as submitter:

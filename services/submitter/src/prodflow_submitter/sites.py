@@ -28,9 +28,8 @@ def with_defaults(name: str, spec: SiteSpec, settings: SubmitterSettings) -> Sit
     and finds outputs in the same place.
     """
     if spec.backend not in backend_names():
-        raise Problem(422, "Validation failed", f"unknown backend {spec.backend!r}", kind="validation",
-                      errors=[FieldError(field="backend", message=f"known: {', '.join(backend_names())}",
-                                         type="unknown_backend")])  # fmt: skip
+        known = f"known: {', '.join(backend_names())}"
+        raise _refused("backend", f"unknown backend {spec.backend!r}", known, "unknown_backend")
     options = dict(spec.options)
     if spec.backend in WORK_DIR_BACKENDS:
         options.setdefault("work_dir", str(settings.backend_dir(name)))
@@ -40,11 +39,14 @@ def with_defaults(name: str, spec: SiteSpec, settings: SubmitterSettings) -> Sit
     try:
         make_backend(spec.backend, options)  # options it cannot run with are refused here, not at the first round
     except (BackendError, ValueError, TypeError) as exc:  # a check of the backend's, or int("many")
-        error = FieldError(field="options", message=str(exc), type="backend_options")
-        raise Problem(
-            422, "Validation failed", f"options of a {spec.backend} site: {exc}", kind="validation", errors=[error]
-        ) from exc
+        raise _refused("options", f"options of a {spec.backend} site: {exc}", str(exc), "backend_options") from exc
     return spec.model_copy(update={"options": options})
+
+
+def _refused(field: str, detail: str, message: str, error_type: str) -> Problem:
+    """The 422 problem of a site spec whose ``field`` cannot be used."""
+    error = FieldError(field=field, message=message, type=error_type)
+    return Problem(422, "Validation failed", detail, kind="validation", errors=[error])
 
 
 def site_out(row: SiteRow, counts: dict[str, int] | None = None) -> SiteOut:

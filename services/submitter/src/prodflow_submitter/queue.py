@@ -26,8 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prodflow_core import jobdocs
-from prodflow_core.backends import Backend, BackendJob
-from prodflow_core.command_template import fill
+from prodflow_core.backends import Backend
 from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
 from prodflow_core.counts import CountsChange, site_counts
 from prodflow_core.counts.tables import CountedJob
@@ -37,14 +36,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_submitter import jobstore
-from prodflow_submitter.campaigns import CampaignPlan, entry_label
-from prodflow_submitter.command_template import job_values
-from prodflow_submitter.models import Campaign, SiteRow, campaign_number
+from prodflow_submitter.backend_jobs import BackendJobs
+from prodflow_submitter.models import SiteRow, campaign_number
 from prodflow_submitter.runtime import Runtime
-from prodflow_submitter.schemas import ModuleEntry
 from prodflow_submitter.site_queue import SiteQueue, Waiting
-from prodflow_submitter.sites import backend_of, list_sites, output_root
-from prodflow_submitter.submission import plan_of
+from prodflow_submitter.sites import backend_of, list_sites
 
 _log = logging.getLogger("prodflow.submitter.queue")
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
@@ -67,7 +63,7 @@ class SubmissionLoop:
         self.runtime = runtime
         self.waiting: dict[str, SiteQueue] = defaultdict(SiteQueue)
         self._site_of: dict[tuple[str, str], str] = {}
-        self._campaigns: dict[str, Campaign] = {}
+        self.backend_jobs = BackendJobs(runtime.sessions)
         self._backends: dict[str, tuple[Any, Backend]] = {}
         self.ready = asyncio.Event()
         self._backoff: dict[str, tuple[float, float]] = {}  # site → (not before, last delay) after a failure
@@ -121,18 +117,10 @@ class SubmissionLoop:
             for doc_id, site, campaign_id, label, module in await _ledger_waiting(self.runtime.counter.engine, name):
                 key = (campaign_id, label, module)
                 if key not in priorities:
-                    priorities[key] = await self._priority(*key)
+                    priorities[key] = await self.backend_jobs.priority(*key)
                 self.waiting[site].put(Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2], priorities[key],
                                                _arrival(campaign_id)))  # fmt: skip
                 self._site_of[(name, doc_id)] = site
-
-    async def _priority(self, campaign_id: str, label: str, module: str) -> int:
-        """The priority of a campaign's jobs of one module (as their documents have it); 0 if unknown here."""
-        try:
-            campaign = await self.campaign(campaign_id)
-        except LookupError:
-            return 0
-        return int(_entry(plan_of(campaign), module, label).priority or 0)
 
     # -- rounds -------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -281,7 +269,7 @@ class SubmissionLoop:
         """Steps 2 and 3 for claimed jobs, then ``jobs.submitted``; back to ``waiting`` if the backend refused."""
         db = self.runtime.db(database)
         try:
-            jobs = [await self.backend_job(site, doc) for doc in docs]
+            jobs = [await self.backend_jobs.of(site, doc) for doc in docs]
             backend_ids = await self.backend(site).submit(jobs)
         except Exception as exc:
             _log.exception("site %s: submitting %d jobs failed", site.name, len(docs))
@@ -316,26 +304,6 @@ class SubmissionLoop:
 
         await jobstore.update_many(db, docs, change)
 
-    async def campaign(self, campaign_id: str) -> Campaign:
-        cached = self._campaigns.get(campaign_id)
-        if cached is None:
-            async with self.runtime.sessions() as session:
-                found = await session.get(Campaign, campaign_number(campaign_id))
-            if found is None:
-                raise LookupError(f"campaign {campaign_id} of a job is unknown")
-            self._campaigns[campaign_id] = cached = found
-        return cached
-
-    async def backend_job(self, site: SiteRow, doc: Doc) -> BackendJob:
-        """What the backend runs for a job: its module's command template filled in, in its output folder."""
-        campaign = await self.campaign(str(doc["campaign_id"]))
-        entry = _entry(plan_of(campaign), doc["module"], doc["label"])
-        output_dir = jobdocs.job_output_dir(output_root(site), doc["_id"])
-        command = fill(campaign.command_templates[doc["module"]], job_values(doc, entry.model_dump(), output_dir))
-        env = {"PRODFLOW_JOB_ID": doc["_id"], "PRODFLOW_LABEL": doc["label"], "PRODFLOW_ATTEMPT": str(doc["attempt"])}
-        return BackendJob(name=jobdocs.backend_job_name(doc), command=command, output_dir=output_dir, env=env,
-                          walltime_s=site.max_walltime_s)  # fmt: skip
-
     async def reconcile(self, site: SiteRow) -> None:
         """Finish step 3 for jobs a crash or a broken-off write left without a backend id (their ids found at the
         backend by name, or back to ``waiting`` if it never got them), then let the backend resume its own work."""
@@ -346,7 +314,7 @@ class SubmissionLoop:
                 continue
             names = {jobdocs.backend_job_name(doc): doc["_id"] for doc in docs}
             found = await backend.lookup(list(names))
-            commands = {doc["_id"]: (await self.backend_job(site, doc)).command for doc in docs}
+            commands = {doc["_id"]: (await self.backend_jobs.of(site, doc)).command for doc in docs}
             await self.record(db, docs, {names[name]: backend_id for name, backend_id in found.items()}, commands)
             lost = [doc for doc in docs if jobdocs.backend_job_name(doc) not in found]
             await jobstore.update_many(db, lost, jobstore.moving_to(
@@ -371,14 +339,6 @@ class SubmissionLoop:
 
 def _unrecorded(doc: Doc) -> bool:
     return doc.get("status") == jobdocs.SUBMITTED and not (doc.get("backend") or {}).get("id")
-
-
-def _entry(plan: CampaignPlan, module: str, label: str) -> ModuleEntry:
-    """The jobs.json entry of a job: its module's, under its label when the module is there twice."""
-    return next(
-        (e for e in plan.jobs.modules if e.module == module and entry_label(e, plan) == label),
-        next(e for e in plan.jobs.modules if e.module == module),
-    )
 
 
 async def _ledger_waiting(engine: AsyncEngine, database: str) -> list[tuple[str, str, str, str, str]]:

@@ -3,24 +3,22 @@
 Per database, a ``_changes`` follower keeps this replica's job counts (``prodflow_core.counts``, its checkpoint
 stored beside them) and the set of its active jobs (``submitted``, ``running``, ``transferring``) up to date,
 announces ``job.*`` events for the states it sees and checks labels whose jobs became final. A cycle asks each
-site's backend about its active jobs in batches (only the changed ones, for a backend that keeps a change
-journal: see :mod:`prodflow_monitor.active`), writes the moves with ``_bulk_docs`` (a 409 means: re-read,
-decide again, write again; never overwrite) and copies the outputs of finished jobs. A cycle's work is
-proportional to the active jobs, never to every job ever made; the active jobs are re-read from the counts'
-ledger (no CouchDB index, so never behind another label's index build) at start and every ``resync_s``.
+site's backend about its active jobs in batches (:mod:`prodflow_monitor.polling`: only the changed ones, for a
+backend that keeps a change journal), writes the moves with ``_bulk_docs`` (a 409 means: re-read, decide again,
+write again; never overwrite) and copies the outputs of finished jobs. A cycle's work is proportional to the
+active jobs, never to every job ever made; the active jobs are re-read from the counts' ledger (no CouchDB index,
+so never behind another label's index build) at start and every ``resync_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from prodflow_core.backends import Backend, BackendError, BackendState
 from prodflow_core.couch import (
     Change,
     ChangesFollower,
@@ -29,7 +27,7 @@ from prodflow_core.couch import (
     rev_number,
 )
 from prodflow_core.counts import CountsCheckpoints, JobCounter, counted_docs, jobs_in_statuses, label_status_counts
-from prodflow_core.events import EventPublisher, utc_now
+from prodflow_core.events import EventPublisher
 from prodflow_core.jobdocs import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -39,18 +37,19 @@ from prodflow_core.jobdocs import (
 from prodflow_core.sql import create_tables
 from prodflow_core.waiting import first_of
 
-from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
+from prodflow_monitor.active import ActiveJobs, backend_id_of
 from prodflow_monitor.announce import SeenStates, announced_types, job_events, label_completed_event
 from prodflow_monitor.archive.reads import without_restored
 from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.followed import FollowedDocs
 from prodflow_monitor.metrics import MonitorMetrics
+from prodflow_monitor.polling import BackendPolling
 from prodflow_monitor.provenance.records import OutputRecords
-from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, decide
+from prodflow_monitor.reconcile import POLLED_STATUSES
 from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sharding import Shard
-from prodflow_monitor.sites import Site, SiteDirectory, policy_for
+from prodflow_monitor.sites import SiteDirectory
 from prodflow_monitor.transfers import OutputTransfers, destination_of, output_folder
 from prodflow_monitor.views import DESIGN_DOCUMENTS, is_label_final
 from prodflow_monitor.writes import JobWrites
@@ -60,7 +59,6 @@ _log = logging.getLogger("prodflow.monitor.loop")
 Doc = dict[str, Any]
 _KEPT_FIELDS = ("_id", "_rev", "status", "attempt", "updated_at", "site", "backend", "policy", "label", "experiment")
 MIN_CYCLE_GAP_S = 0.02
-FULL_POLL_GAP_S = 0.2  # a site without a change journal is asked about all its jobs at most this often
 
 
 def watched_form(doc: Mapping[str, Any]) -> Doc:
@@ -94,14 +92,12 @@ class MonitorLoop:
         self.followed = {
             name: FollowedDocs(db, settings.followed_docs, self.shard.owns_job) for name, db in self.dbs.items()
         }
-        self._journals: dict[tuple[str, str], JournalPolling] = {}
-        self._polled_at: dict[tuple[str, str], float] = {}
         self.wake = asyncio.Event()
         self.seen = SeenStates()
         self.outputs = OutputTransfers(settings, sites, self.metrics, records)
         self.writes = JobWrites(self.dbs, self.followed, self.metrics, self.track)
+        self.polling = BackendPolling(settings, sites, self.active, self.writes, self.metrics, self.wake)
         self._last_resync = 0.0
-        self._unknown_sites: set[str] = set()
 
     @property
     def consumer(self) -> str:
@@ -139,7 +135,7 @@ class MonitorLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle until ``stop`` is set: at once when the feed brings new active jobs, else every ``cycle_s``."""
-        watcher = asyncio.create_task(self._watch_journals(stop))
+        watcher = asyncio.create_task(self.polling.watch_journals(stop))
         try:
             await self._run(stop)
         finally:
@@ -279,7 +275,7 @@ class MonitorLoop:
         report = CycleReport()
         started = time.monotonic()
         for name in self.dbs:
-            await self._poll_database(name, report)
+            await self.polling.poll_database(name, report)
             await self._transfer_database(name, report)
         report.seconds = time.monotonic() - started
         self.metrics.cycle_seconds.observe(report.seconds)
@@ -298,122 +294,6 @@ class MonitorLoop:
                 report.transfer_s,
             )
         return report
-
-    async def _poll_database(self, database: str, report: CycleReport) -> None:
-        active = self.active[database]
-        due = active.take_due()
-        for site_name, site_jobs in sorted(active.by_site.items(), key=lambda item: str(item[0])):
-            site = await self.sites.site(site_name)
-            if site is None:
-                if site_name not in self._unknown_sites:
-                    _log.warning("jobs of unknown site %r are not polled (submitter does not list it)", site_name)
-                    self._unknown_sites.add(str(site_name))
-                continue
-            try:
-                backend = self.sites.backend(site)
-            except BackendError as exc:
-                _log.warning("site %s: %s", site.name, exc)
-                continue
-            chosen = await self._to_poll(database, site.name, backend, site_jobs, due)
-            docs = [doc for doc_id in chosen if (doc := active.get(doc_id)) and doc.get("status") in POLLED_STATUSES]
-            try:
-                for start in range(0, len(docs), self.settings.status_batch):
-                    batch = docs[start : start + self.settings.status_batch]
-                    await self._poll_batch(database, site, backend, batch, report)
-            except BaseException:
-                # The journal's lines for these jobs are read: without this, a cycle that failed to write (CouchDB
-                # down) left their ends to the sweep.
-                if (polling := self._journals.get((database, site.name))) is not None:
-                    polling.ask_again(chosen)
-                raise
-        for key in [key for key in self._journals if key[0] == database and key[1] not in active.by_site]:
-            del self._journals[key]  # no job there any more: its journal is not followed (nor woken for)
-
-    async def _to_poll(
-        self, database: str, site: str, backend: Backend, site_jobs: dict[str, None], due: set[str]
-    ) -> list[str]:
-        """The site's jobs to ask about this cycle (see :mod:`prodflow_monitor.active`)."""
-        now = time.monotonic()
-        if not backend.keeps_journal:
-            if now - self._polled_at.get((database, site), 0.0) < FULL_POLL_GAP_S:
-                return [doc_id for doc_id in due if doc_id in site_jobs]
-            self._polled_at[(database, site)] = now
-            return list(site_jobs)
-        polling = self._journals.get((database, site))
-        if polling is None or polling.backend is not backend:
-            polling = self._journals[(database, site)] = JournalPolling(backend)
-        first = polling.cursor is None
-        if await polling.read():
-            self.wake.set()  # more journal lines than one read takes
-        if first:
-            polling.swept_at = now
-            return list(site_jobs)
-        changed, polling.changed = polling.changed, set()
-        chosen = dict.fromkeys(doc_id for doc_id in itertools.chain(changed, due) if doc_id in site_jobs)
-        chosen.update(dict.fromkeys(polling.sweep(site_jobs, now, self.settings.cycle_s, self.settings.sweep_s)))
-        return list(chosen)
-
-    async def _watch_journals(self, stop: asyncio.Event) -> None:
-        """Wake the loop as soon as a site's change journal names jobs (checked every ``journal_poll_s``)."""
-        while not stop.is_set():
-            await first_of(stop, timeout_s=self.settings.journal_poll_s)
-            for polling in list(self._journals.values()):
-                if polling.cursor is not None and await polling.backend.journal_moved(polling.cursor):
-                    self.wake.set()
-                    break
-
-    async def _poll_batch(
-        self, database: str, site: Site, backend: Backend, docs: list[Doc], report: CycleReport
-    ) -> None:
-        ids = {str(doc["_id"]): str(backend_id_of(doc)) for doc in docs}
-        began = time.monotonic()
-        try:
-            states = await backend.status(sorted(set(ids.values())))
-        except BackendError as exc:
-            self.metrics.backend_errors.labels(site.name).inc()
-            _log.warning("status of %d jobs at %s failed: %s", len(ids), site.name, exc)
-            return
-        finally:
-            self.metrics.backend_seconds.labels(backend.name).observe(time.monotonic() - began)
-            report.backend_s += time.monotonic() - began
-        report.polled += len(ids)
-        now = time.time()
-        wanted: dict[str, BackendState] = {}
-        to_cancel: list[str] = []
-        for doc in docs:
-            state = states.get(ids[str(doc["_id"])])
-            if state is None:
-                continue
-            decision = self._decide(doc, state, site, now)
-            if decision:
-                wanted[str(doc["_id"])] = state
-                if decision.cancel_at_backend:
-                    to_cancel.append(ids[str(doc["_id"])])
-        if to_cancel:
-            with contextlib.suppress(BackendError):
-                await backend.cancel(to_cancel)
-        if not wanted:
-            return
-        at = utc_now()
-
-        def change(fresh: Doc) -> Doc | None:
-            state = wanted[str(fresh["_id"])]
-            if backend_id_of(fresh) != state.backend_id:
-                return None  # sent again meanwhile: this state is about an earlier try
-            decision = self._decide(fresh, state, site, time.time())
-            return apply_moves(fresh, decision.moves, at, state) if decision else None
-
-        await self.writes.write(database, list(wanted), change, report)
-
-    def _decide(self, doc: Mapping[str, Any], state: BackendState | None, site: Site, now: float) -> Decision:
-        return decide(
-            doc,
-            state,
-            policy_for(doc, site),
-            now,
-            max_walltime_s=site.max_walltime_s,
-            lost_grace_s=self.settings.lost_grace_s,
-        )
 
     # --- outputs -------------------------------------------------------------------------------------------
 

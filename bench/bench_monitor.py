@@ -30,16 +30,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +44,15 @@ import httpx
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).parent))
-from figures import Figure, print_table
-from jobgen import job_doc, patiently
+from figures import Figure, nearest_rank, print_table
+from jobgen import backend_done, job_doc, patiently, submit_locally
+from monitor_latency import job_event_latency
 from procs import Served, serve, stop
-from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend
 from prodflow_core.couch import ChangesFollower, CouchClient, CouchDatabase
 from prodflow_core.counts import JobCounter, count_tables
-from prodflow_core.events import EventPublisher, utc_now
+from prodflow_core.events import EventPublisher
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
-from prodflow_core.jobdocs import ACTIVE_STATUSES, backend_job_name, job_output_dir
+from prodflow_core.jobdocs import ACTIVE_STATUSES, backend_job_name
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.testing import serving
 from prodflow_monitor.loop import MonitorLoop
@@ -91,26 +88,6 @@ def _site(name: str, work: Path, max_running: int, se: str) -> dict[str, Any]:
                         "max_running": max_running}}  # fmt: skip
 
 
-async def _submit(db: CouchDatabase, site: dict[str, Any], docs: list[dict[str, Any]], command: str) -> LocalBackend:
-    """Hand ``docs`` to the site's local backend and record them ``submitted`` (submitter's two steps)."""
-    backend = LocalBackend.from_options(site["options"])
-    root = Path(site["options"]["output_root"])
-    jobs = [
-        BackendJob(name=backend_job_name(d), command=command, output_dir=job_output_dir(root, d["_id"])) for d in docs
-    ]
-    ids = await backend.submit(jobs)
-    current = await db.get_many([d["_id"] for d in docs])
-    at = utc_now()
-    moved = []
-    for doc, backend_id in zip(docs, ids, strict=True):
-        fresh = current[doc["_id"]]
-        moved.append({**fresh, "status": "submitted", "updated_at": at,
-                      "backend": {"name": "local", "id": backend_id, "state": "PENDING", "checked_at": at},
-                      "history": [*fresh["history"], {"status": "submitted", "at": at, "reason": ""}]})  # fmt: skip
-    await db.bulk_docs(moved)
-    return backend
-
-
 async def _median(action: Callable[[], Awaitable[object]], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -142,44 +119,6 @@ async def _reread_all(db: CouchDatabase, loop: MonitorLoop) -> tuple[float, int]
         assert site is not None
         await loop.sites.backend(site).status(ids)
     return time.perf_counter() - start, read
-
-
-async def _backend_done(backend: LocalBackend, ids: list[str], timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = await backend.status(ids)
-        if all(s.state == BackendStatus.COMPLETED for s in states.values()):
-            return
-        assert time.monotonic() < deadline, "the backend did not finish the jobs"
-        await asyncio.sleep(1.0)
-
-
-def _seconds(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _follow_sse(url: str, token: str, since: str, wanted: set[str], arrivals: dict[str, float], ready: Any) -> None:
-    params = {"since": since, "types": "job.completed"}
-    auth = {"Authorization": f"Bearer {token}"}
-    with (
-        httpx.Client(base_url=url, headers=auth, timeout=120) as client,
-        client.stream("GET", "/api/events", params=params) as stream,
-    ):
-        ready.set()
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                now = time.time()
-                for doc_id in json.loads(line[6:])["data"]["job_ids"]:
-                    if doc_id in wanted:
-                        arrivals.setdefault(doc_id, now)
-                if len(arrivals) >= len(wanted):
-                    return
-
-
-def _pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` (0..1) of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def _env(url: str, data_dir: Path, events_db: str) -> dict[str, str]:
@@ -244,7 +183,9 @@ async def _measure_in(tmp: Path, url: str, args: argparse.Namespace) -> list[Fig
             try:
                 await loop.prepare()
                 figures += await _cycles(loop, db, sites, queued, finishing, n, n_active, args.repeat)
-                figures += await _latency(settings, couch, loop, db, sites, background, latency_docs, gateway.url)
+                figures += await job_event_latency(
+                    settings, couch, loop, db, sites, background, latency_docs, gateway.url, TOKEN
+                )
             finally:
                 await directory.aclose()
                 await engine.dispose()
@@ -307,26 +248,22 @@ async def _counts_and_summary(
     assert reduced == expected, (reduced, expected)
     reduce_s = await _median(lambda: label_status_counts(db, LABEL), args.repeat)
     reads, baseline = f"{args.reads} reads", "direct label_module_status reduce, median"
+    reduce_ms = reduce_s * 1000
+    percentiles = (("50", 0.5), ("99", 0.99))
     return [
         Figure(f"kept counts of {n:,} new docs caught up", counted, "s", f"_bulk_docs of the {n:,} docs", write),
         Figure(f"monitor feed counting {n:,} new docs", n / counted, "docs/s", "_bulk_docs rate", n / write),
-        Figure(
-            f"summary of {n:,}-job label via gateway p50 ({reads})",
-            _pct(through_gateway, 0.5) * 1000,
-            "ms",
-            baseline,
-            reduce_s * 1000,
+        *(
+            Figure(f"summary of {n:,}-job label via gateway p{p} ({reads})", nearest_rank(through_gateway, q) * 1000,
+                   "ms", baseline, reduce_ms)
+            for p, q in percentiles
         ),
-        Figure(
-            f"summary of {n:,}-job label via gateway p99 ({reads})",
-            _pct(through_gateway, 0.99) * 1000,
-            "ms",
-            baseline,
-            reduce_s * 1000,
+        *(
+            Figure(f"  (info) same, straight to monitor p{p}", nearest_rank(straight, q) * 1000, "ms", baseline,
+                   reduce_ms)
+            for p, q in percentiles
         ),
-        Figure("  (info) same, straight to monitor p50", _pct(straight, 0.5) * 1000, "ms", baseline, reduce_s * 1000),
-        Figure("  (info) same, straight to monitor p99", _pct(straight, 0.99) * 1000, "ms", baseline, reduce_s * 1000),
-    ]
+    ]  # fmt: skip
 
 
 async def _cycles(
@@ -336,7 +273,7 @@ async def _cycles(
     figures = []
     # --- a cycle with 1,000 active jobs, nothing changing (queued at a one-slot site)
     followers = loop.followers()  # driven by hand between measurements: the cycles are timed alone
-    slow = await _submit(db, sites[0], queued, "sleep 600")
+    slow = await submit_locally(db, sites[0], queued, "sleep 600")
     await _feed(followers)
     await loop.resync()
     warm = await loop.cycle()  # warm: sites fetched, backend built
@@ -350,8 +287,8 @@ async def _cycles(
     await _feed(followers)
 
     # --- a cycle in which 1,000 jobs finished at the backend
-    fast = await _submit(db, sites[1], finishing, "echo payload > out.root")
-    await _backend_done(fast, [backend_job_name(d) for d in finishing])
+    fast = await submit_locally(db, sites[1], finishing, "echo payload > out.root")
+    await backend_done(fast, [backend_job_name(d) for d in finishing])
     await _feed(followers)
     await loop.resync()
     start = time.perf_counter()
@@ -370,64 +307,6 @@ async def _feed(followers: list[ChangesFollower]) -> None:
     for follower in followers:
         while await follower.poll_once(wait=False):
             pass
-
-
-async def _latency(
-    settings: MonitorSettings, couch: CouchClient, loop: MonitorLoop, db: CouchDatabase,
-    sites: list[dict[str, Any]], background: list[dict[str, Any]], docs: list[dict[str, Any]], gateway_url: str,
-) -> list[Figure]:  # fmt: skip
-    """Backend job end -> ``job.completed`` on the gateway's SSE stream, the loop and its feeds running."""
-    stop_event = asyncio.Event()
-    followers = loop.followers()  # from the kept counts' checkpoint: they catch up on the cycles' moves first
-    tasks = [asyncio.create_task(f.run(stop_event)) for f in followers]
-    tasks.append(asyncio.create_task(loop.run(stop_event)))
-    slow: LocalBackend | None = None
-    try:
-        await asyncio.wait_for(asyncio.gather(*(f.caught_up.wait() for f in followers)), 600)
-        if background:  # active jobs that stay active: polled by every cycle, never changing
-            slow = await _submit(db, sites[0], background, "sleep 600")
-            deadline = time.monotonic() + 120
-            while len(loop.active[db.name]) < len(background):
-                assert time.monotonic() < deadline, "the feed did not bring the background jobs"
-                await asyncio.sleep(0.2)
-        since = await couch.db(settings.events_db).update_seq()
-        arrivals: dict[str, float] = {}
-        wanted = {d["_id"] for d in docs}
-        ready = threading.Event()
-        reader = threading.Thread(target=_follow_sse, args=(gateway_url, TOKEN, since, wanted, arrivals, ready))
-        reader.start()
-        await asyncio.to_thread(ready.wait, 30)
-        fast = await _submit(db, sites[1], docs, "sleep 2; echo payload > out.root")
-        recorded = time.time()  # the monitor can know a job only once submitter recorded its backend id
-        await asyncio.to_thread(reader.join, 300)
-        assert len(arrivals) == len(docs), f"{len(arrivals)} of {len(docs)} job.completed events arrived"
-        print(f"latency: {len(loop.active[db.name])} jobs active at the end", file=sys.stderr)
-    finally:
-        stop_event.set()
-        await asyncio.gather(*tasks)
-        if slow is not None:
-            await slow.cancel([backend_job_name(d) for d in background])
-    states = await fast.status([backend_job_name(d) for d in docs])
-    finished = {name.rsplit(":a", 1)[0]: max(recorded, _seconds(s.finished_at or "")) for name, s in states.items()}
-    rows = (await couch.db(settings.events_db).all_docs(include_docs=True)).rows
-    stored: dict[str, float] = {}
-    for row in rows:
-        if row["doc"].get("type") == "org.prodflow.job.completed":
-            for doc_id in row["doc"]["data"]["job_ids"]:
-                stored.setdefault(doc_id, _seconds(row["doc"]["time"]))
-    sse = [arrivals[d["_id"]] - finished[d["_id"]] for d in docs]
-    store = [stored[d["_id"]] - finished[d["_id"]] for d in docs]
-    n, active = len(docs), len(docs) + len(background)
-    return [
-        Figure(
-            f"job end -> SSE job.completed p{p} ({n} jobs, {active} active)",
-            _pct(sse, q),
-            "s",
-            f"event stored p{p}",
-            _pct(store, q),
-        )
-        for p, q in (("50", 0.5), ("99", 0.99))
-    ]
 
 
 def main() -> None:

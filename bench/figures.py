@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,14 @@ def timed(action: Callable[[], object], repeat: int = 3) -> float:
         action()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    """The nearest-rank percentile ``q`` (0..1) of ``values`` (NaN if there are none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def print_table(figures: Iterable[Figure], as_json: bool = False, server: str | None = None) -> None:

@@ -1,15 +1,19 @@
-"""Job documents as the services write them, for benches that fill a job database directly."""
+"""Job documents as the services write them, for benches that fill a job database directly, and jobs handed to a
+real ``local`` backend the way submitter hands them."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
+from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import utc_now
-from prodflow_core.jobdocs import job_id, job_seed
+from prodflow_core.jobdocs import backend_job_name, job_id, job_output_dir, job_seed
 
 MODULES = [f"Module{i}" for i in range(10)]
 CHUNK = 2000
@@ -63,4 +67,37 @@ async def patiently(action: Callable[[], Awaitable[T]]) -> T:
         except CouchError as exc:
             if exc.status != 500 or exc.error != "timeout":
                 raise
+        await asyncio.sleep(1.0)
+
+
+async def submit_locally(
+    db: CouchDatabase, site: dict[str, Any], docs: list[dict[str, Any]], command: str
+) -> LocalBackend:
+    """Hand ``docs`` to the site's local backend and record them ``submitted`` (submitter's two steps)."""
+    backend = LocalBackend.from_options(site["options"])
+    root = Path(site["options"]["output_root"])
+    jobs = [
+        BackendJob(name=backend_job_name(d), command=command, output_dir=job_output_dir(root, d["_id"])) for d in docs
+    ]
+    ids = await backend.submit(jobs)
+    current = await db.get_many([d["_id"] for d in docs])
+    at = utc_now()
+    moved = []
+    for doc, backend_id in zip(docs, ids, strict=True):
+        fresh = current[doc["_id"]]
+        moved.append({**fresh, "status": "submitted", "updated_at": at,
+                      "backend": {"name": "local", "id": backend_id, "state": "PENDING", "checked_at": at},
+                      "history": [*fresh["history"], {"status": "submitted", "at": at, "reason": ""}]})  # fmt: skip
+    await db.bulk_docs(moved)
+    return backend
+
+
+async def backend_done(backend: LocalBackend, ids: list[str], timeout_s: float = 600) -> None:
+    """Wait until the backend reports every job of ``ids`` completed (an assertion after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = await backend.status(ids)
+        if all(s.state == BackendStatus.COMPLETED for s in states.values()):
+            return
+        assert time.monotonic() < deadline, "the backend did not finish the jobs"
         await asyncio.sleep(1.0)

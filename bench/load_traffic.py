@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import time
 from collections import Counter, deque
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from figures import nearest_rank
 
 LOOPBACK = "127.0.0.1"
 LATE_S = 0.05
@@ -78,10 +78,7 @@ class KindStats:
     errors: Counter[str] = field(default_factory=Counter)
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]  # nearest rank
+        return nearest_rank(self.latencies_ms, q / 100)
 
 
 @dataclass

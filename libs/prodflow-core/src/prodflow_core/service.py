@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from prodflow_core import __version__
+from prodflow_core.collector import settle_after_startup
 from prodflow_core.couch.client import CouchClient
 from prodflow_core.credentials import redact_url
 from prodflow_core.events import EventPublisher
@@ -50,7 +51,7 @@ def create_service_app(
         title=title,
         version=__version__,
         description=description,
-        lifespan=lifespan,
+        lifespan=_settled(lifespan),
         responses=PROBLEM_RESPONSES,
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
         **docs,
@@ -67,6 +68,18 @@ def create_service_app(
     # Added last so that a service's own /healthz route (the gateway's) takes precedence.
     app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     return app
+
+
+def _settled(lifespan: Lifespan) -> Lifespan:
+    """``lifespan``, then the garbage collector settled (:mod:`prodflow_core.collector`) once the app is built."""
+
+    @asynccontextmanager
+    async def started(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            settle_after_startup()
+            yield
+
+    return started
 
 
 async def _healthz(request: Request) -> JSONResponse:

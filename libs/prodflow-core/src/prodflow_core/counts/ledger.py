@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, select, tuple_
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from prodflow_core.couch.changes import Change
 from prodflow_core.couch.database import rev_number
+from prodflow_core.counts import statements
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
-from prodflow_core.sql import upsert_into
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
@@ -175,10 +175,9 @@ class JobCounter:
 
     async def _ledger(self, conn: AsyncConnection, database: str, ids: list[str]) -> dict[str, Contribution]:
         out: dict[str, Contribution] = {}
-        c = _LEDGER.c
         for start in range(0, len(ids), _CHUNK):
-            query = select(_LEDGER).where(c.database == database, c.doc_id.in_(ids[start : start + _CHUNK]))
-            for row in (await conn.execute(query)).mappings():
+            chosen = {"database": database, "ids": ids[start : start + _CHUNK]}
+            for row in (await conn.execute(statements.ledger_rows(), chosen)).mappings():
                 out[row["doc_id"]] = Contribution(
                     row["experiment"], row["label"], row["module"], row["status"], row["site"],
                     row["campaign_id"], int(row["events"]), int(row["rev"]),
@@ -187,50 +186,44 @@ class JobCounter:
 
     async def _write(self, conn: AsyncConnection, database: str, change: CountsChange) -> None:
         if change.ledger_put:
-            stmt = upsert_into(conn, _LEDGER)
-            columns = {name: stmt.excluded[name] for name in change.ledger_put[0] if name not in ("database", "doc_id")}
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["database", "doc_id"], set_=columns),
-                               change.ledger_put)  # fmt: skip
+            keys = ("database", "doc_id")
+            replace = tuple(name for name in change.ledger_put[0] if name not in keys)
+            await conn.execute(statements.upsert(conn.dialect.name, _LEDGER, keys, replace, ()), change.ledger_put)
         for start in range(0, len(change.ledger_drop), _CHUNK):
             ids = change.ledger_drop[start : start + _CHUNK]
-            await conn.execute(delete(_LEDGER).where(_LEDGER.c.database == database, _LEDGER.c.doc_id.in_(ids)))
+            await conn.execute(statements.ledger_drop(), {"database": database, "ids": ids})
         label_rows = [
             {"database": database, "experiment": experiment, "label": label, "module": module, "status": status,
              "owner": self.owner, "jobs": jobs, "events": events}
             for (experiment, label, module, status), (jobs, events) in change.labels.items()
             if jobs or events
         ]  # fmt: skip
-        await self._add(conn, _LABELS, ["database", "label", "module", "status"], ["jobs", "events"], label_rows)
+        await self._add(conn, _LABELS, ("database", "label", "module", "status"), ("jobs", "events"), label_rows)
         campaign_rows = [
             {"owner": self.owner, "database": database, "campaign_id": campaign, "status": status, "jobs": jobs}
             for (campaign, status), jobs in change.campaigns.items()
             if jobs
         ]
-        await self._add(conn, _CAMPAIGNS, ["owner", "database", "campaign_id", "status"], ["jobs"], campaign_rows)
+        await self._add(conn, _CAMPAIGNS, ("owner", "database", "campaign_id", "status"), ("jobs",), campaign_rows)
         site_rows = [
             {"owner": self.owner, "database": database, "site": site, "status": status, "jobs": jobs}
             for (site, status), jobs in change.sites.items()
             if jobs
         ]
-        await self._add(conn, _SITES, ["owner", "database", "site", "status"], ["jobs"], site_rows)
+        await self._add(conn, _SITES, ("owner", "database", "site", "status"), ("jobs",), site_rows)
 
     @staticmethod
     async def _add(
-        conn: AsyncConnection, table: Table, keys: list[str], sums: list[str], rows: list[dict[str, Any]]
+        conn: AsyncConnection, table: Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: list[dict[str, Any]]
     ) -> None:
         """Add ``rows`` to ``table`` (inserting missing keys), then drop the touched rows that reached zero."""
         if not rows:
             return
-        stmt = upsert_into(conn, table)
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=keys, set_={s: table.c[s] + stmt.excluded[s] for s in sums}),
-            rows,
-        )
-        key_columns = tuple_(*(table.c[k] for k in keys))
+        await conn.execute(statements.upsert(conn.dialect.name, table, keys, (), sums), rows)
         touched = [tuple(row[k] for k in keys) for row in rows]
         for start in range(0, len(touched), _CHUNK // len(keys)):
             part = touched[start : start + _CHUNK // len(keys)]
-            await conn.execute(delete(table).where(and_(table.c.jobs == 0, key_columns.in_(part))))
+            await conn.execute(statements.drop_zero_rows(table, keys), {"touched": part})
 
     # --- the follower's checkpoint -------------------------------------------------------------------------
 
@@ -245,8 +238,8 @@ class JobCounter:
     async def save_checkpoint(self, database: str, seq: str) -> None:
         """Store ``seq`` (after the counts of every change up to it were committed)."""
         async with self.engine.begin() as conn:
-            stmt = upsert_into(conn, _CHECKPOINTS).values(owner=self.owner, database=database, seq=seq)
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["owner", "database"], set_={"seq": seq}))
+            upsert = statements.upsert(conn.dialect.name, _CHECKPOINTS, ("owner", "database"), ("seq",), ())
+            await conn.execute(upsert, {"owner": self.owner, "database": database, "seq": seq})
 
 
 @dataclass(frozen=True)

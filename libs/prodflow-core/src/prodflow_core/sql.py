@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -137,3 +138,20 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 def upsert_into(conn: AsyncConnection | AsyncEngine, table: Table) -> Any:
     """An INSERT into ``table`` that supports ``ON CONFLICT`` (``on_conflict_do_update``) on SQLite and PostgreSQL."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+@functools.cache
+def upsert_statement(
+    dialect: str, table: Table, keys: tuple[str, ...], replace: tuple[str, ...], add: tuple[str, ...] = ()
+) -> Any:
+    """An INSERT of rows into ``table`` that, where a row with the same ``keys`` exists, sets its ``replace`` columns
+    to the new row's and adds the new row's ``add`` columns to its own (SQLite or PostgreSQL ``ON CONFLICT``).
+
+    Built once per shape, for statements run again and again: an upsert's ``excluded`` alias copies every column
+    of the table into objects that refer to one another, which only the cyclic garbage collector frees (whose
+    collections stall a service's requests), and the CPU to build and key it again was spent on every call.
+    """
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    excluded = statement.excluded
+    changes = {name: excluded[name] for name in replace} | {name: table.c[name] + excluded[name] for name in add}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)

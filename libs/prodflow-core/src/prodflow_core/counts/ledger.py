@@ -21,6 +21,7 @@ from prodflow_core.couch.changes import Change
 from prodflow_core.couch.database import rev_number
 from prodflow_core.counts import statements
 from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
+from prodflow_core.sql import upsert_statement
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
@@ -188,7 +189,7 @@ class JobCounter:
         if change.ledger_put:
             keys = ("database", "doc_id")
             replace = tuple(name for name in change.ledger_put[0] if name not in keys)
-            await conn.execute(statements.upsert(conn.dialect.name, _LEDGER, keys, replace, ()), change.ledger_put)
+            await conn.execute(upsert_statement(conn.dialect.name, _LEDGER, keys, replace), change.ledger_put)
         for start in range(0, len(change.ledger_drop), _CHUNK):
             ids = change.ledger_drop[start : start + _CHUNK]
             await conn.execute(statements.ledger_drop(), {"database": database, "ids": ids})
@@ -219,7 +220,7 @@ class JobCounter:
         """Add ``rows`` to ``table`` (inserting missing keys), then drop the touched rows that reached zero."""
         if not rows:
             return
-        await conn.execute(statements.upsert(conn.dialect.name, table, keys, (), sums), rows)
+        await conn.execute(upsert_statement(conn.dialect.name, table, keys, (), sums), rows)
         touched = [tuple(row[k] for k in keys) for row in rows]
         for start in range(0, len(touched), _CHUNK // len(keys)):
             part = touched[start : start + _CHUNK // len(keys)]
@@ -238,7 +239,7 @@ class JobCounter:
     async def save_checkpoint(self, database: str, seq: str) -> None:
         """Store ``seq`` (after the counts of every change up to it were committed)."""
         async with self.engine.begin() as conn:
-            upsert = statements.upsert(conn.dialect.name, _CHECKPOINTS, ("owner", "database"), ("seq",), ())
+            upsert = upsert_statement(conn.dialect.name, _CHECKPOINTS, ("owner", "database"), ("seq",))
             await conn.execute(upsert, {"owner": self.owner, "database": database, "seq": seq})
 
 

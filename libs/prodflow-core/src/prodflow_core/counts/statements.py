@@ -1,9 +1,9 @@
-"""The SQL statements that keep the counts, built once per dialect and shape, with bound parameters.
+"""The SQL statements that keep the counts, built once, with bound parameters (upserts:
+:func:`prodflow_core.sql.upsert_statement`).
 
-Built again for every batch, each upsert's ``excluded`` alias copied every column of its table into objects that
-refer to one another, and each ``IN`` list made a new statement: every batch (and every checkpoint) left ~400
-objects that only Python's cyclic garbage collector frees, whose collections stall a service's requests, and
-the CPU to build and key each statement again before its compiled form was found in the cache.
+Built again for every batch, each ``IN`` list made a new statement and each upsert a new ``excluded`` alias: every
+batch (and every checkpoint) left ~400 objects that only Python's cyclic garbage collector frees, whose
+collections stall a service's requests, and the CPU to build and key each statement again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import functools
 from typing import Any
 
 from sqlalchemy import Delete, Select, Table, bindparam, delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 from prodflow_core.counts.tables import CountedJob
 
@@ -31,16 +30,6 @@ def ledger_drop() -> Delete:
     """Delete the ledger rows of ``database`` whose ``doc_id`` is one of ``ids``."""
     c = _LEDGER.c
     return delete(_LEDGER).where(c.database == bindparam("database"), c.doc_id.in_(bindparam("ids", expanding=True)))
-
-
-@functools.cache
-def upsert(dialect: str, table: Table, keys: tuple[str, ...], replace: tuple[str, ...], add: tuple[str, ...]) -> Any:
-    """An INSERT of rows into ``table`` that, where a row of the same ``keys`` exists, sets its ``replace`` columns
-    to the new row's and adds the new row's ``add`` columns to its own (SQLite or PostgreSQL ``ON CONFLICT``)."""
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    excluded = statement.excluded
-    changes = {name: excluded[name] for name in replace} | {name: table.c[name] + excluded[name] for name in add}
-    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodflow_core.provenance import FileRecord
-from prodflow_core.sql import upsert_into
+from prodflow_core.sql import upsert_statement
 from sqlalchemy import BigInteger, Column, Index, Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
@@ -91,10 +91,8 @@ class OutputRecords:
         ]  # fmt: skip
         if not rows:
             return
-        statement = upsert_into(self.engine, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["url"], set_={key: statement.excluded[key] for key in rows[0] if key != "url"}
-        )
+        replace = tuple(key for key in rows[0] if key != "url")
+        statement = upsert_statement(self.engine.dialect.name, table, ("url",), replace)
         async with self.engine.begin() as conn:
             await conn.execute(statement, rows)  # executemany: compiled once, kept in SQLAlchemy's cache
 

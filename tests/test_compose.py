@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prodflow_cli.runner import SERVICES
+from prodflow_cli.runner import BATCH_NICENESS, SERVICES
 from prodflow_core.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,8 @@ def test_compose_service_matches_code(spec: Any) -> None:
     assert any(k.endswith("_DATABASE_URL") and "@postgres:5432/" in v for k, v in env.items())
     if spec.name == "gateway":
         assert service["ports"] == [f"{port}:{port}"]
+    # The CPU weight of nice 10 (110 of a nice-0 process's 1024), where prodflow up starts the service niced.
+    assert service.get("cpu_shares") == (110 if spec.niceness == BATCH_NICENESS else None)
 
 
 def test_gateway_points_at_each_service_by_its_port() -> None:

@@ -68,6 +68,7 @@ from load_traffic import (
 )
 from procs import cpu_snapshot, system_cpu_groups
 from prodflow_cli.runner import EmbeddedSystem, free_port_block
+from prodflow_core.collector import settle_after_startup
 from prodflow_core.couch.server import free_port
 from prodflow_core.logs import redact_url
 from servers import BenchServer, add_couch_option, bench_couch, describe
@@ -308,6 +309,9 @@ async def measure(
         say(f"setting up: site {SITE!r} (drained), campaign of {args.jobs:,} jobs, first reads")
         await set_up(admin, work, args.jobs, say, couch_url)
         mix = Mix(LABEL, seed=1)
+        # The generator is Python too: its own full collections (50-110 ms) delayed every answer in flight and
+        # were counted as the system's latency. Settled as the services settle theirs.
+        settle_after_startup()
         common = {"max_in_flight": args.max_in_flight, "sse_clients": args.sse_clients, "sse_hold_s": args.sse_hold}
         say(f"idle baseline: {args.idle_rate:g} req/s for {args.idle_duration:g} s")
         idle = await run_phase(

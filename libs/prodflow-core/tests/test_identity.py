@@ -92,9 +92,9 @@ def test_a_service_reached_without_the_gateway_refuses_a_forged_identity() -> No
 
 
 def test_a_header_already_verified_is_refused_once_expired_and_by_a_service_of_another_secret() -> None:
-    issued = time.time()
-    header = {IDENTITY_HEADER: sign_identity(ALICE, SECRET, ttl_s=1, now=issued)}
     with TestClient(_app()) as client, TestClient(_app("other-secret")) as other:
+        issued = time.time()  # once both apps have started: a start-up may take longer than the header lives
+        header = {IDENTITY_HEADER: sign_identity(ALICE, SECRET, ttl_s=1, now=issued)}
         assert client.post("/api/approve", headers=header).status_code == 200
         assert other.post("/api/approve", headers=header).status_code == 401
         while time.time() <= int(issued + 1):

@@ -24,6 +24,7 @@ from prodflow_core.couch import (
     ChangesFollower,
     CouchClient,
     CouchDatabase,
+    OwnWrites,
     rev_number,
 )
 from prodflow_core.counts import CountsCheckpoints, JobCounter, counted_docs, jobs_in_statuses, label_status_counts
@@ -88,6 +89,8 @@ class MonitorLoop:
         self.metrics = metrics or MonitorMetrics()
         self.shard = Shard(settings.replica_index, settings.replicas)
         self.dbs: dict[str, CouchDatabase] = {name: couch.db(name) for name in settings.databases}
+        for db in self.dbs.values():
+            db.own_writes = OwnWrites()  # its followers take back what it wrote from memory
         self.active: dict[str, ActiveJobs] = {name: ActiveJobs() for name in self.dbs}
         self.followed = {
             name: FollowedDocs(db, settings.followed_docs, self.shard.owns_job) for name, db in self.dbs.items()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prodflow_core.couch import OwnWrites
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.events import CloudEvent, event_follower
 from prodflow_core.jobdocs import ensure_job_databases
@@ -48,6 +49,8 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
                 async with couch_resources(app, settings) as client:
                     prefix = settings.job_database_prefix
                     databases = await ensure_job_databases(client, prefix=prefix, shards=settings.couchdb_job_shards)
+                    for db in databases.values():
+                        db.own_writes = OwnWrites()  # its job feeds take back what it wrote from memory
                     counter = JobCounter(engine, owner=NAME)
                     runtime = Runtime(settings, sessions, databases, app.state.events, request_api, counter)
                     app.state.runtime = runtime

@@ -5,6 +5,7 @@ from prodflow_core.couch.client import CouchClient
 from prodflow_core.couch.database import BulkResult, CouchDatabase, ViewResult, rev_number
 from prodflow_core.couch.design import DesignDocument, View, drop_design_documents, sync_design_documents
 from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNotFound
+from prodflow_core.couch.own_writes import OwnWrites
 
 __all__ = [
     "BulkResult",
@@ -16,6 +17,7 @@ __all__ = [
     "DesignDocument",
     "DocumentConflict",
     "DocumentNotFound",
+    "OwnWrites",
     "View",
     "ViewResult",
     "drop_design_documents",

@@ -14,6 +14,7 @@ import httpx
 
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
+from prodflow_core.couch.own_writes import fill_docs
 from prodflow_core.waiting import unless_stopped
 
 _log = logging.getLogger("prodflow.couch.changes")
@@ -165,10 +166,11 @@ class ChangesFollower:
         self._fresh_read.clear()
         long_poll = wait and self._handled_to >= self._wanted  # nobody waits for this read to come back
         selector = self.selector if self.selector is not None and await self.db.client.filters_changes() else None
+        own_docs = self.include_docs and bool(self.db.own_writes)  # see prodflow_core.couch.own_writes
         fetch = self.db.changes(
             since=self.since,
             limit=self.batch_size,
-            include_docs=self.include_docs,
+            include_docs=self.include_docs and not own_docs,
             longpoll_s=self.longpoll_s if long_poll else None,
             selector=selector,
         )
@@ -176,6 +178,8 @@ class ChangesFollower:
         batch = await unless_stopped(fetch, *stops) if stops else await fetch
         if batch is None:
             return 0
+        if own_docs and batch.results and not await fill_docs(self.db, batch.results):
+            batch = await self.db.changes(since=self.since, limit=self.batch_size, include_docs=True, selector=selector)
         changes = [Change.from_row(row) for row in batch.results]
         kept = changes if self.keep is None else [change for change in changes if self.keep(change)]
         if kept:

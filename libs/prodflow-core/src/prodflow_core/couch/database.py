@@ -18,6 +18,7 @@ from prodflow_core.couch.errors import CouchError, DocumentConflict, DocumentNot
 
 if TYPE_CHECKING:
     from prodflow_core.couch.client import CouchClient
+    from prodflow_core.couch.own_writes import OwnWrites
 
 Doc = dict[str, Any]
 _log = logging.getLogger("prodflow.couch.database")
@@ -116,6 +117,8 @@ class CouchDatabase:
         self.client = client
         self.name = name
         self._base = quote(name, safe="")
+        self.own_writes: OwnWrites | None = None
+        """Set by a service that follows what it writes here (see :mod:`prodflow_core.couch.own_writes`)."""
 
     def _path(self, rest: str = "") -> str:
         return f"{self._base}/{rest}" if rest else self._base
@@ -193,21 +196,25 @@ class CouchDatabase:
 
     async def bulk_docs(self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK) -> list[BulkResult]:
         """Write ``docs`` with ``_bulk_docs`` in chunks; per-document errors (conflicts) come back as results, one
-        per document in the order of ``docs``."""
+        per document in the order of ``docs``. Each stored document gets its new ``_rev``."""
         results: list[BulkResult] = []
         for start in range(0, len(docs), chunk_size):
             chunk = docs[start : start + chunk_size]
-            answer = await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)})
-            for doc, row in zip(chunk, rows_by_doc(chunk, answer), strict=True):
-                result = BulkResult(
-                    id=str(row.get("id", doc.get("_id"))),
-                    rev=row.get("rev"),
-                    error=row.get("error"),
-                    reason=row.get("reason"),
-                )
-                if result.ok and result.rev:
-                    doc["_rev"] = result.rev
-                results.append(result)
+            with contextlib.ExitStack() as stack:
+                stored = stack.enter_context(self.own_writes.writing(chunk)) if self.own_writes is not None else None
+                answer = await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)})
+                for doc, row in zip(chunk, rows_by_doc(chunk, answer), strict=True):
+                    result = BulkResult(
+                        id=str(row.get("id", doc.get("_id"))),
+                        rev=row.get("rev"),
+                        error=row.get("error"),
+                        reason=row.get("reason"),
+                    )
+                    if result.ok and result.rev:
+                        doc["_rev"] = result.rev
+                    results.append(result)
+                if stored is not None:
+                    stored(results[start:])
         return results
 
     async def write_as_is(self, docs: Sequence[Doc], *, chunk_size: int = DEFAULT_BULK_CHUNK) -> None:
@@ -259,6 +266,13 @@ class CouchDatabase:
                 if doc is not None and not doc.get("_deleted"):
                     found[doc["_id"]] = doc
         return found
+
+    async def revisions(self, wanted: Sequence[tuple[str, str]]) -> list[Doc]:
+        """The given revisions, ``(id, rev)``, deleted ones included, with one ``_bulk_get``; those the server no
+        longer has are left out."""
+        body = {"docs": [{"id": doc_id, "rev": rev} for doc_id, rev in wanted]}
+        answer = await self.client.request("POST", self._path("_bulk_get"), json_body=body)
+        return [entry["ok"] for result in answer["results"] for entry in result.get("docs") or [] if entry.get("ok")]
 
     async def view(
         self,

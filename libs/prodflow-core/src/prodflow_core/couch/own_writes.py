@@ -1,0 +1,98 @@
+"""A process's own recent writes to a database, so its ``_changes`` readers need not ask the server for them back.
+
+Measured on CouchDB 3.5 over 100,000 job documents: reading ``_changes`` with ``include_docs=true`` costs the server
+~15 s of CPU, as much as 70 % of writing them (~21 s); without the documents ~4 s. A service that follows the
+database it writes (the submitter creating a campaign, the monitor moving jobs) read every document it had just
+sent back from the server. With :class:`OwnWrites` on a :class:`~prodflow_core.couch.database.CouchDatabase`, its
+``_bulk_docs`` remembers what it wrote (id, revision, body), and a follower of that database reads ``_changes``
+without documents, takes the ones whose revision it wrote from here, and fetches the others by revision with one
+``_bulk_get`` (which costs the server what ``include_docs`` did). What cannot be had so (a revision compacted away)
+makes the follower read the batch again with its documents: nothing changes for its handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prodflow_core.couch.database import BulkResult, CouchDatabase
+
+Doc = dict[str, Any]
+CAPACITY = 20_000
+"""Documents kept per database: ten campaign chunks (~30 MB of job documents); the oldest go first."""
+SETTLE_S = 30.0
+"""How long a reader waits for a write of this process still in flight before it asks the server instead."""
+
+
+class OwnWrites:
+    """What this process wrote to one database with ``_bulk_docs``, newest ``capacity`` documents."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.capacity = capacity
+        self._docs: dict[str, Doc] = {}
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    def __bool__(self) -> bool:
+        """True while anything is kept or being written: only then is a batch read without its documents."""
+        return bool(self._docs or self._in_flight)
+
+    @contextlib.contextmanager
+    def writing(self, docs: Sequence[Doc]) -> Iterator[Callable[[Sequence[BulkResult]], None]]:
+        """Around one ``_bulk_docs`` of ``docs``: a reader that sees their changes first waits for its end. Call
+        what it yields with the results (one per document, in order) to keep the stored ones."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for doc in docs:
+            if "_id" in doc:
+                self._in_flight[str(doc["_id"])] = done
+
+        def stored(results: Sequence[BulkResult]) -> None:
+            for doc, result in zip(docs, results, strict=True):
+                if result.ok and result.rev and "_attachments" not in doc:  # the server answers attachment stubs
+                    self._docs.pop(result.id, None)  # re-inserted last: the dict's order is the writes' order
+                    self._docs[result.id] = {**doc, "_id": result.id, "_rev": result.rev}
+            while len(self._docs) > self.capacity:
+                del self._docs[next(iter(self._docs))]
+
+        try:
+            yield stored
+        finally:
+            for doc in docs:
+                if self._in_flight.get(str(doc.get("_id"))) is done:
+                    del self._in_flight[str(doc["_id"])]
+            done.set_result(None)
+
+    async def settled(self, doc_ids: Iterable[str]) -> None:
+        """Wait (up to :data:`SETTLE_S`) for this process's writes in flight of any of ``doc_ids``."""
+        waits = {id(f): f for doc_id in doc_ids if (f := self._in_flight.get(doc_id)) is not None}
+        if waits:
+            await asyncio.wait(list(waits.values()), timeout=SETTLE_S)
+
+    def doc(self, doc_id: str, rev: str) -> Doc | None:
+        """The body this process wrote as revision ``rev`` of ``doc_id``, if it is still kept."""
+        doc = self._docs.get(doc_id)
+        return doc if doc is not None and doc.get("_rev") == rev else None
+
+
+async def fill_docs(db: CouchDatabase, rows: list[Doc]) -> bool:
+    """Put each ``_changes`` row's document in ``row["doc"]``, as ``include_docs`` would: from ``db.own_writes``,
+    else one ``_bulk_get`` by revision. ``False`` if some could not be had (the caller reads them with the batch)."""
+    own = db.own_writes
+    assert own is not None
+    await own.settled(str(row["id"]) for row in rows)
+    missing: dict[tuple[str, str], Doc] = {}
+    for row in rows:
+        rev = str(row["changes"][0]["rev"]) if row.get("changes") else ""
+        doc = own.doc(str(row["id"]), rev)
+        if doc is not None:
+            row["doc"] = dict(doc)  # each reader its own, as each would get its own from the server
+        else:
+            missing[(str(row["id"]), rev)] = row
+    if not missing:
+        return True
+    for fetched in await db.revisions(list(missing)):
+        if (asked := missing.pop((str(fetched.get("_id")), str(fetched.get("_rev"))), None)) is not None:
+            asked["doc"] = fetched
+    return not missing

@@ -49,6 +49,7 @@ async def test_a_follower_hands_over_the_same_documents_as_include_docs(fresh_db
     assert _bodies(seen) == _bodies(plain)  # the same bodies and revisions, the tombstone's body included
     assert _bodies(seen)["own000"]["status"] == "running"
     assert {c.id for c in seen if c.deleted} == {"tomb"}
+    assert not db.own_writes  # each taken as its change was read: nothing is kept once the follower caught up
 
 
 async def test_a_revision_the_server_no_longer_has_makes_the_batch_be_read_with_its_documents(
@@ -75,7 +76,8 @@ async def test_a_reader_waits_for_a_write_of_its_process_still_in_flight(fresh_d
         results = await db.client.db(db.name).bulk_docs([dict(docs[0])])
         stored(results)
     await asyncio.wait_for(waiting, 1)
-    assert own.doc("b", str(results[0].rev)) == {"_id": "b", "n": 2, "_rev": results[0].rev}
+    assert own.take("b", str(results[0].rev)) == {"_id": "b", "n": 2, "_rev": results[0].rev}
+    assert own.take("b", str(results[0].rev)) is None and not own  # taken once: nothing is kept after
 
 
 def test_only_the_newest_documents_are_kept() -> None:
@@ -87,4 +89,4 @@ def test_only_the_newest_documents_are_kept() -> None:
                 stored([BulkResult(id=name, rev="1-a", error=None, reason=None)])
 
     asyncio.run(write())
-    assert own.doc("x", "1-a") is None and own.doc("z", "1-a") == {"_id": "z", "_rev": "1-a"}
+    assert own.take("x", "1-a") is None and own.take("z", "1-a") == {"_id": "z", "_rev": "1-a"}

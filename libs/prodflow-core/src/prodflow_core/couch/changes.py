@@ -180,6 +180,8 @@ class ChangesFollower:
             return 0
         if own_docs and batch.results and not await fill_docs(self.db, batch.results):
             batch = await self.db.changes(since=self.since, limit=self.batch_size, include_docs=True, selector=selector)
+        elif self.db.own_writes is not None and not own_docs:
+            self.db.own_writes.discard(str(row["id"]) for row in batch.results)
         changes = [Change.from_row(row) for row in batch.results]
         kept = changes if self.keep is None else [change for change in changes if self.keep(change)]
         if kept:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 Doc = dict[str, Any]
 CAPACITY = 20_000
-"""Documents kept per database: ten campaign chunks (~30 MB of job documents); the oldest go first."""
+"""Documents kept per database at most (ten campaign chunks, ~30 MB of job documents), the oldest dropped first;
+its follower takes each as it reads its change, so they are kept only while the follower is behind."""
 SETTLE_S = 30.0
 """How long a reader waits for a write of this process still in flight before it asks the server instead."""
 
@@ -70,10 +71,16 @@ class OwnWrites:
         if waits:
             await asyncio.wait(list(waits.values()), timeout=SETTLE_S)
 
-    def doc(self, doc_id: str, rev: str) -> Doc | None:
-        """The body this process wrote as revision ``rev`` of ``doc_id``, if it is still kept."""
-        doc = self._docs.get(doc_id)
+    def take(self, doc_id: str, rev: str) -> Doc | None:
+        """The body this process wrote as revision ``rev`` of ``doc_id``, if it is still kept; it is kept no longer
+        (a database has one follower per process: what it has read is not asked for again)."""
+        doc = self._docs.pop(doc_id, None)
         return doc if doc is not None and doc.get("_rev") == rev else None
+
+    def discard(self, doc_ids: Iterable[str]) -> None:
+        """Forget ``doc_ids``: their changes were read with their documents."""
+        for doc_id in doc_ids:
+            self._docs.pop(doc_id, None)
 
 
 async def fill_docs(db: CouchDatabase, rows: list[Doc]) -> bool:
@@ -85,9 +92,9 @@ async def fill_docs(db: CouchDatabase, rows: list[Doc]) -> bool:
     missing: dict[tuple[str, str], Doc] = {}
     for row in rows:
         rev = str(row["changes"][0]["rev"]) if row.get("changes") else ""
-        doc = own.doc(str(row["id"]), rev)
+        doc = own.take(str(row["id"]), rev)
         if doc is not None:
-            row["doc"] = dict(doc)  # each reader its own, as each would get its own from the server
+            row["doc"] = doc
         else:
             missing[(str(row["id"]), rev)] = row
     if not missing:

@@ -2,7 +2,9 @@
 
 Starts the whole system with the embedded runner (every service its own process, as in production), then:
 - times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
-  to the monitor, alternating (the serial overhead ratio);
+  to the monitor, alternating (the serial overhead ratio); in the same turns, through two bare pass-through
+  proxies (``pass_through_proxy.py``: uvicorn and a relay, with an httptools or an aiohttp client), the floor
+  of any Python hop on the machine;
 - sends N GETs through the gateway with 1, 16, 64 and 256 in flight and reads the CPU time the gateway process
   spent meanwhile (utime + stime from /proc/<pid>/stat): CPU per proxied request at each load, against the same
   figure at 1 in flight (flat = ratio 1).
@@ -13,16 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from procs import serve
 from prodflow_cli.runner import SERVICES, EmbeddedSystem, free_port_block, identity_secret
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from servers import add_couch_option, bench_couch
@@ -61,22 +66,35 @@ async def _calls(url: str, headers: dict[str, str], n: int, concurrency: int, pi
         return cpu_seconds(pid) - cpu if pid else time.perf_counter() - start
 
 
-async def _serial(direct: tuple[str, dict[str, str]], via: tuple[str, dict[str, str]], n: int) -> tuple[float, float]:
-    """Wall time of ``n`` GETs one at a time straight to the service and through the gateway, alternating so that
-    both see the same machine (a shared one is busier at some moments than at others)."""
-    async with (
-        httpx.AsyncClient(base_url=direct[0], headers=direct[1], timeout=60) as straight,
-        httpx.AsyncClient(base_url=via[0], headers=via[1], timeout=60) as through,
-    ):
-        spent = {straight: 0.0, through: 0.0}
-        for client in (straight, through):
+async def _serial(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dict[str, float]:
+    """Wall time of ``n`` GETs one at a time to each target (name: URL, headers), in turns, so that all see the
+    same machine (a shared one is busier at some moments than at others)."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(httpx.AsyncClient(base_url=url, headers=headers, timeout=60))
+            for name, (url, headers) in targets.items()
+        }
+        spent = dict.fromkeys(clients, 0.0)
+        for client in clients.values():
             (await client.get(PATH)).raise_for_status()  # warm the connection and the view
         for _ in range(n):
-            for client in (straight, through):
+            for name, client in clients.items():
                 start = time.perf_counter()
                 (await client.get(PATH)).raise_for_status()
-                spent[client] += time.perf_counter() - start
-        return spent[straight], spent[through]
+                spent[name] += time.perf_counter() - start
+        return spent
+
+
+@contextlib.contextmanager
+def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]:
+    """The floor of a hop: ``pass_through_proxy.py`` in front of ``upstream`` with each client; URL by client."""
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for client in ("httptools", "aiohttp"):
+            env = {"PYTHONPATH": str(Path(__file__).parent), "PASS_THROUGH_UPSTREAM": upstream,
+                   "PASS_THROUGH_CLIENT": client}  # fmt: skip
+            urls[client] = stack.enter_context(serve("pass_through_proxy:create_app", env, logs / f"{client}.log")).url
+        yield urls
 
 
 def main() -> None:
@@ -96,14 +114,25 @@ def main() -> None:
             caller = Identity("bench", frozenset({"*"}), frozenset({"admin"}))
             direct = {IDENTITY_HEADER: sign_identity(caller, identity_secret(system.data_dir), ttl_s=3600)}
             via = {"Authorization": f"Bearer {system.admin_token()}"}
-            base, through = asyncio.run(_serial((system.url_of(monitor), direct), (system.gateway_url, via), args.n))
+            with _pass_through_proxies(system.url_of(monitor), Path(tmp) / "pass-through") as bare:
+                spent = asyncio.run(_serial({
+                    "direct": (system.url_of(monitor), direct), "gateway": (system.gateway_url, via),
+                    "httptools": (bare["httptools"], direct), "aiohttp": (bare["aiohttp"], direct),
+                }, args.n))  # fmt: skip
+            base = spent["direct"]
             figures.append(
-                Figure(f"{args.n} GET {PATH} via gateway, serial", through, "s", "same GETs straight to monitor", base)
-            )
-            figures.append(
-                Figure("added per serial call via gateway", (through - base) / args.n * 1e3, "ms", "a direct call",
-                       base / args.n * 1e3)
+                Figure(f"{args.n} GET {PATH} via gateway, serial", spent["gateway"], "s",
+                       "same GETs straight to monitor", base)
             )  # fmt: skip
+            figures.append(
+                Figure("added per serial call via gateway", (spent["gateway"] - base) / args.n * 1e3, "ms",
+                       "a direct call", base / args.n * 1e3)
+            )  # fmt: skip
+            for client in ("httptools", "aiohttp"):  # the floor: a hop that does nothing but relay
+                figures.append(
+                    Figure(f"  (floor) same GETs via a bare {client} pass-through", spent[client], "s",
+                           "same GETs straight to monitor", base)
+                )  # fmt: skip
             per_request: dict[int, float] = {}
             for load in LOADS:
                 try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from prodflow_core.couch import BulkResult, Change, ChangesFollower, OwnWrites
-from prodflow_core.couch.own_writes import fill_docs
+from prodflow_core.couch.own_writes import WORTH_IT, fill_docs
 from prodflow_core.testing import MakeDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_couch]
@@ -26,11 +27,12 @@ async def test_a_follower_hands_over_the_same_documents_as_include_docs(fresh_db
     db = await fresh_db("own")
     db.own_writes = OwnWrites()
     other = db.client.db(db.name)  # another writer: its documents come from the server
-    await db.bulk_docs([{"_id": f"own{i:03d}", "type": "job", "status": "waiting", "n": i} for i in range(30)])
+    own = [{"_id": f"own{i:04d}", "type": "job", "status": "waiting", "n": i} for i in range(WORTH_IT + 100)]
+    await db.bulk_docs(own)  # enough to be worth reading without documents
     await other.bulk_docs([{"_id": f"other{i:03d}", "type": "job", "n": i} for i in range(10)])
     gone = (await other.bulk_docs([{"_id": "tomb", "n": 1}]))[0]
     await other.bulk_docs([{"_id": "tomb", "_rev": gone.rev, "_deleted": True, "archived": "x"}])
-    moved = await db.get("own000")
+    moved = await db.get("own0000")
     await db.bulk_docs([{**moved, "status": "running"}])  # a second revision written here
 
     seen: list[Change] = []
@@ -43,11 +45,22 @@ async def test_a_follower_hands_over_the_same_documents_as_include_docs(fresh_db
     async def handle_plain(batch: list[Change]) -> None:
         plain.extend(batch)
 
-    await _follow_all(ChangesFollower(db, "own-docs", handle, batch_size=7, longpoll_s=0.5))
-    await _follow_all(ChangesFollower(other, "server-docs", handle_plain, batch_size=7, longpoll_s=0.5))
-    assert len(seen) == len(plain) == 41  # each document once, at its latest revision
+    fetched = 0
+    revisions = db.revisions
+
+    async def counted_revisions(wanted: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        nonlocal fetched
+        fetched += len(wanted)
+        return await revisions(wanted)
+
+    db.revisions = counted_revisions  # type: ignore[method-assign]  # counts what goes to the server
+    # One batch, read without documents: the 601 of this process from memory, the 11 others by revision.
+    await _follow_all(ChangesFollower(db, "own-docs", handle, batch_size=1000, longpoll_s=0.5))
+    assert fetched == 11
+    await _follow_all(ChangesFollower(other, "server-docs", handle_plain, batch_size=1000, longpoll_s=0.5))
+    assert len(seen) == len(plain) == WORTH_IT + 111  # each document once, at its latest revision
     assert _bodies(seen) == _bodies(plain)  # the same bodies and revisions, the tombstone's body included
-    assert _bodies(seen)["own000"]["status"] == "running"
+    assert _bodies(seen)["own0000"]["status"] == "running"
     assert {c.id for c in seen if c.deleted} == {"tomb"}
     assert not db.own_writes  # each taken as its change was read: nothing is kept once the follower caught up
 

@@ -166,7 +166,8 @@ class ChangesFollower:
         self._fresh_read.clear()
         long_poll = wait and self._handled_to >= self._wanted  # nobody waits for this read to come back
         selector = self.selector if self.selector is not None and await self.db.client.filters_changes() else None
-        own_docs = self.include_docs and bool(self.db.own_writes)  # see prodflow_core.couch.own_writes
+        own = self.db.own_writes  # see prodflow_core.couch.own_writes
+        own_docs = self.include_docs and own is not None and own.worth_reading_without_docs()
         fetch = self.db.changes(
             since=self.since,
             limit=self.batch_size,
@@ -180,8 +181,8 @@ class ChangesFollower:
             return 0
         if own_docs and batch.results and not await fill_docs(self.db, batch.results):
             batch = await self.db.changes(since=self.since, limit=self.batch_size, include_docs=True, selector=selector)
-        elif self.db.own_writes is not None and not own_docs:
-            self.db.own_writes.discard(str(row["id"]) for row in batch.results)
+        elif own is not None and not own_docs:
+            own.discard(str(row["id"]) for row in batch.results)
         changes = [Change.from_row(row) for row in batch.results]
         kept = changes if self.keep is None else [change for change in changes if self.keep(change)]
         if kept:

@@ -24,6 +24,10 @@ Doc = dict[str, Any]
 CAPACITY = 20_000
 """Documents kept per database at most (ten campaign chunks, ~30 MB of job documents), the oldest dropped first;
 its follower takes each as it reads its change, so they are kept only while the follower is behind."""
+WORTH_IT = 500
+"""Kept or in-flight documents from which a batch is read without documents: that read and the ``_bulk_get`` of the
+others are two requests, which for a few documents cost more than ``include_docs`` (under ``bench/load.py`` the
+services' small steady writes made the answers slower); a campaign's chunks of 2,000 are well above it."""
 SETTLE_S = 30.0
 """How long a reader waits for a write of this process still in flight before it asks the server instead."""
 
@@ -36,9 +40,13 @@ class OwnWrites:
         self._docs: dict[str, Doc] = {}
         self._in_flight: dict[str, asyncio.Future[None]] = {}
 
-    def __bool__(self) -> bool:
-        """True while anything is kept or being written: only then is a batch read without its documents."""
-        return bool(self._docs or self._in_flight)
+    def __len__(self) -> int:
+        """Documents kept or being written."""
+        return len(self._docs) + len(self._in_flight)
+
+    def worth_reading_without_docs(self) -> bool:
+        """True while the follower is likely to find many of its batch here (:data:`WORTH_IT`)."""
+        return len(self) >= WORTH_IT
 
     @contextlib.contextmanager
     def writing(self, docs: Sequence[Doc]) -> Iterator[Callable[[Sequence[BulkResult]], None]]:

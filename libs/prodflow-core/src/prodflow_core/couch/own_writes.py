@@ -4,10 +4,11 @@ Measured on CouchDB 3.5 over 100,000 job documents: reading ``_changes`` with ``
 ~15 s of CPU, as much as 70 % of writing them (~21 s); without the documents ~4 s. A service that follows the
 database it writes (the submitter creating a campaign, the monitor moving jobs) read every document it had just
 sent back from the server. With :class:`OwnWrites` on a :class:`~prodflow_core.couch.database.CouchDatabase`, its
-``_bulk_docs`` remembers what it wrote (id, revision, body), and a follower of that database reads ``_changes``
-without documents, takes the ones whose revision it wrote from here, and fetches the others by revision with one
-``_bulk_get`` (which costs the server what ``include_docs`` did). What cannot be had so (a revision compacted away)
-makes the follower read the batch again with its documents: nothing changes for its handler.
+``_bulk_docs`` remembers what it wrote (id, revision, body). While it holds :data:`WORTH_IT` or more (a campaign
+being created), a follower of that database reads ``_changes`` without documents, takes the ones whose revision it
+wrote from here, and fetches the others by revision with one ``_bulk_get`` (which costs the server what
+``include_docs`` did). What cannot be had so (a revision compacted away) makes the follower read the batch again
+with its documents: nothing changes for its handler.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Nothing of the gateway (no routing, authentication, identity, audit log, middleware): uvicorn (uvloop, httptools)
 serves a bare ASGI app that sends each request to ``PASS_THROUGH_UPSTREAM`` with the caller's headers and relays
 the answer back whole. ``PASS_THROUGH_CLIENT`` picks how it talks to the upstream:
-- ``aiohttp``: one aiohttp session, set up as the gateway's;
+- ``aiohttp``: the gateway's own aiohttp session (``prodflow_gateway.upstreams.Upstreams``);
 - ``httptools``: keep-alive connections and httptools' response parser, nothing more. No timeouts, no streamed
   bodies, no request bodies, no retries: an instrument that shows what the client costs, not a proxy to run.
 
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-import aiohttp
 import httptools
+from prodflow_gateway.upstreams import Upstreams
 from yarl import URL
 
 Scope = dict[str, Any]
@@ -87,22 +87,18 @@ class _HttptoolsClient:
 
 
 class _AiohttpClient:
+    """The gateway's own upstream session (``prodflow_gateway.upstreams.Upstreams``)."""
+
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.session: aiohttp.ClientSession | None = None
+        self.upstreams = Upstreams({"upstream": upstream}, timeout_s=60.0, connect_timeout_s=5.0, connections=100)
+        self.base_url = self.upstreams.base_urls["upstream"]
 
     async def __call__(self, scope: Scope) -> Answer:
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100, limit_per_host=0, keepalive_timeout=2.0),
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
         query = scope["query_string"].decode()
-        url = URL(self.upstream + scope["raw_path"].decode() + ("?" + query if query else ""), encoded=True)
+        url = URL(self.base_url + scope["raw_path"].decode() + ("?" + query if query else ""), encoded=True)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HOP]
-        response = await self.session.request(scope["method"], url, headers=headers, allow_redirects=False)
+        session = self.upstreams.client("upstream")
+        response = await session.request(scope["method"], url, headers=headers, allow_redirects=False)
         body = await response.read()
         response.release()
         return response.status, list(response.raw_headers), body

@@ -200,8 +200,8 @@ class CouchDatabase:
         results: list[BulkResult] = []
         for start in range(0, len(docs), chunk_size):
             chunk = docs[start : start + chunk_size]
-            with contextlib.ExitStack() as stack:
-                stored = stack.enter_context(self.own_writes.writing(chunk)) if self.own_writes is not None else None
+            writing = self.own_writes.writing(chunk) if self.own_writes is not None else contextlib.nullcontext()
+            with writing as stored:
                 answer = await self.client.request("POST", self._path("_bulk_docs"), json_body={"docs": list(chunk)})
                 for doc, row in zip(chunk, rows_by_doc(chunk, answer), strict=True):
                     result = BulkResult(
@@ -257,21 +257,17 @@ class CouchDatabase:
         """
         if not doc_ids:
             return {}
-        body = {"docs": [{"id": doc_id} for doc_id in doc_ids]}
-        answer = await self.client.request("POST", self._path("_bulk_get"), json_body=body)
-        found: dict[str, Doc] = {}
-        for result in answer["results"]:
-            for entry in result.get("docs") or []:
-                doc = entry.get("ok")
-                if doc is not None and not doc.get("_deleted"):
-                    found[doc["_id"]] = doc
-        return found
+        found = await self._bulk_get([{"id": doc_id} for doc_id in doc_ids])
+        return {doc["_id"]: doc for doc in found if not doc.get("_deleted")}
 
     async def revisions(self, wanted: Sequence[tuple[str, str]]) -> list[Doc]:
         """The given revisions, ``(id, rev)``, deleted ones included, with one ``_bulk_get``; those the server no
         longer has are left out."""
-        body = {"docs": [{"id": doc_id, "rev": rev} for doc_id, rev in wanted]}
-        answer = await self.client.request("POST", self._path("_bulk_get"), json_body=body)
+        return await self._bulk_get([{"id": doc_id, "rev": rev} for doc_id, rev in wanted])
+
+    async def _bulk_get(self, asked: list[Doc]) -> list[Doc]:
+        """The documents ``_bulk_get`` found for ``asked`` (error entries and empty ones left out)."""
+        answer = await self.client.request("POST", self._path("_bulk_get"), json_body={"docs": asked})
         return [entry["ok"] for result in answer["results"] for entry in result.get("docs") or [] if entry.get("ok")]
 
     async def view(

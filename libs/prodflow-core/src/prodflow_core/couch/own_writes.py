@@ -76,9 +76,9 @@ class OwnWrites:
 
     async def settled(self, doc_ids: Iterable[str]) -> None:
         """Wait (up to :data:`SETTLE_S`) for this process's writes in flight of any of ``doc_ids``."""
-        waits = {id(f): f for doc_id in doc_ids if (f := self._in_flight.get(doc_id)) is not None}
+        waits = {f for doc_id in doc_ids if (f := self._in_flight.get(doc_id)) is not None}
         if waits:
-            await asyncio.wait(list(waits.values()), timeout=SETTLE_S)
+            await asyncio.wait(waits, timeout=SETTLE_S)
 
     def take(self, doc_id: str, rev: str) -> Doc | None:
         """The body this process wrote as revision ``rev`` of ``doc_id``, if it is still kept; it is kept no longer

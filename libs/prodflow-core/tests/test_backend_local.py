@@ -215,3 +215,23 @@ def test_a_queue_of_cancelled_jobs_is_walked_once(tmp_path: Path) -> None:
     claimed = backend.root.pump(1, keep=1)  # keep: claimed for the caller, no wrapper started
     assert claimed == ["job02999"]
     assert os.listdir(backend.root.queue) == []  # the cancelled entries were dropped on the way
+
+
+async def test_a_jobs_way_through_the_backend_frees_no_inode(tmp_path: Path) -> None:
+    """Queue, active and idle entries are extra links to files a job keeps, so removing one frees no inode."""
+    backend = LocalBackend(tmp_path / "work", max_running=1)
+    backend._enqueue([_job(tmp_path, "first", "true")])
+    queued = backend.root.job_dir("first") / "queued"
+    [entry] = backend.root.queue.iterdir()
+    assert entry.stat().st_ino == queued.stat().st_ino and queued.stat().st_nlink == 2
+    assert backend.root.pump(1, keep=1) == ["first"]  # claimed for the caller: no wrapper started
+    [active] = backend.root.active.iterdir()
+    assert active.stat().st_ino == queued.stat().st_ino and queued.stat().st_nlink == 2  # the queue link is gone
+    backend.root.pump(1, keep=1, finished="first")
+    assert os.listdir(backend.root.active) == [] and queued.read_text() == "first" and queued.stat().st_nlink == 1
+
+    await backend.submit([_job(tmp_path, "second", "true")])
+    await _wait_final(backend, ["second"])
+    await asyncio.sleep(0.2)  # its wrapper now waits for a next job
+    [mark] = backend.root.idle.iterdir()
+    assert mark.stat().st_ino == (backend.root.job_dir("second") / "pid.json").stat().st_ino

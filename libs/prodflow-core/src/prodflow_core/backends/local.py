@@ -90,8 +90,7 @@ class LocalBackend(Backend):
                     "max_running": self.max_running,
                 }
                 runner.write_json(folder / "spec.json", spec)
-                entry = self.root.queue / f"{time.time_ns():020d}-{index:06d}"
-                entry.write_text(job.name)
+                self.root.enqueue(folder, job.name, f"{time.time_ns():020d}-{index:06d}")
                 ids.append(job.name)
         return ids
 

@@ -7,7 +7,8 @@ and measures the wall time from ``POST /api/campaigns`` until the label summary 
   the monitor polls the backend, moves it through running, transferring and completed and copies its outputs;
 - baseline: the same commands through the bare ``LocalBackend`` with the same slots, its status polled every 0.2 s.
 Where the time went goes to stderr: campaign created, first job completed, throughput in the steady part
-(between 10% and 90% of the jobs final).
+(between 10% and 90% of the jobs final); first, what creating a file costs in the work folder (file_creation.py:
+on these machines it decides half the figure).
 
 Run: uv run python bench/bench_throughput.py [--json] [--couch pouchdb|couchdb] [--jobs 5000] [--slots 32]
 """
@@ -34,6 +35,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_local_backend import through_backend
 from figures import Figure, print_table
+from file_creation import create_cost_us
 from procs import cpu_snapshot, system_cpu_groups
 from servers import add_couch_option, embedded_on
 
@@ -165,6 +167,10 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="prodflow-throughput-"))
         if not args.keep:
             stack.callback(shutil.rmtree, work, ignore_errors=True)
+        say(
+            f"creating a file here costs {create_cost_us(work):.0f} us now (file_creation.py: ~20 on a clean "
+            "filesystem; hundreds for minutes after a large delete, and every figure below with it)"
+        )
         took, server = _end_to_end(args, stack, work, say)
         bare = asyncio.run(through_backend(work / "bare", args.jobs, args.slots, poll_s=0.2))
         say(f"bare local backend: {bare:.2f} s, {args.jobs / bare:.1f} jobs/s")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from prodflow_core.backends import BackendJob, BackendStatus, LocalBackend, make_backend
-from prodflow_core.backends.local_runner import read_json
+from prodflow_core.backends.local_folder import read_json
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,7 +170,7 @@ async def test_change_journal_names_started_ended_and_cancelled_jobs(tmp_path: P
 
 def test_journal_reads_whole_lines_across_files_and_prunes_old_ones(tmp_path: Path, monkeypatch: Any) -> None:
     from prodflow_core.backends import journal
-    from prodflow_core.backends.local_runner import WorkRoot
+    from prodflow_core.backends.local_folder import WorkRoot
 
     root = WorkRoot(tmp_path)
     root.ensure()
@@ -191,7 +191,7 @@ def test_journal_reads_whole_lines_across_files_and_prunes_old_ones(tmp_path: Pa
 
 
 async def test_a_waiting_wrapper_runs_the_next_job_sent_then_leaves(tmp_path: Path) -> None:
-    from prodflow_core.backends import local_runner
+    from prodflow_core.backends import local_folder
 
     backend = LocalBackend(tmp_path / "work", max_running=2)
     await backend.submit([_job(tmp_path, "first", "true")])
@@ -203,7 +203,7 @@ async def test_a_waiting_wrapper_runs_the_next_job_sent_then_leaves(tmp_path: Pa
     first = read_json(backend.root.job_dir("first") / "pid.json")
     second = read_json(backend.root.job_dir("second") / "pid.json")
     assert first is not None and second is not None and first["pid"] == second["pid"]  # no new interpreter
-    await asyncio.sleep(local_runner.LINGER_S + 1.0)
+    await asyncio.sleep(local_folder.LINGER_S + 1.0)
     assert os.listdir(backend.root.idle) == []  # nothing came: it left
 
 

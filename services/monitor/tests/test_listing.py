@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prodflow_core.backends import LocalBackend
-from prodflow_core.backends.local_runner import write_json
+from prodflow_core.backends.local_folder import write_json
 from prodflow_monitor.listing import (
     JobFilter,
     experiment_range,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prodflow_core.backends import Backend, BackendError, LocalBackend
-from prodflow_core.backends.local_runner import read_json
+from prodflow_core.backends.local_folder import read_json
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import COMPLETED, TRANSFERRING, job_output_dir, parse_job_id
 

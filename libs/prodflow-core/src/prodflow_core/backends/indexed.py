@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prodflow_core.backends.base import Backend, BackendJob
-from prodflow_core.backends.local_runner import folder_name, read_json, write_json
+from prodflow_core.backends.local_folder import folder_name, read_json, write_json
 
 
 class IndexedBackend(Backend):

@@ -1,7 +1,7 @@
 """Reading a backend's change journal: which jobs may have changed since a reader's cursor.
 
 The ``local`` backend's wrappers append one line per job started, ended or cancelled to hourly files
-(:meth:`local_runner.WorkRoot.note_change`). A reader keeps a cursor ``"<file>:<offset>"`` (opaque to it) and asks
+(:meth:`local_folder.WorkRoot.note_change`). A reader keeps a cursor ``"<file>:<offset>"`` (opaque to it) and asks
 only about the jobs named after it, instead of every active job: a cycle's cost follows what changed. Lines a
 reader never saw (a file pruned while it was away) are caught by its periodic full poll; the journal is a hint
 for speed, never the only source of truth.

@@ -1,7 +1,7 @@
 """The ``local`` backend: each job runs on this machine under a detached wrapper, with a concurrency limit.
 
 Site options: ``work_dir`` (the backend's folder, required: submitter and monitor must name the same one) and
-``max_running`` (jobs running at once, default 4). State lives in files (see :mod:`local_runner`), so the
+``max_running`` (jobs running at once, default 4). State lives in files (see :mod:`local_folder`), so the
 backend answers ``status`` from any process and survives restarts of the service that submitted: running jobs
 go on, queued jobs are started by finishing ones, and a job whose wrapper died is reported ``missing``.
 """
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prodflow_core.backends import local_runner as runner
+from prodflow_core.backends import local_folder
 from prodflow_core.backends.base import Backend, BackendError, BackendJob, BackendState, BackendStatus
 from prodflow_core.backends.journal import Changed, journal_end, journal_moved, read_journal
 
@@ -29,17 +29,17 @@ class LocalBackend(Backend):
     name = "local"
     keeps_journal = True
 
-    def __init__(self, work_dir: Path, max_running: int = runner.DEFAULT_MAX_RUNNING) -> None:
+    def __init__(self, work_dir: Path, max_running: int = local_folder.DEFAULT_MAX_RUNNING) -> None:
         if max_running < 1:
             raise BackendError("max_running must be at least 1")
-        self.root = runner.WorkRoot(Path(work_dir))
+        self.root = local_folder.WorkRoot(Path(work_dir))
         self.max_running = max_running
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> LocalBackend:
         if not options.get("work_dir"):
             raise BackendError("the local backend needs options.work_dir")
-        return cls(Path(str(options["work_dir"])), int(options.get("max_running", runner.DEFAULT_MAX_RUNNING)))
+        return cls(Path(str(options["work_dir"])), int(options.get("max_running", local_folder.DEFAULT_MAX_RUNNING)))
 
     async def submit(self, jobs: Sequence[BackendJob]) -> list[str]:
         ids = await asyncio.to_thread(self._enqueue, list(jobs))
@@ -86,23 +86,23 @@ class LocalBackend(Backend):
                 folder.mkdir(parents=True)
                 spec = {
                     **job.model_dump(mode="json"),
-                    "submitted_at": runner.now_iso(),
+                    "submitted_at": local_folder.now_iso(),
                     "max_running": self.max_running,
                 }
-                runner.write_json(folder / "spec.json", spec)
+                local_folder.write_json(folder / "spec.json", spec)
                 self.root.enqueue(folder, job.name, f"{time.time_ns():020d}-{index:06d}")
                 ids.append(job.name)
         return ids
 
     def _state(self, backend_id: str) -> BackendState:
         job = self.root.job_dir(backend_id)
-        spec = runner.read_json(job / "spec.json")
+        spec = local_folder.read_json(job / "spec.json")
         if spec is None:
             return BackendState(backend_id=backend_id, state=BackendStatus.MISSING, reason="no such job")
         cancelled = (job / "cancelled").exists()
-        pid_info = runner.read_json(job / "pid.json") or {}
+        pid_info = local_folder.read_json(job / "pid.json") or {}
         started = pid_info.get("started_at")
-        result = runner.read_json(job / "result.json")
+        result = local_folder.read_json(job / "result.json")
         if result is not None:
             return _finished(backend_id, result, started, cancelled)
         if not (job / "claimed").exists():
@@ -112,7 +112,7 @@ class LocalBackend(Backend):
             return BackendState(
                 backend_id=backend_id, state=BackendStatus.RUNNING, native_state="RUNNING", started_at=started
             )
-        result = runner.read_json(job / "result.json")  # it may have finished while we looked
+        result = local_folder.read_json(job / "result.json")  # it may have finished while we looked
         if result is not None:
             return _finished(backend_id, result, started, cancelled)
         state = BackendStatus.CANCELLED if cancelled else BackendStatus.MISSING
@@ -130,16 +130,16 @@ class LocalBackend(Backend):
                 job = self.root.job_dir(backend_id)
                 if not job.exists() or (job / "result.json").exists():
                     continue
-                (job / "cancelled").write_text(runner.now_iso())
+                (job / "cancelled").write_text(local_folder.now_iso())
                 self.root.note_change(backend_id)
-                pid_info = runner.read_json(job / "pid.json")
-                if pid_info is not None and runner.wrapper_alive(pid_info):
+                pid_info = local_folder.read_json(job / "pid.json")
+                if pid_info is not None and local_folder.wrapper_alive(pid_info):
                     # The wrapper stops the job's process group (TERM, then KILL) and records the exit.
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid_info["pid"]), signal.SIGTERM)
                     continue
-                child = runner.read_json(job / "child.json")
-                if child is not None and runner.wrapper_alive({"pid": child["pgid"], **child}):
+                child = local_folder.read_json(job / "child.json")
+                if child is not None and local_folder.wrapper_alive({"pid": child["pgid"], **child}):
                     with contextlib.suppress(ProcessLookupError):  # an orphan of a dead wrapper
                         os.killpg(int(child["pgid"]), signal.SIGKILL)
 

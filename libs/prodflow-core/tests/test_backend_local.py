@@ -235,3 +235,23 @@ async def test_a_jobs_way_through_the_backend_frees_no_inode(tmp_path: Path) -> 
     await asyncio.sleep(0.2)  # its wrapper now waits for a next job
     [mark] = backend.root.idle.iterdir()
     assert mark.stat().st_ino == (backend.root.job_dir("second") / "pid.json").stat().st_ino
+
+
+def test_a_waiting_wrapper_is_woken_by_a_new_queue_entry(tmp_path: Path) -> None:
+    """The queue watch sees an entry land (a link, as enqueue makes), and falls back to polling without inotify."""
+    import select
+
+    from prodflow_core.backends.local_folder import QueueWatch
+
+    watch = QueueWatch(tmp_path)
+    try:
+        assert watch.fd >= 0  # Linux: inotify
+        assert select.select([watch.fd], [], [], 0)[0] == []
+        (tmp_path / "kept").write_text("job")
+        os.link(tmp_path / "kept", tmp_path / "entry")
+        assert select.select([watch.fd], [], [], 0)[0] == [watch.fd]
+        watch.wait(5.0)  # returns at once and takes the events
+        assert select.select([watch.fd], [], [], 0)[0] == []
+    finally:
+        watch.close()
+    assert QueueWatch(tmp_path / "missing").fd == -1  # no folder to watch: a plain sleep per look

@@ -85,12 +85,15 @@ async def _serial(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dic
         return spent
 
 
+PASS_THROUGH_CLIENTS = ("httptools", "aiohttp")
+
+
 @contextlib.contextmanager
 def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]:
     """The floor of a hop: ``pass_through_proxy.py`` in front of ``upstream`` with each client; URL by client."""
     with contextlib.ExitStack() as stack:
         urls = {}
-        for client in ("httptools", "aiohttp"):
+        for client in PASS_THROUGH_CLIENTS:
             env = {"PYTHONPATH": str(Path(__file__).parent), "PASS_THROUGH_UPSTREAM": upstream,
                    "PASS_THROUGH_CLIENT": client}  # fmt: skip
             urls[client] = stack.enter_context(serve("pass_through_proxy:create_app", env, logs / f"{client}.log")).url
@@ -128,7 +131,7 @@ def main() -> None:
                 Figure("added per serial call via gateway", (spent["gateway"] - base) / args.n * 1e3, "ms",
                        "a direct call", base / args.n * 1e3)
             )  # fmt: skip
-            for client in ("httptools", "aiohttp"):  # the floor: a hop that does nothing but relay
+            for client in PASS_THROUGH_CLIENTS:  # the floor: a hop that does nothing but relay
                 figures.append(
                     Figure(f"  (floor) same GETs via a bare {client} pass-through", spent[client], "s",
                            "same GETs straight to monitor", base)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import heapq
 import json
 import os
@@ -282,7 +283,7 @@ class WorkRoot:
     def enqueue(self, job: Path, name: str, entry_name: str) -> None:
         """Put the job of folder ``job`` (its ``spec.json`` written) at the end of the queue; under the lock."""
         (job / "queued").write_text(name)
-        link_or_write(job / "queued", self.queue / entry_name, name)
+        link(job / "queued", self.queue / entry_name)
 
 
 def link(source: Path, path: Path) -> None:
@@ -315,7 +316,7 @@ class QueueWatch:
     def __init__(self, folder: Path) -> None:
         self.fd = -1
         with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
+            libc = _libc()
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             if fd >= 0 and libc.inotify_add_watch(fd, os.fsencode(folder), _IN_CREATE | _IN_MOVED_TO) < 0:
                 os.close(fd)
@@ -336,6 +337,12 @@ class QueueWatch:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once per process (a wrapper waits once per job)."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _in_order(queued: list[str], first: int) -> Iterator[str]:

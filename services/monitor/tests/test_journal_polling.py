@@ -89,3 +89,62 @@ async def test_cycle_polls_only_journaled_changes(
         await LocalBackend.from_options(site["options"]).cancel([backend_job_name(d) for d in docs])
         await directory.aclose()
         await engine.dispose()
+
+
+@pytest.mark.timeout(120)
+async def test_jobs_submitted_reads_only_what_a_feed_that_is_behind_has_not_brought(
+    couch: CouchClient,
+    monitor_settings: MonitorSettings,
+    sites_api: Any,
+    kit: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = monitor_settings.model_copy(update={"changes_batch": 2})
+    site = kit.local_site("announced", tmp_path / "work", tmp_path / "out", f"file://{tmp_path / 'se'}")
+    sites_api.sites[site["name"]] = site
+    backend = make_backend("local", site["options"])
+    db = couch.db(settings.databases[0])
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sql_url())
+    await create_tables(engine, count_tables())
+    directory = SiteDirectory(settings.submitter_url, settings.identity_secret)
+    loop = MonitorLoop(
+        couch, settings, directory, EventPublisher(couch.db(settings.events_db), "/t"), JobCounter(engine, "t")
+    )
+    brought, later, others, behind = (
+        [kit.job_doc(label, "Mod", run, site["name"]) for run in runs]
+        for label, runs in (("Announced", (1, 2)), ("Announced", (3,)), ("Other", (1, 2)), ("Announced", (4,)))
+    )
+    submitted = brought + later + behind
+    read: list[str] = []
+    try:
+        await loop.prepare()
+        (feed,) = [f for f in loop.followers() if f.db.name == db.name]
+        await db.bulk_docs(brought)
+        await kit.submit_jobs(db, backend, brought, tmp_path / "out", lambda d: "sleep 600")
+        while await feed.poll_once(wait=False):
+            pass
+        read_from_couch = loop.followed[db.name].read
+
+        async def counted_read(ids: Any) -> dict[str, Any]:
+            read.extend(ids)
+            return await read_from_couch(ids)
+
+        monkeypatch.setattr(loop.followed[db.name], "read", counted_read)
+        await db.bulk_docs(later)
+        await kit.submit_jobs(db, backend, later, tmp_path / "out", lambda d: "sleep 600")
+        await loop.take_submitted(db.name, [d["_id"] for d in later])
+        assert read == []  # the feed keeps up: its next batch brings the job
+        assert await feed.poll_once(wait=False) == 1 and later[0]["_id"] in loop.active[db.name]
+        await db.bulk_docs(others)  # other labels' new documents ahead of the next job in the feed
+        await db.bulk_docs(behind)
+        await kit.submit_jobs(db, backend, behind, tmp_path / "out", lambda d: "sleep 600")
+        assert await feed.poll_once(wait=False) == 2 and feed.behind  # a full batch: the two others only
+        await loop.take_submitted(db.name, [d["_id"] for d in brought + behind])
+        assert read == [behind[0]["_id"]]  # the two the feed brought with their backend ids are watched already
+        assert {d["_id"] for d in submitted} <= set(loop.active[db.name])
+    finally:
+        await LocalBackend.from_options(site["options"]).cancel([backend_job_name(d) for d in submitted])
+        await directory.aclose()
+        await engine.dispose()

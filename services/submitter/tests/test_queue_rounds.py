@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prodflow_core import jobdocs
@@ -65,6 +66,38 @@ async def test_a_stale_queue_entry_is_dropped_not_picked_again(
 
         await eventually(others_submitted, what="both waiting jobs submitted into the 2 slots")
         assert not queued and (await api.db().get(first["_id"]))["status"] == "cancelled"
+
+
+async def test_a_claim_writes_on_the_revisions_held_without_reading_them(
+    tmp_path: Path,
+    couch_url: str,
+    request_api: tuple[str, dict[str, bytes], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(tmp_path, couch_url, request_api[0])
+    async with running(settings) as api:
+        await put_site(api, "held", max_running=6, command_template="true")
+        await api.client.post("/api/sites/held/drain", headers=MANAGER)
+        label = unique_label()
+        body = {"jobs": jobs_file(label, runs=6, per_run=1, by_time=0), "site": "held"}
+        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+        await eventually(lambda: _true(len(api.loop.waiting["held"]) == 6), what="6 jobs queued")
+        db = api.loop.runtime.db("data-production")
+        read: list[str] = []
+        get_many = db.get_many
+
+        async def counted_get_many(ids: list[str], **kwargs: Any) -> dict[str, dict[str, Any]]:
+            read.extend(ids)
+            return await get_many(ids, **kwargs)
+
+        monkeypatch.setattr(db, "get_many", counted_get_many)
+        await api.client.post("/api/sites/held/undrain", headers=MANAGER)
+
+        async def all_submitted() -> bool:
+            return all(d["status"] == "submitted" and d["backend"]["id"] for d in await api.jobs(label))
+
+        await eventually(all_submitted, what="the 6 jobs claimed and sent")
+        assert read == []  # every claim wrote on the revision created or followed, and none conflicted
 
 
 async def test_a_restart_queues_the_waiting_jobs_from_the_ledger_in_site_order(

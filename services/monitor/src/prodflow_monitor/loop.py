@@ -101,6 +101,8 @@ class MonitorLoop:
         self.writes = JobWrites(self.dbs, self.followed, self.metrics, self.track)
         self.polling = BackendPolling(settings, sites, self.active, self.writes, self.metrics, self.wake)
         self._last_resync = 0.0
+        self.feeds: dict[str, ChangesFollower] = {}
+        """Each job database's follower, once :meth:`followers` made it."""
 
     @property
     def consumer(self) -> str:
@@ -127,7 +129,7 @@ class MonitorLoop:
         async def handle(changes: list[Change]) -> None:
             await self.on_changes(name, changes)
 
-        return ChangesFollower(
+        self.feeds[name] = follower = ChangesFollower(
             self.dbs[name],
             self.consumer,
             handle,
@@ -135,6 +137,7 @@ class MonitorLoop:
             longpoll_s=self.settings.changes_longpoll_s,
             checkpoints=CountsCheckpoints(self.counter, name),
         )
+        return follower
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle until ``stop`` is set: at once when the feed brings new active jobs, else every ``cycle_s``."""
@@ -238,10 +241,20 @@ class MonitorLoop:
         """Watch jobs the submitter just handed to a backend (its ``jobs.submitted``), at once.
 
         The job feed brings the same documents, but maybe only after other labels' new documents: a small
-        campaign filed behind a big one is polled without waiting for them. The feed's copy changes nothing.
+        campaign filed behind a big one is polled without waiting for them. So the jobs are read only while the
+        feed is behind (its last batch was full), and only those it has not brought with their backend id yet;
+        a feed that keeps up brings them in its next batch, and reading them too would double the reads.
         """
+        feed = self.feeds.get(database)
+        if feed is not None and feed.caught_up.is_set() and not feed.behind:
+            return
         followed = self.followed.get(database)
-        owned = [job_id for job_id in job_ids if self.shard.owns_job(job_id)]
+        active = self.active.get(database)
+        owned = [
+            job_id
+            for job_id in job_ids
+            if self.shard.owns_job(job_id) and not (active and (held := active.get(job_id)) and backend_id_of(held))
+        ]
         if followed is None or not owned:
             return
         woke = False

@@ -50,6 +50,9 @@ IN_FLIGHT_PER_SITE = 4
 Doc = dict[str, Any]
 SLOT_STATUSES = (jobdocs.SUBMITTED, jobdocs.RUNNING)
 """Statuses in which a job holds one of its site's ``max_running`` slots."""
+HELD_WAITING = 20_000
+"""Waiting documents held as created or last followed (~20 MB of job documents), so that a claim writes on the
+revision held instead of reading it back first; one held that is no longer current makes a 409, then a read."""
 
 
 def _arrival(campaign_id: object) -> int:
@@ -71,18 +74,24 @@ class SubmissionLoop:
         self._claimed: dict[tuple[str, str], tuple[str, int]] = {}  # claimed, not yet seen by the feed: site, rev
         self._reconcile_due: set[str] = set()  # sites whose last submission broke off between its three steps
         self._in_flight: dict[str, set[asyncio.Task[None]]] = defaultdict(set)  # site → its steps 2 and 3 under way
+        self._held: dict[tuple[str, str], Doc] = {}  # see HELD_WAITING
 
     # -- the in-memory queue ------------------------------------------------------------------------------
     def track(self, database: str, doc: Doc | None, doc_id: str) -> None:
         """Keep the queue current with one document (``None``: deleted)."""
         key = (database, doc_id)
         claim = self._claimed.get(key)
-        if claim is not None and (doc is None or rev_number(doc) >= claim[1]):
+        if claim is not None and doc is not None and rev_number(doc) < claim[1]:
+            return  # older than this loop's claim (the feed is behind): it must not queue the job again
+        if claim is not None:
             del self._claimed[key]  # the kept counts hold this job's slot from now on
         old_site = self._site_of.pop(key, None)
         if old_site is not None:
             self.waiting[old_site].discard(key)
+        self._held.pop(key, None)
         if doc and doc.get("type") == "job" and doc.get("status") == jobdocs.WAITING:
+            if len(self._held) < HELD_WAITING:
+                self._held[key] = doc
             site = str(doc.get("site"))
             self.waiting[site].put(Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
                                            _arrival(doc.get("campaign_id"))))  # fmt: skip
@@ -248,13 +257,13 @@ class SubmissionLoop:
             self._failed(site.name)
 
     async def _claim(self, site: SiteRow, database: str, ids: list[str]) -> list[Doc]:
-        """Step 1 for the jobs ``ids`` that are still waiting; the documents written."""
+        """Step 1 for the jobs ``ids`` that are still waiting, on the revisions held or else read; the documents
+        written."""
         db = self.runtime.db(database)
         now = utc_now()
-        fetched = await db.get_many(ids)
-        for job_id in ids:  # an entry the feed has not corrected yet (moved or gone) leaves the queue now
-            self.track(database, fetched.get(job_id), job_id)
-        docs = [doc for doc in fetched.values() if doc.get("status") == jobdocs.WAITING]
+        held = [doc for job_id in ids if (doc := self._held.get((database, job_id))) is not None]
+        docs = held + await self._read_waiting(database, [job_id for job_id in ids if (database, job_id) not in
+                                                          self._held])  # fmt: skip
         claim = {"name": site.backend, "id": None, "state": "SUBMITTING", "checked_at": now}
         to_submitted = jobstore.moving_to(
             jobdocs.SUBMITTED, now, f"to site {site.name}", lambda d: {**d, "backend": claim}
@@ -263,7 +272,17 @@ class SubmissionLoop:
         for doc in claimed.written:
             self.track(database, None, doc["_id"])
             self._claimed[(database, doc["_id"])] = (site.name, rev_number(doc) + 1)
+        if claimed.skipped:  # moved on since the revision held: the queue follows the current one now
+            await self._read_waiting(database, claimed.skipped)
         return claimed.written
+
+    async def _read_waiting(self, database: str, ids: list[str]) -> list[Doc]:
+        """Read ``ids`` and keep the queue current with them (an entry the feed has not corrected yet, moved or
+        gone, leaves it now); the ones still waiting."""
+        fetched = await self.runtime.db(database).get_many(ids) if ids else {}
+        for job_id in ids:
+            self.track(database, fetched.get(job_id), job_id)
+        return [doc for doc in fetched.values() if doc.get("status") == jobdocs.WAITING]
 
     async def _send(self, site: SiteRow, database: str, docs: list[Doc]) -> None:
         """Steps 2 and 3 for claimed jobs, then ``jobs.submitted``; back to ``waiting`` if the backend refused."""

@@ -119,6 +119,8 @@ class ChangesFollower:
         self._start_unsaved = False
         self.caught_up = asyncio.Event()
         """Set once a batch came back short: everything up to the moment of that read was handled."""
+        self.behind = False
+        """True while the last batch read was full: more changes were waiting beyond it."""
         self._reads = 0
         self._handled_to = 0
         """The last read that came back short and was handled: every change made before it started is handled."""
@@ -196,7 +198,8 @@ class ChangesFollower:
             self._start_unsaved = False
             self._saved_at = now
         self.since = batch.last_seq
-        if len(batch.results) < self.batch_size:
+        self.behind = len(batch.results) >= self.batch_size
+        if not self.behind:
             self.caught_up.set()
             self._handled_to = read
             self._advanced.set()

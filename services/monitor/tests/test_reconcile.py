@@ -71,6 +71,18 @@ def test_missing_right_after_submission_is_given_a_grace_period() -> None:
     assert decide(fresh, _state(BackendStatus.MISSING), POLICY, NOW, lost_grace_s=5)
 
 
+def test_a_claim_its_backend_never_got_goes_back_to_waiting_without_using_a_try() -> None:
+    claimed = {**_doc("submitted", attempt=2, updated_at="2026-11-25T11:59:50Z"),
+               "backend": {"name": "local", "id": "b1", "state": "SUBMITTING"}}  # fmt: skip
+    assert not decide(claimed, _state(BackendStatus.MISSING), POLICY, NOW, lost_grace_s=60)  # still on its way
+    decision = decide(claimed, _state(BackendStatus.MISSING), POLICY, NOW, lost_grace_s=5)
+    assert decision.moves == (Move("waiting", "the backend never received it"),)
+    new = apply_moves(claimed, decision.moves, "2026-11-25T12:00:00Z", _state(BackendStatus.MISSING))
+    assert new["status"] == "waiting" and new["attempt"] == 2 and new["backend"] is None and not is_retry(new)
+    seen = {**claimed, "backend": {"name": "local", "id": "b1", "state": "PENDING"}}  # seen at the backend once
+    assert decide(seen, _state(BackendStatus.MISSING), POLICY, NOW, lost_grace_s=5).moves[0].new_attempt
+
+
 def test_job_past_the_site_walltime_is_cancelled_and_failed() -> None:
     state = _state(BackendStatus.RUNNING, started_at="2026-11-25T10:00:00Z")
     decision = decide(_doc("running"), state, POLICY, NOW, max_walltime_s=3600)

@@ -171,9 +171,12 @@ async def test_drain_submits_nothing_new_and_undrain_resumes(api: Api) -> None:
     assert (await api.client.post("/api/sites/drainable/drain", headers=READER)).status_code == 403
 
 
+@pytest.mark.parametrize("claimed_with_ids", [False, True], ids=["ids-after-submit", "ids-with-the-claim"])
 async def test_restart_reconciles_jobs_caught_between_claim_and_record(
-    tmp_path: Path, couch_url: str, request_api: tuple[str, dict[str, bytes], list[str]]
+    tmp_path: Path, couch_url: str, request_api: tuple[str, dict[str, bytes], list[str]], claimed_with_ids: bool
 ) -> None:
+    """Any backend's claim (``backend.id`` recorded after the submission), or the claim of a backend whose ids are
+    the jobs' names (``local``: the id is in the claim, still ``SUBMITTING``, and nothing is written after)."""
     settings = make_settings(tmp_path, couch_url, request_api[0])
     label = unique_label()
     async with running(settings, drop=False) as api:
@@ -182,8 +185,9 @@ async def test_restart_reconciles_jobs_caught_between_claim_and_record(
         await _campaign(api, label, "crashy", runs=4, per_run=1, by_time=0)
         docs = sorted(await api.jobs(label), key=lambda d: d["_id"])
         # A crash after step 1 (claimed) for all four, after step 2 (at the backend) for two of them.
-        claim = {"name": "local", "id": None, "state": "SUBMITTING", "checked_at": "t"}
         for doc in docs:
+            backend_id = jobdocs.backend_job_name(doc) if claimed_with_ids else None
+            claim = {"name": "local", "id": backend_id, "state": "SUBMITTING", "checked_at": "t"}
             doc.update(jobdocs.transition(doc, "submitted", "t", "to site crashy"), backend=claim)
         await api.db().bulk_docs(docs)
         backend = LocalBackend.from_options(site["options"])
@@ -197,6 +201,8 @@ async def test_restart_reconciles_jobs_caught_between_claim_and_record(
         assert [d["status"] for d in after] == ["submitted", "submitted", "waiting", "waiting"]
         assert [d["backend"]["id"] if d["backend"] else None for d in after] == [j.name for j in sent] + [None, None]
         assert after[2]["history"][-1]["reason"].startswith("the backend never received it")
+        if claimed_with_ids:  # found at the backend under the id the claim has: nothing to write
+            assert [d["_rev"] for d in after[:2]] == [d["_rev"] for d in docs[:2]]
 
 
 async def test_site_queue_order_runlevel_sends_low_runs_first(api: Api) -> None:

@@ -98,6 +98,10 @@ async def test_a_claim_writes_on_the_revisions_held_without_reading_them(
 
         await eventually(all_submitted, what="the 6 jobs claimed and sent")
         assert read == []  # every claim wrote on the revision created or followed, and none conflicted
+        # a local backend's ids are the jobs' names: the claim records id and command, and nothing follows it
+        for doc in await api.jobs(label):
+            assert doc["backend"]["id"] == jobdocs.backend_job_name(doc) and doc["command"].startswith("echo WaterBi")
+            assert doc["_rev"].startswith("2-") and doc["backend"]["state"] == "SUBMITTING"
 
 
 async def test_a_restart_queues_the_waiting_jobs_from_the_ledger_in_site_order(

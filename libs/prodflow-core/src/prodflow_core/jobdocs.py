@@ -139,6 +139,20 @@ def backend_job_name(doc: Mapping[str, Any]) -> str:
     return f"{doc['_id']}:a{int(doc.get('attempt', 1))}"
 
 
+CLAIMED = "SUBMITTING"
+"""``backend.state`` of a job the submitter claimed, until a state seen at its backend replaces it. With a backend
+whose ids are the jobs' names (``Backend.names_are_ids``) the claim already carries the id, so the backend may not
+have the job yet: the submitter's reconcile asks for it by name, and the monitor does not count it lost."""
+
+
+def unconfirmed(doc: Mapping[str, Any]) -> bool:
+    """True for a ``submitted`` job its backend may not have: no backend id yet, or still :data:`CLAIMED`."""
+    if doc.get("status") != SUBMITTED:
+        return False
+    backend = doc.get("backend")
+    return not isinstance(backend, Mapping) or not backend.get("id") or backend.get("state") == CLAIMED
+
+
 def job_output_dir(output_root: Path, doc_id: str) -> Path:
     """Where a job writes its outputs below a site's ``output_root`` (the monitor copies them from there)."""
     label, module, run, chunk, pass_number = parse_job_id(doc_id)

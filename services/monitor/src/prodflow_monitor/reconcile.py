@@ -15,6 +15,7 @@ from typing import Any
 from prodflow_core.backends import BackendState, BackendStatus
 from prodflow_core.jobdocs import (
     CANCELLED,
+    CLAIMED,
     FAILED,
     PART_FAIL,
     RUNNING,
@@ -116,6 +117,10 @@ def decide(
         since = parse_time(doc.get("updated_at"))
         if since is not None and now - since < lost_grace_s:
             return NOTHING
+        if (doc.get("backend") or {}).get("state") == CLAIMED:
+            # claimed with its id, never seen at the backend: the submission did not get there (the submitter's
+            # reconcile decides the same), so it used no try
+            return Decision((Move(WAITING, "the backend never received it"),))
         reason = "lost by the backend" + (f": {state.reason}" if state.reason else "")
         if policy.retries_loss(attempt):
             return Decision(

@@ -7,13 +7,16 @@ site come from the kept counts plus the jobs this loop claimed that the feed has
 nor a round queries a view, so neither waits for an index that other labels' new documents are building.
 
 A job reaches its backend in three steps, each safe to interrupt:
-1. ``waiting → submitted`` with ``backend.id = null`` (bulk, with ``_rev``: of two submitters only one wins);
+1. ``waiting → submitted`` with ``backend.id = null`` and ``backend.state = SUBMITTING`` (bulk, with ``_rev``: of
+   two submitters only one wins);
 2. ``backend.submit`` under the job's name (``<job id>:a<attempt>``);
 3. ``backend.id`` recorded (bulk).
-Steps 2 and 3 run beside the next rounds (up to :data:`IN_FLIGHT_PER_SITE` batches per site). A crash between
-1 and 3 leaves ``submitted`` jobs without a backend id; at start-up (and once nothing of the site is under way
-after a submission broke off) :meth:`reconcile` asks the backend for them by name and records the id, or puts
-them back to ``waiting`` if the backend never got them.
+Steps 2 and 3 run beside the next rounds (up to :data:`IN_FLIGHT_PER_SITE` batches per site). A backend whose ids
+are the jobs' names (``names_are_ids``: ``local``) has its id and command recorded in step 1, and step 3 writes
+nothing: a job's revision fewer. A crash between 1 and 3 leaves ``submitted`` jobs the backend may not have (no
+backend id, or still ``SUBMITTING``: :func:`~prodflow_core.jobdocs.unconfirmed`); at start-up (and once nothing
+of the site is under way after a submission broke off) :meth:`reconcile` asks the backend for them by name and
+records the id, or puts them back to ``waiting`` if the backend never got them.
 """
 
 from __future__ import annotations
@@ -85,10 +88,7 @@ class SubmissionLoop:
             return  # older than this loop's claim (the feed is behind): it must not queue the job again
         if claim is not None:
             del self._claimed[key]  # the kept counts hold this job's slot from now on
-        old_site = self._site_of.pop(key, None)
-        if old_site is not None:
-            self.waiting[old_site].discard(key)
-        self._held.pop(key, None)
+        self._unqueue(key)
         if doc and doc.get("type") == "job" and doc.get("status") == jobdocs.WAITING:
             if len(self._held) < HELD_WAITING:
                 self._held[key] = doc
@@ -96,6 +96,12 @@ class SubmissionLoop:
             self.waiting[site].put(Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
                                            _arrival(doc.get("campaign_id"))))  # fmt: skip
             self._site_of[key] = site
+
+    def _unqueue(self, key: tuple[str, str]) -> None:
+        old_site = self._site_of.pop(key, None)
+        if old_site is not None:
+            self.waiting[old_site].discard(key)
+        self._held.pop(key, None)
 
     def take_created(self, database: str, docs: list[Doc]) -> None:
         """Queue a campaign's new documents at once (their ``_changes`` rows come later and change nothing)."""
@@ -264,17 +270,46 @@ class SubmissionLoop:
         held = [doc for job_id in ids if (doc := self._held.get((database, job_id))) is not None]
         docs = held + await self._read_waiting(database, [job_id for job_id in ids if (database, job_id) not in
                                                           self._held])  # fmt: skip
-        claim = {"name": site.backend, "id": None, "state": "SUBMITTING", "checked_at": now}
-        to_submitted = jobstore.moving_to(
-            jobdocs.SUBMITTED, now, f"to site {site.name}", lambda d: {**d, "backend": claim}
-        )
-        claimed = await jobstore.update_many(db, docs, to_submitted)
-        for doc in claimed.written:
-            self.track(database, None, doc["_id"])
+        commands = await self._commands_known_now(site, docs)
+
+        def claim(doc: Doc) -> Doc:
+            command = commands.get(doc["_id"])
+            backend_id = None if command is None else jobdocs.backend_job_name(doc)
+            new = {**doc, "backend": {"name": site.backend, "id": backend_id, "state": jobdocs.CLAIMED,
+                                      "checked_at": now}}  # fmt: skip
+            if command is not None:
+                new["command"] = command
+            return new
+
+        to_submitted = jobstore.moving_to(jobdocs.SUBMITTED, now, f"to site {site.name}", claim)
+        for doc in docs:  # before the write: the feed may bring a claim before its answer comes back
             self._claimed[(database, doc["_id"])] = (site.name, rev_number(doc) + 1)
+        try:
+            claimed = await jobstore.update_many(db, docs, to_submitted)
+        except BaseException:  # whatever was written, the feed counts
+            for doc in docs:
+                self._claimed.pop((database, doc["_id"]), None)
+            raise
+        for job_id in claimed.skipped:
+            self._claimed.pop((database, job_id), None)
+        for doc in claimed.written:
+            key = (database, doc["_id"])
+            self._unqueue(key)
+            if key in self._claimed:  # not brought by the feed yet (after a 409 the claim is a later revision)
+                self._claimed[key] = (site.name, rev_number(doc))  # written: it carries its new revision
         if claimed.skipped:  # moved on since the revision held: the queue follows the current one now
             await self._read_waiting(database, claimed.skipped)
         return claimed.written
+
+    async def _commands_known_now(self, site: SiteRow, docs: list[Doc]) -> dict[str, str]:
+        """Each job's command, when the site's backend names its jobs by their names (step 1 records it then);
+        else, or if a job's campaign is unknown (step 2 meets that and puts it back), nothing."""
+        if not self.backend(site).names_are_ids:
+            return {}
+        try:
+            return {doc["_id"]: (await self.backend_jobs.of(site, doc)).command for doc in docs}
+        except LookupError:
+            return {}
 
     async def _read_waiting(self, database: str, ids: list[str]) -> list[Doc]:
         """Read ``ids`` and keep the queue current with them (an entry the feed has not corrected yet, moved or
@@ -324,11 +359,12 @@ class SubmissionLoop:
         await jobstore.update_many(db, docs, change)
 
     async def reconcile(self, site: SiteRow) -> None:
-        """Finish step 3 for jobs a crash or a broken-off write left without a backend id (their ids found at the
-        backend by name, or back to ``waiting`` if it never got them), then let the backend resume its own work."""
+        """Finish what a crash or a broken-off write left between steps 1 and 3 (unconfirmed claims: ids found at
+        the backend by name recorded where missing, or back to ``waiting`` if it never got them), then let the
+        backend resume its own work."""
         backend = self.backend(site)
         for name, db in self.runtime.databases.items():
-            docs = await self._claimed_without_id(name, site.name)
+            docs = await self._unconfirmed_claims(name, site.name)
             if not docs:
                 continue
             names = {jobdocs.backend_job_name(doc): doc["_id"] for doc in docs}
@@ -341,9 +377,9 @@ class SubmissionLoop:
             _log.info("site %s: reconciled %d jobs (%d found at the backend)", site.name, len(docs), len(found))
         await backend.resume()
 
-    async def _claimed_without_id(self, database: str, site: str) -> list[Doc]:
-        """Jobs of ``site`` claimed but without a backend id: of the ledger's ``submitted`` jobs of the site (as
-        many as its slots) and this loop's claims the feed has not shown yet, those whose document has no id.
+    async def _unconfirmed_claims(self, database: str, site: str) -> list[Doc]:
+        """Jobs of ``site`` its backend may not have: of the ledger's ``submitted`` jobs of the site (as many as its
+        slots) and this loop's claims the feed has not shown yet, those :func:`~prodflow_core.jobdocs.unconfirmed`.
         No view, so reconciling never waits for an index build."""
         ids = set(await _ledger_ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
         ids.update(job_id for (db_name, job_id), (claim_site, _rev) in self._claimed.items()
@@ -352,12 +388,8 @@ class SubmissionLoop:
         ordered = sorted(ids)
         for start in range(0, len(ordered), _FETCH_CHUNK):
             docs = await self.runtime.db(database).get_many(ordered[start : start + _FETCH_CHUNK])
-            found.extend(doc for doc in docs.values() if _unrecorded(doc))
+            found.extend(doc for doc in docs.values() if jobdocs.unconfirmed(doc))
         return found
-
-
-def _unrecorded(doc: Doc) -> bool:
-    return doc.get("status") == jobdocs.SUBMITTED and not (doc.get("backend") or {}).get("id")
 
 
 async def _ledger_waiting(engine: AsyncEngine, database: str) -> list[tuple[str, str, str, str, str]]:

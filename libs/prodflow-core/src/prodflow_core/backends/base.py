@@ -101,6 +101,10 @@ class Backend(abc.ABC):
         """Called once when a service starts: pick up work left by an earlier process (default: nothing)."""
         return None
 
+    names_are_ids: bool = False
+    """True if :meth:`submit` answers each job's name as its id: the id is known before the submission, so the
+    submitter records it with its claim and writes nothing after a submission that went through."""
+
     keeps_journal: bool = False
     """True if the backend names the jobs that changed (:meth:`changed_since`), so a poller can skip the rest."""
 

@@ -28,6 +28,7 @@ class LocalBackend(Backend):
 
     name = "local"
     keeps_journal = True
+    names_are_ids = True
 
     def __init__(self, work_dir: Path, max_running: int = local_folder.DEFAULT_MAX_RUNNING) -> None:
         if max_running < 1:

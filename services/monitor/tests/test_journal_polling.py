@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prodflow_core.backends import BackendStatus, LocalBackend, make_backend
-from prodflow_core.couch import CouchClient
+from prodflow_core.backends import Backend, BackendStatus, LocalBackend, make_backend
+from prodflow_core.couch import CouchClient, rev_number
 from prodflow_core.counts import JobCounter, count_tables
 from prodflow_core.events import EventPublisher
 from prodflow_core.jobdocs import backend_job_name
@@ -21,6 +23,39 @@ from prodflow_monitor.sites import SiteDirectory
 pytestmark = pytest.mark.integration
 
 QUEUED, QUICK = 60, 2
+
+
+@contextlib.asynccontextmanager
+async def monitor_loop(couch: CouchClient, settings: MonitorSettings) -> AsyncIterator[MonitorLoop]:
+    """A monitor's loop on its own, driven by the test (no app, no workers): its SQL counts and site directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sql_url())
+    await create_tables(engine, count_tables())
+    directory = SiteDirectory(settings.submitter_url, settings.identity_secret)
+    events = EventPublisher(couch.db(settings.events_db), "/test")
+    try:
+        loop = MonitorLoop(couch, settings, directory, events, JobCounter(engine, "t"))
+        await loop.prepare()
+        yield loop
+    finally:
+        await directory.aclose()
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def cancelled_after(backend: Backend, docs: list[dict[str, Any]]) -> AsyncIterator[None]:
+    """Cancel the jobs of ``docs`` at ``backend`` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        await backend.cancel([backend_job_name(d) for d in docs])
+
+
+async def caught_up(loop: MonitorLoop) -> None:
+    """Let the loop's feeds read every change so far."""
+    for follower in loop.followers():
+        while await follower.poll_once(wait=False):
+            pass
 
 
 def test_sweep_takes_every_job_once_per_sweep_period() -> None:
@@ -54,23 +89,13 @@ async def test_cycle_polls_only_journaled_changes(
     sites_api.sites[site["name"]] = site
     backend = make_backend("local", site["options"])
     db = couch.db(settings.databases[0])
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sql_url())
-    await create_tables(engine, count_tables())
-    directory = SiteDirectory(settings.submitter_url, settings.identity_secret)
-    loop = MonitorLoop(
-        couch, settings, directory, EventPublisher(couch.db(settings.events_db), "/test"), JobCounter(engine, "t")
-    )
     docs = [kit.job_doc("Journal_label", "Mod", 1 + i, site["name"]) for i in range(QUICK + QUEUED)]
-    try:
-        await loop.prepare()
+    async with monitor_loop(couch, settings) as loop, cancelled_after(backend, docs):
         await db.bulk_docs(docs)
         # the first QUICK jobs take the two slots and end after the first cycle; the rest wait behind two long ones
         command = {d["_id"]: ("sleep 2; echo x > out.root" if i < QUICK else "sleep 600") for i, d in enumerate(docs)}
         await kit.submit_jobs(db, backend, docs, tmp_path / "out", lambda d: command[d["_id"]])
-        for follower in loop.followers():
-            while await follower.poll_once(wait=False):
-                pass
+        await caught_up(loop)
         first = await loop.cycle()
         assert first.polled == len(docs) and first.transferred == 0, first  # the journal's first read: every job once
 
@@ -85,10 +110,42 @@ async def test_cycle_polls_only_journaled_changes(
         assert second.polled <= 2 * QUICK, second  # the ended ones and the started ones, not the queued
         third = await loop.cycle()
         assert third.polled == 0 and third.moved == 0, third
-    finally:
-        await LocalBackend.from_options(site["options"]).cancel([backend_job_name(d) for d in docs])
-        await directory.aclose()
-        await engine.dispose()
+
+
+@pytest.mark.timeout(120)
+async def test_small_outputs_are_copied_when_their_job_ends_and_written_with_it_once(
+    couch: CouchClient, monitor_settings: MonitorSettings, sites_api: Any, kit: Any, tmp_path: Path
+) -> None:
+    """Outputs up to ``copy_at_once_bytes``: the job goes from submitted to completed in one revision (its history
+    still has ``transferring``); larger ones are written ``transferring`` first (which frees the slot)."""
+    settings = monitor_settings.model_copy(update={"copy_at_once_bytes": 1000})
+    site = kit.local_site("at-once", tmp_path / "work", tmp_path / "out", f"file://{tmp_path / 'se'}")
+    sites_api.sites[site["name"]] = site
+    backend = make_backend("local", site["options"])
+    db = couch.db(settings.databases[0])
+    small, large = docs = [kit.job_doc("AtOnce_label", "Mod", run, site["name"]) for run in (1, 2)]
+    command = {small["_id"]: "echo small > out.root", large["_id"]: "head -c 2000 /dev/zero > out.root"}
+    async with monitor_loop(couch, settings) as loop, cancelled_after(backend, docs):
+        await db.bulk_docs(docs)
+        await kit.submit_jobs(db, backend, docs, tmp_path / "out", lambda d: command[d["_id"]])
+        await caught_up(loop)
+
+        async def both_ended() -> bool:
+            states = await backend.status([backend_job_name(d) for d in docs])
+            return all(s.state == BackendStatus.COMPLETED for s in states.values())
+
+        await kit.wait_until(both_ended, 30, "both jobs' end")
+        report = await loop.cycle()
+        assert report.transferred == 2, report
+        stored = {doc["_id"]: doc for doc in (await db.get_many([d["_id"] for d in docs])).values()}
+        for doc in stored.values():
+            assert doc["status"] == "completed" and [h["status"] for h in doc["history"]][-2:] == [
+                "transferring",
+                "completed",
+            ]
+        assert rev_number(stored[small["_id"]]) == 3  # created, submitted, transferring and completed at once
+        assert rev_number(stored[large["_id"]]) == 4  # created, submitted, transferring, completed
+        assert stored[large["_id"]]["outputs"][0]["size"] == 2000
 
 
 @pytest.mark.timeout(120)
@@ -105,21 +162,13 @@ async def test_jobs_submitted_reads_only_what_a_feed_that_is_behind_has_not_brou
     sites_api.sites[site["name"]] = site
     backend = make_backend("local", site["options"])
     db = couch.db(settings.databases[0])
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sql_url())
-    await create_tables(engine, count_tables())
-    directory = SiteDirectory(settings.submitter_url, settings.identity_secret)
-    loop = MonitorLoop(
-        couch, settings, directory, EventPublisher(couch.db(settings.events_db), "/t"), JobCounter(engine, "t")
-    )
     brought, later, others, behind = (
         [kit.job_doc(label, "Mod", run, site["name"]) for run in runs]
         for label, runs in (("Announced", (1, 2)), ("Announced", (3,)), ("Other", (1, 2)), ("Announced", (4,)))
     )
     submitted = brought + later + behind
     read: list[str] = []
-    try:
-        await loop.prepare()
+    async with monitor_loop(couch, settings) as loop, cancelled_after(backend, submitted):
         (feed,) = [f for f in loop.followers() if f.db.name == db.name]
         await db.bulk_docs(brought)
         await kit.submit_jobs(db, backend, brought, tmp_path / "out", lambda d: "sleep 600")
@@ -144,7 +193,3 @@ async def test_jobs_submitted_reads_only_what_a_feed_that_is_behind_has_not_brou
         await loop.take_submitted(db.name, [d["_id"] for d in brought + behind])
         assert read == [behind[0]["_id"]]  # the two the feed brought with their backend ids are watched already
         assert {d["_id"] for d in submitted} <= set(loop.active[db.name])
-    finally:
-        await LocalBackend.from_options(site["options"]).cancel([backend_job_name(d) for d in submitted])
-        await directory.aclose()
-        await engine.dispose()

@@ -99,7 +99,7 @@ class MonitorLoop:
         self.seen = SeenStates()
         self.outputs = OutputTransfers(settings, sites, self.metrics, records)
         self.writes = JobWrites(self.dbs, self.followed, self.metrics, self.track)
-        self.polling = BackendPolling(settings, sites, self.active, self.writes, self.metrics, self.wake)
+        self.polling = BackendPolling(settings, sites, self.active, self.writes, self.outputs, self.metrics, self.wake)
         self._last_resync = 0.0
         self.feeds: dict[str, ChangesFollower] = {}
         """Each job database's follower, once :meth:`followers` made it."""

@@ -3,7 +3,10 @@
 A site whose backend keeps a change journal is asked only about what its journal names, what became due and a
 sweep's slice (:mod:`prodflow_monitor.active`); one without a journal about all its jobs, at most every
 :data:`FULL_POLL_GAP_S`. The moves are written with ``_bulk_docs`` by :class:`~prodflow_monitor.writes.JobWrites`
-(a 409 means: re-read, decide again on the fresh document, write again; never overwrite).
+(a 409 means: re-read, decide again on the fresh document, write again; never overwrite). A job that finished
+with small outputs (``copy_at_once_bytes``) has them copied before that write, which then records ``transferring``
+and the copy's outcome at once: one revision instead of two. The ``transferring`` document is only stored where
+the copy takes long enough to matter (its slot is freed first).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from prodflow_core.backends import Backend, BackendError, BackendState
 from prodflow_core.events import utc_now
+from prodflow_core.jobdocs import TRANSFERRING
 from prodflow_core.waiting import first_of
 
 from prodflow_monitor.active import ActiveJobs, JournalPolling, backend_id_of
@@ -26,6 +30,7 @@ from prodflow_monitor.reconcile import POLLED_STATUSES, Decision, apply_moves, d
 from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
+from prodflow_monitor.transfers import OutputTransfers
 from prodflow_monitor.writes import JobWrites
 
 _log = logging.getLogger("prodflow.monitor.polling")
@@ -43,6 +48,7 @@ class BackendPolling:
         sites: SiteDirectory,
         active: Mapping[str, ActiveJobs],
         writes: JobWrites,
+        outputs: OutputTransfers,
         metrics: MonitorMetrics,
         wake: asyncio.Event,
     ) -> None:
@@ -50,6 +56,7 @@ class BackendPolling:
         self.sites = sites
         self.active = active
         self.writes = writes
+        self.outputs = outputs
         self.metrics = metrics
         self.wake = wake
         """Set when a journal names more than one read took, or names jobs between cycles."""
@@ -129,6 +136,7 @@ class BackendPolling:
         report.polled += len(ids)
         now = time.time()
         wanted: dict[str, BackendState] = {}
+        finished: list[Doc] = []
         to_cancel: list[str] = []
         for doc in docs:
             state = states.get(ids[str(doc["_id"])])
@@ -137,6 +145,8 @@ class BackendPolling:
             decision = self._decide(doc, state, site, now)
             if decision:
                 wanted[str(doc["_id"])] = state
+                if decision.moves[-1].status == TRANSFERRING:
+                    finished.append(doc)
                 if decision.cancel_at_backend:
                     to_cancel.append(ids[str(doc["_id"])])
         if to_cancel:
@@ -144,6 +154,8 @@ class BackendPolling:
                 await backend.cancel(to_cancel)
         if not wanted:
             return
+        copying = {str(doc["_id"]) for doc in await self.outputs.quick_to_copy(finished, site, backend)}
+        copied = await self.outputs.copy(database, [d for d in finished if d["_id"] in copying], report)
         at = utc_now()
 
         def change(fresh: Doc) -> Doc | None:
@@ -151,9 +163,12 @@ class BackendPolling:
             if backend_id_of(fresh) != state.backend_id:
                 return None  # sent again meanwhile: this state is about an earlier try
             decision = self._decide(fresh, state, site, time.time())
-            return apply_moves(fresh, decision.moves, at, state) if decision else None
+            new = apply_moves(fresh, decision.moves, at, state) if decision else None
+            if new is not None and new["status"] == TRANSFERRING and new["_id"] in copying:
+                return copied(new) or new  # its outputs were copied above: transferring and their outcome at once
+            return new
 
-        await self.writes.write(database, list(wanted), change, report)
+        self.outputs.record(await self.writes.write(database, list(wanted), change, report), report)
 
     def _decide(self, doc: Mapping[str, Any], state: BackendState | None, site: Site, now: float) -> Decision:
         return decide(

@@ -43,6 +43,13 @@ class MonitorSettings(ServiceSettings):
     transfer_batch: int = Field(200, ge=1, description="Jobs whose outputs are copied per cycle (then written)")
     transfer_attempts: int = Field(5, ge=1, description="Failed output transfers before the job is partFail")
     transfer_backoff_s: float = Field(10.0, ge=0, description="Pause before retrying a failed transfer (doubles)")
+    copy_at_once_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="A finished job's outputs up to this size are copied in the cycle that sees it finish, and its "
+        "document is written once (transferring and completed); larger ones are written transferring first, which "
+        "frees the job's slot, and copied after; 0 always does the latter",
+    )
     followed_docs: int = Field(
         50_000,
         ge=0,

@@ -23,7 +23,7 @@ from prodflow_monitor.reconcile import Move, after_part_fail, apply_moves
 from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
 from prodflow_monitor.sites import Site, SiteDirectory, policy_for
-from prodflow_monitor.storage import OutputFile, TransferError, transfer_outputs
+from prodflow_monitor.storage import OutputFile, TransferError, output_files, transfer_outputs
 
 _log = logging.getLogger("prodflow.monitor.transfers")
 Doc = dict[str, Any]
@@ -77,6 +77,27 @@ class OutputTransfers:
     def forget(self, doc_id: str) -> None:
         """The job is no longer transferring: drop its back-off."""
         self._after.pop(doc_id, None)
+
+    async def quick_to_copy(self, docs: list[Doc], site: Site, backend: Backend) -> list[Doc]:
+        """Those of ``docs`` (just finished at ``site``) whose outputs are at most ``copy_at_once_bytes``: copied in
+        the same cycle, their documents are written once instead of twice (``transferring``, then ``completed``),
+        holding their slots only as long as a small copy takes."""
+        limit = self.settings.copy_at_once_bytes
+
+        def small(doc: Doc) -> bool:
+            folder = output_folder(doc, site, backend)
+            if folder is None or not folder.is_dir():
+                return False  # the transfer's own error path, with its retries, reports it
+            total = 0
+            for _name, path in output_files(folder):
+                total += path.stat().st_size
+                if total > limit:
+                    return False
+            return True
+
+        if limit <= 0 or not docs:
+            return []
+        return await asyncio.to_thread(lambda: [doc for doc in docs if small(doc)])
 
     def ready(self, active: ActiveJobs) -> tuple[list[Doc], bool]:
         """Up to ``transfer_batch`` transferring jobs not backing off, and whether more are waiting."""

@@ -200,6 +200,33 @@ async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_a
         await asyncio.wait_for(running, 10)
 
 
+async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_still_answers_handled_to_now(
+    fresh_db: MakeDb,
+) -> None:
+    db = await fresh_db("settle")
+    batches: list[list[str]] = []
+
+    async def handle(batch: list[Change]) -> None:
+        batches.append([c.id for c in batch])
+
+    follower = ChangesFollower(db, "settle", handle, longpoll_s=60, settle_s=0.5)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follower.run(stop))
+    try:
+        await asyncio.wait_for(follower.caught_up.wait(), 10)
+        for i in range(10):  # one write every 20 ms: a follower without the pause reads about one change per read
+            await db.bulk_docs([{"_id": f"b{i}"}])
+            await asyncio.sleep(0.02)
+        started = asyncio.get_running_loop().time()
+        assert await follower.handled_to_now(10)  # a reader that needs it now does not wait out the pause
+        assert asyncio.get_running_loop().time() - started < 0.5
+        assert sorted(c for batch in batches for c in batch) == [f"b{i}" for i in range(10)]
+        assert len(batches) <= 3, batches
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+
 async def test_follower_starting_now_keeps_its_start_and_idle_polls_store_nothing(fresh_db: MakeDb) -> None:
     # Whether to store a checkpoint used to be decided by comparing sequences: on CouchDB 3 (GET /db and _changes
     # write one position differently) a consumer starting "now" stored its start, on PouchDB Server it did not and

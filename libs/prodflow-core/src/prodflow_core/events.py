@@ -221,6 +221,7 @@ def event_follower(
     start: str = "0",
     longpoll_s: float = 20.0,
     checkpoints: CheckpointStore | None = None,
+    settle_s: float = 0.0,
 ) -> ChangesFollower:
     """A follower of the event stream that calls ``handle(event, seq)`` for each event of ``types``.
 
@@ -249,4 +250,5 @@ def event_follower(
         checkpoints=checkpoints,
         keep=of_wanted_type if types is not None else None,
         selector={"type": {"$in": sorted(wanted)}} if types is not None else None,
+        settle_s=settle_s,
     )

@@ -67,7 +67,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.events_db = couch.db(settings.events_db)
             app.state.event_window = window = EventWindow(settings.sse_window)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
-            workers.start("event-window", window.follow(app.state.events_db, workers.stop))
+            workers.start(
+                "event-window", window.follow(app.state.events_db, workers.stop, settle_s=settings.sse_settle_s)
+            )
             audit_log.start()
             workers.start("token-last-used", last_used.follow(workers.stop))
             try:

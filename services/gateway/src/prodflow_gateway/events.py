@@ -130,8 +130,11 @@ class EventWindow:
         arrived, self._arrived = self._arrived, asyncio.Event()
         arrived.set()
 
-    async def follow(self, db: CouchDatabase, stop: asyncio.Event, longpoll_s: float = 20.0) -> None:
-        """Fill the window from ``db``'s ``_changes``, from now until ``stop``; transient errors are retried."""
+    async def follow(
+        self, db: CouchDatabase, stop: asyncio.Event, longpoll_s: float = 20.0, settle_s: float = 0.0
+    ) -> None:
+        """Fill the window from ``db``'s ``_changes``, from now until ``stop``; transient errors are retried. After a
+        read that came back short, wait ``settle_s`` before the next."""
         since = self.last_seq
         while not stop.is_set():
             try:
@@ -148,6 +151,9 @@ class EventWindow:
             self.set_available(True)
             self.extend(Change.from_row(row) for row in batch.results)
             since = batch.last_seq
+            if settle_s and len(batch.results) < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settle_s)
 
 
 async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:

@@ -57,7 +57,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             )
             app.state.deliverer = deliverer
             intake = Intake(app.state.sessions, deliverer.wake)
-            follower = intake.follower(app.state.events.db, longpoll_s=settings.events_longpoll_s)
+            follower = intake.follower(
+                app.state.events.db, longpoll_s=settings.events_longpoll_s, settle_s=settings.events_settle_s
+            )
             app.state.health_checks["events"] = _positioned(intake)
             following = workers.start("event-follower", follower.run(workers.stop))
             workers.start("deliveries", deliverer.run(workers.stop))

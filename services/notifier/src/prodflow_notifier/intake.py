@@ -103,9 +103,11 @@ class Intake:
         if pairs:
             self.on_added()
 
-    def follower(self, db: CouchDatabase, *, longpoll_s: float) -> ChangesFollower:
+    def follower(self, db: CouchDatabase, *, longpoll_s: float, settle_s: float = 0.0) -> ChangesFollower:
         """The one follower of the event stream, starting "now" the first time."""
-        return event_follower(db, CONSUMER, self.handle, start="now", longpoll_s=longpoll_s, checkpoints=self)
+        return event_follower(
+            db, CONSUMER, self.handle, start="now", longpoll_s=longpoll_s, checkpoints=self, settle_s=settle_s
+        )
 
 
 async def _not_yet_queued(session: AsyncSession, pairs: list[tuple[CloudEvent, str]]) -> list[tuple[CloudEvent, str]]:

@@ -32,13 +32,10 @@ from prodflow_core import jobdocs
 from prodflow_core.backends import Backend
 from prodflow_core.couch import ChangesFollower, CouchDatabase, rev_number
 from prodflow_core.counts import CountsChange, site_counts
-from prodflow_core.counts.tables import CountedJob
 from prodflow_core.events import utc_now
 from prodflow_core.waiting import first_of
-from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prodflow_submitter import jobstore
+from prodflow_submitter import jobstore, ledger
 from prodflow_submitter.backend_jobs import BackendJobs
 from prodflow_submitter.models import SiteRow, campaign_number
 from prodflow_submitter.runtime import Runtime
@@ -46,7 +43,6 @@ from prodflow_submitter.site_queue import SiteQueue, Waiting
 from prodflow_submitter.sites import backend_of, list_sites
 
 _log = logging.getLogger("prodflow.submitter.queue")
-_LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _FETCH_CHUNK = 1000  # documents per _all_docs request
 IN_FLIGHT_PER_SITE = 4
 """Claimed batches of one site on their way to its backend at once; past it the site waits a round."""
@@ -129,7 +125,7 @@ class SubmissionLoop:
         """
         priorities: dict[tuple[str, str, str], int] = {}
         for name in self.runtime.databases:
-            for doc_id, site, campaign_id, label, module in await _ledger_waiting(self.runtime.counter.engine, name):
+            for doc_id, site, campaign_id, label, module in await ledger.waiting(self.runtime.counter.engine, name):
                 key = (campaign_id, label, module)
                 if key not in priorities:
                     priorities[key] = await self.backend_jobs.priority(*key)
@@ -381,7 +377,7 @@ class SubmissionLoop:
         """Jobs of ``site`` its backend may not have: of the ledger's ``submitted`` jobs of the site (as many as its
         slots) and this loop's claims the feed has not shown yet, those :func:`~prodflow_core.jobdocs.unconfirmed`.
         No view, so reconciling never waits for an index build."""
-        ids = set(await _ledger_ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
+        ids = set(await ledger.ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
         ids.update(job_id for (db_name, job_id), (claim_site, _rev) in self._claimed.items()
                    if db_name == database and claim_site == site)  # fmt: skip
         found: list[Doc] = []
@@ -390,23 +386,3 @@ class SubmissionLoop:
             docs = await self.runtime.db(database).get_many(ordered[start : start + _FETCH_CHUNK])
             found.extend(doc for doc in docs.values() if jobdocs.unconfirmed(doc))
         return found
-
-
-async def _ledger_waiting(engine: AsyncEngine, database: str) -> list[tuple[str, str, str, str, str]]:
-    """``(doc_id, site, campaign_id, label, module)`` of the jobs the ledger counts as waiting in ``database``."""
-    c = _LEDGER.c
-    query = select(c.doc_id, c.site, c.campaign_id, c.label, c.module).where(
-        c.database == database, c.status == jobdocs.WAITING
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [(str(doc_id), str(site), str(campaign), str(label), str(module)) for doc_id, site, campaign, label, module
-            in rows]  # fmt: skip
-
-
-async def _ledger_ids(engine: AsyncEngine, database: str, site: str, status: str) -> list[str]:
-    """Ids of the jobs of ``site`` the ledger counts in ``status`` in ``database``."""
-    c = _LEDGER.c
-    query = select(c.doc_id).where(c.database == database, c.site == site, c.status == status)
-    async with engine.connect() as conn:
-        return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]

@@ -27,6 +27,10 @@ from prodflow_monitor.sharding import Shard
 from prodflow_monitor.sites import SiteDirectory
 
 NAME = "monitor"
+SUBMITTED_SETTLE_S = 0.25
+"""``jobs.submitted`` is read at most this often: a job feed that keeps up brings those jobs itself (the read then
+only costs CouchDB a ``_changes`` request per submission round); one that is behind, a small campaign behind a big
+one, gets them this much later at most."""
 
 
 def create_app(settings: MonitorSettings | None = None) -> FastAPI:
@@ -75,6 +79,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
                     start="now",
                     longpoll_s=settings.changes_longpoll_s,
                     checkpoints=InMemoryCheckpoint(),  # a short cut: the job feed brings the same jobs anyway
+                    settle_s=SUBMITTED_SETTLE_S,
                 )
                 workers.start("jobs-submitted", submitted.run(workers.stop))
             if runs_maintenance(settings):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prodflow_core import jobdocs
 from prodflow_submitter.site_queue import order_key
-from submitter_support import MANAGER, eventually, jobs_file, make_settings, put_site, running, unique_label
+from submitter_support import MANAGER, Api, eventually, jobs_file, make_settings, put_site, running, unique_label
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 AT = "2026-12-02T10:00:00Z"
@@ -45,14 +45,9 @@ async def test_a_stale_queue_entry_is_dropped_not_picked_again(
 ) -> None:
     settings = make_settings(tmp_path, couch_url, request_api[0])
     async with running(settings) as api:
-        await put_site(api, "stale", max_running=2, command_template="true")
-        await api.client.post("/api/sites/stale/drain", headers=MANAGER)
-        label = unique_label()
-        body = {"jobs": jobs_file(label, runs=3, per_run=1, by_time=0), "site": "stale"}
-        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+        label = await queued_on_a_drained_site(api, "stale", max_running=2, runs=3)
         first, *others = sorted(await api.jobs(label), key=lambda d: d["_id"])
         queued = api.loop.waiting["stale"]
-        await eventually(lambda: _true(len(queued) == 3), what="3 jobs queued")
         cancelled = jobdocs.transition(first, "cancelled", AT, "test: cancelled behind the queue's back")
         await api.db().bulk_docs([cancelled])
         await eventually(lambda: _true(len(queued) == 2), what="the feed dropping the cancelled job")
@@ -76,12 +71,7 @@ async def test_a_claim_writes_on_the_revisions_held_without_reading_them(
 ) -> None:
     settings = make_settings(tmp_path, couch_url, request_api[0])
     async with running(settings) as api:
-        await put_site(api, "held", max_running=6, command_template="true")
-        await api.client.post("/api/sites/held/drain", headers=MANAGER)
-        label = unique_label()
-        body = {"jobs": jobs_file(label, runs=6, per_run=1, by_time=0), "site": "held"}
-        assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
-        await eventually(lambda: _true(len(api.loop.waiting["held"]) == 6), what="6 jobs queued")
+        label = await queued_on_a_drained_site(api, "held", max_running=6, runs=6)
         db = api.loop.runtime.db("data-production")
         read: list[str] = []
         get_many = db.get_many
@@ -136,6 +126,17 @@ async def test_a_restart_queues_the_waiting_jobs_from_the_ledger_in_site_order(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def queued_on_a_drained_site(api: Api, site: str, *, max_running: int, runs: int) -> str:
+    """A new label of ``runs`` jobs, all in the submission loop's queue of the drained ``site``."""
+    await put_site(api, site, max_running=max_running, command_template="true")
+    await api.client.post(f"/api/sites/{site}/drain", headers=MANAGER)
+    label = unique_label()
+    body = {"jobs": jobs_file(label, runs=runs, per_run=1, by_time=0), "site": site}
+    assert (await api.client.post("/api/campaigns", json=body, headers=MANAGER)).status_code == 201
+    await eventually(lambda: _true(len(api.loop.waiting[site]) == runs), what=f"{runs} jobs queued")
+    return label
 
 
 SLOW_CONDOR_SUBMIT = """#!/bin/sh

@@ -21,36 +21,37 @@ Doc = dict[str, Any]
 
 
 class BackendJobs:
-    """Each job's backend job and priority, from its campaign (read once per campaign: a stored campaign's plan
-    and command templates never change)."""
+    """Each job's backend job and priority, from its campaign (read and its plan validated once per campaign: a
+    stored campaign's plan and command templates never change, and a job's are asked for at its claim and again
+    at its submission)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._campaigns: dict[str, Campaign] = {}
+        self._campaigns: dict[str, tuple[Campaign, CampaignPlan]] = {}
 
-    async def campaign(self, campaign_id: str) -> Campaign:
-        """The stored campaign ``campaign_id``; ``LookupError`` if there is none."""
+    async def campaign(self, campaign_id: str) -> tuple[Campaign, CampaignPlan]:
+        """The stored campaign ``campaign_id`` and its plan; ``LookupError`` if there is none."""
         cached = self._campaigns.get(campaign_id)
         if cached is None:
             async with self._sessions() as session:
                 found = await session.get(Campaign, campaign_number(campaign_id))
             if found is None:
                 raise LookupError(f"campaign {campaign_id} of a job is unknown")
-            self._campaigns[campaign_id] = cached = found
+            self._campaigns[campaign_id] = cached = (found, plan_of(found))
         return cached
 
     async def priority(self, campaign_id: str, label: str, module: str) -> int:
         """The priority of a campaign's jobs of one module (as their documents have it); 0 if unknown here."""
         try:
-            campaign = await self.campaign(campaign_id)
+            _campaign, plan = await self.campaign(campaign_id)
         except LookupError:
             return 0
-        return int(module_entry(plan_of(campaign), module, label).priority or 0)
+        return int(module_entry(plan, module, label).priority or 0)
 
     async def of(self, site: SiteRow, doc: Doc) -> BackendJob:
         """What the backend runs for a job: its module's command template filled in, in its output folder."""
-        campaign = await self.campaign(str(doc["campaign_id"]))
-        entry = module_entry(plan_of(campaign), doc["module"], doc["label"])
+        campaign, plan = await self.campaign(str(doc["campaign_id"]))
+        entry = module_entry(plan, doc["module"], doc["label"])
         output_dir = jobdocs.job_output_dir(output_root(site), doc["_id"])
         command = fill(campaign.command_templates[doc["module"]], job_values(doc, entry.model_dump(), output_dir))
         env = {"PRODFLOW_JOB_ID": doc["_id"], "PRODFLOW_LABEL": doc["label"], "PRODFLOW_ATTEMPT": str(doc["attempt"])}

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from prodflow_core import jobdocs
+from prodflow_core.counts import site_counts
 from prodflow_submitter.site_queue import order_key
+from prodflow_submitter.sites import get_site
 from submitter_support import MANAGER, Api, eventually, jobs_file, make_settings, put_site, running, unique_label
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -61,6 +63,40 @@ async def test_a_stale_queue_entry_is_dropped_not_picked_again(
 
         await eventually(others_submitted, what="both waiting jobs submitted into the 2 slots")
         assert not queued and (await api.db().get(first["_id"]))["status"] == "cancelled"
+
+
+async def test_a_claim_the_feed_counts_while_the_slots_are_read_still_holds_its_slot(
+    tmp_path: Path,
+    couch_url: str,
+    request_api: tuple[str, dict[str, bytes], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(tmp_path, couch_url, request_api[0])
+    async with running(settings) as api:
+        await queued_on_a_drained_site(api, "race", max_running=1, runs=2)
+        loop = api.loop
+        counter = loop.runtime.counter
+        feed_may_count = asyncio.Event()
+        apply = counter.apply
+
+        async def held_apply(database: str, docs: Any) -> Any:
+            await feed_may_count.wait()
+            return await apply(database, docs)
+
+        async def counts_read_then_feed_catches_up(engine: Any, sites: list[str]) -> Any:
+            counts = await site_counts(engine, sites)  # before the feed counted the claim ...
+            feed_may_count.set()  # ... which it does, and drops the claim, before this read's answer is used
+            await eventually(lambda: _true(not loop._claimed), what="the feed counting the claim")
+            return counts
+
+        monkeypatch.setattr(counter, "apply", held_apply)
+        async with loop.runtime.sessions() as session:
+            site = await get_site(session, "race")
+        assert site is not None
+        assert await loop.submit_site(site) == 1  # its one slot
+        monkeypatch.setattr("prodflow_submitter.queue.site_counts", counts_read_then_feed_catches_up)
+        assert await loop.active_count("race") >= 1  # was 0: the claim counted on neither side
+        assert await loop.submit_site(site) == 0
 
 
 async def test_a_claim_writes_on_the_revisions_held_without_reading_them(

@@ -214,10 +214,13 @@ class SubmissionLoop:
     async def active_count(self, site: str) -> int:
         """Jobs of ``site`` holding a slot (submitted or running) in both databases.
 
-        The kept counts as far as the feed got, plus this loop's claims the feed has not shown yet.
+        The kept counts as far as the feed got, plus this loop's claims the feed had not shown when the counts
+        were read. The claims are taken first: the feed may count a claim and drop it while the counts are read,
+        and taken after they would miss it on both sides (a site then got twice its ``max_running``); taken
+        first, such a claim counts twice for this round at worst.
         """
-        counts = (await site_counts(self.runtime.counter.engine, [site])).get(site, {})
         claimed = sum(1 for claim_site, _rev in self._claimed.values() if claim_site == site)
+        counts = (await site_counts(self.runtime.counter.engine, [site])).get(site, {})
         return sum(counts.get(status, 0) for status in SLOT_STATUSES) + claimed
 
     async def submit_site(self, site: SiteRow) -> int:
@@ -377,9 +380,10 @@ class SubmissionLoop:
         """Jobs of ``site`` its backend may not have: of the ledger's ``submitted`` jobs of the site (as many as its
         slots) and this loop's claims the feed has not shown yet, those :func:`~prodflow_core.jobdocs.unconfirmed`.
         No view, so reconciling never waits for an index build."""
-        ids = set(await ledger.ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
-        ids.update(job_id for (db_name, job_id), (claim_site, _rev) in self._claimed.items()
-                   if db_name == database and claim_site == site)  # fmt: skip
+        # the claims before the ledger, as in active_count
+        ids = {job_id for (db_name, job_id), (claim_site, _rev) in self._claimed.items()
+               if db_name == database and claim_site == site}  # fmt: skip
+        ids.update(await ledger.ids(self.runtime.counter.engine, database, site, jobdocs.SUBMITTED))
         found: list[Doc] = []
         ordered = sorted(ids)
         for start in range(0, len(ordered), _FETCH_CHUNK):

@@ -7,6 +7,7 @@ Standard library only: :func:`local_folder.spawn_all` starts it as ``python -I l
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING or __package__:
     from prodflow_core.backends.local_folder import (
@@ -61,15 +62,28 @@ def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def run_job(job: Path) -> int:
-    """Run the job of folder ``job`` to its end and record the outcome (the wrapper's body)."""
+@functools.cache
+def _wrapper_environment() -> dict[str, str]:
+    """What every job of this wrapper starts from (filtering the environment was a fifth of a wrapper's work)."""
+    return job_environment(os.environ)
+
+
+@functools.cache
+def _own_start_ticks(pid: int) -> int | None:
+    """This wrapper's start time (``pid`` is its own: a cache filled before a fork would be wrong after it)."""
+    return start_ticks(pid)
+
+
+def run_job(job: Path) -> dict[str, Any] | None:
+    """Run the job of folder ``job`` to its end and record the outcome (the wrapper's body); its spec, or ``None``
+    if it has none."""
     spec = read_json(job / "spec.json")
     if spec is None:
-        return 2
+        return None
     cancel = _Cancel()
     signal.signal(signal.SIGTERM, cancel)
     signal.signal(signal.SIGINT, cancel)
-    ticks = start_ticks(os.getpid())
+    ticks = _own_start_ticks(os.getpid())
     write_json(job / "pid.json", {"pid": os.getpid(), "start_ticks": ticks, "started_at": now_iso()})
     root = WorkRoot(job.parent.parent)
     if (job / "cancelled").exists():  # cancelled between claim and start: never run it
@@ -77,11 +91,11 @@ def run_job(job: Path) -> int:
             job / "result.json", {"exit_code": None, "signal": None, "finished_at": now_iso(), "timed_out": False}
         )
         root.note_change(spec["name"])
-        return 0
+        return spec
     root.note_change(spec["name"])
     output_dir = Path(spec["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
-    env = {**job_environment(os.environ), **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
+    env = {**_wrapper_environment(), **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
     walltime = spec.get("walltime_s")
     deadline = time.monotonic() + float(walltime) if walltime else None
     timed_out = False
@@ -120,7 +134,7 @@ def run_job(job: Path) -> int:
         },
     )
     root.note_change(spec["name"])
-    return 0
+    return spec
 
 
 def main(argv: list[str]) -> int:
@@ -133,8 +147,7 @@ def main(argv: list[str]) -> int:
     root = WorkRoot(Path(argv[2]).parent.parent)
     # A finishing wrapper runs the next queued job itself: one interpreter start per slot, not per job.
     while job is not None:
-        run_job(job)
-        spec = read_json(job / "spec.json") or {}
+        spec = run_job(job) or {}
         max_running = int(spec.get("max_running", DEFAULT_MAX_RUNNING))
         claimed = root.pump(max_running, keep=1, finished=spec.get("name"))
         name = claimed[0] if claimed else root.linger(max_running, job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from prodflow_core.couch import (
@@ -171,7 +172,10 @@ async def test_follower_killed_mid_stream_resumes_from_checkpoint(fresh_db: Make
     assert sorted(seen) == [f"e{i:03d}" for i in range(60)]  # nothing missed, nothing seen twice after a handled batch
 
 
-async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_are_handled(fresh_db: MakeDb) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["batches", "stream"])
+async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_are_handled(
+    fresh_db: MakeDb, stream: bool
+) -> None:
     db = await fresh_db("to-now")
     seen: list[str] = []
     handled = asyncio.Event()
@@ -180,7 +184,7 @@ async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_a
         await handled.wait()  # nothing is handled until the test says so
         seen.extend(c.id for c in batch)
 
-    follower = ChangesFollower(db, "to-now", handle, longpoll_s=60)
+    follower = ChangesFollower(db, "to-now", handle, longpoll_s=60, stream=stream)
     stop = asyncio.Event()
     running = asyncio.create_task(follower.run(stop))
     try:
@@ -200,8 +204,9 @@ async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_a
         await asyncio.wait_for(running, 10)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["batches", "stream"])
 async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_still_answers_handled_to_now(
-    fresh_db: MakeDb,
+    fresh_db: MakeDb, stream: bool
 ) -> None:
     db = await fresh_db("settle")
     batches: list[list[str]] = []
@@ -209,7 +214,7 @@ async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_stil
     async def handle(batch: list[Change]) -> None:
         batches.append([c.id for c in batch])
 
-    follower = ChangesFollower(db, "settle", handle, longpoll_s=60, settle_s=0.5)
+    follower = ChangesFollower(db, "settle", handle, longpoll_s=60, settle_s=0.5, stream=stream)
     stop = asyncio.Event()
     running = asyncio.create_task(follower.run(stop))
     try:
@@ -222,6 +227,58 @@ async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_stil
         assert asyncio.get_running_loop().time() - started < 0.5
         assert sorted(c for batch in batches for c in batch) == [f"b{i}" for i in range(10)]
         assert len(batches) <= 3, batches
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+
+async def test_a_streaming_follower_reads_on_one_request_and_comes_back_after_a_broken_feed(
+    fresh_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await fresh_db("stream")
+    seen: list[str] = []
+    batches: list[int] = []
+    handled = asyncio.Event()
+
+    async def handle(batch: list[Change]) -> None:
+        seen.extend(c.id for c in batch)
+        batches.append(len(batch))
+        handled.set()
+
+    requests: list[str] = []
+    changes = db.changes
+
+    async def counted_changes(**kwargs: Any) -> Any:
+        requests.append(str(kwargs.get("since")))
+        return await changes(**kwargs)
+
+    monkeypatch.setattr(db, "changes", counted_changes)
+    follower = ChangesFollower(db, "stream", handle, longpoll_s=1, retry_s=0.1, stream=True)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follower.run(stop))
+
+    async def seen_all(ids: list[str]) -> None:
+        async with asyncio.timeout(10):
+            while not set(ids) <= set(seen):
+                handled.clear()
+                await handled.wait()
+
+    try:
+        await asyncio.wait_for(follower.caught_up.wait(), 10)
+        await asyncio.sleep(0.2)
+        read_before = len(requests)
+        ids = [f"s{i}" for i in range(12)]
+        for doc_id in ids:  # a write every 10 ms: one request each for a follower reading in batches
+            await db.bulk_docs([{"_id": doc_id}])
+            await asyncio.sleep(0.01)
+        await seen_all(ids)
+        assert seen == ids and len(requests) == read_before  # in order, and no request but the feed
+        assert len(batches) < len(ids)  # what came while a batch gathered is handled with it
+        assert await follower.handled_to_now(10) and len(requests) > read_before  # answered by a read
+        await db.client.aclose()  # the feed breaks: the follower reads again after retry_s, and follows on
+        await db.bulk_docs([{"_id": "after"}])
+        await seen_all(["after"])
+        assert seen.count("after") == 1
     finally:
         stop.set()
         await asyncio.wait_for(running, 10)

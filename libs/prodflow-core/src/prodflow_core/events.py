@@ -251,4 +251,5 @@ def event_follower(
         keep=of_wanted_type if types is not None else None,
         selector={"type": {"$in": sorted(wanted)}} if types is not None else None,
         settle_s=settle_s,
+        stream=True,
     )

@@ -136,6 +136,7 @@ class MonitorLoop:
             batch_size=self.settings.changes_batch,
             longpoll_s=self.settings.changes_longpoll_s,
             checkpoints=CountsCheckpoints(self.counter, name),
+            stream=True,
         )
         return follower
 

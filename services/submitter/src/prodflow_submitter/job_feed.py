@@ -40,6 +40,7 @@ def job_feeds(runtime: Runtime, loop: SubmissionLoop) -> list[ChangesFollower]:
             batch_size=BATCH,
             longpoll_s=runtime.settings.changes_longpoll_s,
             checkpoints=CountsCheckpoints(runtime.counter, name),
+            stream=True,
         )
         followers.append(follower)
     loop.feeds = followers

@@ -12,12 +12,17 @@ from typing import Any, Protocol
 
 import httpx
 
+from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.couch.own_writes import fill_docs
 from prodflow_core.waiting import first_of, unless_stopped
 
 _log = logging.getLogger("prodflow.couch.changes")
+STREAM_GATHER_S = 0.03
+"""On a continuous feed, how long a batch gathers after its first change (a follower without ``settle_s``): each
+write comes alone, and handled one by one they made the services write more, smaller batches (bench_throughput:
+5 ms made 469 job writes for 3,000 jobs, 30 ms 246 to 303, against 391 reading in batches)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class ChangesFollower:
         selector: dict[str, Any] | None = None,
         quiet_checkpoint_s: float = 30.0,
         settle_s: float = 0.0,
+        stream: bool = False,
     ) -> None:
         self.db = db
         self.consumer = consumer
@@ -118,6 +124,10 @@ class ChangesFollower:
         """After a read that came back short, :meth:`run` waits this long before the next one (unless a
         :meth:`handled_to_now` asks): the changes of that time come in one read instead of one read each. For a
         follower whose reader can wait; each read costs CouchDB 3.5 ~2 ms of CPU, however few changes it brings."""
+        self.stream = stream
+        """Once caught up, read the changes on one continuous feed instead of a request per batch (see
+        :mod:`prodflow_core.couch.changes_stream`); back to reading batches while a :meth:`handled_to_now` waits,
+        while many own writes are to be taken back without documents, and after the feed ended or broke."""
         self.since: str | None = None
         self._checkpoint_rev: str | None = None
         self._saved_at = 0.0
@@ -190,7 +200,17 @@ class ChangesFollower:
             batch = await self.db.changes(since=self.since, limit=self.batch_size, include_docs=True, selector=selector)
         elif own is not None and not own_docs:
             own.discard(str(row["id"]) for row in batch.results)
-        changes = [Change.from_row(row) for row in batch.results]
+        await self._take([Change.from_row(row) for row in batch.results], batch.last_seq)
+        self.behind = len(batch.results) >= self.batch_size
+        if not self.behind:
+            self.caught_up.set()
+            self._handled_to = read
+            self._advanced.set()
+            self._advanced = asyncio.Event()
+        return len(batch.results)
+
+    async def _take(self, changes: list[Change], last_seq: str) -> None:
+        """Hand what is kept of ``changes`` to the handler, store the checkpoint if due, go on after ``last_seq``."""
         kept = changes if self.keep is None else [change for change in changes if self.keep(change)]
         if kept:
             await self.handle(kept)
@@ -199,17 +219,53 @@ class ChangesFollower:
         # one that started "now" resumes from there after a restart, whatever the server.
         now = asyncio.get_running_loop().time()
         if kept or self._start_unsaved or (changes and now - self._saved_at >= self.quiet_checkpoint_s):
-            await self.save_checkpoint(batch.last_seq)
+            await self.save_checkpoint(last_seq)
             self._start_unsaved = False
             self._saved_at = now
-        self.since = batch.last_seq
-        self.behind = len(batch.results) >= self.batch_size
-        if not self.behind:
-            self.caught_up.set()
-            self._handled_to = read
-            self._advanced.set()
-            self._advanced = asyncio.Event()
-        return len(batch.results)
+        self.since = last_seq
+
+    def _may_stream(self) -> bool:
+        own = self.db.own_writes
+        return (self.stream and self.caught_up.is_set() and not self.behind and self._handled_to >= self._wanted
+                and not (self.include_docs and own is not None and own.worth_reading_without_docs()))  # fmt: skip
+
+    async def _follow_stream(self, stop: asyncio.Event) -> bool:
+        """Handle the changes of a continuous feed (:attr:`stream`) in batches of what has come, until ``stop``,
+        a :meth:`handled_to_now`, many own writes to take back, or the feed's end (then ``True``: the server
+        closed it, so the next read is a long poll, not another feed at once). A broken feed raises."""
+        assert self.since is not None
+        own = self.db.own_writes
+        selector = self.selector if self.selector is not None and await self.db.client.filters_changes() else None
+        rows: asyncio.Queue[Row | BaseException] = asyncio.Queue(maxsize=2 * self.batch_size)
+        self._fresh_read.clear()
+        heartbeat_s = min(10.0, max(0.5, self.longpoll_s))
+        reader = asyncio.create_task(read_feed(self.db, rows, since=self.since, include_docs=self.include_docs,
+                                               selector=selector, heartbeat_s=heartbeat_s))  # fmt: skip
+        try:
+            while True:
+                first = await unless_stopped(rows.get(), stop, self._fresh_read)
+                if first is None:
+                    return False
+                if isinstance(first, dict):
+                    await first_of(stop, self._fresh_read, timeout_s=self.settle_s or STREAM_GATHER_S)
+                batch, last = [first], first
+                while isinstance(last, dict) and len(batch) < self.batch_size and not rows.empty():
+                    batch.append(last := rows.get_nowait())
+                changes = [Change.from_row(row) for row in batch if isinstance(row, dict)]
+                if changes:
+                    if own is not None:
+                        own.discard(change.id for change in changes)
+                    await self._take(changes, changes[-1].seq)
+                if isinstance(last, FeedEnded):
+                    return True
+                if isinstance(last, BaseException):
+                    raise last
+                self.behind = len(changes) >= self.batch_size
+                if self.behind or not self._may_stream():
+                    return False
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
     async def handled_to_now(self, timeout_s: float) -> bool:
         """Wait until every change made before this call is handled (a read started after it came back short);
@@ -234,8 +290,13 @@ class ChangesFollower:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Follow until ``stop`` is set (or the task is cancelled); transient errors are retried."""
         stop = stop or asyncio.Event()
+        ended = False
         while not stop.is_set():
             try:
+                if self._may_stream() and not ended:
+                    ended = await self._follow_stream(stop)
+                    continue
+                ended = False
                 # No long poll before the first catch-up: "nothing since the checkpoint" is known at once.
                 read = await self.poll_once(wait=self.caught_up.is_set(), stop=stop)
                 if self.settle_s and read < self.batch_size and self._handled_to >= self._wanted:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -14,7 +15,7 @@ import orjson
 from yarl import URL
 
 from prodflow_core.couch.database import CouchDatabase, Doc
-from prodflow_core.couch.errors import error_for
+from prodflow_core.couch.errors import CouchError, error_for
 from prodflow_core.credentials import split_userinfo
 
 _log = logging.getLogger("prodflow.couch.client")
@@ -100,12 +101,7 @@ class CouchClient:
         ok_statuses: Iterable[int] = (),
     ) -> Any:
         """Send one request and decode its JSON answer; error statuses raise :class:`CouchError`."""
-        query = _encode_params(params)
-        target = f"{self.url}/{path}" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
-        body = orjson.dumps(json_body, option=orjson.OPT_NON_STR_KEYS) if json_body is not None else None
-        options: dict[str, Any] = {"data": body, "headers": _JSON_BODY} if body is not None else {}
-        if timeout is not None:
-            options["timeout"] = _timeout(timeout)
+        target, options = self._prepared(path, params, json_body, timeout)
         try:
             async with self._http().request(method, URL(target, encoded=True), **options) as response:
                 status = response.status
@@ -115,12 +111,42 @@ class CouchClient:
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("CouchDB %s %s: %d", method, f"{self.url}/{path}", status)
         if status >= 400 and status not in set(ok_statuses):
-            try:
-                answer = orjson.loads(content)
-            except ValueError:
-                answer = {"error": "unknown", "reason": content[:200].decode("utf-8", "replace")}
-            raise error_for(status, str(answer.get("error", "")), str(answer.get("reason", "")))
+            raise _error(status, content)
         return orjson.loads(content) if content else None
+
+    @contextlib.asynccontextmanager
+    async def stream_lines(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None, idle_s: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Send one request whose answer is read line by line as the server sends it (a continuous ``_changes``
+        feed). An error status raises :class:`CouchError`; no byte for ``idle_s`` raises ``httpx.ReadTimeout``."""
+        target, options = self._prepared(path, params, json_body, idle_s)
+        try:
+            async with self._http().request(method, URL(target, encoded=True), **options) as response:
+                if response.status >= 400:
+                    raise _error(response.status, await response.read())
+                yield aiter(response.content)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(exc, method, target) from exc
+
+    def _prepared(
+        self, path: str, params: dict[str, Any] | None, json_body: Any, timeout: float | None
+    ) -> tuple[str, dict[str, Any]]:
+        query = _encode_params(params)
+        target = f"{self.url}/{path}" + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+        body = orjson.dumps(json_body, option=orjson.OPT_NON_STR_KEYS) if json_body is not None else None
+        options: dict[str, Any] = {"data": body, "headers": _JSON_BODY} if body is not None else {}
+        if timeout is not None:
+            options["timeout"] = _timeout(timeout)
+        return target, options
+
+
+def _error(status: int, content: bytes) -> CouchError:
+    try:
+        answer = orjson.loads(content)
+    except ValueError:
+        answer = {"error": "unknown", "reason": content[:200].decode("utf-8", "replace")}
+    return error_for(status, str(answer.get("error", "")), str(answer.get("reason", "")))
 
 
 _JSON_BODY = {"Content-Type": "application/json"}

@@ -1,0 +1,60 @@
+"""Reading ``_changes`` as a continuous feed: one request that the server keeps open and writes each change to.
+
+Measured on CouchDB 3.5 here, a ``_changes`` request costs the server ~2 ms of CPU however few changes it brings,
+and a follower that keeps up reads once per write it follows: two followers of a job database made a third of
+the server's requests in ``bench_throughput.py``. On a continuous feed the server only writes the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import quote
+
+from prodflow_core.couch.database import CouchDatabase
+
+Row = dict[str, Any]
+
+
+class FeedEnded(Exception):
+    """Put on the queue after the last row when the server ended the feed (its ``last_seq`` line)."""
+
+
+async def read_feed(
+    db: CouchDatabase,
+    rows: asyncio.Queue[Row | BaseException],
+    *,
+    since: str,
+    include_docs: bool,
+    selector: dict[str, Any] | None,
+    heartbeat_s: float,
+) -> None:
+    """Put each change after ``since`` on ``rows`` as the server sends it, then :class:`FeedEnded`; a failure is
+    put on ``rows`` instead of raised (the reader of the queue raises it, after the rows that came before it).
+
+    ``rows`` bounds how far ahead of its reader this gets: a full queue stops reading the socket, so the server
+    waits. The server sends an empty line every ``heartbeat_s``; nothing for three of them is a dead connection.
+    """
+    params: dict[str, Any] = {"feed": "continuous", "since": since, "include_docs": include_docs,
+                              "heartbeat": int(heartbeat_s * 1000)}  # fmt: skip
+    method, body = "GET", None
+    if selector is not None:
+        params["filter"] = "_selector"
+        method, body = "POST", {"selector": selector}
+    try:
+        async with db.client.stream_lines(method, f"{quote(db.name, safe='')}/_changes", params=params, json_body=body,
+                                          idle_s=3 * heartbeat_s + 5) as lines:  # fmt: skip
+            async for line in lines:
+                if not line.strip():
+                    continue  # a heartbeat
+                row = json.loads(line)
+                if "last_seq" in row and "id" not in row:
+                    break
+                await rows.put(row)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await rows.put(exc)
+        return
+    await rows.put(FeedEnded())

@@ -25,7 +25,8 @@ class Seen:
 
     @property
     def is_longpoll(self) -> bool:
-        return self.query.get("feed") == ["longpoll"]
+        """A read that waits for changes: a long poll, or a continuous feed (the window's follower)."""
+        return self.query.get("feed") in (["longpoll"], ["continuous"])
 
 
 @dataclass

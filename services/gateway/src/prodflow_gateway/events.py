@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 import httpx
 from prodflow_core.couch.changes import Change
+from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import CloudEvent, event_of
 from prodflow_core.identity import Identity
+from prodflow_core.waiting import first_of, unless_stopped
 from pydantic import ValidationError
 
 _log = logging.getLogger("prodflow.gateway.events")
@@ -133,27 +135,53 @@ class EventWindow:
     async def follow(
         self, db: CouchDatabase, stop: asyncio.Event, longpoll_s: float = 20.0, settle_s: float = 0.0
     ) -> None:
-        """Fill the window from ``db``'s ``_changes``, from now until ``stop``; transient errors are retried. After a
-        read that came back short, wait ``settle_s`` before the next."""
-        since = self.last_seq
+        """Fill the window from ``db``'s ``_changes``, from now until ``stop``, on a continuous feed (one request that
+        the server writes each change to, :mod:`prodflow_core.couch.changes_stream`); a feed that broke, or ended
+        without bringing anything, is opened again after a second. A batch gathers ``settle_s`` after its first
+        change. ``longpoll_s`` bounds the server's silence (its heartbeats)."""
         while not stop.is_set():
+            brought = False
             try:
-                if since is None:
-                    since = await db.update_seq()
-                    self.start(since)
-                batch = await db.changes(since=since, limit=BATCH, include_docs=True, longpoll_s=longpoll_s)
+                if self.last_seq is None:
+                    self.start(await db.update_seq())
+                brought = await self._follow_feed(db, stop, min(10.0, max(0.5, longpoll_s)), settle_s)
             except (httpx.HTTPError, CouchError) as exc:
                 _log.warning("event stream unavailable: %s", exc)
                 self.set_available(False)
+            if not brought:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
-                continue
-            self.set_available(True)
-            self.extend(Change.from_row(row) for row in batch.results)
-            since = batch.last_seq
-            if settle_s and len(batch.results) < BATCH:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settle_s)
+
+    async def _follow_feed(self, db: CouchDatabase, stop: asyncio.Event, heartbeat_s: float, settle_s: float) -> bool:
+        """Extend the window from one continuous feed until ``stop`` or its end; whether it brought a change."""
+        rows: asyncio.Queue[Row | BaseException] = asyncio.Queue(maxsize=2 * BATCH)
+        opened = asyncio.Event()
+        since = self.last_seq
+        assert since is not None
+        reader = asyncio.create_task(read_feed(db, rows, since=since, include_docs=True, selector=None,
+                                               heartbeat_s=heartbeat_s, opened=opened))  # fmt: skip
+        brought = False
+        try:
+            while True:
+                first = await unless_stopped(rows.get(), stop, *(() if self.available else (opened,)))
+                if opened.is_set():
+                    self.set_available(True)
+                if first is None:
+                    if stop.is_set():
+                        return brought
+                    continue  # opened: the stream is available again
+                if settle_s and isinstance(first, dict):
+                    await first_of(stop, timeout_s=settle_s)
+                batch, end = take_batch(rows, first, BATCH)
+                brought = brought or bool(batch)
+                self.extend(Change.from_row(row) for row in batch)
+                if isinstance(end, FeedEnded):
+                    return brought
+                if end is not None:
+                    raise end
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
 
 async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed
+from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.couch.own_writes import fill_docs
@@ -248,18 +248,16 @@ class ChangesFollower:
                     return False
                 if isinstance(first, dict):
                     await first_of(stop, self._fresh_read, timeout_s=self.settle_s or STREAM_GATHER_S)
-                batch, last = [first], first
-                while isinstance(last, dict) and len(batch) < self.batch_size and not rows.empty():
-                    batch.append(last := rows.get_nowait())
-                changes = [Change.from_row(row) for row in batch if isinstance(row, dict)]
+                batch, end = take_batch(rows, first, self.batch_size)
+                changes = [Change.from_row(row) for row in batch]
                 if changes:
                     if own is not None:
                         own.discard(change.id for change in changes)
                     await self._take(changes, changes[-1].seq)
-                if isinstance(last, FeedEnded):
+                if isinstance(end, FeedEnded):
                     return True
-                if isinstance(last, BaseException):
-                    raise last
+                if end is not None:
+                    raise end
                 self.behind = len(changes) >= self.batch_size
                 if self.behind or not self._may_stream():
                     return False

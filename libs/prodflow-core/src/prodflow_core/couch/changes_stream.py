@@ -29,12 +29,14 @@ async def read_feed(
     include_docs: bool,
     selector: dict[str, Any] | None,
     heartbeat_s: float,
+    opened: asyncio.Event | None = None,
 ) -> None:
     """Put each change after ``since`` on ``rows`` as the server sends it, then :class:`FeedEnded`; a failure is
     put on ``rows`` instead of raised (the reader of the queue raises it, after the rows that came before it).
 
     ``rows`` bounds how far ahead of its reader this gets: a full queue stops reading the socket, so the server
     waits. The server sends an empty line every ``heartbeat_s``; nothing for three of them is a dead connection.
+    ``opened`` is set once the server has answered.
     """
     params: dict[str, Any] = {"feed": "continuous", "since": since, "include_docs": include_docs,
                               "heartbeat": int(heartbeat_s * 1000)}  # fmt: skip
@@ -45,6 +47,8 @@ async def read_feed(
     try:
         async with db.client.stream_lines(method, f"{quote(db.name, safe='')}/_changes", params=params, json_body=body,
                                           idle_s=3 * heartbeat_s + 5) as lines:  # fmt: skip
+            if opened is not None:
+                opened.set()
             async for line in lines:
                 if not line.strip():
                     continue  # a heartbeat
@@ -58,3 +62,18 @@ async def read_feed(
         await rows.put(exc)
         return
     await rows.put(FeedEnded())
+
+
+def take_batch(
+    rows: asyncio.Queue[Row | BaseException], first: Row | BaseException, limit: int
+) -> tuple[list[Row], BaseException | None]:
+    """``first`` and the rows that have come after it on ``rows``, up to ``limit``; and the end (:class:`FeedEnded`)
+    or failure that came right after them, if it did."""
+    batch: list[Row] = []
+    item: Row | BaseException = first
+    while isinstance(item, dict):
+        batch.append(item)
+        if len(batch) >= limit or rows.empty():
+            return batch, None
+        item = rows.get_nowait()
+    return batch, item

@@ -20,9 +20,12 @@ from prodflow_core.waiting import first_of, unless_stopped
 
 _log = logging.getLogger("prodflow.couch.changes")
 STREAM_GATHER_S = 0.03
-"""On a continuous feed, how long a batch gathers after its first change (a follower without ``settle_s``): each
-write comes alone, and handled one by one they made the services write more, smaller batches (bench_throughput:
-5 ms made 469 job writes for 3,000 jobs, 30 ms 246 to 303, against 391 reading in batches)."""
+"""On a continuous feed, how long a batch gathers after its first change at most (a follower without
+``settle_s``): each write comes alone, and handled one by one they made the services write more, smaller batches
+(bench_throughput: 5 ms made 469 job writes for 3,000 jobs, 30 ms 246 to 303, against 391 reading in batches)."""
+STREAM_QUIET_S = 0.005
+"""A gathering batch is handled once no change came for this long: the rows of one write come back to back, and a
+lone write is not held for :data:`STREAM_GATHER_S`."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ class ChangesFollower:
                 if first is None:
                     return False
                 if isinstance(first, dict):
-                    await first_of(stop, self._fresh_read, timeout_s=self.settle_s or STREAM_GATHER_S)
+                    await self._gather(rows, stop)
                 batch, end = take_batch(rows, first, self.batch_size)
                 changes = [Change.from_row(row) for row in batch]
                 if changes:
@@ -264,6 +267,20 @@ class ChangesFollower:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+    async def _gather(self, rows: asyncio.Queue[Row | BaseException], stop: asyncio.Event) -> None:
+        """Let a batch's changes come: ``settle_s`` if set, else until none came for :data:`STREAM_QUIET_S`, up to
+        :data:`STREAM_GATHER_S` (a :meth:`handled_to_now` cuts it short)."""
+        if self.settle_s:
+            await first_of(stop, self._fresh_read, timeout_s=self.settle_s)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_GATHER_S
+        while (left := deadline - loop.time()) > 0 and not (stop.is_set() or self._fresh_read.is_set()):
+            waiting = rows.qsize()
+            await first_of(stop, self._fresh_read, timeout_s=min(STREAM_QUIET_S, left))
+            if rows.qsize() == waiting:
+                return
 
     async def handled_to_now(self, timeout_s: float) -> bool:
         """Wait until every change made before this call is handled (a read started after it came back short);

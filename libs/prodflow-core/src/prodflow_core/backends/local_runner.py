@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +37,48 @@ KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL this long after
 class _Cancel:
     def __init__(self) -> None:
         self.asked_at: float | None = None
+        self.timed_out = False
 
     def __call__(self, signum: int, _frame: object) -> None:
         if self.asked_at is None:
             self.asked_at = time.monotonic()
+
+
+def _check(job: Path, child: subprocess.Popen[bytes], cancel: _Cancel, deadline: float | None) -> None:
+    """While the job runs: stop it if it was cancelled or ran past its walltime."""
+    if cancel.asked_at is None and (job / "cancelled").exists():
+        cancel.asked_at = time.monotonic()  # asked before our signal handler was in place
+    if deadline is not None and time.monotonic() > deadline and cancel.asked_at is None:
+        cancel.timed_out = True
+        cancel.asked_at = time.monotonic()
+    if cancel.asked_at is not None:
+        _stop(child, cancel.asked_at)
+
+
+@contextlib.contextmanager
+def _exit_watch(child: subprocess.Popen[bytes]) -> Iterator[Callable[[float], bool]]:
+    """A wait for the job's end of at most a given time, true once it ended: on the process's pidfd (Linux 5.3+),
+    which wakes as it ends; else ``Popen.wait``, whose growing sleeps saw a trivial job's end milliseconds late."""
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+
+    def exited_within(timeout_s: float) -> bool:
+        if pidfd >= 0:
+            select.select([pidfd], [], [], timeout_s)
+            return child.poll() is not None
+        try:
+            child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    try:
+        yield exited_within
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _stop(child: subprocess.Popen[bytes], since: float) -> None:
@@ -98,7 +137,6 @@ def run_job(job: Path) -> dict[str, Any] | None:
     env = {**_wrapper_environment(), **spec.get("env", {}), "PRODFLOW_JOB_NAME": spec["name"]}
     walltime = spec.get("walltime_s")
     deadline = time.monotonic() + float(walltime) if walltime else None
-    timed_out = False
     with open(job / "stdout.log", "ab") as out, open(job / "stderr.log", "ab") as err:
         child = subprocess.Popen(
             ["/bin/sh", "-c", spec["command"]],
@@ -110,19 +148,9 @@ def run_job(job: Path) -> dict[str, Any] | None:
             process_group=0,
         )
         write_json(job / "child.json", {"pgid": child.pid, "start_ticks": start_ticks(child.pid)})
-        while True:
-            try:
-                child.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if cancel.asked_at is None and (job / "cancelled").exists():
-                cancel.asked_at = time.monotonic()  # asked before our signal handler was in place
-            if deadline is not None and time.monotonic() > deadline and cancel.asked_at is None:
-                timed_out = True
-                cancel.asked_at = time.monotonic()
-            if cancel.asked_at is not None:
-                _stop(child, cancel.asked_at)
+        with _exit_watch(child) as exited_within:
+            while not exited_within(0.2):
+                _check(job, child, cancel, deadline)
     code = child.returncode
     write_json(
         job / "result.json",
@@ -130,7 +158,7 @@ def run_job(job: Path) -> dict[str, Any] | None:
             "exit_code": code if code >= 0 else 128 - code,
             "signal": -code if code < 0 else None,
             "finished_at": now_iso(),
-            "timed_out": timed_out,
+            "timed_out": cancel.timed_out,
         },
     )
     root.note_change(spec["name"])

@@ -204,9 +204,8 @@ async def test_handled_to_now_ends_a_long_poll_and_returns_once_earlier_writes_a
         await asyncio.wait_for(running, 10)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["batches", "stream"])
 async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_still_answers_handled_to_now(
-    fresh_db: MakeDb, stream: bool
+    fresh_db: MakeDb,
 ) -> None:
     db = await fresh_db("settle")
     batches: list[list[str]] = []
@@ -214,7 +213,7 @@ async def test_a_settling_follower_reads_a_burst_of_writes_in_few_reads_and_stil
     async def handle(batch: list[Change]) -> None:
         batches.append([c.id for c in batch])
 
-    follower = ChangesFollower(db, "settle", handle, longpoll_s=60, settle_s=0.5, stream=stream)
+    follower = ChangesFollower(db, "settle", handle, longpoll_s=60, settle_s=0.5)
     stop = asyncio.Event()
     running = asyncio.create_task(follower.run(stop))
     try:

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import httpx
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed, take_batch
+from prodflow_core.couch.changes_stream import FeedEnded, Row, gather, read_feed, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import CloudEvent, event_of
 from prodflow_core.identity import Identity
-from prodflow_core.waiting import first_of, unless_stopped
+from prodflow_core.waiting import unless_stopped
 from pydantic import ValidationError
 
 _log = logging.getLogger("prodflow.gateway.events")
@@ -137,8 +137,8 @@ class EventWindow:
     ) -> None:
         """Fill the window from ``db``'s ``_changes``, from now until ``stop``, on a continuous feed (one request that
         the server writes each change to, :mod:`prodflow_core.couch.changes_stream`); a feed that broke, or ended
-        without bringing anything, is opened again after a second. A batch gathers ``settle_s`` after its first
-        change. ``longpoll_s`` bounds the server's silence (its heartbeats)."""
+        without bringing anything, is opened again after a second. A batch gathers up to ``settle_s`` after its
+        first change (``changes_stream.gather``); ``longpoll_s`` bounds the server's silence (its heartbeats)."""
         while not stop.is_set():
             brought = False
             try:
@@ -171,7 +171,7 @@ class EventWindow:
                         return brought
                     continue  # opened: the stream is available again
                 if settle_s and isinstance(first, dict):
-                    await first_of(stop, timeout_s=settle_s)
+                    await gather(rows, settle_s, stop)
                 batch, end = take_batch(rows, first, BATCH)
                 brought = brought or bool(batch)
                 self.extend(Change.from_row(row) for row in batch)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from prodflow_core.couch.changes_stream import FeedEnded, Row, read_feed, take_batch
+from prodflow_core.couch.changes_stream import FeedEnded, Row, gather, read_feed, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.couch.own_writes import fill_docs
@@ -20,12 +20,10 @@ from prodflow_core.waiting import first_of, unless_stopped
 
 _log = logging.getLogger("prodflow.couch.changes")
 STREAM_GATHER_S = 0.03
-"""On a continuous feed, how long a batch gathers after its first change at most (a follower without
-``settle_s``): each write comes alone, and handled one by one they made the services write more, smaller batches
-(bench_throughput: 5 ms made 469 job writes for 3,000 jobs, 30 ms 246 to 303, against 391 reading in batches)."""
-STREAM_QUIET_S = 0.005
-"""A gathering batch is handled once no change came for this long: the rows of one write come back to back, and a
-lone write is not held for :data:`STREAM_GATHER_S`."""
+"""On a continuous feed, how long a batch gathers after its first change at most, until no change came for
+:data:`~prodflow_core.couch.changes_stream.QUIET_S` (``settle_s`` instead, if set). Each write comes alone, and
+handled one by one they made the services write more, smaller batches (bench_throughput: 5 ms made 469 job
+writes for 3,000 jobs, a fixed 30 ms 246 to 303, against 391 reading in batches)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +248,7 @@ class ChangesFollower:
                 if first is None:
                     return False
                 if isinstance(first, dict):
-                    await self._gather(rows, stop)
+                    await gather(rows, self.settle_s or STREAM_GATHER_S, stop, self._fresh_read)
                 batch, end = take_batch(rows, first, self.batch_size)
                 changes = [Change.from_row(row) for row in batch]
                 if changes:
@@ -267,20 +265,6 @@ class ChangesFollower:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-
-    async def _gather(self, rows: asyncio.Queue[Row | BaseException], stop: asyncio.Event) -> None:
-        """Let a batch's changes come: ``settle_s`` if set, else until none came for :data:`STREAM_QUIET_S`, up to
-        :data:`STREAM_GATHER_S` (a :meth:`handled_to_now` cuts it short)."""
-        if self.settle_s:
-            await first_of(stop, self._fresh_read, timeout_s=self.settle_s)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STREAM_GATHER_S
-        while (left := deadline - loop.time()) > 0 and not (stop.is_set() or self._fresh_read.is_set()):
-            waiting = rows.qsize()
-            await first_of(stop, self._fresh_read, timeout_s=min(STREAM_QUIET_S, left))
-            if rows.qsize() == waiting:
-                return
 
     async def handled_to_now(self, timeout_s: float) -> bool:
         """Wait until every change made before this call is handled (a read started after it came back short);

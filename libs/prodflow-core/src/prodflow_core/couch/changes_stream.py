@@ -13,8 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 from prodflow_core.couch.database import CouchDatabase
+from prodflow_core.waiting import first_of
 
 Row = dict[str, Any]
+QUIET_S = 0.005
+"""A gathering batch is handled once no row came for this long (see :func:`gather`)."""
 
 
 class FeedEnded(Exception):
@@ -77,3 +80,17 @@ def take_batch(
             return batch, None
         item = rows.get_nowait()
     return batch, item
+
+
+async def gather(rows: asyncio.Queue[Row | BaseException], up_to_s: float, *interrupts: asyncio.Event) -> None:
+    """Let a batch's rows come: until none came for :data:`QUIET_S`, up to ``up_to_s``, or one of ``interrupts``.
+
+    The rows of one write come back to back: a lone write is handled at once, a stream of writes in batches.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + up_to_s
+    while (left := deadline - loop.time()) > 0 and not any(event.is_set() for event in interrupts):
+        waiting = rows.qsize()
+        await first_of(*interrupts, timeout_s=min(QUIET_S, left))
+        if rows.qsize() == waiting:
+            return

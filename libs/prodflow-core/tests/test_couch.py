@@ -272,8 +272,8 @@ async def test_a_streaming_follower_reads_on_one_request_and_comes_back_after_a_
         assert batches == [12]  # one write's rows come back to back: one batch
         ids = [f"s{i}" for i in range(6)]
         for doc_id in ids:  # a write every 10 ms: one request each for a follower reading in batches
-            await db.bulk_docs([{"_id": doc_id}])
-            await asyncio.sleep(0.01)
+            await db.bulk_docs([{"_id": doc_id, "pad": "x" * (3_000_000 if doc_id == "s3" else 0)}])
+            await asyncio.sleep(0.01)  # s3 is one line of 3 MB on the feed: aiohttp's line reader refused it
         await seen_all(ids)
         # writes in their order (one write's rows in the server's), and no request but the feed
         assert sorted(seen[:12]) == burst and seen[12:] == ids and len(requests) == read_before

@@ -125,7 +125,7 @@ class CouchClient:
             async with self._http().request(method, URL(target, encoded=True), **options) as response:
                 if response.status >= 400:
                     raise _error(response.status, await response.read())
-                yield aiter(response.content)
+                yield _lines(response.content)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc, method, target) from exc
 
@@ -139,6 +139,23 @@ class CouchClient:
         if timeout is not None:
             options["timeout"] = _timeout(timeout)
         return target, options
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of an answer as they come, however long: aiohttp's own line reading refuses a line past its
+    buffer's limit (a 3 MB document did; an event naming thousands of jobs is that long), and a follower then
+    met the same line at every try."""
+    parts: list[bytes] = []
+    async for chunk in content.iter_any():
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start:end])
+            yield b"".join(parts)
+            parts, start = [], end + 1
+        if start < len(chunk):
+            parts.append(chunk[start:])
+    if parts:
+        yield b"".join(parts)
 
 
 def _error(status: int, content: bytes) -> CouchError:

@@ -295,6 +295,7 @@ class ChangesFollower:
         while not stop.is_set():
             try:
                 if self._may_stream() and not ended:
+                    ended = True  # should the feed fail, the next read is a batch: it gets past what broke it
                     ended = await self._follow_stream(stop)
                     continue
                 ended = False

@@ -66,37 +66,32 @@ async def test_a_stale_queue_entry_is_dropped_not_picked_again(
 
 
 async def test_a_claim_the_feed_counts_while_the_slots_are_read_still_holds_its_slot(
-    tmp_path: Path,
-    couch_url: str,
-    request_api: tuple[str, dict[str, bytes], list[str]],
-    monkeypatch: pytest.MonkeyPatch,
+    api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(tmp_path, couch_url, request_api[0])
-    async with running(settings) as api:
-        await queued_on_a_drained_site(api, "race", max_running=1, runs=2)
-        loop = api.loop
-        counter = loop.runtime.counter
-        feed_may_count = asyncio.Event()
-        apply = counter.apply
+    await queued_on_a_drained_site(api, "race", max_running=1, runs=2)
+    loop = api.loop
+    counter = loop.runtime.counter
+    feed_may_count = asyncio.Event()
+    apply = counter.apply
 
-        async def held_apply(database: str, docs: Any) -> Any:
-            await feed_may_count.wait()
-            return await apply(database, docs)
+    async def held_apply(database: str, docs: Any) -> Any:
+        await feed_may_count.wait()
+        return await apply(database, docs)
 
-        async def counts_read_then_feed_catches_up(engine: Any, sites: list[str]) -> Any:
-            counts = await site_counts(engine, sites)  # before the feed counted the claim ...
-            feed_may_count.set()  # ... which it does, and drops the claim, before this read's answer is used
-            await eventually(lambda: _true(not loop._claimed), what="the feed counting the claim")
-            return counts
+    async def counts_read_then_feed_catches_up(engine: Any, sites: list[str]) -> Any:
+        counts = await site_counts(engine, sites)  # before the feed counted the claim ...
+        feed_may_count.set()  # ... which it does, and drops the claim, before this read's answer is used
+        await eventually(lambda: _true(not loop._claimed), what="the feed counting the claim")
+        return counts
 
-        monkeypatch.setattr(counter, "apply", held_apply)
-        async with loop.runtime.sessions() as session:
-            site = await get_site(session, "race")
-        assert site is not None
-        assert await loop.submit_site(site) == 1  # its one slot
-        monkeypatch.setattr("prodflow_submitter.queue.site_counts", counts_read_then_feed_catches_up)
-        assert await loop.active_count("race") >= 1  # was 0: the claim counted on neither side
-        assert await loop.submit_site(site) == 0
+    monkeypatch.setattr(counter, "apply", held_apply)
+    async with loop.runtime.sessions() as session:
+        site = await get_site(session, "race")
+    assert site is not None
+    assert await loop.submit_site(site) == 1  # its one slot
+    monkeypatch.setattr("prodflow_submitter.queue.site_counts", counts_read_then_feed_catches_up)
+    assert await loop.active_count("race") >= 1  # was 0: the claim counted on neither side
+    assert await loop.submit_site(site) == 0
 
 
 async def test_a_claim_writes_on_the_revisions_held_without_reading_them(

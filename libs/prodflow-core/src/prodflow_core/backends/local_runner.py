@@ -1,6 +1,6 @@
 """The detached wrapper of the ``local`` backend: runs one job, then the next queued ones, in the backend's folder.
 
-Standard library only: :func:`local_folder.spawn_all` starts it as ``python -I local_runner.py run <job folder>``
+Standard library only: :func:`local_folder.spawn_all` starts it as ``python -I local_runner.py run <job folder>...``
 (a file, not ``-m``, so it starts without importing prodflow; its sibling :mod:`local_folder` is found by path).
 """
 
@@ -166,13 +166,21 @@ def run_job(job: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] != "run":
-        print("usage: local_runner.py run <job folder>", file=sys.stderr)
+    if len(argv) < 3 or argv[1] != "run":
+        print("usage: local_runner.py run <job folder>...", file=sys.stderr)
         return 2
-    if os.fork() > 0:
-        os._exit(0)
-    job: Path | None = Path(argv[2])
-    root = WorkRoot(Path(argv[2]).parent.parent)
+    # One wrapper per job, each forked from this launcher, which then exits: the wrappers are nobody's children
+    # and a submission of many jobs costs one interpreter start, not one per job.
+    for folder in argv[2:]:
+        if os.fork() == 0:
+            return serve(Path(folder))
+    os._exit(0)
+
+
+def serve(first_job: Path) -> int:
+    """The wrapper's life: run ``first_job``, then the next queued ones while there are any."""
+    job: Path | None = first_job
+    root = WorkRoot(first_job.parent.parent)
     # A finishing wrapper runs the next queued job itself: one interpreter start per slot, not per job.
     while job is not None:
         spec = run_job(job) or {}

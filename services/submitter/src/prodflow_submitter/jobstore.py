@@ -17,6 +17,7 @@ Change = Callable[[Doc], Doc | None]
 
 
 CREATE_PARALLEL = 2  # chunks of _bulk_docs in flight at once
+FIRST_CHUNK = 100  # chunks grow from this size: the first jobs are submitted while the rest is being created
 
 
 @dataclass
@@ -34,13 +35,17 @@ async def create_docs(
 
     ``docs`` is read lazily, one chunk at a time, with up to :data:`CREATE_PARALLEL` chunks at the server: the
     next chunk is built while the server stores the previous one, and a large campaign is never all in memory.
-    ``on_created`` is told each chunk's newly created documents as soon as the server stored them.
+    ``on_created`` is told each chunk's newly created documents as soon as the server stored them. Chunks double
+    from :data:`FIRST_CHUNK` up to ``chunk_size``: the first jobs are submitted within milliseconds, and their
+    claims, which the database's writer takes in turn with the chunks, never wait behind a big one.
     """
     created = existing = 0
     pending: set[asyncio.Task[tuple[int, int]]] = set()
     source = iter(docs)
+    size = min(chunk_size, FIRST_CHUNK)
     try:
-        while chunk := list(itertools.islice(source, chunk_size)):
+        while chunk := list(itertools.islice(source, size)):
+            size = min(chunk_size, 2 * size)
             if len(pending) >= CREATE_PARALLEL:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

@@ -3,8 +3,8 @@
 Starts the whole system with the embedded runner (every service its own process, as in production), then:
 - times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
   to the monitor, alternating (the serial overhead ratio); in the same turns, through two bare pass-through
-  proxies (``pass_through_proxy.py``: uvicorn and a relay, with an httptools or an aiohttp client), the floor
-  of any Python hop on the machine;
+  proxies (``pass_through_proxy.py``: uvicorn and a relay, with an httptools or an aiohttp client) and a relay
+  with no ASGI server at all (``raw_relay.py``), the floor of any Python hop on the machine;
 - sends N GETs through the gateway with 1, 16, 64 and 256 in flight and reads the CPU time the gateway process
   spent meanwhile (utime + stime from /proc/<pid>/stat): CPU per proxied request at each load, against the same
   figure at 1 in flight (flat = ratio 1).
@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
-from procs import serve
+from procs import serve, serve_command
 from prodflow_cli.runner import SERVICES, EmbeddedSystem, free_port_block, identity_secret
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from servers import add_couch_option, bench_couch
@@ -86,17 +86,22 @@ async def _serial(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dic
 
 
 PASS_THROUGH_CLIENTS = ("httptools", "aiohttp")
+FLOORS = ("raw", *PASS_THROUGH_CLIENTS)
 
 
 @contextlib.contextmanager
 def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]:
-    """The floor of a hop: ``pass_through_proxy.py`` in front of ``upstream`` with each client; URL by client."""
+    """The floor of a hop in front of ``upstream``: ``pass_through_proxy.py`` with each client, and
+    ``raw_relay.py`` (no ASGI server at all, as ``raw``); URL by name."""
+    here = Path(__file__).parent
     with contextlib.ExitStack() as stack:
         urls = {}
         for client in PASS_THROUGH_CLIENTS:
-            env = {"PYTHONPATH": str(Path(__file__).parent), "PASS_THROUGH_UPSTREAM": upstream,
-                   "PASS_THROUGH_CLIENT": client}  # fmt: skip
+            env = {"PYTHONPATH": str(here), "PASS_THROUGH_UPSTREAM": upstream, "PASS_THROUGH_CLIENT": client}
             urls[client] = stack.enter_context(serve("pass_through_proxy:create_app", env, logs / f"{client}.log")).url
+        raw = serve_command(lambda port: [sys.executable, str(here / "raw_relay.py"), str(port)],
+                            {"RAW_RELAY_UPSTREAM": upstream}, logs / "raw.log")  # fmt: skip
+        urls["raw"] = stack.enter_context(raw).url
         yield urls
 
 
@@ -120,7 +125,7 @@ def main() -> None:
             with _pass_through_proxies(system.url_of(monitor), Path(tmp) / "pass-through") as bare:
                 spent = asyncio.run(_serial({
                     "direct": (system.url_of(monitor), direct), "gateway": (system.gateway_url, via),
-                    "httptools": (bare["httptools"], direct), "aiohttp": (bare["aiohttp"], direct),
+                    **{name: (bare[name], direct) for name in FLOORS},
                 }, args.n))  # fmt: skip
             base = spent["direct"]
             figures.append(
@@ -131,10 +136,10 @@ def main() -> None:
                 Figure("added per serial call via gateway", (spent["gateway"] - base) / args.n * 1e3, "ms",
                        "a direct call", base / args.n * 1e3)
             )  # fmt: skip
-            for client in PASS_THROUGH_CLIENTS:  # the floor: a hop that does nothing but relay
+            for name in FLOORS:  # the floor: a hop that does nothing but relay
+                what = "a raw protocol relay (no ASGI)" if name == "raw" else f"a bare {name} pass-through"
                 figures.append(
-                    Figure(f"  (floor) same GETs via a bare {client} pass-through", spent[client], "s",
-                           "same GETs straight to monitor", base)
+                    Figure(f"  (floor) same GETs via {what}", spent[name], "s", "same GETs straight to monitor", base)
                 )  # fmt: skip
             per_request: dict[int, float] = {}
             for load in LOADS:

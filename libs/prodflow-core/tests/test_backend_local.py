@@ -68,6 +68,25 @@ async def test_concurrency_limit_holds_and_queue_drains_without_the_caller(tmp_p
     assert max(peaks) <= 2
 
 
+async def test_one_submission_starts_its_wrappers_side_by_side_from_one_launcher(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", max_running=4)
+    marker = tmp_path / "here"
+    marker.mkdir()
+    # Each job waits until all four are running: wrappers started one after the other would never all meet.
+    command = (
+        f"touch {marker}/$PRODFLOW_JOB_NAME; i=0; while [ $(ls {marker} | wc -l) -lt 4 ] && [ $i -lt 100 ]; "
+        "do sleep 0.1; i=$((i+1)); done; ls " + str(marker) + " | wc -l > met; cut -d' ' -f6 /proc/$$/stat > sid"
+    )
+    ids = await backend.submit([_job(tmp_path, f"j{i}", command) for i in range(4)])
+    assert set((await _wait_final(backend, ids)).values()) == {BackendStatus.COMPLETED}
+    outputs = [tmp_path / "out" / f"j{i}" for i in range(4)]
+    assert [int((out / "met").read_text()) for out in outputs] == [4, 4, 4, 4]
+    wrappers = {read_json(backend.root.job_dir(f"j{i}") / "pid.json")["pid"] for i in range(4)}  # type: ignore[index]
+    assert len(wrappers) == 4
+    # one launcher forked them all: they share the session it made (an interpreter start each made one each)
+    assert len({(out / "sid").read_text() for out in outputs}) == 1
+
+
 async def test_resubmitting_a_name_does_not_run_it_twice(tmp_path: Path) -> None:
     backend = LocalBackend(tmp_path / "work", max_running=2)
     job = _job(tmp_path, "once", "echo x >> runs.txt")

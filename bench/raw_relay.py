@@ -22,27 +22,24 @@ import uvloop
 _HOP = frozenset({b"host", b"connection", b"content-length", b"transfer-encoding", b"keep-alive"})
 
 
-class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to the upstream; relays each answer to the caller that sent the request."""
+class _Messages(asyncio.Protocol):
+    """A connection whose parser collects each message's head (hop-by-hop headers left out) and body."""
 
-    def __init__(self, idle: list[_Upstream]) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.idle = idle
+    parser: httptools.HttpRequestParser | httptools.HttpResponseParser  # each subclass has its one kind
+
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.caller: _Caller | None = None
         self.head: list[bytes] = []
         self.body: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
 
-    def send(self, caller: _Caller, request: bytes) -> None:
-        assert self.transport is not None
-        self.caller, self.head, self.body = caller, [], []
-        self.transport.write(request)
-
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)
+
+    def on_message_begin(self) -> None:
+        self.head, self.body = [], []
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() not in _HOP:
@@ -50,6 +47,23 @@ class _Upstream(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+
+
+class _Upstream(_Messages):
+    """One keep-alive connection to the upstream; relays each answer to the caller that sent the request."""
+
+    parser: httptools.HttpResponseParser
+
+    def __init__(self, idle: list[_Upstream]) -> None:
+        super().__init__()
+        self.parser = httptools.HttpResponseParser(self)
+        self.idle = idle
+        self.caller: _Caller | None = None
+
+    def send(self, caller: _Caller, request: bytes) -> None:
+        assert self.transport is not None
+        self.caller = caller
+        self.transport.write(request)
 
     def on_message_complete(self) -> None:
         caller, self.caller = self.caller, None
@@ -58,34 +72,24 @@ class _Upstream(asyncio.Protocol):
         caller.answer(self.parser.get_status_code(), self.head, b"".join(self.body))
 
 
-class _Caller(asyncio.Protocol):
+class _Caller(_Messages):
     """One connection from a caller; each parsed request goes to an idle upstream connection (or a new one)."""
 
+    parser: httptools.HttpRequestParser
+
     def __init__(self, upstream: tuple[str, int], idle: list[_Upstream]) -> None:
+        super().__init__()
         self.parser = httptools.HttpRequestParser(self)
         self.upstream, self.idle = upstream, idle
-        self.transport: asyncio.Transport | None = None
         self.connecting: set[asyncio.Task[None]] = set()
-        self.url, self.head, self.body = b"", [b""], [b""]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
+        self.url = b""
 
     def on_message_begin(self) -> None:
-        self.url, self.head, self.body = b"", [], []
+        super().on_message_begin()
+        self.url = b""
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() not in _HOP:
-            self.head.append(b"%s: %s\r\n" % (name, value))
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
 
     def on_message_complete(self) -> None:
         body = b"".join(self.body)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 from prodflow_core.couch.changes import Change
-from prodflow_core.couch.changes_stream import FeedEnded, Row, gather, read_feed, take_batch
+from prodflow_core.couch.changes_stream import FeedEnded, feed_rows, gather, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.events import CloudEvent, event_of
@@ -154,14 +154,12 @@ class EventWindow:
 
     async def _follow_feed(self, db: CouchDatabase, stop: asyncio.Event, heartbeat_s: float, settle_s: float) -> bool:
         """Extend the window from one continuous feed until ``stop`` or its end; whether it brought a change."""
-        rows: asyncio.Queue[Row | BaseException] = asyncio.Queue(maxsize=2 * BATCH)
         opened = asyncio.Event()
         since = self.last_seq
         assert since is not None
-        reader = asyncio.create_task(read_feed(db, rows, since=since, include_docs=True, selector=None,
-                                               heartbeat_s=heartbeat_s, opened=opened))  # fmt: skip
         brought = False
-        try:
+        async with feed_rows(db, since=since, include_docs=True, selector=None, heartbeat_s=heartbeat_s,
+                             max_rows=2 * BATCH, opened=opened) as rows:  # fmt: skip
             while True:
                 first = await unless_stopped(rows.get(), stop, *(() if self.available else (opened,)))
                 if opened.is_set():
@@ -179,9 +177,6 @@ class EventWindow:
                     return brought
                 if end is not None:
                     raise end
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
 
 
 async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from prodflow_core.couch.changes_stream import FeedEnded, Row, gather, read_feed, take_batch
+from prodflow_core.couch.changes_stream import FeedEnded, feed_rows, gather, take_batch
 from prodflow_core.couch.database import CouchDatabase
 from prodflow_core.couch.errors import CouchError
 from prodflow_core.couch.own_writes import fill_docs
@@ -237,12 +237,10 @@ class ChangesFollower:
         assert self.since is not None
         own = self.db.own_writes
         selector = self.selector if self.selector is not None and await self.db.client.filters_changes() else None
-        rows: asyncio.Queue[Row | BaseException] = asyncio.Queue(maxsize=2 * self.batch_size)
         self._fresh_read.clear()
         heartbeat_s = min(10.0, max(0.5, self.longpoll_s))
-        reader = asyncio.create_task(read_feed(self.db, rows, since=self.since, include_docs=self.include_docs,
-                                               selector=selector, heartbeat_s=heartbeat_s))  # fmt: skip
-        try:
+        async with feed_rows(self.db, since=self.since, include_docs=self.include_docs, selector=selector,
+                             heartbeat_s=heartbeat_s, max_rows=2 * self.batch_size) as rows:  # fmt: skip
             while True:
                 first = await unless_stopped(rows.get(), stop, self._fresh_read)
                 if first is None:
@@ -264,9 +262,6 @@ class ChangesFollower:
                 self.behind = len(changes) >= self.batch_size
                 if self.behind or not self._may_stream():
                     return False
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
 
     async def handled_to_now(self, timeout_s: float) -> bool:
         """Wait until every change made before this call is handled (a read started after it came back short);

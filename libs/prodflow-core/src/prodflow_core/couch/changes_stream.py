@@ -8,7 +8,9 @@ the server's requests in ``bench_throughput.py``. On a continuous feed the serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -65,6 +67,29 @@ async def read_feed(
         await rows.put(exc)
         return
     await rows.put(FeedEnded())
+
+
+@contextlib.asynccontextmanager
+async def feed_rows(
+    db: CouchDatabase,
+    *,
+    since: str,
+    include_docs: bool,
+    selector: dict[str, Any] | None,
+    heartbeat_s: float,
+    max_rows: int,
+    opened: asyncio.Event | None = None,
+) -> AsyncIterator[asyncio.Queue[Row | BaseException]]:
+    """A continuous feed read by :func:`read_feed` in a task of its own, for as long as the block lasts: the queue
+    its rows come on (up to ``max_rows`` ahead of their reader). The task is cancelled on the way out."""
+    rows: asyncio.Queue[Row | BaseException] = asyncio.Queue(maxsize=max_rows)
+    reader = asyncio.create_task(read_feed(db, rows, since=since, include_docs=include_docs, selector=selector,
+                                           heartbeat_s=heartbeat_s, opened=opened))  # fmt: skip
+    try:
+        yield rows
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 def take_batch(

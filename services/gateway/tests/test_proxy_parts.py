@@ -1,4 +1,4 @@
-"""The proxy's per-request shortcuts: reused identity headers, one session per service."""
+"""The proxy's per-request shortcuts: reused identity headers, one pool of connections per service."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_an_identity_header_past_half_its_lifetime_is_signed_again() -> None:
     assert headers.of(BOB) != "stale"
 
 
-async def test_each_service_has_one_session_made_at_first_use() -> None:
+async def test_each_service_has_one_pool_made_at_first_use() -> None:
     upstreams = Upstreams(
         {"monitor": "http://127.0.0.1:1/", "submitter": "http://127.0.0.1:2"},
         timeout_s=1.0,
@@ -37,8 +37,7 @@ async def test_each_service_has_one_session_made_at_first_use() -> None:
         monitor = upstreams.client("monitor")
         assert upstreams.client("monitor") is monitor
         assert upstreams.client("submitter") is not monitor
-        assert monitor.connector is not None and monitor.connector.limit == 2
+        assert monitor.connections == 2 and monitor.prefix == b""
         assert upstreams.base_urls == {"monitor": "http://127.0.0.1:1", "submitter": "http://127.0.0.1:2"}
     finally:
         await upstreams.aclose()
-    assert monitor.closed

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 from fastapi import Request
 from prodflow_core.identity import IDENTITY_HEADER, Identity, sign_identity
 from prodflow_core.logs import REQUEST_ID_HEADER, request_id
 from prodflow_core.problems import Problem
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
-from yarl import URL
+
+from prodflow_gateway.upstream_http import Body, UpstreamAnswer, UpstreamError, UpstreamPool
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) plus what the gateway replaces: credentials never reach a service.
 _DROP_REQUEST = frozenset(
@@ -29,6 +29,7 @@ _DROP_REQUEST = frozenset(
         "content-length",
         "authorization",
         "cookie",
+        "expect",  # the gateway answers 100-continue itself and sends the body at once
         IDENTITY_HEADER.lower(),
         REQUEST_ID_HEADER.lower(),
     }
@@ -89,39 +90,46 @@ class IdentityHeaders:
         return header
 
 
-def _forward_headers(request: Request, identity_header: str) -> list[tuple[str, str]]:
-    raw = request.headers.raw
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if k.lower() not in _DROP_REQUEST_RAW]
-    client = request.client.host if request.client else ""
+def _forward_headers(request: Request, identity_header: str) -> list[tuple[bytes, bytes]]:
+    scope = request.scope
+    raw: list[tuple[bytes, bytes]] = scope["headers"]  # ASGI header names are lower case
+    headers = [(name, value) for name, value in raw if name not in _DROP_REQUEST_RAW]
+    host = next((value for name, value in raw if name == b"host"), b"")
+    client = scope.get("client")
     headers += [
-        (IDENTITY_HEADER, identity_header),
-        (REQUEST_ID_HEADER, request_id.get() or ""),
-        ("X-Forwarded-For", client),
-        ("X-Forwarded-Proto", request.scope.get("scheme", "http")),
-        ("X-Forwarded-Host", request.headers.get("host", "")),
+        (_IDENTITY, identity_header.encode("latin-1")),
+        (_REQUEST_ID, (request_id.get() or "").encode("latin-1")),
+        (b"x-forwarded-for", client[0].encode("latin-1") if client else b""),
+        (b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")),
+        (b"x-forwarded-host", host),
     ]
     return headers
 
 
-def _upstream_url(base_url: str, request: Request) -> URL:
-    """``base_url`` with the path and query as the client sent them, still percent-encoded.
+_IDENTITY = IDENTITY_HEADER.lower().encode()
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_NOT_IN_A_TARGET = bytes(range(0x21)) + bytes(range(0x7F, 0x100))
+
+
+def _upstream_target(request: Request) -> bytes:
+    """The path and query as the client sent them, still percent-encoded.
 
     Rebuilt from the decoded path, a ``%15`` in a name became a control character (a 500); taken as encoded,
-    the URL is sent as the client wrote it.
+    the target is sent as the client wrote it.
     """
     raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
     query: bytes = request.scope.get("query_string", b"")
-    try:
-        text = base_url + raw.decode("ascii") + ("?" + query.decode("ascii") if query else "")
-        if any(c <= " " or c == "\x7f" for c in text):
-            raise ValueError(text)
-        return URL(text, encoded=True)
-    except ValueError as exc:
-        raise Problem(400, "Bad request", "the request path is not a valid URL path", kind="bad-request") from exc
+    target = raw + b"?" + query if query else raw
+    if len(target.translate(None, _NOT_IN_A_TARGET)) != len(target):
+        raise Problem(400, "Bad request", "the request path is not a valid URL path", kind="bad-request")
+    return target
 
 
 BUFFERED_MAX = 1 << 20
 """Answers of a declared length up to this are read whole and sent in one piece; the rest are streamed."""
+
+WHOLE_BODY_MAX = 1 << 16
+"""Request bodies of a declared length up to this are read whole and sent with the call's head in one write."""
 
 
 def _upstream_failed(service: str, exc: BaseException) -> Problem:
@@ -129,70 +137,71 @@ def _upstream_failed(service: str, exc: BaseException) -> Problem:
         return Problem(
             504, "Gateway timeout", f"{service} did not answer in time", kind="gateway-timeout", service=service
         )
-    return Problem(
-        502, "Bad gateway", f"{service} is unreachable: {exc.__class__.__name__}", kind="bad-gateway", service=service
-    )
+    return Problem(502, "Bad gateway", f"{service} is unreachable: {exc}", kind="bad-gateway", service=service)
 
 
 async def forward(
     request: Request,
     *,
-    http: aiohttp.ClientSession,
-    base_url: str,
+    upstream: UpstreamPool,
     service: str,
     identity_header: str,
     max_body: int,
 ) -> Response:
-    """Send ``request`` to ``base_url`` (no trailing slash) with the same path and query; relay the answer."""
+    """Send ``request`` to ``upstream`` with the same method, path and query; relay the answer."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None and length > max_body:
         raise _too_large(max_body)
-    has_body = request.method not in {"GET", "HEAD", "OPTIONS", "DELETE"} or declared not in (None, "0")
+    target = _upstream_target(request)
+    headers = _forward_headers(request, identity_header)
+    body: Body = None
+    if request.method not in {"GET", "HEAD", "OPTIONS", "DELETE"} or declared not in (None, "0"):
+        if length is not None and length <= WHOLE_BODY_MAX:
+            body = await request.body()
+        else:
+            body = _limited_body(request, max_body)
+            if length is not None:
+                headers.append((b"content-length", str(length).encode("ascii")))
     try:
-        response = await http.request(
-            request.method,
-            _upstream_url(base_url, request),
-            headers=_forward_headers(request, identity_header),
-            data=_limited_body(request, max_body) if has_body else None,
-            allow_redirects=False,
-        )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        if isinstance(exc.__cause__, Problem):
-            raise exc.__cause__ from None  # the body went past the limit while it was being sent (aiohttp wraps it)
+        answer = await upstream.send(request.method, target, headers, body)
+    except (UpstreamError, TimeoutError) as exc:
         raise _upstream_failed(service, exc) from exc
-    if request.method == "HEAD" or (response.content_length is not None and response.content_length <= BUFFERED_MAX):
-        return await _whole(response, service)
-    return _streamed(response)
+    if request.method == "HEAD" or (answer.content_length is not None and answer.content_length <= BUFFERED_MAX):
+        return await _whole(answer, service)
+    return _streamed(answer)
 
 
-async def _whole(response: aiohttp.ClientResponse, service: str) -> Response:
+async def _whole(answer: UpstreamAnswer, service: str) -> Response:
     """The answer read whole: one message to the client, and no task watching for its disconnect (a streamed
-    answer needs one per call, and the release of the connection ran in a worker thread)."""
+    answer needs one per call)."""
     try:
-        body = await response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        body = await answer.read()
+    except (UpstreamError, TimeoutError) as exc:
         raise _upstream_failed(service, exc) from exc
     finally:
-        response.release()
-    whole = Response(body, status_code=response.status)
+        answer.release()
+    whole = Response(body, status_code=answer.status)
     # As the service sent them, Content-Length included (for HEAD it is the length a GET would have).
-    whole.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
+    whole.raw_headers = [(k, v) for k, v in answer.headers if k.lower() not in _DROP_RESPONSE_RAW]
     return whole
 
 
-def _streamed(response: aiohttp.ClientResponse) -> StreamingResponse:
+def _streamed(answer: UpstreamAnswer) -> StreamingResponse:
     async def release() -> None:
-        response.release()
+        answer.release()
 
-    streamed = StreamingResponse(_relay(response), status_code=response.status, background=BackgroundTask(release))
+    streamed = StreamingResponse(_relay(answer), status_code=answer.status, background=BackgroundTask(release))
     # As the service sent them: with its Content-Length, a client can tell an answer cut short by the service.
-    streamed.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() not in _DROP_RESPONSE_RAW]
+    streamed.raw_headers = [(k, v) for k, v in answer.headers if k.lower() not in _DROP_RESPONSE_RAW]
     return streamed
 
 
-async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _relay(answer: UpstreamAnswer) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in answer.chunks():
             yield chunk
-    except (aiohttp.ClientError, TimeoutError):
+    except (UpstreamError, TimeoutError):
         return  # the service went away mid-answer: end the stream; the client sees a short body
+    finally:
+        answer.release()  # also when the client went away and the stream was dropped (the background task is not run)

@@ -1,46 +1,44 @@
-"""HTTP clients of the gateway towards the services: one aiohttp session per service.
+"""The gateway's connections towards the services: one pool of keep-alive connections per service.
 
-aiohttp rather than httpx on this path: measured on these machines, an httpx request costs ~1.35 ms of client CPU
-(~0.8 ms of it in httpx's own request and response models, the rest in httpcore and h11), an aiohttp request
-~0.2 ms (C parser); the gateway pays it on every proxied call. Its connector keeps idle connections per host
-in a list, so its cost does not grow with the connections open (httpcore scanned every connection of its pool).
+The client is the gateway's own (``upstream_http``): httpx cost ~1.35 ms of client CPU per request here (~0.8 ms
+in its own request and response models), aiohttp ~0.2 ms, keep-alive connections with httptools' parser less
+again; the gateway pays it on every proxied call. A pool keeps its idle connections in a list, so its cost does
+not grow with the connections open (httpcore scanned every connection of its pool).
 """
 
 from __future__ import annotations
 
-import aiohttp
+from prodflow_gateway.upstream_http import UpstreamPool
 
 
 class Upstreams:
-    """One session per service, each keeping up to ``connections`` connections."""
+    """One pool per service, each keeping up to ``connections`` connections."""
 
     def __init__(self, urls: dict[str, str], *, timeout_s: float, connect_timeout_s: float, connections: int) -> None:
         self.base_urls = {name: url.rstrip("/") for name, url in urls.items()}
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=timeout_s)
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._connections = connections
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._pools: dict[str, UpstreamPool] = {}
 
-    def client(self, service: str) -> aiohttp.ClientSession:
-        """``service``'s session (made at first use: a session belongs to the running event loop)."""
-        session = self._sessions.get(service)
-        if session is None:
-            if service not in self.base_urls:
-                raise KeyError(service)
+    def client(self, service: str) -> UpstreamPool:
+        """``service``'s pool (made at first use: its connections belong to the running event loop)."""
+        pool = self._pools.get(service)
+        if pool is None:
             # Idle connections are dropped after 2 s, before uvicorn closes them (after 5 s): with equal timeouts a
             # request sent on a connection the service was closing failed as a 502.
-            connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=0, keepalive_timeout=2.0)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,  # bodies are relayed as the service encoded them
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),  # only what the caller sent
-                cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
+            pool = UpstreamPool(
+                self.base_urls[service],
+                connections=self._connections,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._timeout_s,
+                idle_s=2.0,
             )
-            self._sessions[service] = session
-        return session
+            self._pools[service] = pool
+        return pool
 
     async def aclose(self) -> None:
-        """Close every session."""
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        """Close every pool's idle connections."""
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()

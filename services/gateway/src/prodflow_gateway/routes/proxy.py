@@ -37,8 +37,7 @@ async def to_service(request: Request) -> Response:
     upstreams: Upstreams = state.upstreams
     return await forward(
         request,
-        http=upstreams.client(service),
-        base_url=upstreams.base_urls[service],
+        upstream=upstreams.client(service),
         service=service,
         identity_header=state.identity_headers.of(identity),
         max_body=state.settings.max_body_bytes,

@@ -3,7 +3,7 @@
 Starts the whole system with the embedded runner (every service its own process, as in production), then:
 - times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
   to the monitor, alternating (the serial overhead ratio); in the same turns, through two bare pass-through
-  proxies (``pass_through_proxy.py``: uvicorn and a relay, with an httptools or an aiohttp client) and a relay
+  proxies (``pass_through_proxy.py``: uvicorn and a relay, with the gateway's client or an aiohttp one) and a relay
   with no ASGI server at all (``raw_relay.py``), the floor of any Python hop on the machine;
 - sends N GETs through the gateway with 1, 16, 64 and 256 in flight and reads the CPU time the gateway process
   spent meanwhile (utime + stime from /proc/<pid>/stat): CPU per proxied request at each load, against the same
@@ -85,8 +85,8 @@ async def _serial(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dic
         return spent
 
 
-PASS_THROUGH_CLIENTS = ("httptools", "aiohttp")
-FLOORS = ("raw", *PASS_THROUGH_CLIENTS)
+PASS_THROUGH_CLIENTS = ("gateway", "aiohttp")
+FLOORS = ("raw", *(f"pass-through, {client} client" for client in PASS_THROUGH_CLIENTS))
 
 
 @contextlib.contextmanager
@@ -98,7 +98,8 @@ def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]
         urls = {}
         for client in PASS_THROUGH_CLIENTS:
             env = {"PYTHONPATH": str(here), "PASS_THROUGH_UPSTREAM": upstream, "PASS_THROUGH_CLIENT": client}
-            urls[client] = stack.enter_context(serve("pass_through_proxy:create_app", env, logs / f"{client}.log")).url
+            served = serve("pass_through_proxy:create_app", env, logs / f"{client}.log")
+            urls[f"pass-through, {client} client"] = stack.enter_context(served).url
         raw = serve_command(lambda port: [sys.executable, str(here / "raw_relay.py"), str(port)],
                             {"RAW_RELAY_UPSTREAM": upstream}, logs / "raw.log")  # fmt: skip
         urls["raw"] = stack.enter_context(raw).url
@@ -137,7 +138,7 @@ def main() -> None:
                        "a direct call", base / args.n * 1e3)
             )  # fmt: skip
             for name in FLOORS:  # the floor: a hop that does nothing but relay
-                what = "a raw protocol relay (no ASGI)" if name == "raw" else f"a bare {name} pass-through"
+                what = "a raw protocol relay (no ASGI)" if name == "raw" else f"a bare {name}"
                 figures.append(
                     Figure(f"  (floor) same GETs via {what}", spent[name], "s", "same GETs straight to monitor", base)
                 )  # fmt: skip

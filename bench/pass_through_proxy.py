@@ -3,23 +3,21 @@
 Nothing of the gateway (no routing, authentication, identity, audit log, middleware): uvicorn (uvloop, httptools)
 serves a bare ASGI app that sends each request to ``PASS_THROUGH_UPSTREAM`` with the caller's headers and relays
 the answer back whole. ``PASS_THROUGH_CLIENT`` picks how it talks to the upstream:
-- ``aiohttp``: the gateway's own aiohttp session (``prodflow_gateway.upstreams.Upstreams``);
-- ``httptools``: keep-alive connections and httptools' response parser, nothing more. No timeouts, no streamed
-  bodies, no request bodies, no retries: an instrument that shows what the client costs, not a proxy to run.
+- ``gateway``: the gateway's own client (``prodflow_gateway.upstream_http``: keep-alive connections, httptools'
+  response parser);
+- ``aiohttp``: an aiohttp session, as the gateway used until it had its own client.
 
 Serve: PYTHONPATH=bench python -m uvicorn pass_through_proxy:create_app --factory
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
-import httptools
-from prodflow_gateway.upstreams import Upstreams
+import aiohttp
+from prodflow_gateway.upstream_http import UpstreamPool
 from yarl import URL
 
 Scope = dict[str, Any]
@@ -27,78 +25,41 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 _HOP = frozenset({b"host", b"connection", b"content-length", b"transfer-encoding", b"keep-alive"})
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; httptools calls the ``on_*`` methods as it parses an answer."""
+class _GatewayClient:
+    """The gateway's own client (``prodflow_gateway.upstream_http.UpstreamPool``)."""
 
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.done: asyncio.Future[None] | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.status = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        assert self.done is not None
-        self.done.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.done is not None and not self.done.done():
-            self.done.set_exception(ConnectionError("upstream closed the connection"))
-
-
-class _HttptoolsClient:
     def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.idle: list[_Connection] = []
+        self.pool = UpstreamPool(upstream, connections=100, connect_timeout_s=5.0, read_timeout_s=60.0)
 
     async def __call__(self, scope: Scope) -> Answer:
-        loop = asyncio.get_running_loop()
-        conn = self.idle.pop() if self.idle else (await loop.create_connection(_Connection, self.host, self.port))[1]
         query = scope["query_string"]
-        head = [scope["method"].encode(), b" ", scope["raw_path"], b"?" + query if query else b"", b" HTTP/1.1\r\n"]
-        head.append(b"host: upstream\r\n")
-        for name, value in scope["headers"]:
-            if name not in _HOP:
-                head += [name, b": ", value, b"\r\n"]
-        head.append(b"\r\n")
-        conn.done, conn.headers, conn.body = loop.create_future(), [], []
-        assert conn.transport is not None
-        conn.transport.write(b"".join(head))
-        await conn.done
-        self.idle.append(conn)
-        return conn.status, conn.headers, b"".join(conn.body)
+        target = scope["raw_path"] + (b"?" + query if query else b"")
+        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP]
+        answer = await self.pool.send(scope["method"], target, headers)
+        body = await answer.read()
+        answer.release()
+        return answer.status, answer.headers, body
 
 
 class _AiohttpClient:
-    """The gateway's own upstream session (``prodflow_gateway.upstreams.Upstreams``)."""
+    """An aiohttp session as the gateway had until it got its own client: no cookies, no decompression."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstreams = Upstreams({"upstream": upstream}, timeout_s=60.0, connect_timeout_s=5.0, connections=100)
-        self.base_url = self.upstreams.base_urls["upstream"]
+        self.base_url = upstream.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None
 
     async def __call__(self, scope: Scope) -> Answer:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, limit_per_host=0, keepalive_timeout=2.0),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
         query = scope["query_string"].decode()
         url = URL(self.base_url + scope["raw_path"].decode() + ("?" + query if query else ""), encoded=True)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HOP]
-        session = self.upstreams.client("upstream")
-        response = await session.request(scope["method"], url, headers=headers, allow_redirects=False)
+        response = await self.session.request(scope["method"], url, headers=headers, allow_redirects=False)
         body = await response.read()
         response.release()
         return response.status, list(response.raw_headers), body
@@ -107,8 +68,8 @@ class _AiohttpClient:
 def create_app() -> Callable[[Scope, Any, Any], Awaitable[None]]:
     """The pass-through app for ``PASS_THROUGH_UPSTREAM`` through ``PASS_THROUGH_CLIENT``."""
     upstream = os.environ["PASS_THROUGH_UPSTREAM"]
-    kind = os.environ.get("PASS_THROUGH_CLIENT", "aiohttp")
-    client = _HttptoolsClient(upstream) if kind == "httptools" else _AiohttpClient(upstream)
+    kind = os.environ.get("PASS_THROUGH_CLIENT", "gateway")
+    client = _GatewayClient(upstream) if kind == "gateway" else _AiohttpClient(upstream)
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

@@ -52,8 +52,10 @@ class _Connection(asyncio.Protocol):
     # --- the exchange -------------------------------------------------------------------------------------------
 
     def begin(self, *, head_only: bool) -> None:
-        """Get ready for the next answer; ``head_only``: it ends with its head (an answer to HEAD)."""
-        self._parser = httptools.HttpResponseParser(self)
+        """Get ready for the next answer; ``head_only``: it ends with its head (an answer to HEAD).
+
+        The parser goes on from the previous answer: a connection is kept only after an answer that ended where
+        the parser saw it end (see ``reusable``)."""
         self._head_only = head_only
         self._interim = False
         self.status = 0
@@ -69,11 +71,13 @@ class _Connection(asyncio.Protocol):
         """Until something new arrives (head, body, end or error); ``TimeoutError`` after ``timeout_s``."""
         if self.error is not None:
             raise self.error
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _expire, waiter)  # lighter than asyncio.timeout: no task cancelled
         try:
-            async with asyncio.timeout(timeout_s):
-                await self._waiter
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
         if self.error is not None:
             raise self.error
@@ -179,6 +183,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class UpstreamAnswer:

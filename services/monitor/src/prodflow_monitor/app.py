@@ -67,6 +67,9 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             # The feeds keep the counts even on an API-only replica; the cycle drives job state.
             for follower in loop.followers():
                 workers.start(f"changes-{follower.db.name}", follower.run(workers.stop))
+            if settings.lookahead_s:
+                for lookahead in loop.lookaheads():
+                    workers.start(f"lookahead-{lookahead.name}", lookahead.follow(workers.stop, settings.lookahead_s))
             if settings.run_loop:
                 workers.start("monitor-cycle", loop.run(workers.stop))
                 submitted = event_follower(

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prodflow_core.couch import (
@@ -43,6 +44,7 @@ from prodflow_monitor.announce import SeenStates, announced_types, job_events, l
 from prodflow_monitor.archive.reads import without_restored
 from prodflow_monitor.archive.tables import archive_tables
 from prodflow_monitor.followed import FollowedDocs
+from prodflow_monitor.lookahead import Lookahead
 from prodflow_monitor.metrics import MonitorMetrics
 from prodflow_monitor.polling import BackendPolling
 from prodflow_monitor.provenance.records import OutputRecords
@@ -235,8 +237,26 @@ class MonitorLoop:
             for event in events:
                 self.metrics.events.labels(event.short_type).inc()
         self.seen.remember(fresh)
-        finals = {str(doc["label"]): doc.get("experiment") for doc in docs if doc.get("status") in FINAL_STATUSES}
-        await self.check_labels(database, finals)
+        await self.check_labels(database, _final_labels(docs))
+
+    def lookaheads(self) -> list[Lookahead]:
+        """One :class:`Lookahead` past each job database's follower (made by :meth:`followers` first)."""
+        return [
+            Lookahead(self.dbs[name], feed, functools.partial(self.count_ahead, name), self.shard.owns_job)
+            for name, feed in self.feeds.items()
+        ]
+
+    async def count_ahead(self, database: str, changes: list[Change]) -> None:
+        """Count what a :class:`Lookahead` read past the feed, and check those labels. Nothing more: the feed
+        brings the same documents for the rest (events, the active set), and the loop has the jobs it must
+        poll from ``jobs.submitted``."""
+        followed = self.followed[database]
+        for change in changes:  # before the counts, as on_changes does
+            if change.doc and change.doc.get("type") == "job":
+                followed.note(change.doc)
+        await self.counter.apply(database, counted_docs(changes))
+        if self.settings.run_loop:
+            await self.check_labels(database, _final_labels(change.doc for change in changes if change.doc))
 
     async def take_submitted(self, database: str, job_ids: list[str]) -> None:
         """Watch jobs the submitter just handed to a backend (its ``jobs.submitted``), at once.
@@ -324,6 +344,11 @@ class MonitorLoop:
         self.outputs.record(
             await self.writes.write(database, [str(doc["_id"]) for doc in docs], change, report), report
         )
+
+
+def _final_labels(docs: Iterable[Mapping[str, Any]]) -> dict[str, str | None]:
+    """The labels (with their experiments) of the final jobs among ``docs``: those :meth:`check_labels` checks."""
+    return {str(doc["label"]): doc.get("experiment") for doc in docs if doc.get("status") in FINAL_STATUSES}
 
 
 __all__ = ["CycleReport", "MonitorLoop", "destination_of", "output_folder"]

@@ -63,6 +63,12 @@ class MonitorSettings(ServiceSettings):
         "of a label already listed shows up this much later); 0 reads it every time",
     )
     changes_batch: int = Field(1000, ge=1)
+    lookahead_s: float = Field(
+        0.5,
+        ge=0,
+        description="While a job feed is behind, how often the changes past it are looked at and the labels with "
+        "few of them counted at once (prodflow_monitor.lookahead); 0 turns it off",
+    )
     changes_longpoll_s: float = Field(10.0, gt=0)
     maintenance_s: float = Field(
         300.0,

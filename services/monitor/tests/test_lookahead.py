@@ -1,0 +1,87 @@
+"""A small label behind a big label's backlog in the job feed is counted (and completed) before the feed gets there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from loop_kit import monitor_loop
+from prodflow_core.couch import CouchClient, CouchDatabase
+from prodflow_core.counts import label_status_counts
+from prodflow_core.events import utc_now
+from prodflow_core.jobdocs import COMPLETED
+from prodflow_monitor.settings import MonitorSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def _write(db: CouchDatabase, docs: list[dict[str, Any]]) -> None:
+    results = await db.bulk_docs(docs)
+    assert all(result.ok for result in results)
+    for doc, result in zip(docs, results, strict=True):
+        doc["_rev"] = result.rev
+
+
+def _completed(doc: dict[str, Any]) -> dict[str, Any]:
+    at = utc_now()
+    return {**doc, "status": COMPLETED, "history": [*doc["history"], {"status": COMPLETED, "at": at}], "updated_at": at}
+
+
+async def test_a_small_label_behind_a_big_backlog_is_counted_and_completed_before_the_feed_reaches_it(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
+) -> None:
+    monitor_settings.changes_batch = 100
+    async with monitor_loop(couch, monitor_settings) as loop:
+        name = monitor_settings.databases[0]
+        db, engine = loop.dbs[name], loop.counter.engine
+        feed = loop.followers()[0]
+        lookahead = loop.lookaheads()[0]
+        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(1000)])
+        small = kit.job_doc("Small", "M", 1, "quick")
+        await _write(db, [small])
+        await _write(db, [_completed(small)])
+        assert await feed.poll_once(wait=False) == 100 and feed.behind  # 900 of Big before Small
+
+        assert await lookahead.step() == 1  # Small's one change; Big's are left to the feed
+        assert await label_status_counts(engine, name, "Small") == {COMPLETED: 1}
+        assert (await label_status_counts(engine, name, "Big"))["waiting"] < 100  # what the feed counted so far
+        events = await kit.all_docs(couch.db(monitor_settings.events_db))
+        assert [(e["type"], e["subject"]) for e in events] == [("org.prodflow.label.completed", "Small")]
+
+        await _write(db, [kit.job_doc("Big", "M", 1000, "busy"), kit.job_doc("Later", "M", 1, "quick")])
+        assert await lookahead.step() == 1  # Later, a label first seen now; Big stays left
+
+        while await feed.poll_once(wait=False):
+            pass
+        assert not feed.behind and await lookahead.step() == 0
+        assert await label_status_counts(engine, name, "Small") == {COMPLETED: 1}  # the feed's pass moved nothing
+        assert await label_status_counts(engine, name, "Later") == {"waiting": 1}
+        assert await label_status_counts(engine, name, "Big") == {"waiting": 1001}
+        events = await kit.all_docs(couch.db(monitor_settings.events_db))
+        assert sum(e["type"] == "org.prodflow.label.completed" for e in events) == 1  # announced once
+
+
+async def test_a_label_with_many_changes_past_the_feed_is_left_to_it_until_it_has_caught_up(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
+) -> None:
+    monitor_settings.changes_batch = 100
+    async with monitor_loop(couch, monitor_settings) as loop:
+        name = monitor_settings.databases[0]
+        db, engine = loop.dbs[name], loop.counter.engine
+        feed = loop.followers()[0]
+        lookahead = loop.lookaheads()[0]
+        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(300)])
+        growing = [kit.job_doc("Growing", "M", run, "quick") for run in range(3)]
+        await _write(db, growing)
+        assert await feed.poll_once(wait=False) == 100 and feed.behind
+        assert await lookahead.step() == 3
+        await _write(db, [kit.job_doc("Growing", "M", run, "quick") for run in range(3, 503)])
+        assert await lookahead.step() == 0  # 500 more: from now on the feed's
+        await _write(db, [_completed(doc) for doc in growing])
+        assert await lookahead.step() == 0
+        assert await label_status_counts(engine, name, "Growing") == {"waiting": 3}  # as of the first look
+
+        while await feed.poll_once(wait=False):
+            pass
+        assert await lookahead.step() == 0
+        assert await label_status_counts(engine, name, "Growing") == {"waiting": 500, COMPLETED: 3}

@@ -74,6 +74,11 @@ def job_id(label: str, module: str, run: int, chunk: int, pass_number: int) -> s
     return f"job:{label}:{module}:{run}:{chunk}:p{pass_number}"
 
 
+def label_id_prefix(label: str) -> str:
+    """What every job ``_id`` of ``label`` starts with (the label's documents are one ``_all_docs`` range)."""
+    return f"job:{label}:"
+
+
 def parse_job_id(doc_id: str) -> tuple[str, str, int, int, int]:
     """``(label, module, run, chunk, pass)`` of a job ``_id``; ``ValueError`` if it is not one."""
     parts = doc_id.split(":")

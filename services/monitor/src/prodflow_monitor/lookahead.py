@@ -2,19 +2,18 @@
 
 The job feed hands changes over in the database's order. A 1-job campaign filed right after a 100,000-job one
 was counted only once the monitor had read the big one's documents: its job completed in half a second, its
-summary said so ~10 s later (CouchDB 3.5, these 2 cores). While the feed is behind, a :class:`Lookahead` reads
-the changes past it without documents (a job's id names its label: ids and revisions are cheap to read), and
-counts at once every label that has only a few changes there, reading those revisions by id.
+summary said so ~10 s later (CouchDB 3.5, these 2 cores). While the feed is behind, a :class:`Lookahead` follows
+the changes made from then on, without documents (a job's id names its label), and counts at once every label
+that has only a few changes there and few documents: all of the label's documents, read by id range. The
+backlog itself is never read twice (PouchDB Server reads a change's document even when it is not asked for).
 
 Why the counts stay exact and a label is never complete too soon:
 - counting is by the ledger (``prodflow_core.counts.ledger``): a document counts as its newest revision seen,
   whoever applies it and in whatever order, and the feed applying the same revision later moves nothing;
-- a label is counted ahead only if every one of its changes since the feed's position has been. The first look
-  starts where the feed has handled everything; each look goes on from the previous one's end; a label with too
-  many changes in one look (the big campaign) is left to the feed until it has caught up. So a label counted
-  ahead is exact as of the end of the last look, as the feed's labels are as of its position;
-- the revisions counted are those of the look, never newer ones, so a label's documents are all counted as of
-  the same moment (a job resubmitted after the look, and its new document, are both seen later).
+- a label counted ahead is counted whole: every document it has, as the feed's labels are counted from the
+  documents as they are when it reads them. A job added to it later is a change the next look sees;
+- a label with many changes in one look, many documents or a deletion is left to the feed until it has caught
+  up: its counts move only with the feed, as without a lookahead.
 """
 
 from __future__ import annotations
@@ -27,11 +26,13 @@ from typing import Any
 
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.couch.changes import Change, ChangesFollower
-from prodflow_core.jobdocs import parse_job_id
+from prodflow_core.jobdocs import label_id_prefix, parse_job_id
 from prodflow_core.waiting import first_of
 
 FEW_CHANGES = 200
 """A label with more changes than this in one look is left to the feed (until it has caught up)."""
+FEW_DOCS = 1000
+"""A label with more documents than this is left to the feed."""
 PAGE = 10_000
 """Changes per ``_changes`` read of a look."""
 _log = logging.getLogger("prodflow.monitor.lookahead")
@@ -64,13 +65,18 @@ class Lookahead:
         return self._db.name
 
     async def step(self) -> int:
-        """One look, if the feed is behind; returns how many changes were counted ahead."""
+        """One look, if the feed is behind; returns how many documents were counted ahead."""
         if not self._feed.behind or self._feed.since is None:
             self._since = None  # caught up: the feed is past everything looked at
             self._left.clear()
             return 0
-        rows, end = await self._rows_past(self._since or self._feed.since)
-        changes = await self._with_docs(self._few_per_label(rows))
+        if self._since is None:
+            self._since = (await self._db.changes(since="now")).last_seq  # the first look starts here
+            return 0
+        rows, end = await self._rows_past(self._since)
+        changes: list[Change] = []
+        for label in self._labels_with_few(rows):
+            changes += await self._whole_label(label, end)
         if changes:
             await self._count(changes)
         self._since = end
@@ -96,35 +102,37 @@ class Lookahead:
             if len(batch.results) < PAGE:
                 return rows, since
 
-    def _few_per_label(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows of the labels that have few of them and were never left to the feed; the others are left."""
+    def _labels_with_few(self, rows: list[dict[str, Any]]) -> list[str]:
+        """The labels with few of ``rows`` and no deletion among them (those with many are left to the feed)."""
         by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             label = _label_of(str(row["id"]))
             if label is not None and self._owns(str(row["id"])):
                 by_label[label].append(row)
-        chosen: list[dict[str, Any]] = []
+        chosen = []
         for label, label_rows in by_label.items():
             if label in self._left:
                 continue
             if len(label_rows) > FEW_CHANGES or any(row.get("deleted") for row in label_rows):
                 self._left.add(label)
-                continue
-            chosen += label_rows
+            else:
+                chosen.append(label)
         return chosen
 
-    async def _with_docs(self, rows: list[dict[str, Any]]) -> list[Change]:
-        """The rows as changes with their documents at the look's revisions. A label with one the server no
-        longer has (compacted since) is left to the feed."""
-        if not rows:
+    async def _whole_label(self, label: str, seq: str) -> list[Change]:
+        """Every document of ``label`` (this replica's), as changes at ``seq``; none if it has many (then it is
+        left to the feed)."""
+        prefix = label_id_prefix(label)
+        found = await self._db.all_docs(
+            startkey=prefix, endkey=prefix + "\ufff0", include_docs=True, limit=FEW_DOCS + 1
+        )
+        if len(found.rows) > FEW_DOCS:
+            self._left.add(label)
             return []
-        fetched = await self._db.revisions([(str(row["id"]), _rev(row)) for row in rows])
-        found = {(str(doc.get("_id")), str(doc.get("_rev"))): doc for doc in fetched}
-        self._left |= {_label_of(str(row["id"])) or "" for row in rows if (str(row["id"]), _rev(row)) not in found}
         return [
-            Change.from_row({**row, "doc": found[str(row["id"]), _rev(row)]})
-            for row in rows
-            if _label_of(str(row["id"])) not in self._left
+            Change(id=str(row["id"]), seq=seq, deleted=False, doc=row["doc"])
+            for row in found.rows
+            if row.get("doc") and self._owns(str(row["id"]))
         ]
 
 
@@ -133,7 +141,3 @@ def _label_of(doc_id: str) -> str | None:
         return parse_job_id(doc_id)[0]
     except ValueError:
         return None
-
-
-def _rev(row: dict[str, Any]) -> str:
-    return str(row["changes"][0]["rev"]) if row.get("changes") else ""

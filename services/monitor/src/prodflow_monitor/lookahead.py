@@ -26,9 +26,12 @@ from typing import Any
 
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.couch.changes import Change, ChangesFollower
+from prodflow_core.couch.database import seq_number
 from prodflow_core.jobdocs import label_id_prefix, parse_job_id
 from prodflow_core.waiting import first_of
 
+TRAILING = 1000
+"""Changes a feed may trail its database by and still count as keeping up."""
 FEW_CHANGES = 200
 """A label with more changes than this in one look is left to the feed (until it has caught up)."""
 FEW_DOCS = 1000
@@ -58,6 +61,9 @@ class Lookahead:
         self._owns = owns
         self._since: str | None = None
         self._left: set[str] = set()
+        self._feed_was_at: str | None = None
+        self.behind = False
+        """Whether the feed was behind at the last look: its last batch was full, or it trailed the database."""
 
     @property
     def name(self) -> str:
@@ -66,12 +72,13 @@ class Lookahead:
 
     async def step(self) -> int:
         """One look, if the feed is behind; returns how many documents were counted ahead."""
-        if not self._feed.behind or self._feed.since is None:
+        self.behind = await self._feed_behind()
+        if not self.behind:
             self._since = None  # caught up: the feed is past everything looked at
             self._left.clear()
             return 0
         if self._since is None:
-            self._since = (await self._db.changes(since="now")).last_seq  # the first look starts here
+            self._since = await self._db.update_seq()  # the first look starts here
             return 0
         rows, end = await self._rows_past(self._since)
         changes: list[Change] = []
@@ -81,6 +88,18 @@ class Lookahead:
             await self._count(changes)
         self._since = end
         return len(changes)
+
+    async def _feed_behind(self) -> bool:
+        """The feed's last batch was full, or it moved since the last look and trails the database by more than
+        :data:`TRAILING` changes. A continuous feed that trails the writes (PouchDB Server's while it stores a
+        big campaign) never brings a full batch; an idle database is not asked (no request while nothing moves)."""
+        since, was_at = self._feed.since, self._feed_was_at
+        self._feed_was_at = since
+        if self._feed.behind:
+            return True
+        if since is None or (since == was_at and not self.behind):
+            return False
+        return seq_number(await self._db.update_seq()) - seq_number(since) > TRAILING
 
     async def follow(self, stop: asyncio.Event, every_s: float) -> None:
         """Look every ``every_s`` seconds until ``stop`` is set; a failed look is tried again at the next."""

@@ -105,6 +105,8 @@ class MonitorLoop:
         self._last_resync = 0.0
         self.feeds: dict[str, ChangesFollower] = {}
         """Each job database's follower, once :meth:`followers` made it."""
+        self.ahead: dict[str, Lookahead] = {}
+        """Each job database's lookahead, once :meth:`lookaheads` made it."""
 
     @property
     def consumer(self) -> str:
@@ -241,10 +243,11 @@ class MonitorLoop:
 
     def lookaheads(self) -> list[Lookahead]:
         """One :class:`Lookahead` past each job database's follower (made by :meth:`followers` first)."""
-        return [
-            Lookahead(self.dbs[name], feed, functools.partial(self.count_ahead, name), self.shard.owns_job)
+        self.ahead = {
+            name: Lookahead(self.dbs[name], feed, functools.partial(self.count_ahead, name), self.shard.owns_job)
             for name, feed in self.feeds.items()
-        ]
+        }
+        return list(self.ahead.values())
 
     async def count_ahead(self, database: str, changes: list[Change]) -> None:
         """Count what a :class:`Lookahead` read past the feed, and check those labels. Nothing more: the feed
@@ -263,11 +266,12 @@ class MonitorLoop:
 
         The job feed brings the same documents, but maybe only after other labels' new documents: a small
         campaign filed behind a big one is polled without waiting for them. So the jobs are read only while the
-        feed is behind (its last batch was full), and only those it has not brought with their backend id yet;
-        a feed that keeps up brings them in its next batch, and reading them too would double the reads.
+        feed is behind (its last batch was full, or its lookahead found it trailing the database), and only
+        those it has not brought with their backend id yet; a feed that keeps up brings them in its next batch,
+        and reading them too would double the reads.
         """
-        feed = self.feeds.get(database)
-        if feed is not None and feed.caught_up.is_set() and not feed.behind:
+        feed, ahead = self.feeds.get(database), self.ahead.get(database)
+        if feed is not None and feed.caught_up.is_set() and not feed.behind and not (ahead and ahead.behind):
             return
         followed = self.followed.get(database)
         active = self.active.get(database)

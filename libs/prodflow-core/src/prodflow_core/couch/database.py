@@ -62,6 +62,13 @@ def _seq(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def seq_number(seq: str) -> int:
+    """How many changes a database had made at ``seq``: the number it starts with (CouchDB 3 sums its shards').
+    Enough to tell how far one position trails another; never a test of two positions being the same."""
+    head = seq.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 _SEQ = re.compile(r"^(?:now|\d+|\d+-[A-Za-z0-9_-]+)$")
 
 

@@ -10,6 +10,7 @@ from prodflow_core.couch import CouchClient, CouchDatabase
 from prodflow_core.counts import label_status_counts
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import COMPLETED
+from prodflow_monitor import lookahead as lookahead_module
 from prodflow_monitor.settings import MonitorSettings
 
 pytestmark = pytest.mark.integration
@@ -87,3 +88,25 @@ async def test_a_label_with_many_changes_past_the_feed_is_left_to_it_until_it_ha
             pass
         assert await lookahead.step() == 0
         assert await label_status_counts(engine, name, "Growing") == {"waiting": 500, COMPLETED: 3}
+
+
+async def test_a_burst_past_the_feed_is_skipped_and_a_small_label_in_it_is_counted_whole_at_its_next_change(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookahead_module, "WINDOW", 50)
+    monitor_settings.changes_batch = 100
+    async with monitor_loop(couch, monitor_settings) as loop:
+        name = monitor_settings.databases[0]
+        db, engine = loop.dbs[name], loop.counter.engine
+        feed = loop.followers()[0]
+        lookahead = loop.lookaheads()[0]
+        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(300)])
+        assert await feed.poll_once(wait=False) == 100 and feed.behind
+        assert await lookahead.step() == 0
+        small = [kit.job_doc("Small", "M", run, "quick") for run in range(2)]
+        await _write(db, [*small, *(kit.job_doc("Big", "M", run, "busy") for run in range(300, 400))])
+        assert await lookahead.step() == 0  # 102 changes: a burst, not read
+        assert await label_status_counts(engine, name, "Small") == {}
+        await _write(db, [_completed(small[0])])
+        assert await lookahead.step() == 2  # both of Small's documents, the one created in the burst too
+        assert await label_status_counts(engine, name, "Small") == {"waiting": 1, COMPLETED: 1}

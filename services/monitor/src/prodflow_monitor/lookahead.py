@@ -36,8 +36,10 @@ FEW_CHANGES = 200
 """A label with more changes than this in one look is left to the feed (until it has caught up)."""
 FEW_DOCS = 1000
 """A label with more documents than this is left to the feed."""
-PAGE = 10_000
-"""Changes per ``_changes`` read of a look."""
+WINDOW = 2000
+"""Changes one look reads at most. More since the last look are a burst (a big campaign being stored): the look
+starts again at the database's end, and the burst's labels are the feed's (a small one among them is counted
+whole at its next change)."""
 _log = logging.getLogger("prodflow.monitor.lookahead")
 
 
@@ -72,34 +74,37 @@ class Lookahead:
 
     async def step(self) -> int:
         """One look, if the feed is behind; returns how many documents were counted ahead."""
-        self.behind = await self._feed_behind()
+        self.behind, now = await self._feed_behind()
         if not self.behind:
             self._since = None  # caught up: the feed is past everything looked at
             self._left.clear()
             return 0
-        if self._since is None:
-            self._since = await self._db.update_seq()  # the first look starts here
+        now = now or await self._db.update_seq()
+        if self._since is None or seq_number(now) - seq_number(self._since) > WINDOW:
+            self._since = now  # the first look, or after a burst: from here on
             return 0
-        rows, end = await self._rows_past(self._since)
+        batch = await self._db.changes(since=self._since, limit=WINDOW)
         changes: list[Change] = []
-        for label in self._labels_with_few(rows):
-            changes += await self._whole_label(label, end)
+        for label in self._labels_with_few(batch.results):
+            changes += await self._whole_label(label, batch.last_seq)
         if changes:
             await self._count(changes)
-        self._since = end
+        self._since = batch.last_seq
         return len(changes)
 
-    async def _feed_behind(self) -> bool:
-        """The feed's last batch was full, or it moved since the last look and trails the database by more than
-        :data:`TRAILING` changes. A continuous feed that trails the writes (PouchDB Server's while it stores a
-        big campaign) never brings a full batch; an idle database is not asked (no request while nothing moves)."""
+    async def _feed_behind(self) -> tuple[bool, str | None]:
+        """Whether the feed is behind (and the database's position, if it was read): its last batch was full,
+        or it moved since the last look and trails the database by more than :data:`TRAILING` changes. A
+        continuous feed that trails the writes (PouchDB Server's while it stores a big campaign) never brings a
+        full batch; an idle database is not asked (no request while nothing moves)."""
         since, was_at = self._feed.since, self._feed_was_at
         self._feed_was_at = since
         if self._feed.behind:
-            return True
+            return True, None
         if since is None or (since == was_at and not self.behind):
-            return False
-        return seq_number(await self._db.update_seq()) - seq_number(since) > TRAILING
+            return False, None
+        now = await self._db.update_seq()
+        return seq_number(now) - seq_number(since) > TRAILING, now
 
     async def follow(self, stop: asyncio.Event, every_s: float) -> None:
         """Look every ``every_s`` seconds until ``stop`` is set; a failed look is tried again at the next."""
@@ -111,15 +116,6 @@ class Lookahead:
             except Exception:
                 _log.warning("looking past the %s feed failed; trying again", self._db.name, exc_info=True)
             await first_of(stop, timeout_s=every_s)
-
-    async def _rows_past(self, since: str) -> tuple[list[dict[str, Any]], str]:
-        rows: list[dict[str, Any]] = []
-        while True:
-            batch = await self._db.changes(since=since, limit=PAGE)
-            rows += batch.results
-            since = batch.last_seq
-            if len(batch.results) < PAGE:
-                return rows, since
 
     def _labels_with_few(self, rows: list[dict[str, Any]]) -> list[str]:
         """The labels with few of ``rows`` and no deletion among them (those with many are left to the feed)."""

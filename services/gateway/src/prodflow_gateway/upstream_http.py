@@ -83,7 +83,7 @@ class _Connection(asyncio.Protocol):
             raise self.error
 
     def take(self) -> bytes:
-        """The body bytes that have arrived; reading resumes once little is left waiting."""
+        """The body bytes that have arrived; reading resumes if it was paused for them."""
         body = b"".join(self.chunks)
         self.chunks.clear()
         self.buffered = 0

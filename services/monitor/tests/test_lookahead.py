@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from loop_kit import monitor_loop
-from prodflow_core.couch import CouchClient, CouchDatabase
+from prodflow_core.couch import Change, CouchClient, CouchDatabase
 from prodflow_core.counts import label_status_counts
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import COMPLETED
@@ -110,3 +111,20 @@ async def test_a_burst_past_the_feed_is_skipped_and_a_small_label_in_it_is_count
         await _write(db, [_completed(small[0])])
         assert await lookahead.step() == 2  # both of Small's documents, the one created in the burst too
         assert await label_status_counts(engine, name, "Small") == {"waiting": 1, COMPLETED: 1}
+
+
+async def test_the_lookahead_counts_only_while_the_feed_is_not_counting_the_same_database(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
+) -> None:
+    """Two transactions that read the same ledger rows before either wrote would both move the counts."""
+    async with monitor_loop(couch, monitor_settings) as loop:
+        name = monitor_settings.databases[0]
+        small = kit.job_doc("Small", "M", 1, "quick")
+        await _write(loop.dbs[name], [small])
+        change = Change(id=small["_id"], seq="1", deleted=False, doc=small)
+        async with loop._counting[name]:  # as the feed's handler holds it while it counts a batch
+            ahead = asyncio.create_task(loop.count_ahead(name, [change]))
+            await asyncio.sleep(0.2)
+            assert not ahead.done()
+        await ahead
+        assert await label_status_counts(loop.counter.engine, name, "Small") == {"waiting": 1}

@@ -107,6 +107,9 @@ class MonitorLoop:
         """Each job database's follower, once :meth:`followers` made it."""
         self.ahead: dict[str, Lookahead] = {}
         """Each job database's lookahead, once :meth:`lookaheads` made it."""
+        # The feed and the lookahead count one database's documents one batch at a time: two transactions that
+        # read the same ledger rows before either wrote would both move the counts (PostgreSQL's read committed).
+        self._counting = {name: asyncio.Lock() for name in self.dbs}
 
     @property
     def consumer(self) -> str:
@@ -215,7 +218,8 @@ class MonitorLoop:
                 followed.drop(change.id)
             elif change.doc and change.doc.get("type") == "job":
                 followed.note(change.doc)
-        await self.counter.apply(database, counted_docs(owned))
+        async with self._counting[database]:
+            await self.counter.apply(database, counted_docs(owned))
         if not self.settings.run_loop:
             return  # an API-only replica keeps its share of the counts, nothing else
         docs: list[Doc] = []
@@ -257,7 +261,8 @@ class MonitorLoop:
         for change in changes:  # before the counts, as on_changes does
             if change.doc and change.doc.get("type") == "job":
                 followed.note(change.doc)
-        await self.counter.apply(database, counted_docs(changes))
+        async with self._counting[database]:
+            await self.counter.apply(database, counted_docs(changes))
         if self.settings.run_loop:
             await self.check_labels(database, _final_labels(change.doc for change in changes if change.doc))
 

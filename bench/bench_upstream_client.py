@@ -1,7 +1,8 @@
 """The gateway's client towards a service alone: CPU per call of ``upstream_http.UpstreamPool`` against an aiohttp
 session (what the gateway used before), at 1, 16, 64 and 256 calls in flight.
 
-A loopback upstream in its own process (an asyncio protocol on uvloop) answers every call at once with the same
+A loopback upstream in its own process (an asyncio protocol on uvloop; ``procs.serve_command`` starts it and
+waits for its answer) answers every call at once with the same
 500 bytes, so the figures are the client's own: this process's CPU time (user + system) per call, the loop,
 the syscalls and the parsing included. Each client runs the same calls in turns with the other, so both see the
 same machine. Issue 12 asks that the gateway's CPU per call stays flat from 1 to 256 in flight: each client's
@@ -15,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +29,7 @@ from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).parent))
 from figures import Figure, print_table
+from procs import serve_command
 
 LOADS = (1, 16, 64, 256)
 TARGET = "/api/jobs?limit=10"
@@ -50,12 +51,6 @@ uvloop.run(main(int(sys.argv[1])))
 """
 
 Call = Callable[[], Awaitable[None]]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _cpu_per_call(call: Call, n: int, in_flight: int) -> float:
@@ -109,22 +104,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--n", type=int, default=20000, help="calls per client and load")
     args = parser.parse_args()
-    port = _free_port()
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port)])
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or upstream.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        spent = uvloop.run(_measure(f"http://127.0.0.1:{port}", args.n))
-    finally:
-        upstream.kill()
-        upstream.wait()
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-c", UPSTREAM]
+        with serve_command(lambda port: [*command, str(port)], {}, Path(tmp) / "upstream.log") as upstream:
+            spent = uvloop.run(_measure(upstream.url, args.n))
     figures = []
     for in_flight in LOADS:
         figures.append(

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from loop_kit import monitor_loop
-from prodflow_core.couch import Change, CouchClient, CouchDatabase
+from prodflow_core.couch import Change, ChangesFollower, CouchClient, CouchDatabase
 from prodflow_core.counts import label_status_counts
 from prodflow_core.events import utc_now
 from prodflow_core.jobdocs import COMPLETED
 from prodflow_monitor import lookahead as lookahead_module
+from prodflow_monitor.lookahead import Lookahead
+from prodflow_monitor.loop import MonitorLoop
 from prodflow_monitor.settings import MonitorSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +35,44 @@ def _completed(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "status": COMPLETED, "history": [*doc["history"], {"status": COMPLETED, "at": at}], "updated_at": at}
 
 
+@dataclass(frozen=True)
+class Behind:
+    """A monitor loop whose job feed has read one batch of a big label's new documents, and its lookahead."""
+
+    loop: MonitorLoop
+    name: str
+    feed: ChangesFollower
+    lookahead: Lookahead
+
+    @property
+    def db(self) -> CouchDatabase:
+        return self.loop.dbs[self.name]
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.loop.counter.engine
+
+
+@contextlib.asynccontextmanager
+async def behind(couch: CouchClient, settings: MonitorSettings, kit: Any, big_jobs: int) -> AsyncIterator[Behind]:
+    """``big_jobs`` new documents of label Big, the feed behind after one batch of 100, the lookahead's first look
+    made (it starts at the database's end)."""
+    settings.changes_batch = 100
+    async with monitor_loop(couch, settings) as loop:
+        name = settings.databases[0]
+        feed = loop.followers()[0]
+        lookahead = loop.lookaheads()[0]
+        await _write(loop.dbs[name], [kit.job_doc("Big", "M", run, "busy") for run in range(big_jobs)])
+        assert await feed.poll_once(wait=False) == 100 and feed.behind
+        assert await lookahead.step() == 0  # the first look starts at the database's end
+        yield Behind(loop, name, feed, lookahead)
+
+
 async def test_a_small_label_behind_a_big_backlog_is_counted_and_completed_before_the_feed_reaches_it(
     couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
 ) -> None:
-    monitor_settings.changes_batch = 100
-    async with monitor_loop(couch, monitor_settings) as loop:
-        name = monitor_settings.databases[0]
-        db, engine = loop.dbs[name], loop.counter.engine
-        feed = loop.followers()[0]
-        lookahead = loop.lookaheads()[0]
-        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(1000)])
-        assert await feed.poll_once(wait=False) == 100 and feed.behind
-        assert await lookahead.step() == 0  # the first look starts at the database's end
+    async with behind(couch, monitor_settings, kit, big_jobs=1000) as b:
+        name, db, engine, feed, lookahead = b.name, b.db, b.engine, b.feed, b.lookahead
         small = kit.job_doc("Small", "M", 1, "quick")
         await _write(db, [small])
         await _write(db, [_completed(small)])
@@ -67,15 +99,8 @@ async def test_a_small_label_behind_a_big_backlog_is_counted_and_completed_befor
 async def test_a_label_with_many_changes_past_the_feed_is_left_to_it_until_it_has_caught_up(
     couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
 ) -> None:
-    monitor_settings.changes_batch = 100
-    async with monitor_loop(couch, monitor_settings) as loop:
-        name = monitor_settings.databases[0]
-        db, engine = loop.dbs[name], loop.counter.engine
-        feed = loop.followers()[0]
-        lookahead = loop.lookaheads()[0]
-        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(300)])
-        assert await feed.poll_once(wait=False) == 100 and feed.behind
-        assert await lookahead.step() == 0
+    async with behind(couch, monitor_settings, kit, big_jobs=300) as b:
+        name, db, engine, feed, lookahead = b.name, b.db, b.engine, b.feed, b.lookahead
         growing = [kit.job_doc("Growing", "M", run, "quick") for run in range(3)]
         await _write(db, growing)
         assert await lookahead.step() == 3
@@ -95,15 +120,8 @@ async def test_a_burst_past_the_feed_is_skipped_and_a_small_label_in_it_is_count
     couch: CouchClient, monitor_settings: MonitorSettings, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lookahead_module, "WINDOW", 50)
-    monitor_settings.changes_batch = 100
-    async with monitor_loop(couch, monitor_settings) as loop:
-        name = monitor_settings.databases[0]
-        db, engine = loop.dbs[name], loop.counter.engine
-        feed = loop.followers()[0]
-        lookahead = loop.lookaheads()[0]
-        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(300)])
-        assert await feed.poll_once(wait=False) == 100 and feed.behind
-        assert await lookahead.step() == 0
+    async with behind(couch, monitor_settings, kit, big_jobs=300) as b:
+        name, db, engine, lookahead = b.name, b.db, b.engine, b.lookahead
         small = [kit.job_doc("Small", "M", run, "quick") for run in range(2)]
         await _write(db, [*small, *(kit.job_doc("Big", "M", run, "busy") for run in range(300, 400))])
         assert await lookahead.step() == 0  # 102 changes: a burst, not read

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from prodflow_gateway.app import create_app
-from prodflow_gateway.routes.proxy import ServicePaths
+from prodflow_gateway.failures import AuthFailures
+from prodflow_gateway.routes.proxy import ServiceCalls
 from prodflow_gateway.routing import service_for
-from prodflow_gateway.settings import GatewaySettings
-from starlette.routing import Match
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
 
 @pytest.mark.parametrize(
@@ -27,17 +31,27 @@ def test_label_paths_go_to_their_service(path: str, service: str | None) -> None
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "match"),
+    ("method", "path", "to_service"),
     [
-        ("GET", "/api/jobs", Match.FULL),
-        ("PATCH", "/api/requests/r-1", Match.FULL),  # every method: the service's 405 names its own
-        ("GET", "/api/auth/whoami", Match.NONE),  # the gateway's own routes, after it
-        ("GET", "/api/events", Match.NONE),
-        ("GET", "/api/nowhere", Match.NONE),  # to the catch-all's 404
+        ("GET", "/api/jobs", True),
+        ("PATCH", "/api/requests/r-1", True),  # every method: the service's 405 names its own
+        ("GET", "/api/auth/whoami", False),  # the gateway's own routes, after it
+        ("GET", "/api/events", False),
+        ("GET", "/api/nowhere", False),  # to the catch-all's 404
+        ("GET", "/", False),
     ],
 )
-def test_the_route_matched_first_takes_only_paths_a_service_owns(method: str, path: str, match: Match) -> None:
-    app = create_app(GatewaySettings(log_json=False))
-    first = app.router.routes[0]
-    assert isinstance(first, ServicePaths)
-    assert first.matches({"type": "http", "method": method, "path": path})[0] == match
+def test_service_paths_are_answered_before_routing(method: str, path: str, to_service: bool) -> None:
+    routed: list[str] = []
+
+    async def routes(scope: Scope, receive: Receive, send: Send) -> None:
+        routed.append(scope["path"])
+        await PlainTextResponse("routed")(scope, receive, send)
+
+    app = Starlette(middleware=[Middleware(ServiceCalls)], routes=[Mount("/", routes)])
+    app.state.auth_failures = AuthFailures(limit=10, window_s=60.0)
+    answer = TestClient(app).request(method, path)  # no token: a service path is refused before any upstream
+    assert routed == ([] if to_service else [path])
+    assert answer.status_code == (401 if to_service else 200)
+    if to_service:
+        assert answer.headers["content-type"] == "application/problem+json"

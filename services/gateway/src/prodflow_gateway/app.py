@@ -89,7 +89,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         routers=[tokens.router, audit.router, events.router, health.router, proxy.router],  # proxy last: catch-all
         serve_docs=False,  # the merged document below replaces the gateway's own
     )
-    proxy.route_service_paths_first(app)
+    proxy.answer_service_paths_first(app)
     app.add_middleware(AuditMiddleware)  # outermost: sees the final status of every answer
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)

@@ -16,7 +16,7 @@ from prodflow_core.couch.server import free_port
 from prodflow_core.events import EventPublisher, make_event
 from prodflow_core.identity import Identity
 from prodflow_core.testing import MakeDb
-from prodflow_gateway.events import UNAVAILABLE, EventWindow, sse_stream, wait_for
+from prodflow_gateway.events import UNAVAILABLE, Entry, EventWindow, sse_stream, wait_for
 
 ADMIN = Identity("admin", frozenset({"*"}), frozenset({"admin"}))
 
@@ -41,6 +41,20 @@ def test_the_window_keeps_the_last_changes_and_finds_positions_by_sequence_only(
     assert window.after(_seq(5)) == []
     assert window.after("0-g1start") is None and not window.holds("4")
     assert [e.seq for e in window.after(_seq(3), limit=1) or []] == [_seq(4)]
+
+
+def test_the_window_keeps_at_most_max_bytes_of_frames_but_always_the_newest_change() -> None:
+    frames = {n: len(Entry.of(_change(_seq(n), n)).frame) for n in range(1, 6)}
+    window = EventWindow(size=100, max_bytes=frames[3] + frames[4] + frames[5])
+    window.start("0-g1start")
+    window.extend(_change(_seq(n), n) for n in range(1, 6))
+    assert [e.seq for e in window.after(_seq(2)) or []] == [_seq(3), _seq(4), _seq(5)]
+    assert window.after(_seq(1)) is None  # evicted: a client there reads CouchDB until it joins the window
+    assert window.frame_bytes == frames[3] + frames[4] + frames[5]
+    tiny = EventWindow(size=100, max_bytes=1)
+    tiny.start("0-g1start")
+    tiny.extend(_change(_seq(n), n) for n in range(1, 4))
+    assert [e.seq for e in tiny.after(_seq(2)) or []] == [_seq(3)] and tiny.frame_bytes == frames[3]
 
 
 async def test_waiters_cancelled_from_outside_leave_the_window_working() -> None:
@@ -136,4 +150,4 @@ def test_a_document_that_is_not_an_event_is_kept_as_a_change_without_one() -> No
     broken = Change(id="evt-broken", seq="1", deleted=False, doc={"_id": "evt-broken", "type": 42})
     window.extend([broken, _change("2", 2)])
     entries = window.after("0") or []
-    assert [(e.seq, e.event is None) for e in entries] == [("1", True), ("2", False)]
+    assert [(e.seq, e.short_type, bool(e.frame)) for e in entries] == [("1", None, False), ("2", "job.completed", True)]

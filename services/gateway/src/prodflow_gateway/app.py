@@ -65,7 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.upstreams = upstreams
             app.state.identity_headers = IdentityHeaders(settings.identity_secret, settings.identity_ttl_s)
             app.state.events_db = couch.db(settings.events_db)
-            app.state.event_window = window = EventWindow(settings.sse_window)
+            app.state.event_window = window = EventWindow(settings.sse_window, settings.sse_window_bytes)
             app.state.openapi = MergedOpenAPI(http, settings.service_urls())
             workers.start(
                 "event-window", window.follow(app.state.events_db, workers.stop, settle_s=settings.sse_settle_s)

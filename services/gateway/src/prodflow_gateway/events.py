@@ -30,15 +30,24 @@ from pydantic import ValidationError
 
 _log = logging.getLogger("prodflow.gateway.events")
 BATCH = 500
-"""Changes per ``_changes`` read, and window entries handed to a client per wake-up."""
+"""Window entries handed to a client per wake-up."""
+READ_BATCH = 100
+"""Changes per read of the stream with their documents (the follower's batches, a client's catch-up): an event of a
+big label's jobs lists up to 1,000 of them (~300 KB), so a read of 500 could hold 150 MB."""
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One change of the stream: its sequence, and the event with its SSE frame (``None`` for other docs)."""
+    """One change of the stream: its sequence, and for an event its SSE frame with what a client filters on.
+
+    The event itself is not kept: its frame is all a client gets, and a ``job.*`` event of a big label lists
+    thousands of jobs (the parsed model took ~4 times its frame's memory).
+    """
 
     seq: str
-    event: CloudEvent | None
+    short_type: str | None
+    """The event's short type (``job.completed``); ``None`` for a document that is not an event."""
+    experiment: str | None
     frame: bytes
 
     @classmethod
@@ -49,20 +58,27 @@ class Entry:
         except ValidationError:
             _log.warning("change %s of the event stream is not a CloudEvent; not relayed", change.id)
             event = None
-        return cls(change.seq, event, sse_frame(change.seq, event) if event is not None else b"")
+        if event is None:
+            return cls(change.seq, None, None, b"")
+        return cls(change.seq, event.short_type, event.experiment, sse_frame(change.seq, event))
 
 
 class EventWindow:
-    """The last ``size`` changes of the event stream, contiguous, in feed order, and a wake-up for waiters.
+    """The last changes of the event stream, contiguous, in feed order, and a wake-up for waiters.
 
-    Position ``n`` is the ``n``-th change the follower saw. ``base`` is the sequence just before the oldest
-    entry (where the follower started, or the last evicted change): the window holds exactly the changes after it.
+    It holds at most ``size`` changes and, beyond the newest one, ``max_bytes`` of their frames: the events of a
+    big label's jobs list thousands of them each. Position ``n`` is the ``n``-th change the follower saw. ``base``
+    is the sequence just before the oldest entry (where the follower started, or the last evicted change): the
+    window holds exactly the changes after it.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = 64 << 20) -> None:
         if size < 1:
             raise ValueError("the window holds at least one change")
         self.size = size
+        self.max_bytes = max_bytes
+        self.frame_bytes = 0
+        """The size of the frames held."""
         self.available = True
         self._entries: deque[Entry] = deque()
         self._first = 0  # position of _entries[0]
@@ -92,7 +108,7 @@ class EventWindow:
             self._ring()
 
     def extend(self, changes: Iterable[Change]) -> None:
-        """Append changes that followed the newest one, evict the oldest beyond ``size``, and wake waiters."""
+        """Append changes that followed the newest one, evict the oldest beyond the bounds, and wake waiters."""
         if self._base is None:
             raise RuntimeError("start the window before extending it")
         added = False
@@ -100,11 +116,15 @@ class EventWindow:
             if change.seq in self._positions:
                 continue  # seen already: a feed never repeats a sequence, but a replayed batch must not break us
             self._positions[change.seq] = self._first + len(self._entries)
-            self._entries.append(Entry.of(change))
+            entry = Entry.of(change)
+            self._entries.append(entry)
+            self.frame_bytes += len(entry.frame)
             added = True
-        while len(self._entries) > self.size:
+        while len(self._entries) > self.size or (self.frame_bytes > self.max_bytes and len(self._entries) > 1):
             del self._positions[self._base]
-            self._base = self._entries.popleft().seq
+            evicted = self._entries.popleft()
+            self._base = evicted.seq
+            self.frame_bytes -= len(evicted.frame)
             self._first += 1
         if added:
             self._ring()
@@ -159,7 +179,7 @@ class EventWindow:
         assert since is not None
         brought = False
         async with feed_rows(db, since=since, include_docs=True, selector=None, heartbeat_s=heartbeat_s,
-                             max_rows=2 * BATCH, opened=opened) as rows:  # fmt: skip
+                             max_rows=2 * READ_BATCH, opened=opened) as rows:  # fmt: skip
             while True:
                 first = await unless_stopped(rows.get(), stop, *(() if self.available else (opened,)))
                 if opened.is_set():
@@ -170,7 +190,7 @@ class EventWindow:
                     continue  # opened: the stream is available again
                 if settle_s and isinstance(first, dict):
                     await gather(rows, settle_s, stop)
-                batch, end = take_batch(rows, first, BATCH)
+                batch, end = take_batch(rows, first, READ_BATCH)
                 brought = brought or bool(batch)
                 self.extend(Change.from_row(row) for row in batch)
                 if isinstance(end, FeedEnded):
@@ -189,11 +209,13 @@ async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:
     return True
 
 
-def visible(event: CloudEvent, identity: Identity, types: frozenset[str] | None) -> bool:
+def visible(entry: Entry, identity: Identity, types: frozenset[str] | None) -> bool:
     """An event is shown if its experiment is the caller's (or unset) and its type was asked for."""
-    if event.experiment is not None and not identity.can_access(event.experiment):
+    if entry.short_type is None:
+        return False  # not an event
+    if entry.experiment is not None and not identity.can_access(entry.experiment):
         return False
-    return types is None or event.short_type in types
+    return types is None or entry.short_type in types
 
 
 def sse_frame(seq: str, event: CloudEvent) -> bytes:
@@ -212,7 +234,7 @@ async def _catch_up(db: CouchDatabase, window: EventWindow, since: str) -> list[
     ``None`` when CouchDB did not answer.
     """
     try:
-        batch = await db.changes(since=since, limit=BATCH, include_docs=True)
+        batch = await db.changes(since=since, limit=READ_BATCH, include_docs=True)
     except (httpx.HTTPError, CouchError):
         return None
     entries: list[Entry] = []
@@ -265,7 +287,7 @@ async def sse_stream(
                 yield KEEP_ALIVE
             continue
         for entry in entries:
-            if entry.event is not None and visible(entry.event, identity, types):
+            if visible(entry, identity, types):
                 yield entry.frame
                 sent += 1
                 if max_events is not None and sent >= max_events:

@@ -38,6 +38,9 @@ class GatewaySettings(ServiceSettings):
     sse_heartbeat_s: float = 15.0
     sse_window: int = Field(10_000, ge=1)
     """Recent changes of the event stream kept in memory for SSE clients (``GATEWAY_SSE_WINDOW``)."""
+    sse_window_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    """At most this much of their SSE frames (``GATEWAY_SSE_WINDOW_BYTES``), the newest change whatever its size: a
+    ``job.*`` event of a big label lists up to 1,000 jobs. A client behind the window reads CouchDB until it joins."""
     sse_settle_s: float = Field(0.05, ge=0.0, le=1.0)
     """After a read of the event stream that came back short, the window waits this long before the next
     (``GATEWAY_SSE_SETTLE_S``): an event reaches SSE clients at most this much later, and a busy stream is read in

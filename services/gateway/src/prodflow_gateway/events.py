@@ -33,7 +33,7 @@ BATCH = 500
 """Window entries handed to a client per wake-up."""
 READ_BATCH = 100
 """Changes per read of the stream with their documents (the follower's batches, a client's catch-up): an event of a
-big label's jobs lists up to 1,000 of them (~300 KB), so a read of 500 could hold 150 MB."""
+big label's jobs lists up to 1,000 of them (50–270 KB), so a read of 500 could hold over 100 MB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Entry:
     """One change of the stream: its sequence, and for an event its SSE frame with what a client filters on.
 
     The event itself is not kept: its frame is all a client gets, and a ``job.*`` event of a big label lists
-    thousands of jobs (the parsed model took ~4 times its frame's memory).
+    up to 1,000 jobs (the parsed events took twice their frames' memory).
     """
 
     seq: str
@@ -67,7 +67,7 @@ class EventWindow:
     """The last changes of the event stream, contiguous, in feed order, and a wake-up for waiters.
 
     It holds at most ``size`` changes and, beyond the newest one, ``max_bytes`` of their frames: the events of a
-    big label's jobs list thousands of them each. Position ``n`` is the ``n``-th change the follower saw. ``base``
+    big label's jobs list up to 1,000 of them each. Position ``n`` is the ``n``-th change the follower saw. ``base``
     is the sequence just before the oldest entry (where the follower started, or the last evicted change): the
     window holds exactly the changes after it.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -224,6 +225,46 @@ async def test_a_waiting_wrapper_runs_the_next_job_sent_then_leaves(tmp_path: Pa
     assert first is not None and second is not None and first["pid"] == second["pid"]  # no new interpreter
     await asyncio.sleep(local_folder.LINGER_S + 1.0)
     assert os.listdir(backend.root.idle) == []  # nothing came: it left
+
+
+@pytest.mark.parametrize("while_", ["running", "waiting"])
+async def test_a_wrapper_whose_work_folder_is_deleted_leaves_without_making_it_again(
+    tmp_path: Path, while_: str
+) -> None:
+    from prodflow_core.backends import local_folder
+
+    backend = LocalBackend(tmp_path / "work", max_running=2)
+    await backend.submit([_job(tmp_path, "first", "sleep 0.5" if while_ == "running" else "true")])
+    pid_file = backend.root.job_dir("first") / "pid.json"
+    deadline = time.monotonic() + 10.0
+    while (wrapper := read_json(pid_file)) is None:
+        assert time.monotonic() < deadline, "the job did not start"
+        await asyncio.sleep(0.02)
+    if while_ == "waiting":
+        await _wait_final(backend, ["first"])
+        await asyncio.sleep(0.2)  # the wrapper waits for a next job
+    assert local_folder.wrapper_alive(wrapper)
+    shutil.rmtree(backend.root.root)
+    deadline = time.monotonic() + local_folder.LINGER_S + 10.0
+    while local_folder.wrapper_alive(wrapper):
+        assert time.monotonic() < deadline, "the wrapper did not leave"
+        await asyncio.sleep(0.1)
+    assert not backend.root.root.exists()
+
+
+def test_only_the_backend_makes_a_deleted_work_folder_again(tmp_path: Path) -> None:
+    from prodflow_core.backends.local_folder import WorkRoot
+
+    WorkRoot(tmp_path / "work").ensure()
+    shutil.rmtree(tmp_path / "work")
+    wrapper = WorkRoot(tmp_path / "work", remake=False)
+    with pytest.raises(FileNotFoundError), wrapper.locked():
+        pass
+    with pytest.raises(FileNotFoundError):
+        wrapper.note_change("a-job")
+    assert not (tmp_path / "work").exists()  # a wrapper finishing after the folder was deleted leaves it deleted
+    with WorkRoot(tmp_path / "work").locked():
+        assert (tmp_path / "work" / "queue").is_dir()
 
 
 def test_a_queue_of_cancelled_jobs_is_walked_once(tmp_path: Path) -> None:

@@ -107,10 +107,15 @@ def wrapper_alive(pid_info: dict[str, Any]) -> bool:
 
 
 class WorkRoot:
-    """The local backend's folder."""
+    """The local backend's folder.
 
-    def __init__(self, root: Path) -> None:
+    ``remake``: make the work folder again if it is missing. The backend does (it owns the folder); a wrapper does
+    not: a folder deleted under it stays deleted, and the wrapper leaves (:func:`local_runner.serve`).
+    """
+
+    def __init__(self, root: Path, *, remake: bool = True) -> None:
         self.root = root
+        self.remake = remake
         self.queue = root / "queue"
         self.active = root / "active"
         self.jobs = root / "jobs"
@@ -118,8 +123,11 @@ class WorkRoot:
         self.idle = root / "idle"
 
     def ensure(self) -> None:
+        """Make the missing folders; the work folder itself only with ``remake`` (else ``FileNotFoundError``)."""
+        if self.remake:
+            self.root.mkdir(parents=True, exist_ok=True)
         for folder in (self.queue, self.active, self.jobs, self.journal, self.idle):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(exist_ok=True)
 
     def note_change(self, name: str) -> None:
         """Append ``name`` to the change journal.
@@ -131,7 +139,7 @@ class WorkRoot:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except FileNotFoundError:  # a work folder made before the journal existed
-            self.journal.mkdir(parents=True, exist_ok=True)
+            self.ensure()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, (folder_name(name) + "\n").encode())

@@ -180,14 +180,19 @@ def main(argv: list[str]) -> int:
 def serve(first_job: Path) -> int:
     """The wrapper's life: run ``first_job``, then the next queued ones while there are any."""
     job: Path | None = first_job
-    root = WorkRoot(first_job.parent.parent)
-    # A finishing wrapper runs the next queued job itself: one interpreter start per slot, not per job.
-    while job is not None:
-        spec = run_job(job) or {}
-        max_running = int(spec.get("max_running", DEFAULT_MAX_RUNNING))
-        claimed = root.pump(max_running, keep=1, finished=spec.get("name"))
-        name = claimed[0] if claimed else root.linger(max_running, job)
-        job = root.job_dir(name) if name is not None else None
+    root = WorkRoot(first_job.parent.parent, remake=False)
+    try:
+        # A finishing wrapper runs the next queued job itself: one interpreter start per slot, not per job.
+        while job is not None:
+            spec = run_job(job) or {}
+            max_running = int(spec.get("max_running", DEFAULT_MAX_RUNNING))
+            claimed = root.pump(max_running, keep=1, finished=spec.get("name"))
+            name = claimed[0] if claimed else root.linger(max_running, job)
+            job = root.job_dir(name) if name is not None else None
+    except FileNotFoundError:
+        if root.root.is_dir():
+            raise
+        return 0  # the work folder was deleted: nothing is left to run or to report to
     return 0
 
 

@@ -33,7 +33,7 @@ BATCH = 500
 """Window entries handed to a client per wake-up."""
 READ_BATCH = 100
 """Changes per read of the stream with their documents (the follower's batches, a client's catch-up): an event of a
-big label's jobs lists up to 1,000 of them (50–270 KB), so a read of 500 could hold over 100 MB."""
+big label's jobs lists up to 1,000 of them (50 to 270 KB), so a read of 500 could hold over 100 MB."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,12 @@ def label_id_prefix(label: str) -> str:
     return f"job:{label}:"
 
 
+def label_id_range(label: str) -> dict[str, str]:
+    """``startkey`` and ``endkey`` of ``_all_docs`` for every job document of ``label``."""
+    prefix = label_id_prefix(label)
+    return {"startkey": prefix, "endkey": prefix + "\ufff0"}
+
+
 def parse_job_id(doc_id: str) -> tuple[str, str, int, int, int]:
     """``(label, module, run, chunk, pass)`` of a job ``_id``; ``ValueError`` if it is not one."""
     parts = doc_id.split(":")

@@ -27,7 +27,7 @@ from typing import Any
 from prodflow_core.couch import CouchDatabase
 from prodflow_core.couch.changes import Change, ChangesFollower
 from prodflow_core.couch.database import seq_number
-from prodflow_core.jobdocs import label_id_prefix, parse_job_id
+from prodflow_core.jobdocs import label_id_range, parse_job_id
 from prodflow_core.waiting import first_of
 
 TRAILING = 1000
@@ -137,10 +137,7 @@ class Lookahead:
     async def _whole_label(self, label: str, seq: str) -> list[Change]:
         """Every document of ``label`` (this replica's), as changes at ``seq``; none if it has many (then it is
         left to the feed)."""
-        prefix = label_id_prefix(label)
-        found = await self._db.all_docs(
-            startkey=prefix, endkey=prefix + "\ufff0", include_docs=True, limit=FEW_DOCS + 1
-        )
+        found = await self._db.all_docs(**label_id_range(label), include_docs=True, limit=FEW_DOCS + 1)
         if len(found.rows) > FEW_DOCS:
             self._left.add(label)
             return []

@@ -212,14 +212,7 @@ class MonitorLoop:
     async def on_changes(self, database: str, changes: list[Change]) -> None:
         """Handle one batch of a job database's ``_changes``: count, track, announce, check labels."""
         owned = [change for change in changes if self.shard.owns_job(change.id)]
-        followed = self.followed[database]
-        for change in owned:  # before the counts: a listing that finds a job by its counted row sees this revision
-            if change.deleted:
-                followed.drop(change.id)
-            elif change.doc and change.doc.get("type") == "job":
-                followed.note(change.doc)
-        async with self._counting[database]:
-            await self.counter.apply(database, counted_docs(owned))
+        await self._note_and_count(database, owned)
         if not self.settings.run_loop:
             return  # an API-only replica keeps its share of the counts, nothing else
         docs: list[Doc] = []
@@ -257,14 +250,20 @@ class MonitorLoop:
         """Count what a :class:`Lookahead` read past the feed, and check those labels. Nothing more: the feed
         brings the same documents for the rest (events, the active set), and the loop has the jobs it must
         poll from ``jobs.submitted``."""
+        await self._note_and_count(database, changes)
+        if self.settings.run_loop:
+            await self.check_labels(database, _final_labels(change.doc for change in changes if change.doc))
+
+    async def _note_and_count(self, database: str, changes: list[Change]) -> None:
+        """Keep the changed job documents for listings, then count them (the feed's and the lookahead's)."""
         followed = self.followed[database]
-        for change in changes:  # before the counts, as on_changes does
-            if change.doc and change.doc.get("type") == "job":
+        for change in changes:  # before the counts: a listing that finds a job by its counted row sees this revision
+            if change.deleted:
+                followed.drop(change.id)
+            elif change.doc and change.doc.get("type") == "job":
                 followed.note(change.doc)
         async with self._counting[database]:
             await self.counter.apply(database, counted_docs(changes))
-        if self.settings.run_loop:
-            await self.check_labels(database, _final_labels(change.doc for change in changes if change.doc))
 
     async def take_submitted(self, database: str, job_ids: list[str]) -> None:
         """Watch jobs the submitter just handed to a backend (its ``jobs.submitted``), at once.

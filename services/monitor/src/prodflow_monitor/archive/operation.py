@@ -24,7 +24,7 @@ from typing import Any
 from prodflow_core.couch import CouchDatabase, CouchError
 from prodflow_core.counts import archival_tombstone, label_counts, module_stats
 from prodflow_core.events import utc_now
-from prodflow_core.jobdocs import FINAL_STATUSES
+from prodflow_core.jobdocs import FINAL_STATUSES, label_id_prefix, label_id_range
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from prodflow_monitor.archive.files import (
@@ -72,16 +72,11 @@ class ArchiveStores:
     events: CouchDatabase
 
 
-def _id_range(label: str) -> dict[str, str]:
-    prefix = f"job:{label}:"
-    return {"startkey": prefix, "endkey": prefix + "\ufff0"}
-
-
 async def _job_pages(db: CouchDatabase, label: str) -> Any:
     """The label's job documents of ``db``, :data:`MEMBER_DOCS` at a time, in id order."""
     after: str | None = None
     while True:
-        params: dict[str, Any] = {**_id_range(label), "limit": MEMBER_DOCS}
+        params: dict[str, Any] = {**label_id_range(label), "limit": MEMBER_DOCS}
         if after is not None:
             params.update(startkey=after, skip=1)
         rows = (await db.all_docs(include_docs=True, **params)).rows
@@ -95,10 +90,11 @@ async def _job_pages(db: CouchDatabase, label: str) -> Any:
 
 def _is_label_event(doc: Mapping[str, Any], label: str) -> bool:
     data = doc.get("data") or {}
-    if data.get("label") == label or str(doc.get("subject") or "").startswith(f"job:{label}:"):
+    prefix = label_id_prefix(label)
+    if data.get("label") == label or str(doc.get("subject") or "").startswith(prefix):
         return True
     outputs = data.get("outputs") or []
-    return any(str(out.get("job_id", "")).startswith(f"job:{label}:") for out in outputs if isinstance(out, dict))
+    return any(str(out.get("job_id", "")).startswith(prefix) for out in outputs if isinstance(out, dict))
 
 
 async def _write_jobs(

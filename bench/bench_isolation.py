@@ -6,6 +6,7 @@ local sites: ``quick`` and ``busy`` (drained). Measures, from ``POST /api/campai
 - baseline: a 1-job campaign on ``quick`` with nothing else in the system (median of ``--repeat``);
 - figure: a 1-job campaign on ``quick`` filed right after a ``--jobs``-job campaign was created on ``busy``
   (whose jobs stay waiting: the site is drained). Goal (issue 12): at most 2 s more than the baseline.
+The same two, from the POST to the label's ``job.completed`` at a client of ``/api/events``.
 The big campaign's documents still have to pass through the submitter's and the monitor's ``_changes`` readers
 (counted once each) before the small one's changes do; no view is queried on the way.
 
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -73,33 +76,63 @@ def _complete(client: httpx.Client, label: str, timeout_s: float = 900.0) -> Non
     raise RuntimeError(f"{label} did not complete in {timeout_s:.0f} s")
 
 
-def _one_job(client: httpx.Client, label: str, say: Any = None) -> float:
+class _JobCompleted(threading.Thread):
+    """An SSE client of ``/api/events`` that notes when the first ``job.completed`` of ``label`` arrives."""
+
+    def __init__(self, client: httpx.Client, label: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.label = client, label
+        self.connected = threading.Event()
+        self.at: float | None = None
+
+    def run(self) -> None:
+        params = {"types": "job.completed"}
+        with self.client.stream("GET", "/api/events", params=params, timeout=httpx.Timeout(60, read=None)) as stream:
+            self.connected.set()
+            for line in stream.iter_lines():
+                if line.startswith("data: ") and json.loads(line[6:])["data"]["label"] == self.label:
+                    self.at = time.monotonic()
+                    return
+
+
+def _one_job(client: httpx.Client, label: str, say: Any = None) -> tuple[float, float]:
+    """Seconds from the POST to the summary saying complete, and to the job's ``job.completed`` at an SSE client."""
+    watcher = _JobCompleted(client, label)
+    watcher.start()
+    watcher.connected.wait(30)
     start, wall = time.monotonic(), time.time()
     _file(client, label, 1, "quick")
     _complete(client, label)
     took = time.monotonic() - start
+    watcher.join(900)
+    if watcher.at is None:
+        raise RuntimeError(f"no job.completed of {label} came to the SSE client")
+    event = watcher.at - start
     if say is not None:  # where the time went: each move of the job, seconds after the POST
         job = client.get(f"/api/jobs/{client.get('/api/jobs', params={'label': label}).json()['items'][0]['_id']}")
         moves = [(h["status"], datetime.fromisoformat(h["at"].replace("Z", "+00:00")).timestamp() - wall)
                  for h in job.json()["history"]]  # fmt: skip
-        say("  " + ", ".join(f"{status} {at:+.2f} s" for status, at in moves) + f", summary complete {took:.2f} s")
-    return took
+        say("  " + ", ".join(f"{status} {at:+.2f} s" for status, at in moves)
+            + f", summary complete {took:.2f} s, job.completed at an SSE client {event:.2f} s")  # fmt: skip
+    return took, event
 
 
-def measure(client: httpx.Client, work: Path, jobs: int, repeat: int, say: Any) -> tuple[float, float, float]:
+def measure(client: httpx.Client, work: Path, jobs: int, repeat: int, say: Any) -> dict[str, tuple[float, float]]:
+    """(summary complete, ``job.completed`` at an SSE client) of a 1-job campaign, alone (medians) and after."""
     for name in ("quick", "busy"):
         client.put(f"/api/sites/{name}", json=_site(work, name)).raise_for_status()
     client.post("/api/sites/busy/drain").raise_for_status()
     _one_job(client, "Iso_warmup")
-    alone = statistics.median(_one_job(client, f"Iso_alone_{i}", say) for i in range(repeat))
-    say(f"1-job campaign alone: {alone:.2f} s (median of {repeat})")
+    runs = [_one_job(client, f"Iso_alone_{i}", say) for i in range(repeat)]
+    alone = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    say(f"1-job campaign alone: {alone[0]:.2f} s, its job.completed {alone[1]:.2f} s (medians of {repeat})")
     start = time.monotonic()
     _file(client, "Iso_big", jobs, "busy")
-    created = time.monotonic() - start
-    say(f"{jobs:,}-job campaign created on the drained site in {created:.1f} s")
+    say(f"{jobs:,}-job campaign created on the drained site in {time.monotonic() - start:.1f} s")
     after = _one_job(client, "Iso_after_big", say)
-    say(f"1-job campaign right after it: {after:.2f} s ({after - alone:+.2f} s)")
-    return alone, after, created
+    say(f"1-job campaign right after it: {after[0]:.2f} s ({after[0] - alone[0]:+.2f} s), "
+        f"its job.completed {after[1]:.2f} s ({after[1] - alone[1]:+.2f} s)")  # fmt: skip
+    return {"alone": alone, "after": after}
 
 
 def main() -> None:
@@ -121,10 +154,12 @@ def main() -> None:
         with embedded_on(args.couch, work) as (system, server):
             headers = {"Authorization": f"Bearer {system.admin_token()}"}
             with httpx.Client(base_url=system.gateway_url, headers=headers, timeout=60, trust_env=False) as client:
-                alone, after, _created = measure(client, work, args.jobs, args.repeat, say)
+                times = measure(client, work, args.jobs, args.repeat, say)
         say(f"data folder: {work}" if args.keep else "")
+    (alone, alone_event), (after, after_event) = times["alone"], times["after"]
     figures = [
         Figure(f"1-job campaign after a {args.jobs:,}-job one (goal +2 s)", after, "s", "1-job campaign alone", alone),
+        Figure("  its job.completed at an SSE client", after_event, "s", "the same, alone", alone_event),
     ]
     print_table(figures, as_json=args.json, server=server)
 

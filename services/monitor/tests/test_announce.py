@@ -64,3 +64,15 @@ def test_seen_states_and_stable_ids() -> None:
     first = label_completed_event("db", "L", "snoplus", {"completed": 2}, 1)
     assert first.id == label_completed_event("db", "L", "snoplus", {"completed": 2}, 1).id
     assert first.data == {"label": "L", "database": "db", "counts": {"completed": 2}}
+
+
+def test_a_state_older_than_one_announced_is_not_new() -> None:
+    seen = SeenStates()
+    running, completed = _job(1, "running"), _job(1, "completed")
+    completed["history"] = [*running["history"], {"status": "completed", "at": "t", "reason": ""}]
+    seen.remember([completed])
+    assert not seen.is_new(running)  # read before the newer state was announced: announcing it now would mislead
+    seen.remember([running])
+    assert not seen.is_new(completed)  # remembering an older state does not forget the newer one
+    seen.forget(running["_id"])  # its document was deleted: a document made anew with its id starts over
+    assert seen.is_new(running)

@@ -81,7 +81,10 @@ async def test_a_small_label_behind_a_big_backlog_is_counted_and_completed_befor
         assert await label_status_counts(engine, name, "Small") == {COMPLETED: 1}
         assert (await label_status_counts(engine, name, "Big"))["waiting"] < 100  # what the feed counted so far
         events = await kit.all_docs(couch.db(monitor_settings.events_db))
-        assert [(e["type"], e["subject"]) for e in events] == [("org.prodflow.label.completed", "Small")]
+        assert sorted((e["type"], e["subject"]) for e in events) == [
+            ("org.prodflow.job.completed", small["_id"]),  # also announced ahead of the feed, before the label
+            ("org.prodflow.label.completed", "Small"),
+        ]
 
         await _write(db, [kit.job_doc("Big", "M", 1000, "busy"), kit.job_doc("Later", "M", 1, "quick")])
         assert await lookahead.step() == 1  # Later; Big has more documents than a look reads: left to the feed
@@ -94,6 +97,7 @@ async def test_a_small_label_behind_a_big_backlog_is_counted_and_completed_befor
         assert await label_status_counts(engine, name, "Big") == {"waiting": 1001}
         events = await kit.all_docs(couch.db(monitor_settings.events_db))
         assert sum(e["type"] == "org.prodflow.label.completed" for e in events) == 1  # announced once
+        assert sum(e["type"] == "org.prodflow.job.completed" for e in events) == 1  # the feed did not again
 
 
 async def test_a_label_with_many_changes_past_the_feed_is_left_to_it_until_it_has_caught_up(
@@ -146,3 +150,21 @@ async def test_the_lookahead_counts_only_while_the_feed_is_not_counting_the_same
             assert not ahead.done()
         await ahead
         assert await label_status_counts(loop.counter.engine, name, "Small") == {"waiting": 1}
+
+
+async def test_a_feed_batch_read_before_the_lookahead_saw_a_newer_state_does_not_announce_the_older_one(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
+) -> None:
+    async with behind(couch, monitor_settings, kit, big_jobs=300) as b:
+        name, db, loop, lookahead = b.name, b.db, b.loop, b.lookahead
+        small = kit.job_doc("Small", "M", 1, "quick")
+        await _write(db, [small])
+        running = {**small, "status": "running", "history": [*small["history"], {"status": "running", "at": "t"}]}
+        await _write(db, [running])
+        read_by_the_feed = dict(running)  # a batch the feed has read, not handled yet
+        await _write(db, [_completed(running)])
+        assert await lookahead.step() == 1
+
+        await loop.on_changes(name, [Change(id=small["_id"], seq="1", deleted=False, doc=read_by_the_feed)])
+        events = await kit.all_docs(couch.db(monitor_settings.events_db))
+        assert sorted(e["type"] for e in events) == ["org.prodflow.job.completed", "org.prodflow.label.completed"]

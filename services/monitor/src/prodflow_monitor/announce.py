@@ -3,7 +3,10 @@
 Events are derived from the ``_changes`` feed (not from the cycle that wrote the change), so a monitor that
 dies between writing documents and publishing still announces them after its restart: the feed's checkpoint
 only moves after the events are stored. Event ids are derived from their content, so a batch handled twice
-publishes the same ids, which the event store ignores.
+publishes the same ids, which the event store ignores. While the feed is behind other labels' documents, its
+lookahead (``prodflow_monitor.lookahead``) announces a small label's states first; the feed then skips them.
+After a restart the feed announces them again, grouped as its batches group them: the same states, under other
+ids when the groups differ (every consumer handles an event twice anyway).
 """
 
 from __future__ import annotations
@@ -100,26 +103,34 @@ def job_events(database: str, docs: Iterable[Mapping[str, Any]]) -> list[CloudEv
 
 
 class SeenStates:
-    """Bounded memory of (job id, history length) pairs already announced by this process."""
+    """Bounded memory of the newest state (history length) of each job that this process announced.
+
+    Two readers announce job states: the job feed and, while the feed is behind, its lookahead. A batch the feed
+    read before the lookahead saw a newer state of one of its jobs must not announce the older one after it
+    (``job.running`` after ``job.completed``): a state is new only if it is newer than every one announced.
+    A job's history only grows; a job id used again after its document was deleted is :meth:`forget`-ten first.
+    """
 
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
-
-    @staticmethod
-    def _key(doc: Mapping[str, Any]) -> tuple[str, int]:
-        return str(doc.get("_id")), len(doc.get("history") or [])
+        self._newest: OrderedDict[str, int] = OrderedDict()
 
     def is_new(self, doc: Mapping[str, Any]) -> bool:
-        """True if this state of the job was not announced by this process yet."""
-        return self._key(doc) not in self._seen
+        """True if this state of the job is newer than any this process announced."""
+        return len(doc.get("history") or []) > self._newest.get(str(doc.get("_id")), -1)
 
     def remember(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Note these states as announced (after their events were stored)."""
         for doc in docs:
-            self._seen[self._key(doc)] = None
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+            job_id, state = str(doc.get("_id")), len(doc.get("history") or [])
+            self._newest[job_id] = max(state, self._newest.get(job_id, -1))
+            self._newest.move_to_end(job_id)
+        while len(self._newest) > self.capacity:
+            self._newest.popitem(last=False)
+
+    def forget(self, job_id: str) -> None:
+        """Forget the job (its document was deleted: a new one with its id starts a new history)."""
+        self._newest.pop(job_id, None)
 
 
 def label_completed_event(

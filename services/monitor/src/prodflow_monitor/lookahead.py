@@ -4,8 +4,10 @@ The job feed hands changes over in the database's order. A 1-job campaign filed 
 was counted only once the monitor had read the big one's documents: its job completed in half a second, its
 summary said so ~10 s later (CouchDB 3.5, these 2 cores). While the feed is behind, a :class:`Lookahead` follows
 the changes made from then on, without documents (a job's id names its label), and counts at once every label
-that has only a few changes there and few documents: all of the label's documents, read by id range. The
-backlog itself is never read twice (PouchDB Server reads a change's document even when it is not asked for).
+that has only a few changes there and few documents: all of the label's documents, read by id range. Their
+``job.*`` events are announced then too, before the label's ``label.completed``; the feed, reaching the same
+states later, does not announce them again (nor an older state of a job, read before). The backlog itself is
+never read twice (PouchDB Server reads a change's document even when it is not asked for).
 
 Why the counts stay exact and a label is never complete too soon:
 - counting is by the ledger (``prodflow_core.counts.ledger``): a document counts as its newest revision seen,

@@ -110,6 +110,8 @@ class MonitorLoop:
         # The feed and the lookahead count one database's documents one batch at a time: two transactions that
         # read the same ledger rows before either wrote would both move the counts (PostgreSQL's read committed).
         self._counting = {name: asyncio.Lock() for name in self.dbs}
+        # And announce one batch at a time: two that found the same job state new would both announce it.
+        self._announcing = {name: asyncio.Lock() for name in self.dbs}
 
     @property
     def consumer(self) -> str:
@@ -220,6 +222,7 @@ class MonitorLoop:
         for change in owned:
             if change.deleted:
                 self.active[database].drop(change.id)
+                self.seen.forget(change.id)
                 continue
             doc = change.doc
             if not doc or doc.get("type") != "job":
@@ -228,14 +231,7 @@ class MonitorLoop:
             docs.append(doc)
         if woke:
             self.wake.set()
-        news = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
-        fresh = await without_restored(self.counter.engine, news)
-        events = job_events(database, fresh)
-        if events:
-            await self.events.publish_many(events)
-            for event in events:
-                self.metrics.events.labels(event.short_type).inc()
-        self.seen.remember(fresh)
+        await self._announce(database, docs)
         await self.check_labels(database, _final_labels(docs))
 
     def lookaheads(self) -> list[Lookahead]:
@@ -247,12 +243,26 @@ class MonitorLoop:
         return list(self.ahead.values())
 
     async def count_ahead(self, database: str, changes: list[Change]) -> None:
-        """Count what a :class:`Lookahead` read past the feed, and check those labels. Nothing more: the feed
-        brings the same documents for the rest (events, the active set), and the loop has the jobs it must
-        poll from ``jobs.submitted``."""
+        """Count and announce what a :class:`Lookahead` read past the feed, and check those labels. Nothing more:
+        the feed brings the same documents for the rest (the active set; their states are announced already),
+        and the loop has the jobs it must poll from ``jobs.submitted``."""
         await self._note_and_count(database, changes)
         if self.settings.run_loop:
-            await self.check_labels(database, _final_labels(change.doc for change in changes if change.doc))
+            docs = [change.doc for change in changes if change.doc and change.doc.get("type") == "job"]
+            await self._announce(database, docs)
+            await self.check_labels(database, _final_labels(docs))
+
+    async def _announce(self, database: str, docs: list[Doc]) -> None:
+        """Publish the ``job.*`` events of the states of ``docs`` not announced yet (see :class:`SeenStates`)."""
+        async with self._announcing[database]:
+            news = [doc for doc in docs if announced_types(doc) and self.seen.is_new(doc)]
+            fresh = await without_restored(self.counter.engine, news)
+            events = job_events(database, fresh)
+            if events:
+                await self.events.publish_many(events)
+                for event in events:
+                    self.metrics.events.labels(event.short_type).inc()
+            self.seen.remember(fresh)
 
     async def _note_and_count(self, database: str, changes: list[Change]) -> None:
         """Keep the changed job documents for listings, then count them (the feed's and the lookahead's)."""

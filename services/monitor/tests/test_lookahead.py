@@ -17,6 +17,7 @@ from prodflow_core.jobdocs import COMPLETED
 from prodflow_monitor import lookahead as lookahead_module
 from prodflow_monitor.lookahead import Lookahead
 from prodflow_monitor.loop import MonitorLoop
+from prodflow_monitor.report import CycleReport
 from prodflow_monitor.settings import MonitorSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -133,6 +134,26 @@ async def test_a_burst_past_the_feed_is_skipped_and_a_small_label_in_it_is_count
         await _write(db, [_completed(small[0])])
         assert await lookahead.step() == 2  # both of Small's documents, the one created in the burst too
         assert await label_status_counts(engine, name, "Small") == {"waiting": 1, COMPLETED: 1}
+
+
+async def test_a_small_label_created_in_a_burst_is_counted_whole_once_the_monitor_moves_one_of_its_jobs(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookahead_module, "WINDOW", 50)
+    async with behind(couch, monitor_settings, kit, big_jobs=300) as b:
+        name, db, engine, loop, lookahead = b.name, b.db, b.engine, b.loop, b.lookahead
+        small = kit.job_doc("Small", "M", 1, "quick")
+        await _write(db, [small, *(kit.job_doc("Big", "M", run, "busy") for run in range(300, 400))])
+        assert await lookahead.step() == 0  # a burst, not read
+        await _write(db, [kit.job_doc("Big", "M", run, "busy") for run in range(400, 500)])  # the burst goes on
+
+        written = await loop.writes.write(name, [small["_id"]], _completed, CycleReport())
+        assert [doc["status"] for doc in written] == [COMPLETED]
+        assert await lookahead.step() == 1  # in a burst again, but Small's job was moved here: counted whole
+        assert await label_status_counts(engine, name, "Small") == {COMPLETED: 1}
+        events = await kit.all_docs(couch.db(monitor_settings.events_db))
+        assert sorted(e["type"] for e in events) == ["org.prodflow.job.completed", "org.prodflow.label.completed"]
+        assert await lookahead.step() == 0  # noted once: not read again
 
 
 async def test_the_lookahead_counts_only_while_the_feed_is_not_counting_the_same_database(

@@ -7,7 +7,10 @@ the changes made from then on, without documents (a job's id names its label), a
 that has only a few changes there and few documents: all of the label's documents, read by id range. Their
 ``job.*`` events are announced then too, before the label's ``label.completed``; the feed, reaching the same
 states later, does not announce them again (nor an older state of a job, read before). The backlog itself is
-never read twice (PouchDB Server reads a change's document even when it is not asked for).
+never read twice (PouchDB Server reads a change's document even when it is not asked for). More changes than a
+look reads are a burst (a big campaign being stored), which it skips; a small label created inside one is
+counted whole as soon as the monitor moves one of its jobs, or hears from the submitter that it submitted one
+(:meth:`Lookahead.note`).
 
 Why the counts stay exact and a label is never complete too soon:
 - counting is by the ledger (``prodflow_core.counts.ledger``): a document counts as its newest revision seen,
@@ -40,8 +43,8 @@ FEW_DOCS = 1000
 """A label with more documents than this is left to the feed."""
 WINDOW = 2000
 """Changes one look reads at most. More since the last look are a burst (a big campaign being stored): the look
-starts again at the database's end, and the burst's labels are the feed's (a small one among them is counted
-whole at its next change)."""
+starts again at the database's end, and the burst's labels are the feed's, except those :meth:`Lookahead.note`
+names (a small one among the rest is counted whole at its next change after the burst)."""
 _log = logging.getLogger("prodflow.monitor.lookahead")
 
 
@@ -65,6 +68,7 @@ class Lookahead:
         self._owns = owns
         self._since: str | None = None
         self._left: set[str] = set()
+        self._noted: set[str] = set()
         self._feed_was_at: str | None = None
         self.behind = False
         """Whether the feed was behind at the last look: its last batch was full, or it trailed the database."""
@@ -80,19 +84,29 @@ class Lookahead:
         if not self.behind:
             self._since = None  # caught up: the feed is past everything looked at
             self._left.clear()
+            self._noted.clear()
             return 0
+        labels, self._noted = self._noted - self._left, set()
         now = now or await self._db.update_seq()
-        if self._since is None or seq_number(now) - seq_number(self._since) > WINDOW:
-            self._since = now  # the first look, or after a burst: from here on
-            return 0
-        batch = await self._db.changes(since=self._since, limit=WINDOW)
+        if self._since is not None and seq_number(now) - seq_number(self._since) <= WINDOW:
+            batch = await self._db.changes(since=self._since, limit=WINDOW)
+            labels.update(self._labels_with_few(batch.results))
+            now = batch.last_seq
+        # else the first look, or after a burst: from here on (only the labels noted are counted now)
         changes: list[Change] = []
-        for label in self._labels_with_few(batch.results):
-            changes += await self._whole_label(label, batch.last_seq)
+        for label in sorted(labels):
+            changes += await self._whole_label(label, now)
         if changes:
             await self._count(changes)
-        self._since = batch.last_seq
+        self._since = now
         return len(changes)
+
+    def note(self, label: str) -> None:
+        """Count ``label`` whole at the next look, if the feed is still behind then: this replica just moved one
+        of its jobs, or heard it was submitted. So a small label whose changes came in a burst (created while a
+        big campaign was being stored) is not left to the feed."""
+        if self.behind:
+            self._noted.add(label)
 
     async def _feed_behind(self) -> tuple[bool, str | None]:
         """Whether the feed is behind (and the database's position, if it was read): its last batch was full,

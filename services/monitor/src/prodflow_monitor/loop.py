@@ -100,7 +100,7 @@ class MonitorLoop:
         self.wake = asyncio.Event()
         self.seen = SeenStates()
         self.outputs = OutputTransfers(settings, sites, self.metrics, records)
-        self.writes = JobWrites(self.dbs, self.followed, self.metrics, self.track)
+        self.writes = JobWrites(self.dbs, self.followed, self.metrics, self._track_moved)
         self.polling = BackendPolling(settings, sites, self.active, self.writes, self.outputs, self.metrics, self.wake)
         self._last_resync = 0.0
         self.feeds: dict[str, ChangesFollower] = {}
@@ -209,6 +209,13 @@ class MonitorLoop:
         self.metrics.active.labels(database).set(len(jobs))
         return new
 
+    def _track_moved(self, database: str, doc: Mapping[str, Any]) -> None:
+        """:meth:`track` a document this replica wrote (or found moved on a fresh read); while the feed is behind,
+        its label is counted at the lookahead's next look."""
+        self.track(database, doc)
+        if (ahead := self.ahead.get(database)) is not None:
+            ahead.note(str(doc.get("label")))
+
     # --- the feed ------------------------------------------------------------------------------------------
 
     async def on_changes(self, database: str, changes: list[Change]) -> None:
@@ -282,7 +289,7 @@ class MonitorLoop:
         campaign filed behind a big one is polled without waiting for them. So the jobs are read only while the
         feed is behind (its last batch was full, or its lookahead found it trailing the database), and only
         those it has not brought with their backend id yet; a feed that keeps up brings them in its next batch,
-        and reading them too would double the reads.
+        and reading them too would double the reads. Their labels are counted at the lookahead's next look.
         """
         feed, ahead = self.feeds.get(database), self.ahead.get(database)
         if feed is not None and feed.caught_up.is_set() and not feed.behind and not (ahead and ahead.behind):
@@ -300,6 +307,8 @@ class MonitorLoop:
         for start in range(0, len(owned), 1000):
             for doc in (await followed.read(owned[start : start + 1000])).values():
                 woke = self.track(database, doc) or woke
+                if ahead is not None:
+                    ahead.note(str(doc.get("label")))
         if woke:
             self.wake.set()
 

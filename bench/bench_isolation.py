@@ -6,7 +6,9 @@ local sites: ``quick`` and ``busy`` (drained). Measures, from ``POST /api/campai
 - baseline: a 1-job campaign on ``quick`` with nothing else in the system (median of ``--repeat``);
 - figure: a 1-job campaign on ``quick`` filed right after a ``--jobs``-job campaign was created on ``busy``
   (whose jobs stay waiting: the site is drained). Goal (issue 12): at most 2 s more than the baseline.
-The same two, from the POST to the label's ``job.completed`` at a client of ``/api/events``.
+The same two, from the POST to the label's ``job.completed`` at a client of ``/api/events``; and both for a 1-job
+campaign filed while the big one is being created (``DURING_S`` after its POST: its documents come in a burst
+of the big one's).
 The big campaign's documents still have to pass through the submitter's and the monitor's ``_changes`` readers
 (counted once each) before the small one's changes do; no view is queried on the way.
 
@@ -117,22 +119,39 @@ def _one_job(client: httpx.Client, label: str, say: Any = None) -> tuple[float, 
     return took, event
 
 
+DURING_S = 5.0
+"""How long after the big campaign's POST the 1-job campaign filed during its creation is filed."""
+
+
 def measure(client: httpx.Client, work: Path, jobs: int, repeat: int, say: Any) -> dict[str, tuple[float, float]]:
-    """(summary complete, ``job.completed`` at an SSE client) of a 1-job campaign, alone (medians) and after."""
+    """(summary complete, ``job.completed`` at an SSE client) of a 1-job campaign: alone (medians), filed while
+    the big campaign is being created, and right after."""
     for name in ("quick", "busy"):
         client.put(f"/api/sites/{name}", json=_site(work, name)).raise_for_status()
     client.post("/api/sites/busy/drain").raise_for_status()
     _one_job(client, "Iso_warmup")
     runs = [_one_job(client, f"Iso_alone_{i}", say) for i in range(repeat)]
-    alone = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-    say(f"1-job campaign alone: {alone[0]:.2f} s, its job.completed {alone[1]:.2f} s (medians of {repeat})")
+    times = {"alone": (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))}
+    say(f"1-job campaign alone: {times['alone'][0]:.2f} s, its job.completed {times['alone'][1]:.2f} s "
+        f"(medians of {repeat})")  # fmt: skip
+
+    def during() -> None:
+        time.sleep(DURING_S)
+        with httpx.Client(base_url=client.base_url, headers=client.headers, timeout=60, trust_env=False) as own:
+            times["during"] = _one_job(own, "Iso_during_big", say)
+
+    filer = threading.Thread(target=during)
     start = time.monotonic()
+    filer.start()
     _file(client, "Iso_big", jobs, "busy")
     say(f"{jobs:,}-job campaign created on the drained site in {time.monotonic() - start:.1f} s")
-    after = _one_job(client, "Iso_after_big", say)
-    say(f"1-job campaign right after it: {after[0]:.2f} s ({after[0] - alone[0]:+.2f} s), "
-        f"its job.completed {after[1]:.2f} s ({after[1] - alone[1]:+.2f} s)")  # fmt: skip
-    return {"alone": alone, "after": after}
+    times["after"] = _one_job(client, "Iso_after_big", say)
+    filer.join()
+    for name, when in (("during", f"{DURING_S:.0f} s into its creation"), ("after", "right after it")):
+        took, alone = times[name], times["alone"]
+        say(f"1-job campaign {when}: {took[0]:.2f} s ({took[0] - alone[0]:+.2f} s), "
+            f"its job.completed {took[1]:.2f} s ({took[1] - alone[1]:+.2f} s)")  # fmt: skip
+    return times
 
 
 def main() -> None:
@@ -157,10 +176,14 @@ def main() -> None:
                 times = measure(client, work, args.jobs, args.repeat, say)
         say(f"data folder: {work}" if args.keep else "")
     (alone, alone_event), (after, after_event) = times["alone"], times["after"]
+    during, during_event = times["during"]
     figures = [
         Figure(f"1-job campaign after a {args.jobs:,}-job one (goal +2 s)", after, "s", "1-job campaign alone", alone),
         Figure("  its job.completed at an SSE client", after_event, "s", "the same, alone", alone_event),
-    ]
+        Figure(f"1-job campaign filed {DURING_S:.0f} s into the big one's creation", during, "s",
+               "1-job campaign alone", alone),
+        Figure("  its job.completed at an SSE client", during_event, "s", "the same, alone", alone_event),
+    ]  # fmt: skip
     print_table(figures, as_json=args.json, server=server)
 
 

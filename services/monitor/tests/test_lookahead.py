@@ -156,6 +156,19 @@ async def test_a_small_label_created_in_a_burst_is_counted_whole_once_the_monito
         assert await lookahead.step() == 0  # noted once: not read again
 
 
+async def test_a_look_reads_at_most_look_docs_documents_and_the_labels_past_them_at_the_next_look(
+    couch: CouchClient, monitor_settings: MonitorSettings, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookahead_module, "LOOK_DOCS", 2)
+    async with behind(couch, monitor_settings, kit, big_jobs=300) as b:
+        engine, lookahead = b.engine, b.lookahead
+        await _write(b.db, [kit.job_doc(label, "M", run, "quick") for label in ("One", "Two") for run in range(2)])
+        assert await lookahead.step() == 2  # One's two documents; Two waits
+        assert await label_status_counts(engine, b.name, "Two") == {}
+        assert await lookahead.step() == 2
+        assert await label_status_counts(engine, b.name, "Two") == {"waiting": 2}
+
+
 async def test_the_lookahead_counts_only_while_the_feed_is_not_counting_the_same_database(
     couch: CouchClient, monitor_settings: MonitorSettings, kit: Any
 ) -> None:

@@ -45,6 +45,8 @@ WINDOW = 2000
 """Changes one look reads at most. More since the last look are a burst (a big campaign being stored): the look
 starts again at the database's end, and the burst's labels are the feed's, except those :meth:`Lookahead.note`
 names (a small one among the rest is counted whole at its next change after the burst)."""
+LOOK_DOCS = 5000
+"""Documents one look reads at most (labels are read whole): the labels past it are read at the next look."""
 _log = logging.getLogger("prodflow.monitor.lookahead")
 
 
@@ -95,7 +97,10 @@ class Lookahead:
         # else the first look, or after a burst: from here on (only the labels noted are counted now)
         changes: list[Change] = []
         for label in sorted(labels):
-            changes += await self._whole_label(label, now)
+            if len(changes) >= LOOK_DOCS:
+                self._noted.add(label)
+            else:
+                changes += await self._whole_label(label, now)
         if changes:
             await self._count(changes)
         self._since = now

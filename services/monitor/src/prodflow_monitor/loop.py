@@ -209,12 +209,12 @@ class MonitorLoop:
         self.metrics.active.labels(database).set(len(jobs))
         return new
 
-    def _track_moved(self, database: str, doc: Mapping[str, Any]) -> None:
-        """:meth:`track` a document this replica wrote (or found moved on a fresh read); while the feed is behind,
-        its label is counted at the lookahead's next look."""
-        self.track(database, doc)
+    def _track_moved(self, database: str, doc: Mapping[str, Any]) -> bool:
+        """:meth:`track` a document this replica wrote, found moved on a fresh read or heard submitted; while the
+        feed is behind, its label is counted at the lookahead's next look."""
         if (ahead := self.ahead.get(database)) is not None:
             ahead.note(str(doc.get("label")))
+        return self.track(database, doc)
 
     # --- the feed ------------------------------------------------------------------------------------------
 
@@ -306,9 +306,7 @@ class MonitorLoop:
         woke = False
         for start in range(0, len(owned), 1000):
             for doc in (await followed.read(owned[start : start + 1000])).values():
-                woke = self.track(database, doc) or woke
-                if ahead is not None:
-                    ahead.note(str(doc.get("label")))
+                woke = self._track_moved(database, doc) or woke
         if woke:
             self.wake.set()
 

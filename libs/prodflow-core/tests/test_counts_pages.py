@@ -12,10 +12,12 @@ from prodflow_core.counts import (
     JobCounter,
     LedgerRange,
     count_tables,
+    keep_listing_indexes,
     label_experiments,
     labels_by_experiment,
     ledger_keys,
 )
+from prodflow_core.counts import tables as counts_tables
 from prodflow_core.counts.pages import ledger_query
 from prodflow_core.counts.tables import RETIRED_LEDGER_INDEXES
 from prodflow_core.sql import create_tables, make_engine
@@ -23,7 +25,7 @@ from prodflow_core.testing_sql import counts_engine, reads_of
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-LISTING_INDEXES = {
+LISTING_INDEXES = {  # every index a page of GET /api/jobs is read from
     "ix_counted_job_experiment_label_status",
     "ix_counted_job_experiment_label_module",
     "ix_counted_job_experiment_status",
@@ -130,6 +132,7 @@ async def test_sqlite_reads_a_page_from_one_index_without_sorting(
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     await create_tables(engine, count_tables())
+    await keep_listing_indexes(engine, kept=True)
     after = [*(value for _, value in part.fixed), *("x" for _ in part.order)]
     query, values = ledger_query("d", part, after, 10)
     async with engine.connect() as conn:
@@ -141,16 +144,31 @@ async def test_sqlite_reads_a_page_from_one_index_without_sorting(
     assert f"{index} (database=? AND experiment=?" in plan, plan
 
 
+async def _ledger_indexes(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
+
+
 async def test_a_ledger_made_before_the_listing_indexes_gets_them(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for name in LISTING_INDEXES:
             await conn.execute(text(f"DROP INDEX {name}"))
     await create_tables(engine, count_tables())
     await create_tables(engine, count_tables())  # again: nothing to add
+    assert await _ledger_indexes(engine) >= LISTING_INDEXES - set(counts_tables.LISTING_INDEXES)
+    for _ in range(2):  # again: nothing to add
+        await keep_listing_indexes(engine, kept=True)
+    assert await _ledger_indexes(engine) >= LISTING_INDEXES
 
-    async with engine.connect() as conn:
-        names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
-    assert names >= LISTING_INDEXES
+
+async def test_a_ledger_no_listing_reads_drops_the_listings_own_indexes(engine: AsyncEngine) -> None:
+    """The submitter's: what the listings alone read goes (made before, it had them), what it reads stays."""
+    for _ in range(2):
+        await keep_listing_indexes(engine, kept=False)
+        await create_tables(engine, count_tables())  # its next start adds none of them back
+    names = await _ledger_indexes(engine)
+    assert not names & set(counts_tables.LISTING_INDEXES)
+    assert {"ix_counted_job_database_status", "ix_counted_job_experiment_label_status"} <= names
 
 
 async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(engine: AsyncEngine) -> None:
@@ -158,8 +176,7 @@ async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(e
         for name in RETIRED_LEDGER_INDEXES:
             await conn.execute(text(f"CREATE INDEX {name} ON counted_job (database, label, doc_id)"))
     await create_tables(engine, count_tables())
-    async with engine.connect() as conn:
-        names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
+    names = await _ledger_indexes(engine)
     assert names >= LISTING_INDEXES and not names & set(RETIRED_LEDGER_INDEXES)
 
 

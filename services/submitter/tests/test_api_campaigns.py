@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from prodflow_core.backends import BackendStatus, LocalBackend
+from prodflow_core.counts import LISTING_INDEXES
 from prodflow_core.jobdocs import job_output_dir
 from prodflow_core.testing_sql import reads_of
+from sqlalchemy import inspect
 from submitter_support import (
     ADMIN,
     LEGEND_MANAGER,
@@ -147,6 +149,15 @@ async def test_passes_and_label_exactly(api: Api) -> None:
                                "WaterBi214Run 100001 1\nWaterBi214Run 100001 2\nWaterBi214Run 100002 2\n")  # fmt: skip
     one_pass = await api.client.get(f"/api/labels/{label}/exactly", params={"pass": 2}, headers=READER)
     assert one_pass.text == "WaterBi214Run 100000 2\nWaterBi214Run 100001 2\nWaterBi214Run 100002 2\n"
+    ledger = api.app.state.runtime.counter.engine
+    async with reads_of(ledger, "counted_job") as reads:
+        await api.client.get(f"/api/labels/{label}/exactly", headers=READER)
+    assert reads.seen
+    for plan in await reads.plans():
+        assert "ix_counted_job_experiment_label_status (database=? AND experiment=?" in plan, plan
+    async with ledger.connect() as conn:
+        names = await conn.run_sync(lambda sync: {ix["name"] for ix in inspect(sync).get_indexes("counted_job")})
+    assert not names & set(LISTING_INDEXES)  # the job listings' own: this ledger lists no jobs, its counts write less
     assert (await api.client.get("/api/labels/nope_nope/exactly", headers=READER)).status_code == 404
     listed = (await api.client.get("/api/campaigns", params={"label": label}, headers=READER)).json()
     assert [c["pass"] for c in listed] == [3, 2, 1]

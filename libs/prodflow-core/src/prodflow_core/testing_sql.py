@@ -11,17 +11,19 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prodflow_core.counts import count_tables
+from prodflow_core.counts import count_tables, keep_listing_indexes
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_core.sqlite_reads import direct_reads
 
 
 @asynccontextmanager
 async def counts_engine(url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on ``url`` with the kept counts' tables made, disposed afterwards."""
+    """An engine on ``url`` with the kept counts' tables made as the monitor keeps them (with the listings'
+    indexes), disposed afterwards."""
     engine = make_engine(url)
     try:
         await create_tables(engine, count_tables())
+        await keep_listing_indexes(engine, kept=True)
         yield engine
     finally:
         await engine.dispose()

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prodflow_core.couch.changes import InMemoryCheckpoint
-from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.counts import JobCounter, count_tables, keep_listing_indexes
 from prodflow_core.events import event_follower
 from prodflow_core.service import Workers, couch_resources, create_service_app
 from prodflow_core.sql import sql_database
@@ -44,6 +44,7 @@ def create_app(settings: MonitorSettings | None = None) -> FastAPI:
             couch_resources(app, settings) as couch,
             sql_database(app, settings.sql_url(), [*count_tables(), *archive_tables(), *provenance_tables()]) as engine,
         ):
+            await keep_listing_indexes(engine, kept=True)  # GET /api/jobs reads its pages from them
             sites = SiteDirectory(settings.submitter_url, settings.identity_secret, ttl_s=settings.sites_ttl_s)
             counter = JobCounter(engine, owner=f"monitor-{Shard(settings.replica_index, settings.replicas)}")
             records = app.state.output_records = OutputRecords(engine)

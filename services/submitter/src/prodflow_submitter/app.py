@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prodflow_core.couch import OwnWrites
-from prodflow_core.counts import JobCounter, count_tables
+from prodflow_core.counts import JobCounter, count_tables, keep_listing_indexes
 from prodflow_core.events import CloudEvent, event_follower
 from prodflow_core.jobdocs import ensure_job_databases
 from prodflow_core.service import Workers, couch_resources, create_service_app
@@ -41,6 +41,7 @@ def create_app(settings: SubmitterSettings | None = None) -> FastAPI:
         )
         try:
             async with sql_database(app, settings.sql_url(), [*TABLES, *count_tables()]) as engine:
+                await keep_listing_indexes(engine, kept=False)  # it lists no jobs: its counts write less
                 sessions = app.state.sessions
                 loaded = await load_sites(sessions, settings)
                 if loaded:

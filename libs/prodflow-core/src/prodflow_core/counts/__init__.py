@@ -38,11 +38,12 @@ from prodflow_core.counts.reads import (
     module_stats,
     site_counts,
 )
-from prodflow_core.counts.tables import count_tables
+from prodflow_core.counts.tables import LISTING_INDEXES, count_tables, keep_listing_indexes
 
 __all__ = [
     "ARCHIVED_MARK",
     "LABEL_COUNTS",
+    "LISTING_INDEXES",
     "Contribution",
     "CountsChange",
     "CountsCheckpoints",
@@ -59,6 +60,7 @@ __all__ = [
     "database_status_counts",
     "home_of",
     "jobs_in_statuses",
+    "keep_listing_indexes",
     "known_experiments",
     "label_counts",
     "label_experiments",

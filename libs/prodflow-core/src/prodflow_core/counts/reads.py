@@ -200,8 +200,9 @@ async def label_jobs(
             query = query.where(c.status.in_(sorted(statuses)))
         if campaign_id is not None:
             query = query.where(c.campaign_id == campaign_id)
-        rows = (await conn.execute(query.order_by(c.doc_id))).all()
-    return [(str(doc_id), str(status)) for doc_id, status in rows]
+        # Sorted here: asked to sort, SQLite walked the database's whole ledger in id order (its primary key)
+        rows = (await conn.execute(query)).all()
+    return sorted((str(doc_id), str(status)) for doc_id, status in rows)
 
 
 async def label_sites(engine: AsyncEngine, label: str) -> list[str]:

@@ -12,8 +12,10 @@ from prodflow_core.counts import (
     JobCounter,
     LedgerRange,
     count_tables,
+    jobs_in_statuses,
     keep_listing_indexes,
     label_experiments,
+    label_jobs,
     labels_by_experiment,
     ledger_keys,
 )
@@ -168,7 +170,7 @@ async def test_a_ledger_no_listing_reads_drops_the_listings_own_indexes(engine: 
         await create_tables(engine, count_tables())  # its next start adds none of them back
     names = await _ledger_indexes(engine)
     assert not names & set(counts_tables.LISTING_INDEXES)
-    assert {"ix_counted_job_database_status", "ix_counted_job_experiment_label_status"} <= names
+    assert {"ix_counted_job_database_status_id", "ix_counted_job_experiment_label_status"} <= names
 
 
 async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(engine: AsyncEngine) -> None:
@@ -178,6 +180,22 @@ async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(e
     await create_tables(engine, count_tables())
     names = await _ledger_indexes(engine)
     assert names >= LISTING_INDEXES and not names & set(RETIRED_LEDGER_INDEXES)
+
+
+async def test_sqlite_reads_active_jobs_and_a_labels_jobs_from_their_indexes(tmp_path: Path) -> None:
+    """Not the database's whole ledger in id order (its primary key): the monitor's resync, the submitter's
+    operations and .exactly read only the jobs they ask for."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    await create_tables(engine, count_tables())
+    await JobCounter(engine, "t").apply("d", [_job("P1", "ModA", run, "running") for run in range(3)])
+    async with reads_of(engine, "counted_job") as reads:
+        assert await jobs_in_statuses(engine, "d", ["running", "submitted"]) == [f"job:P1:ModA:{run}:0:p1"
+                                                                                 for run in range(3)]  # fmt: skip
+        assert len(await label_jobs(engine, "d", "P1", ["running"])) == 3
+    plans = await reads.plans()
+    await engine.dispose()
+    assert "ix_counted_job_database_status_id (database=? AND status=?)" in plans[0], plans
+    assert "ix_counted_job_experiment_label_status (database=? AND experiment=? AND label=?" in plans[-1], plans
 
 
 async def test_a_label_is_looked_up_only_among_the_callers_experiments(engine: AsyncEngine, ledger: str) -> None:

@@ -172,9 +172,9 @@ async def jobs_in_statuses(engine: AsyncEngine, database: str, statuses: Iterabl
     As of the counts' checkpoint: O(matching jobs), and no wait for a CouchDB index.
     """
     c = _LEDGER.c
-    query = select(c.doc_id).where(c.database == database, c.status.in_(sorted(statuses))).order_by(c.doc_id)
-    async with engine.connect() as conn:
-        return [str(doc_id) for doc_id in (await conn.execute(query)).scalars()]
+    query = select(c.doc_id).where(c.database == database, c.status.in_(sorted(statuses)))
+    async with engine.connect() as conn:  # sorted here, as in label_jobs
+        return sorted(str(doc_id) for doc_id in (await conn.execute(query)).scalars())
 
 
 async def label_jobs(
@@ -200,7 +200,7 @@ async def label_jobs(
             query = query.where(c.status.in_(sorted(statuses)))
         if campaign_id is not None:
             query = query.where(c.campaign_id == campaign_id)
-        # Sorted here: asked to sort, SQLite walked the database's whole ledger in id order (its primary key)
+        # Sorted here: asked to sort, SQLite walked the database's whole ledger in id order (its primary key).
         rows = (await conn.execute(query)).all()
     return sorted((str(doc_id), str(status)) for doc_id, status in rows)
 

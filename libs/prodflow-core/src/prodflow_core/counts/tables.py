@@ -26,8 +26,9 @@ class CountedJob(SQLModel, table=True):
 
     __tablename__ = "counted_job"
     __table_args__ = (
-        # the monitor's active jobs; the submitter's waiting jobs (its queue at start) and a site's jobs by status
-        Index("ix_counted_job_database_status", "database", "status"),
+        # the monitor's active jobs (their ids from the index alone); the submitter's waiting jobs (its queue at
+        # start) and a site's jobs by status
+        Index("ix_counted_job_database_status_id", "database", "status", "doc_id"),
         # a label's jobs (and by status): GET /api/jobs?label=; the submitter's operations and .exactly
         Index("ix_counted_job_experiment_label_status", "database", "experiment", "label", "status", "doc_id"),
     )
@@ -116,8 +117,13 @@ async def keep_listing_indexes(engine: AsyncEngine, kept: bool) -> None:
             await conn.execute(CreateIndex(index, if_not_exists=True) if kept else DropIndex(index, if_exists=True))
 
 
-RETIRED_LEDGER_INDEXES = ("ix_counted_job_label_status", "ix_counted_job_label_module")
-"""Label indexes that did not start with the experiment: dropped from ledgers made before their successors."""
+RETIRED_LEDGER_INDEXES = (
+    "ix_counted_job_label_status",
+    "ix_counted_job_label_module",
+    "ix_counted_job_database_status",
+)
+"""Indexes dropped from ledgers made before their successors: label indexes that did not start with the experiment,
+and one by status without the id (SQLite read the active jobs' ids from a covering index of every job instead)."""
 
 
 def _add_missing_ledger_indexes(_metadata: Any, connection: Connection, **_kw: Any) -> None:

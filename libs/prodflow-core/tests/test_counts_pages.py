@@ -16,6 +16,7 @@ from prodflow_core.counts import (
     keep_listing_indexes,
     label_experiments,
     label_jobs,
+    label_sites,
     labels_by_experiment,
     ledger_keys,
 )
@@ -183,8 +184,8 @@ async def test_the_retired_label_indexes_not_led_by_the_experiment_are_dropped(e
 
 
 async def test_sqlite_reads_active_jobs_and_a_labels_jobs_from_their_indexes(tmp_path: Path) -> None:
-    """Not the database's whole ledger in id order (its primary key): the monitor's resync, the submitter's
-    operations and .exactly read only the jobs they ask for."""
+    """Not the database's whole ledger in id order (its primary key), nor the whole ledger: the monitor's resync,
+    the submitter's operations and .exactly, an archive's sites read only the jobs they ask for."""
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     await create_tables(engine, count_tables())
     await JobCounter(engine, "t").apply("d", [_job("P1", "ModA", run, "running") for run in range(3)])
@@ -192,10 +193,12 @@ async def test_sqlite_reads_active_jobs_and_a_labels_jobs_from_their_indexes(tmp
         assert await jobs_in_statuses(engine, "d", ["running", "submitted"]) == [f"job:P1:ModA:{run}:0:p1"
                                                                                  for run in range(3)]  # fmt: skip
         assert len(await label_jobs(engine, "d", "P1", ["running"])) == 3
+        assert await label_sites(engine, "P1") == ["a"]
     plans = await reads.plans()
     await engine.dispose()
     assert "ix_counted_job_database_status_id (database=? AND status=?)" in plans[0], plans
-    assert "ix_counted_job_experiment_label_status (database=? AND experiment=? AND label=?" in plans[-1], plans
+    for plan in plans[1:]:
+        assert "ix_counted_job_experiment_label_status (database=? AND experiment=? AND label=?" in plan, plans
 
 
 async def test_a_label_is_looked_up_only_among_the_callers_experiments(engine: AsyncEngine, ledger: str) -> None:

@@ -29,6 +29,7 @@ LABEL_COUNTS = select(_L.database, _L.experiment, _L.module, _L.status, _L.jobs,
 _LABEL_HOME = (
     select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).order_by(_L.database).limit(1)
 )
+_LABEL_HOMES = select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
 _LABEL_EXPERIMENTS = select(_L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
 _LABEL_EXPERIMENTS_OF = _LABEL_EXPERIMENTS.where(_L.experiment.in_(bindparam("experiments", expanding=True)))
 _LABEL_EXPERIMENTS_IN = _LABEL_EXPERIMENTS.where(_L.database == bindparam("database"))
@@ -206,11 +207,15 @@ async def label_jobs(
 
 
 async def label_sites(engine: AsyncEngine, label: str) -> list[str]:
-    """The sites of the counted jobs of ``label``, sorted (reads the label's ledger rows: an admin's question)."""
+    """The sites of the counted jobs of ``label``, sorted: its ledger rows, read by the label index of each
+    database and experiment that holds it (an admin's question; no index leads with the label alone)."""
     c = _LEDGER.c
-    query = select(c.site).where(c.label == label).distinct().order_by(c.site)
+    sites: set[str] = set()
     async with engine.connect() as conn:
-        return [str(site) for site in (await conn.execute(query)).scalars() if site]
+        for database, experiment in (await conn.execute(_LABEL_HOMES, {"label": label})).all():
+            query = select(c.site).where(c.database == database, c.experiment == experiment, c.label == label)
+            sites.update(str(site) for site in (await conn.execute(query.distinct())).scalars() if site)
+    return sorted(sites)
 
 
 async def known_experiments(engine: AsyncEngine) -> list[str]:

@@ -11,10 +11,13 @@ import pytest
 from prodflow_core.counts import (
     JobCounter,
     LedgerRange,
+    campaign_counts,
     count_tables,
     jobs_in_statuses,
     keep_listing_indexes,
+    label_counts,
     label_experiments,
+    label_home,
     label_jobs,
     label_sites,
     labels_by_experiment,
@@ -206,6 +209,23 @@ async def test_a_label_is_looked_up_only_among_the_callers_experiments(engine: A
     assert await label_experiments(engine, "Q1", ["pg-b", "pg-a"]) == ["pg-b"]
     assert await label_experiments(engine, "Q1", None) == ["pg-b"]
     assert await label_experiments(engine, "nope", None) == []
+
+
+async def test_sqlite_reads_a_labels_and_a_campaigns_counts_from_their_indexes(tmp_path: Path) -> None:
+    """A summary, a label's home and experiments, a campaign's counts: not a scan of every label's or campaign's."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    await create_tables(engine, count_tables())
+    await JobCounter(engine, "t").apply("d", [_job(label, "ModA", 1, "running") for label in ("P1", "P2")])
+    async with reads_of(engine, "label_count") as labels, reads_of(engine, "campaign_count") as campaigns:
+        assert len(await label_counts(engine, "P1")) == 1
+        assert await label_home(engine, "P1") == ("d", "pg-a")
+        assert await label_experiments(engine, "P1", None) == ["pg-a"]
+        assert await campaign_counts(engine, "c") == {"running": 2}
+    plans = [*await labels.plans(), *await campaigns.plans()]
+    await engine.dispose()
+    assert len(plans) == 4, plans
+    for plan, key in zip(plans, ["label=?"] * 3 + ["campaign_id=?"], strict=True):
+        assert "SCAN" not in plan and f"({key}" in plan, plan
 
 
 async def test_sqlite_reads_labels_from_the_experiment_label_index(tmp_path: Path) -> None:

@@ -49,7 +49,11 @@ class LabelCount(SQLModel, table=True):
     """Jobs and their events per (database, label, module, status); a label belongs to one owner."""
 
     __tablename__ = "label_count"
-    __table_args__ = (Index("ix_label_count_experiment_label", "experiment", "label"),)
+    __table_args__ = (
+        Index("ix_label_count_experiment_label", "experiment", "label"),  # a scoped caller's labels
+        # a label's counts (a summary), its home and its experiments: without it each read scanned every label's rows
+        Index("ix_label_count_label", "label", "database"),
+    )
 
     database: str = Field(primary_key=True, max_length=200)
     label: str = Field(primary_key=True, max_length=100)
@@ -65,6 +69,7 @@ class CampaignCount(SQLModel, table=True):
     """Jobs per (owner, database, campaign, status): a campaign's labels may belong to several owners."""
 
     __tablename__ = "campaign_count"
+    __table_args__ = (Index("ix_campaign_count_campaign", "campaign_id"),)  # a campaign's counts, not every one's
 
     owner: str = Field(primary_key=True, max_length=100)
     database: str = Field(primary_key=True, max_length=200)

@@ -26,10 +26,9 @@ LABEL_COUNTS = select(_L.database, _L.experiment, _L.module, _L.status, _L.jobs,
     _L.label == bindparam("label"), _L.jobs > 0
 )
 """The kept counts of the label bound as ``label`` (rows of no jobs left out); :func:`module_count` reads a row."""
-_LABEL_HOME = (
-    select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).order_by(_L.database).limit(1)
-)
-_LABEL_HOMES = select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
+_LABEL_HOME_ROWS = select(_L.database, _L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0)
+_LABEL_HOME = _LABEL_HOME_ROWS.order_by(_L.database).limit(1)
+_LABEL_HOMES = _LABEL_HOME_ROWS.distinct()
 _LABEL_EXPERIMENTS = select(_L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
 _LABEL_EXPERIMENTS_OF = _LABEL_EXPERIMENTS.where(_L.experiment.in_(bindparam("experiments", expanding=True)))
 _LABEL_EXPERIMENTS_IN = _LABEL_EXPERIMENTS.where(_L.database == bindparam("database"))

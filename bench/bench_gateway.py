@@ -3,8 +3,9 @@
 Starts the whole system with the embedded runner (every service its own process, as in production), then:
 - times N GETs of the monitor's job list (`/api/jobs?limit=10`) one at a time, through the gateway and straight
   to the monitor, alternating (the serial overhead ratio); in the same turns, through two bare pass-through
-  proxies (``pass_through_proxy.py``: uvicorn and a relay, with the gateway's client or an aiohttp one) and a relay
-  with no ASGI server at all (``raw_relay.py``), the floor of any Python hop on the machine;
+  proxies (``pass_through_proxy.py``: uvicorn and a relay, with the gateway's client or an aiohttp one), a relay
+  with no ASGI server at all (``raw_relay.py``), the floor of any Python hop that reads HTTP, and a relay that
+  parses nothing (``byte_relay.py``: the kernel moves the bytes), the floor of any hop on the machine;
 - sends N GETs through the gateway with 1, 16, 64 and 256 in flight (the gateway's own client as the caller: see
   ``_calls``) and reads the CPU time the gateway process spent meanwhile (utime + stime from /proc/<pid>/stat):
   CPU per proxied request at each load, against the same figure at 1 in flight (flat = ratio 1); and the
@@ -99,13 +100,15 @@ async def _serial(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> dic
 
 
 PASS_THROUGH_CLIENTS = ("gateway", "aiohttp")
-FLOORS = ("raw", *(f"pass-through, {client} client" for client in PASS_THROUGH_CLIENTS))
+_FLOOR_NAMES = {"bytes": "a byte relay (splice, no HTTP)", "raw": "a raw protocol relay (no ASGI)"}
+FLOORS = ("bytes", "raw", *(f"pass-through, {client} client" for client in PASS_THROUGH_CLIENTS))
 
 
 @contextlib.contextmanager
 def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]:
-    """The floor of a hop in front of ``upstream``: ``pass_through_proxy.py`` with each client, and
-    ``raw_relay.py`` (no ASGI server at all, as ``raw``); URL by name."""
+    """The floor of a hop in front of ``upstream``: ``pass_through_proxy.py`` with each client,
+    ``raw_relay.py`` (no ASGI server at all, as ``raw``) and ``byte_relay.py`` (no HTTP, as ``bytes``); URL by
+    name."""
     here = Path(__file__).parent
     with contextlib.ExitStack() as stack:
         urls = {}
@@ -116,6 +119,9 @@ def _pass_through_proxies(upstream: str, logs: Path) -> Iterator[dict[str, str]]
         raw = serve_command(lambda port: [sys.executable, str(here / "raw_relay.py"), str(port)],
                             {"RAW_RELAY_UPSTREAM": upstream}, logs / "raw.log")  # fmt: skip
         urls["raw"] = stack.enter_context(raw).url
+        moved = serve_command(lambda port: [sys.executable, str(here / "byte_relay.py"), str(port)],
+                              {"BYTE_RELAY_UPSTREAM": upstream}, logs / "bytes.log")  # fmt: skip
+        urls["bytes"] = stack.enter_context(moved).url
         yield urls
 
 
@@ -151,7 +157,7 @@ def main() -> None:
                        "a direct call", base / args.n * 1e3)
             )  # fmt: skip
             for name in FLOORS:  # the floor: a hop that does nothing but relay
-                what = "a raw protocol relay (no ASGI)" if name == "raw" else f"a bare {name}"
+                what = _FLOOR_NAMES.get(name, f"a bare {name}")
                 figures.append(
                     Figure(f"  (floor) same GETs via {what}", spent[name], "s", "same GETs straight to monitor", base)
                 )  # fmt: skip

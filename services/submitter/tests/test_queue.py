@@ -82,3 +82,12 @@ def test_a_site_queue_picks_a_few_of_many_without_sorting_them_all(monkeypatch: 
     taken = queue.first(8, ["runlevel"])
     assert calls == 100_001  # one key for the job queued since: a round looks at the few it takes
     assert [job.run for job in taken] == [0] * 8 and not {job.job_id for job in first} & {job.job_id for job in taken}
+
+
+def test_a_job_queued_again_with_the_same_place_in_the_order_is_picked_once_as_last_queued() -> None:
+    queue = SiteQueue()
+    queue.put(Waiting("data-production", "job:a", 3, 0, 1))
+    assert queue.first(1, ["runlevel"])[0].priority == 0  # the heap of this order is built
+    for priority in (5, 1):  # the same run: each entry ties with the one before on its place in the order
+        queue.put(Waiting("data-production", "job:a", 3, priority, 1))
+    assert queue.first(2, ["runlevel"]) == [Waiting("data-production", "job:a", 3, 1, 1)]

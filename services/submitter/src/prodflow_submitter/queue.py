@@ -90,7 +90,7 @@ class SubmissionLoop:
                 self._held[key] = doc
             site = str(doc.get("site"))
             self.waiting[site].put(Waiting(database, doc_id, int(doc.get("run", 0)), int(doc.get("priority") or 0),
-                                           _arrival(doc.get("campaign_id"))))  # fmt: skip
+                                           _arrival(doc.get("campaign_id"))), key)  # fmt: skip
             self._site_of[key] = site
 
     def _unqueue(self, key: tuple[str, str]) -> None:
@@ -126,12 +126,12 @@ class SubmissionLoop:
         priorities: dict[tuple[str, str, str], int] = {}
         for name in self.runtime.databases:
             for doc_id, site, campaign_id, label, module in await ledger.waiting(self.runtime.counter.engine, name):
-                key = (campaign_id, label, module)
-                if key not in priorities:
-                    priorities[key] = await self.backend_jobs.priority(*key)
-                self.waiting[site].put(Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2], priorities[key],
-                                               _arrival(campaign_id)))  # fmt: skip
-                self._site_of[(name, doc_id)] = site
+                module_key, job_key = (campaign_id, label, module), (name, doc_id)
+                if module_key not in priorities:
+                    priorities[module_key] = await self.backend_jobs.priority(*module_key)
+                self.waiting[site].put(Waiting(name, doc_id, jobdocs.parse_job_id(doc_id)[2], priorities[module_key],
+                                               _arrival(campaign_id)), job_key)  # fmt: skip
+                self._site_of[job_key] = site
 
     # -- rounds -------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

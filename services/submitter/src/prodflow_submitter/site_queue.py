@@ -11,7 +11,6 @@ site's queue order changes, or when dropped entries outnumber the jobs.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,10 @@ JobKey = tuple[str, str]
 """``(database, job id)``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Waiting:
-    """A waiting job as the queue sees it."""
+    """A waiting job as the queue sees it (one per waiting job: with slots, 72 bytes instead of ~200). Ordered
+    only so that two heap entries of one job (one of them stale) compare without an error."""
 
     database: str
     job_id: str
@@ -47,8 +47,8 @@ def order_key(policies: Sequence[str]) -> Callable[[Waiting], tuple[Any, ...]]:
     return lambda w: (*(k(w) for k in keys), w.job_id)
 
 
-_Entry = tuple[tuple[Any, ...], str, int, Waiting]
-"""A heap entry: the job's sort key, its database, a serial number (so no two entries compare their jobs)."""
+_Entry = tuple[tuple[Any, ...], str, Waiting]
+"""A heap entry: the job's sort key and its database (which tie only for two entries of one job), the job."""
 
 
 class SiteQueue(Mapping[JobKey, Waiting]):
@@ -59,7 +59,6 @@ class SiteQueue(Mapping[JobKey, Waiting]):
         self._heap: list[_Entry] = []
         self._order: tuple[str, ...] | None = None
         self._key: Callable[[Waiting], tuple[Any, ...]] | None = None
-        self._serial = itertools.count()
 
     def __getitem__(self, key: JobKey) -> Waiting:
         return self._jobs[key]
@@ -70,11 +69,12 @@ class SiteQueue(Mapping[JobKey, Waiting]):
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def put(self, job: Waiting) -> None:
-        """Queue ``job`` (or replace what was queued under its key)."""
-        self._jobs[(job.database, job.job_id)] = job
+    def put(self, job: Waiting, key: JobKey | None = None) -> None:
+        """Queue ``job`` (or replace what was queued under its key). A caller that holds the job's key already
+        passes it: one tuple per queued job, not two."""
+        self._jobs[key or (job.database, job.job_id)] = job
         if self._key is not None:
-            heapq.heappush(self._heap, (self._key(job), job.database, next(self._serial), job))
+            heapq.heappush(self._heap, (self._key(job), job.database, job))
 
     def discard(self, key: JobKey) -> None:
         """Take the job of ``key`` out of the queue, if it is in it."""
@@ -87,14 +87,14 @@ class SiteQueue(Mapping[JobKey, Waiting]):
         chosen: list[_Entry] = []
         while self._heap and len(chosen) < count:
             entry = heapq.heappop(self._heap)
-            job = entry[3]
+            job = entry[2]
             if self._jobs.get((job.database, job.job_id)) is job:
                 chosen.append(entry)
         for entry in chosen:
             heapq.heappush(self._heap, entry)
-        return [entry[3] for entry in chosen]
+        return [entry[2] for entry in chosen]
 
     def _rebuild(self, order: tuple[str, ...]) -> None:
         self._order, self._key = order, (key := order_key(order))
-        self._heap = [(key(job), job.database, next(self._serial), job) for job in self._jobs.values()]
+        self._heap = [(key(job), job.database, job) for job in self._jobs.values()]
         heapq.heapify(self._heap)

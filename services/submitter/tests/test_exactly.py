@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from prodflow_submitter.exactly import ExactlyError, merge, parse, render
+from prodflow_submitter.exactly import ExactlyError, PassEntries, merge, parse, render
 
 
 def test_render_sorts_by_module_run_pass_and_lists_each_once() -> None:
@@ -25,3 +25,16 @@ def test_merge_appends_like_production_submit_o() -> None:
 
 def test_empty() -> None:
     assert render([]) == "" and parse("") == set()
+
+
+def test_a_pass_entries_gives_what_rendering_its_jobs_entries_would() -> None:
+    entries = PassEntries(3)
+    jobs = [("B", 7), ("B", 7), ("B", 2), ("A", 9), ("B", 7), ("A", 1)]  # chunks of a run; a module twice
+    for module, run in jobs:
+        entries.add(module, run)
+    text = "".join(entries.lines())
+    assert text == render((module, run, 3) for module, run in jobs) == "A 1 3\nA 9 3\nB 2 3\nB 7 3\n"
+    assert list(entries) == [("A", 1, 3), ("A", 9, 3), ("B", 2, 3), ("B", 7, 3)] and len(entries) == 4
+    assert ("B", 7, 3) in entries and ("B", 7, 2) not in entries and ("C", 7, 3) not in entries
+    entries.add("A", 5)  # added after a read: read again in order
+    assert [run for module, run, _ in entries if module == "A"] == [1, 5, 9]

@@ -16,7 +16,7 @@ from prodflow_core import jobdocs
 from prodflow_core.jobs_json import EventMode, dumps, event_mode, module_job_count
 from prodflow_core.problems import FieldError
 
-from prodflow_submitter.exactly import Entry
+from prodflow_submitter.exactly import PassEntries
 from prodflow_submitter.schemas import JobsFile, ModuleEntry
 
 SOFTWARE_OF_EXPERIMENT = {"snoplus": "rat", "legend": "remage"}
@@ -52,8 +52,8 @@ class CampaignPlan:
 class Expansion:
     """The job documents of a plan, its .exactly entries and a summary per module."""
 
+    exactly: PassEntries
     docs: list[dict[str, Any]] = field(default_factory=list)
-    exactly: set[Entry] = field(default_factory=set)
     modules: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -136,11 +136,11 @@ def summarise(plan: CampaignPlan) -> Expansion:
     errors = check_plan(plan)
     if errors:
         raise ExpansionError(errors)
-    result = Expansion()
+    result = Expansion(PassEntries(plan.pass_number))
     for entry in plan.jobs.modules:
         count = events_total = 0
         for run, _chunk, events in job_slots(entry, plan.run_list):
-            result.exactly.add((entry.module, run, plan.pass_number))
+            result.exactly.add(entry.module, run)
             count += 1
             events_total += events or 0
         result.modules.append({"module": entry.module, "label": entry_label(entry, plan), "jobs": count,

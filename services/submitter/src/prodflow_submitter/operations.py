@@ -177,7 +177,7 @@ async def resubmit_next_pass(
         db, new_docs, runtime.settings.bulk_chunk, (lambda made: on_created(database, made)) if on_created else None
     )
     entries = [(d["module"], d["run"], row.pass_number) for d in new_docs]
-    await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(entries))
+    await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), [exactly.render(entries)])
     async with runtime.sessions() as session:
         stored = await session.get(Campaign, row.id)
         assert stored is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from prodflow_submitter import exactly, jobstore
+from prodflow_submitter import jobstore
 from prodflow_submitter.campaigns import (
     CampaignPlan,
     Expansion,
@@ -71,10 +72,12 @@ def exactly_path(runtime: Runtime, campaign_id: str) -> Path:
     return runtime.settings.exactly_dir / f"{campaign_id}.exactly"
 
 
-def write_exactly(path: Path, text: str) -> None:
+def write_exactly(path: Path, lines: Iterable[str]) -> None:
+    """Write the file's ``lines`` as they come (a 1,000,000-line file is never one string), then put it in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
+    with tmp.open("w") as out:
+        out.writelines(lines)
     tmp.replace(path)
 
 
@@ -246,7 +249,7 @@ async def finish(runtime: Runtime, row: Campaign) -> int:
         runtime.settings.bulk_chunk,
         (lambda docs: on_created(row.database, docs)) if on_created is not None else None,
     )
-    await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), exactly.render(expansion.exactly))
+    await asyncio.to_thread(write_exactly, exactly_path(runtime, row.public_id), expansion.exactly.lines())
     async with runtime.sessions() as session:
         stored = await session.get(Campaign, row.id)
         assert stored is not None

@@ -50,7 +50,7 @@ async def campaign_exactly(runtime: Runtime, row: Campaign) -> str:
     path = exactly_path(runtime, row.public_id)
     text = await asyncio.to_thread(_read, path)
     if text is None:
-        text = exactly.render(summarise(plan_of(row)).exactly)
+        text = "".join(summarise(plan_of(row)).exactly.lines())
     return text
 
 

@@ -1,8 +1,9 @@
 """Kept counts through monitor crashes: two campaigns (10,000 jobs) with automatic retries, cancels, next-attempt
 and next-pass resubmissions, while the monitor is SIGKILLed at random moments and started again.
 
-Afterwards every label's kept counts equal a full reduce of its job documents (``?verify=true``), and every
-campaign's kept counts (submitter) equal the documents counted by hand: no change counted twice or missed.
+Afterwards every label's kept counts equal a full reduce of its job documents (``?verify=true``), the monitor's
+``/metrics`` job gauges and every campaign's kept counts (submitter) equal the documents counted by hand: no change
+counted twice or missed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from faults.fault_support import admin_client, crash, running_system, tolerant
-from prodflow_cli.runner import EmbeddedSystem
+from prodflow_cli.runner import SERVICES, EmbeddedSystem
 from system_support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -149,6 +150,16 @@ def test_kept_counts_equal_a_full_reduce_after_monitor_crashes(system: EmbeddedS
             summary = wait_for(consistent, 120, f"kept counts of {label} equal to a full reduce", every_s=1.0)
             by_hand = collections.Counter(d["status"] for d in docs if d["label"] == label)
             assert summary["counts"] == dict(by_hand), (label, summary["counts"], by_hand)
+
+        monitor = system.url_of(next(spec for spec in SERVICES if spec.name == "monitor"))
+        by_status = collections.Counter(d["status"] for d in docs)
+
+        def gauges_agree() -> bool | None:  # /metrics: the kept totals by database and status
+            text = tolerant(lambda: httpx.get(f"{monitor}/metrics", timeout=30).text)
+            wanted = (f'prodflow_jobs{{database="{DATABASE}",status="{s}"}} {n:.1f}' for s, n in by_status.items())
+            return True if isinstance(text, str) and all(line in text for line in wanted) else None
+
+        wait_for(gauges_agree, 60, "the /metrics job gauges equal to the documents", every_s=1.0)
 
         for campaign in campaigns:
             by_hand = collections.Counter(d["status"] for d in docs if d["campaign_id"] == campaign)

@@ -13,6 +13,7 @@ from prodflow_core.counts import (
     JobCounter,
     campaign_counts,
     contribution_of,
+    database_status_counts,
     label_counts,
     label_home,
     label_jobs,
@@ -108,6 +109,7 @@ async def test_counts_are_exact_when_batches_are_handed_over_again(engine: Async
     await counter.apply(database, [("job:L1:ModA:99:0:p1", None), ("job:L1:ModA:99:0:p1", None)])
 
     assert await label_status_counts(engine, database, "L1") == {"waiting": 59, "completed": 40}
+    assert (await database_status_counts(engine))[database] == {"waiting": 59, "completed": 40}
     stats = module_stats(await label_counts(engine, "L1"), database)
     assert stats == {"ModA": {"completed": {"jobs": 40, "events": 400}, "waiting": {"jobs": 59, "events": 590}}}
     assert (await campaign_counts(engine, "camp-000001"))["completed"] >= 40
@@ -124,6 +126,7 @@ async def test_rows_that_reach_zero_are_dropped(engine: AsyncEngine) -> None:
     await counter.apply(database, [("job:L9:ModA:1:0:p1", {**_job(1), "label": "L9"})])
     await counter.apply(database, [("job:L9:ModA:1:0:p1", None)])
     assert await label_counts(engine, "L9") == [] and await label_home(engine, "L9") is None
+    assert database not in await database_status_counts(engine)
 
 
 async def test_the_checkpoint_is_kept_beside_the_counts(engine: AsyncEngine) -> None:

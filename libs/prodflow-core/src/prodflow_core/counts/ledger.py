@@ -20,13 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from prodflow_core.couch.changes import Change
 from prodflow_core.couch.database import rev_number
 from prodflow_core.counts import statements
-from prodflow_core.counts.tables import CampaignCount, CountedJob, CountsCheckpoint, LabelCount, SiteCount
+from prodflow_core.counts.tables import (
+    CampaignCount,
+    CountedJob,
+    CountsCheckpoint,
+    DatabaseCount,
+    LabelCount,
+    SiteCount,
+)
 from prodflow_core.sql import upsert_statement
 
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
 _CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
 _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
+_DATABASES: Table = DatabaseCount.__table__  # type: ignore[attr-defined]
 _CHECKPOINTS: Table = CountsCheckpoint.__table__  # type: ignore[attr-defined]
 _CHUNK = 500  # ids per SELECT ... IN (SQLite allows 32,766 variables; PostgreSQL 65,535)
 
@@ -212,6 +220,15 @@ class JobCounter:
             if jobs
         ]
         await self._add(conn, _SITES, ("owner", "database", "site", "status"), ("jobs",), site_rows)
+        by_status: dict[str, int] = defaultdict(int)
+        for (_experiment, _label, _module, status), (jobs, _events) in change.labels.items():
+            by_status[status] += jobs
+        database_rows = [
+            {"owner": self.owner, "database": database, "status": status, "jobs": jobs}
+            for status, jobs in by_status.items()
+            if jobs
+        ]
+        await self._add(conn, _DATABASES, ("owner", "database", "status"), ("jobs",), database_rows)
 
     @staticmethod
     async def _add(

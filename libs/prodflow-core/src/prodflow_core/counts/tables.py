@@ -15,7 +15,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Index, MetaData, String, Table, event, inspect, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlmodel import Field, SQLModel
@@ -90,6 +103,19 @@ class SiteCount(SQLModel, table=True):
     jobs: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class DatabaseCount(SQLModel, table=True):
+    """Jobs per (owner, database, status): the ``/metrics`` gauges in a row per status, where summing every label's
+    counts took 46 ms at 2,000 labels of 10 modules (and grew with them). Moved by the same label deltas, in the
+    same transaction, as :class:`LabelCount`; filled from it when added to counts made before it."""
+
+    __tablename__ = "database_count"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    database: str = Field(primary_key=True, max_length=200)
+    status: str = Field(primary_key=True, max_length=40)
+    jobs: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class CountsCheckpoint(SQLModel, table=True):
     """The ``_changes`` sequence up to which an owner's counts of a database are complete."""
 
@@ -145,9 +171,29 @@ def _add_missing_ledger_indexes(_metadata: Any, connection: Connection, **_kw: A
 event.listen(SQLModel.metadata, "after_create", _add_missing_ledger_indexes)
 
 
+def _fill_database_counts(table: Table, connection: Connection, **_kw: Any) -> None:
+    """A ``database_count`` added to counts made before it starts from their label counts, in the transaction
+    that creates it (before any follower runs), so the gauges are exact from the first scrape."""
+    if inspect(connection).has_table(LabelCount.__tablename__):
+        labels = LabelCount.__table__.c  # type: ignore[attr-defined]
+        keys, total = (labels.owner, labels.database, labels.status), func.sum(labels.jobs)
+        summed = select(*keys, total).group_by(*keys).having(total != 0)
+        connection.execute(table.insert().from_select(["owner", "database", "status", "jobs"], summed))
+
+
+event.listen(DatabaseCount.__table__, "after_create", _fill_database_counts)  # type: ignore[attr-defined]
+
+
 def count_tables() -> list[Table]:
     """The tables a service that keeps counts creates in its SQL database."""
     return [
         SQLModel.metadata.tables[name]
-        for name in ("counted_job", "label_count", "campaign_count", "site_count", "counts_checkpoint")
+        for name in (
+            "counted_job",
+            "label_count",
+            "campaign_count",
+            "site_count",
+            "database_count",
+            "counts_checkpoint",
+        )
     ]

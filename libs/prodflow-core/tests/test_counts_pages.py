@@ -16,6 +16,7 @@ from prodflow_core.counts import (
     database_status_counts,
     jobs_in_statuses,
     keep_listing_indexes,
+    known_experiments,
     label_counts,
     label_experiments,
     label_home,
@@ -242,23 +243,25 @@ async def test_sqlite_reads_labels_from_the_experiment_label_index(tmp_path: Pat
     assert "ix_label_count_experiment_label (experiment=? AND label=?)" in plans[0]
 
 
-async def test_the_metrics_gauges_read_no_label_counts(tmp_path: Path) -> None:
-    """``/metrics``' jobs by database and status: the kept totals, not a sum over every label's counts."""
+async def test_the_metrics_gauges_and_the_experiments_read_no_label_counts(tmp_path: Path) -> None:
+    """``/metrics``' jobs by database and status, and the experiments an admin's job list walks: the kept totals
+    per experiment, not every label's counts."""
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite'}")
     await create_tables(engine, count_tables())
     await JobCounter(engine, "t").apply("d", [_job(label, "ModA", 1, "running") for label in ("P1", "P2")])
     async with reads_of(engine, "label_count") as labels:
         assert await database_status_counts(engine) == {"d": {"running": 2}}
+        assert await known_experiments(engine) == ["pg-a"]
     await engine.dispose()
     assert labels.seen == []
 
 
-async def test_database_gauges_added_to_counts_made_before_start_from_their_label_counts(engine: AsyncEngine) -> None:
+async def test_experiment_counts_added_to_counts_made_before_start_from_their_label_counts(engine: AsyncEngine) -> None:
     counter = JobCounter(engine, owner=f"old-{uuid.uuid4().hex[:8]}")
     database = f"db-{uuid.uuid4().hex[:8]}"
     await counter.apply(database, [_job("B1", "ModA", n, "failed" if n % 4 == 0 else "completed") for n in range(20)])
     async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE database_count"))  # counts made before it
+        await conn.execute(text("DROP TABLE experiment_count"))  # counts made before it
     await create_tables(engine, count_tables())
     assert (await database_status_counts(engine))[database] == {"completed": 15, "failed": 5}
     doc_id, doc = _job("B1", "ModA", 0, "completed")

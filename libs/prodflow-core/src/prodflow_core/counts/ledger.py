@@ -24,7 +24,7 @@ from prodflow_core.counts.tables import (
     CampaignCount,
     CountedJob,
     CountsCheckpoint,
-    DatabaseCount,
+    ExperimentCount,
     LabelCount,
     SiteCount,
 )
@@ -34,7 +34,7 @@ _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
 _CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
 _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
-_DATABASES: Table = DatabaseCount.__table__  # type: ignore[attr-defined]
+_EXPERIMENTS: Table = ExperimentCount.__table__  # type: ignore[attr-defined]
 _CHECKPOINTS: Table = CountsCheckpoint.__table__  # type: ignore[attr-defined]
 _CHUNK = 500  # ids per SELECT ... IN (SQLite allows 32,766 variables; PostgreSQL 65,535)
 
@@ -220,15 +220,19 @@ class JobCounter:
             if jobs
         ]
         await self._add(conn, _SITES, ("owner", "database", "site", "status"), ("jobs",), site_rows)
-        by_status: dict[str, int] = defaultdict(int)
-        for (_experiment, _label, _module, status), (jobs, _events) in change.labels.items():
-            by_status[status] += jobs
-        database_rows = [
-            {"owner": self.owner, "database": database, "status": status, "jobs": jobs}
-            for status, jobs in by_status.items()
+        experiment_rows = self._experiment_rows(database, change)
+        await self._add(conn, _EXPERIMENTS, ("owner", "database", "experiment", "status"), ("jobs",), experiment_rows)
+
+    def _experiment_rows(self, database: str, change: CountsChange) -> list[dict[str, Any]]:
+        """The batch's label deltas summed per (experiment, status)."""
+        summed: dict[tuple[str, str], int] = defaultdict(int)
+        for (experiment, _label, _module, status), (jobs, _events) in change.labels.items():
+            summed[(experiment, status)] += jobs
+        return [
+            {"owner": self.owner, "database": database, "experiment": experiment, "status": status, "jobs": jobs}
+            for (experiment, status), jobs in summed.items()
             if jobs
         ]
-        await self._add(conn, _DATABASES, ("owner", "database", "status"), ("jobs",), database_rows)
 
     @staticmethod
     async def _add(

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from prodflow_core.counts.tables import CampaignCount, CountedJob, DatabaseCount, LabelCount, SiteCount
+from prodflow_core.counts.tables import CampaignCount, CountedJob, ExperimentCount, LabelCount, SiteCount
 
 _LABELS: Table = LabelCount.__table__  # type: ignore[attr-defined]
 _CAMPAIGNS: Table = CampaignCount.__table__  # type: ignore[attr-defined]
 _SITES: Table = SiteCount.__table__  # type: ignore[attr-defined]
-_DATABASES: Table = DatabaseCount.__table__  # type: ignore[attr-defined]
+_EXPERIMENTS: Table = ExperimentCount.__table__  # type: ignore[attr-defined]
 _LEDGER: Table = CountedJob.__table__  # type: ignore[attr-defined]
 
 _L = _LABELS.c
@@ -33,7 +33,8 @@ _LABEL_HOMES = _LABEL_HOME_ROWS.distinct()
 _LABEL_EXPERIMENTS = select(_L.experiment).where(_L.label == bindparam("label"), _L.jobs > 0).distinct()
 _LABEL_EXPERIMENTS_OF = _LABEL_EXPERIMENTS.where(_L.experiment.in_(bindparam("experiments", expanding=True)))
 _LABEL_EXPERIMENTS_IN = _LABEL_EXPERIMENTS.where(_L.database == bindparam("database"))
-_KNOWN_EXPERIMENTS = select(_L.experiment).where(_L.jobs > 0).distinct().order_by(_L.experiment)
+_E = _EXPERIMENTS.c
+_KNOWN_EXPERIMENTS = select(_E.experiment).where(_E.jobs > 0).distinct().order_by(_E.experiment)
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,9 @@ def count_differences(kept: ModuleStats, reduced: ModuleStats) -> list[dict[str,
 
 
 async def database_status_counts(engine: AsyncEngine) -> dict[str, dict[str, int]]:
-    """``{database: {status: jobs}}`` of every kept label (the ``/metrics`` gauges), summed over owners: O(owners x
-    databases x statuses) rows of ``database_count``, whatever the number of labels."""
-    c = _DATABASES.c
+    """``{database: {status: jobs}}`` of every kept label (the ``/metrics`` gauges), summed over owners and
+    experiments: O(owners x databases x experiments x statuses) rows, whatever the number of labels."""
+    c = _EXPERIMENTS.c
     return await _by_status(engine, select(c.database, c.status, func.sum(c.jobs)).group_by(c.database, c.status))
 
 
@@ -220,7 +221,7 @@ async def label_sites(engine: AsyncEngine, label: str) -> list[str]:
 
 
 async def known_experiments(engine: AsyncEngine) -> list[str]:
-    """Every experiment that has counted jobs (from the counts' ``(experiment, label)`` index)."""
+    """Every experiment that has counted jobs: O(owners x databases x experiments x statuses) rows."""
     async with engine.connect() as conn:
         return [str(experiment) for experiment in (await conn.execute(_KNOWN_EXPERIMENTS)).scalars()]
 

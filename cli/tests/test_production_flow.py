@@ -105,6 +105,7 @@ def test_request_approved_runs_to_completion_and_outputs_are_grabbed(admin: Cli,
     assert summary["complete"] and summary["events_done"] == summary["events_requested"] == 300
     assert admin("label", "exactly", label).stdout == "CliGeo 1 1\nCliGeo 2 1\nCliGeo 3 1\n"
     assert label in admin("label", "list").stdout
+    assert len(admin("label", "list", "--limit", "1", "--json").json()) == 1  # as many as asked for
 
     jobs = admin("jobs", "list", "--label", label, "--json").json()
     assert sorted(j["run"] for j in jobs) == [1, 2, 3] and {j["status"] for j in jobs} == {"completed"}

@@ -86,6 +86,10 @@ def test_file_approve_and_watch_the_label_reach_100_percent(page: Page, system: 
 
     page.get_by_role("link", name="Jobs of this label").click()
     expect(page.get_by_role("cell", name="completed", exact=True)).to_have_count(4)
+    page.get_by_role("link", name="Labels", exact=True).click()  # the list, a page at a time
+    expect(page.get_by_role("heading", name="Labels")).to_be_visible()
+    expect(page.get_by_label(f"{label}: 4 of 4 jobs completed")).to_be_visible()
+    expect(page.get_by_role("button", name="More labels")).to_be_hidden()  # one page holds them all
     page.get_by_role("link", name="Requests").click()
     expect(page.get_by_role("heading", name="Production requests")).to_be_visible()
     request_row = page.get_by_role("row").filter(has_text=label)

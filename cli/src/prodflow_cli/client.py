@@ -76,6 +76,19 @@ class Gateway:
         """GET ``path`` and decode its JSON."""
         return _json(self.request("GET", path, params=params, auth=auth))
 
+    def items(self, path: str, params: Params, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` items of a paged listing (pages of at most 1,000, following each ``next``), and whether
+        more remain."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            page = self.get(path, {**params, "limit": min(1000, limit - len(found)), "cursor": cursor})
+            found += page["items"]
+            cursor = page.get("next")
+            if not cursor:
+                break
+        return found, bool(cursor)
+
     def post(self, path: str, body: JSON | None = None, params: Params | None = None, **kw: Any) -> JSON:
         """POST a JSON body (``{}`` if none) and decode the answer."""
         return _json(self.request("POST", path, params=params, json_body={} if body is None else body, **kw))

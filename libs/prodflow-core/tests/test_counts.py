@@ -18,7 +18,7 @@ from prodflow_core.counts import (
     label_home,
     label_jobs,
     label_status_counts,
-    labels_by_experiment,
+    labels_after,
     module_stats,
     plan_change,
     site_counts,
@@ -115,9 +115,9 @@ async def test_counts_are_exact_when_batches_are_handed_over_again(engine: Async
     assert (await campaign_counts(engine, "camp-000001"))["completed"] >= 40
     assert (await site_counts(engine, ["site-a"]))["site-a"]["waiting"] >= 59
     assert await label_home(engine, "L1") is not None
-    labels = await labels_by_experiment(engine, {"snoplus"})
-    assert labels[(database, "snoplus", "L1")] == {"waiting": 59, "completed": 40}
-    assert not await labels_by_experiment(engine, {"legend"})
+    assert await labels_after(engine, database, "snoplus", "", 10) == [("L1", {"waiting": 59, "completed": 40})]
+    assert await labels_after(engine, database, "snoplus", "L1", 10) == []
+    assert not await labels_after(engine, database, "legend", "", 10)
 
 
 async def test_rows_that_reach_zero_are_dropped(engine: AsyncEngine) -> None:

@@ -22,7 +22,7 @@ from prodflow_core.counts import (
     label_home,
     label_jobs,
     label_sites,
-    labels_by_experiment,
+    labels_after,
     ledger_keys,
 )
 from prodflow_core.counts import tables as counts_tables
@@ -236,11 +236,12 @@ async def test_sqlite_reads_labels_from_the_experiment_label_index(tmp_path: Pat
     await create_tables(engine, count_tables())
     async with reads_of(engine, "label_count") as reads:
         await label_experiments(engine, "P1", ["legend"])
-        await labels_by_experiment(engine, ["legend"])
+        await labels_after(engine, "d", "legend", "", 100)
     plans = await reads.plans()
     await engine.dispose()
     assert len(plans) == 2 and all("ix_label_count_experiment_label (experiment=?" in plan for plan in plans), plans
     assert "ix_label_count_experiment_label (experiment=? AND label=?)" in plans[0]
+    assert "ix_label_count_experiment_label (experiment=? AND label>?)" in plans[1]  # a page from its position
 
 
 async def test_the_metrics_gauges_and_the_experiments_read_no_label_counts(tmp_path: Path) -> None:

@@ -204,6 +204,20 @@ async def test_labels_and_summary_from_kept_counts(http: httpx.AsyncClient) -> N
     assert verify.status_code == 403 and verify.headers["content-type"] == "application/problem+json"
 
 
+async def test_labels_come_a_page_at_a_time_with_a_cursor_for_this_query_only(
+    app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
+) -> None:
+    async for admin in _client(app_url, _header(api_settings, {"*"}, {"admin"})):
+        whole = (await admin.get("/api/labels")).json()
+        assert {item["label"] for item in whole["items"]} == {LABEL, "L200_Cycle_p03"} and whole["next"] is None
+        first = (await admin.get("/api/labels", params={"limit": 1})).json()
+        rest = (await admin.get("/api/labels", params={"limit": 1, "cursor": first["next"]})).json()
+        assert first["items"] + rest["items"] == whole["items"] and rest["next"] is None
+        other_query = await admin.get("/api/labels", params={"experiment": "snoplus", "cursor": first["next"]})
+        assert other_query.status_code == 400 and other_query.json()["type"].endswith("/bad-cursor")
+        assert (await admin.get("/api/labels", params={"limit": 0})).status_code == 422
+
+
 async def test_verify_compares_kept_counts_with_a_full_reduce(
     app_url: str, api_settings: MonitorSettings, seeded: dict[str, Any]
 ) -> None:

@@ -42,15 +42,8 @@ def audit(
         "path": path,
     }
     client = gateway()
-    entries: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while len(entries) < limit:
-        page = client.get(API, {**params, "limit": min(1000, limit - len(entries)), "cursor": cursor})
-        entries += page["items"]
-        cursor = page.get("next")
-        if not cursor:
-            break
+    entries, more = client.items(API, params, limit)
     out = output(as_json)
     out.table(entries, COLUMNS)
-    if cursor and not out.as_json:
+    if more and not out.as_json:
         out.note(f"{len(entries)} shown; more with --limit")

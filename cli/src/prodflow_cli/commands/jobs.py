@@ -69,17 +69,10 @@ def list_jobs(
         "database": database,
     }
     client = gateway()
-    jobs: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while len(jobs) < limit:
-        page = client.get(API, {**params, "limit": min(1000, limit - len(jobs)), "cursor": cursor})
-        jobs += page["items"]
-        cursor = page.get("next")
-        if not cursor:
-            break
+    jobs, more = client.items(API, params, limit)
     out = output(as_json)
     out.table(jobs, COLUMNS)
-    if cursor and not out.as_json:
+    if more and not out.as_json:
         out.note(f"{len(jobs)} shown; more with --limit")
 
 

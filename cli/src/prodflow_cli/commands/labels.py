@@ -31,13 +31,18 @@ def _percent(counts: dict[str, int], jobs: int) -> str:
 
 
 @command(app, "list")
-def list_labels(experiment: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
-    """Every label you may read, with its jobs counted by status."""
-    page = gateway().get("/api/labels", {"experiment": experiment})
+def list_labels(
+    experiment: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many labels (pages of 1000 are fetched as needed).")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """The labels you may read, with their jobs counted by status (by database, experiment and name)."""
+    labels, more = gateway().items("/api/labels", {"experiment": experiment}, limit)
     rows = [{**item, "done": _percent(item["counts"], item["jobs"]), "by_status": _counts_text(item["counts"])}
-            for item in page["items"]]  # fmt: skip
-    output(as_json).table(
-        rows if not as_json else page["items"],
+            for item in labels]  # fmt: skip
+    out = output(as_json)
+    out.table(
+        rows if not as_json else labels,
         [
             ("label", "label"),
             ("experiment", "experiment"),
@@ -48,6 +53,8 @@ def list_labels(experiment: Annotated[str | None, typer.Option()] = None, as_jso
             ("complete", "final"),
         ],
     )
+    if more and not out.as_json:
+        out.note(f"{len(labels)} shown; more with --limit")
 
 
 def show_summary(out: Output, summary: dict[str, Any]) -> None:

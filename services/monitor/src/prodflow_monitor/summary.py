@@ -17,7 +17,7 @@ from prodflow_core.counts import (
     ModuleStats,
     count_differences,
     label_counts,
-    labels_by_experiment,
+    labels_after,
     module_count,
     module_stats,
 )
@@ -100,22 +100,46 @@ async def verify_archived_label(engine: AsyncEngine, dbs: Sequence[CouchDatabase
     return {"consistent": not any(report.values()), "differences": report, "source": "archive"}
 
 
-async def label_list(
-    engine: AsyncEngine, databases: Sequence[str], experiments: Iterable[str] | None
-) -> list[dict[str, Any]]:
-    """Every label (of ``experiments``, ``None`` = all) with its counts per status, per database in order."""
-    out: list[dict[str, Any]] = []
-    order = {name: i for i, name in enumerate(databases)}
-    found = await labels_by_experiment(engine, experiments)
-    for (database, experiment, label), counts in sorted(found.items(), key=lambda i: (order.get(i[0][0], 0), i[0])):
-        out.append(
-            {
-                "label": label,
-                "experiment": experiment,
-                "database": database,
-                "counts": dict(sorted(counts.items())),
-                "jobs": sum(counts.values()),
-                "complete": is_label_final(counts),
-            }
-        )
-    return out
+LabelPosition = tuple[str, str, str]
+"""Where a page of the label list ends: ``(database, experiment, label)`` of its last label."""
+
+
+async def label_page(
+    engine: AsyncEngine,
+    databases: Sequence[str],
+    experiments: Iterable[str],
+    *,
+    limit: int,
+    after: LabelPosition | None = None,
+) -> tuple[list[dict[str, Any]], LabelPosition | None]:
+    """Up to ``limit`` labels of ``experiments`` after ``after``, with their counts per status, in the order of
+    ``databases``, then by experiment and name; and the position of the last one if more follow (else ``None``).
+
+    Each (database, experiment) is read from the position on, a page at a time (:func:`labels_after`), so a page
+    costs O(limit x modules x statuses) rows whatever the number of labels. Raises ``ValueError`` for a position
+    in a database that is not one of ``databases``.
+    """
+    at = (databases.index(after[0]), after[1], after[2]) if after is not None else (0, "", "")
+    items: list[dict[str, Any]] = []
+    for index in range(at[0], len(databases)):
+        for experiment in sorted(experiments):
+            if (index, experiment) < at[:2]:
+                continue
+            from_label = at[2] if (index, experiment) == at[:2] else ""
+            found = await labels_after(engine, databases[index], experiment, from_label, limit + 1 - len(items))
+            items.extend(_label_item(databases[index], experiment, label, counts) for label, counts in found)
+            if len(items) > limit:
+                last = items[limit - 1]
+                return items[:limit], (last["database"], last["experiment"], last["label"])
+    return items, None
+
+
+def _label_item(database: str, experiment: str, label: str, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "label": label,
+        "experiment": experiment,
+        "database": database,
+        "counts": dict(sorted(counts.items())),
+        "jobs": sum(counts.values()),
+        "complete": is_label_final(counts),
+    }

@@ -91,23 +91,43 @@ async def label_status_counts(engine: AsyncEngine, database: str, label: str) ->
     return {str(status): int(jobs) for status, jobs in rows if jobs}
 
 
-async def labels_by_experiment(
-    engine: AsyncEngine, experiments: Iterable[str] | None
-) -> dict[tuple[str, str, str], dict[str, int]]:
-    """``{(database, experiment, label): {status: jobs}}`` for ``experiments`` (``None`` = all)."""
-    c = _LABELS.c
-    query = select(c.database, c.experiment, c.label, c.status, func.sum(c.jobs)).group_by(
-        c.database, c.experiment, c.label, c.status
+_LABEL_NAMES_AFTER = (
+    select(_L.label)
+    .where(
+        _L.database == bindparam("database"),
+        _L.experiment == bindparam("experiment"),
+        _L.label > bindparam("after"),
+        _L.jobs > 0,
     )
-    if experiments is not None:
-        query = query.where(c.experiment.in_(sorted(experiments)))
+    .distinct()
+    .order_by(_L.label)
+    .limit(bindparam("limit"))
+)
+_LABELS_AFTER = (
+    select(_L.label, _L.status, func.sum(_L.jobs))
+    .where(
+        _L.database == bindparam("database"),
+        _L.experiment == bindparam("experiment"),
+        _L.label.in_(_LABEL_NAMES_AFTER.scalar_subquery()),
+    )
+    .group_by(_L.label, _L.status)
+)
+
+
+async def labels_after(
+    engine: AsyncEngine, database: str, experiment: str, after: str, limit: int
+) -> list[tuple[str, dict[str, int]]]:
+    """The first ``limit`` labels of ``experiment`` in ``database`` whose names sort after ``after`` (``""``: from
+    the first), by name, each with ``{status: jobs}``: one page of the label list, read from the ``(experiment,
+    label)`` index from ``after`` on, O(limit x modules x statuses) rows whatever the number of labels."""
+    values = {"database": database, "experiment": experiment, "after": after, "limit": limit}
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    out: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
-    for database, experiment, label, status, jobs in rows:
+        rows = (await conn.execute(_LABELS_AFTER, values)).all()
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for label, status, jobs in rows:
         if jobs:
-            out[(str(database), str(experiment), str(label))][str(status)] = int(jobs)
-    return dict(out)
+            out[str(label)][str(status)] = int(jobs)
+    return sorted(out.items())
 
 
 async def label_home(engine: AsyncEngine, label: str) -> tuple[str, str] | None:

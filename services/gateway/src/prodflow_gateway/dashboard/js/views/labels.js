@@ -6,6 +6,7 @@ import { badge, coalesce, fill, h, table, when } from "../dom.js";
 import { shortType } from "../stream.js";
 
 const PLOT_JOBS = 5000;
+const PAGE = 100;
 
 function progress(counts, jobs, name) {
   const done = counts?.completed || 0;
@@ -28,15 +29,23 @@ function countsText(counts) {
 export async function renderList(root, app) {
   const alert = h("div.alert", { role: "alert" });
   const holder = h("div");
-  root.append(h("h1", {}, "Labels"), alert, holder);
-  const load = async () => {
+  const more = h("button", { type: "button", hidden: true }, "More labels");
+  root.append(h("h1", {}, "Labels"), alert, holder, h("div.actions", {}, more));
+  let cursor = null;
+  let shown = [];
+  // A page of labels at a time; a refresh reads again as many as are shown (up to a page of 1000).
+  const load = async (next) => {
     try {
-      const page = await api.get("/api/labels");
+      const limit = next ? PAGE : Math.min(1000, Math.max(PAGE, shown.length));
+      const page = await api.get("/api/labels", { limit, cursor: next });
       alert.textContent = "";
+      cursor = page.next;
+      more.hidden = !cursor;
+      shown = next ? [...shown, ...page.items] : page.items;
       fill(
         holder,
         table(
-          page.items,
+          shown,
           [
             { key: "label", label: "Label", render: (r) => h("a", { href: `#/labels/${seg(r.label)}` }, r.label) },
             { key: "experiment", label: "Experiment" },
@@ -45,15 +54,16 @@ export async function renderList(root, app) {
             { key: "counts", label: "Jobs by status", render: (r) => countsText(r.counts) },
             { key: "complete", label: "Final", render: (r) => (r.complete ? "yes" : "no") },
           ],
-          `${page.count} label${page.count === 1 ? "" : "s"}`,
+          `${shown.length} label${shown.length === 1 ? "" : "s"}${cursor ? " shown" : ""}`,
         ),
       );
     } catch (error) {
       alert.textContent = error.message;
     }
   };
-  await load();
-  const reload = coalesce(load, 500);
+  more.addEventListener("click", () => load(cursor));
+  await load(null);
+  const reload = coalesce(() => load(null), 500);
   return app.bus.subscribe((event) => /^(job|jobs|label|campaign)\./.test(shortType(event.type)) && reload());
 }
 

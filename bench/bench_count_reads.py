@@ -7,9 +7,10 @@ size, filled as the monitor's feed fills it (``JobCounter.apply``, batches of 5,
 - the monitor's summary read of one label (``counts_and_archival``, behind ``GET /api/labels/{label}/summary``);
 - a campaign's counts (``campaign_counts``, behind ``GET /api/campaigns/{id}``);
 - the ``/metrics`` job gauges (``database_status_counts``: jobs by database and status);
-each against the same read with 10 labels in the counts (ratio 1: it does not grow with the labels), in turns,
-``ROUNDS`` times, the lowest median of each. For information, the sum over every label's counts that
-``/metrics`` read before it had kept totals, against its read now.
+- the first page of 100 labels of ``GET /api/labels`` (``label_page``);
+each against the same read with 100 labels in the counts (ratio 1: it does not grow with the labels), in turns,
+``ROUNDS`` times, the lowest median of each. For information, what ``/metrics`` and ``GET /api/labels`` read
+before (the sum of every label's counts; every label at once), against their reads now.
 Run: uv run python bench/bench_count_reads.py [--json] [--labels 2000] [--reads 300]
 """
 
@@ -33,14 +34,20 @@ from figures import Figure, print_table
 from prodflow_core.counts import JobCounter, campaign_counts, count_tables, database_status_counts
 from prodflow_core.sql import create_tables, make_engine
 from prodflow_monitor.archive.tables import archive_tables
-from prodflow_monitor.summary import counts_and_archival
+from prodflow_monitor.summary import counts_and_archival, label_page
 
 STATUSES = ("completed", "failed", "running", "waiting", "submitted")
 MODULES = 10
-FEW = 10
+FEW = 100
+PAGE = 100
 ROUNDS = 3
 SUM_OF_LABELS = text("SELECT database, status, SUM(jobs) FROM label_count GROUP BY database, status")
 """What ``/metrics`` read before the kept totals: every label's counts, summed."""
+EVERY_LABEL = text(
+    "SELECT database, experiment, label, status, SUM(jobs) FROM label_count WHERE experiment = 'snoplus' "
+    "GROUP BY database, experiment, label, status"
+)
+"""What ``GET /api/labels`` read before its pages: every label's counts at once."""
 
 
 def _label_docs(label: str, campaign: str) -> list[tuple[str, dict[str, Any]]]:
@@ -73,18 +80,26 @@ async def _median_ms(read: Callable[[int], Awaitable[object]], reads: int) -> fl
     return statistics.median(times) * 1e3
 
 
+METRICS, PAGE_READ = "/metrics job gauges (kept totals)", f"the first page of {PAGE} labels (GET /api/labels)"
+METRICS_BEFORE, LABELS_BEFORE = "sum of every label's counts (/metrics before)", "every label at once (before)"
+BEFORE = {METRICS_BEFORE: METRICS, LABELS_BEFORE: PAGE_READ}
+"""Each read that a read now replaced, and that read."""
+
+
 def _reads(engine: AsyncEngine, labels: int) -> dict[str, Callable[[int], Awaitable[object]]]:
     """Each read, of a different label or campaign each time (the ``n``-th of ``labels``, spread out)."""
 
-    async def sum_of_labels(_n: int) -> object:
+    async def every(statement: Any) -> object:
         async with engine.connect() as conn:
-            return (await conn.execute(SUM_OF_LABELS)).all()
+            return (await conn.execute(statement)).all()
 
     return {
         "summary read of one label": lambda n: counts_and_archival(engine, f"L{n * 7919 % labels:06d}"),
         "a campaign's counts": lambda n: campaign_counts(engine, f"camp-{n * 7919 % labels:06d}"),
-        "/metrics job gauges (kept totals)": lambda _n: database_status_counts(engine),
-        "sum of every label's counts (/metrics before)": sum_of_labels,
+        METRICS: lambda _n: database_status_counts(engine),
+        PAGE_READ: lambda _n: label_page(engine, ["data-production"], ["snoplus"], limit=PAGE),
+        METRICS_BEFORE: lambda _n: every(SUM_OF_LABELS),
+        LABELS_BEFORE: lambda _n: every(EVERY_LABEL),
     }
 
 
@@ -103,14 +118,14 @@ async def measure(labels: int, reads: int) -> list[Figure]:
             await many.dispose()
     rows = labels * MODULES * len(STATUSES)
     figures = [
-        Figure(f"{name}, {labels:,} labels ({rows:,} count rows), p50", many_ms[name], "ms",
-               f"the same, {FEW} labels", few_ms[name])
-        for name in list(many_ms)[:3]
+        Figure(f"{name}, {labels:,} labels ({rows:,} count rows), p50", ms, "ms", f"the same, {FEW} labels",
+               few_ms[name])
+        for name, ms in many_ms.items() if name not in BEFORE
     ]  # fmt: skip
-    before, now = "sum of every label's counts (/metrics before)", "/metrics job gauges (kept totals)"
-    figures.append(
-        Figure(f"  (info) {before}, {labels:,} labels, p50", many_ms[before], "ms", "the kept totals", many_ms[now])
-    )
+    figures += [
+        Figure(f"  (info) {before}, {labels:,} labels, p50", many_ms[before], "ms", now, many_ms[now])
+        for before, now in BEFORE.items()
+    ]
     return figures
 
 
